@@ -1,0 +1,197 @@
+package builtins
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/mc-build/mc/cas"
+	"github.com/mc-build/mc/graph"
+)
+
+// Compile-time checks that mc's real stores fit the interfaces.
+var (
+	_ KV       = (*cas.DB)(nil)
+	_ Digester = (*cas.StatCache)(nil)
+)
+
+// counter counts BUILD.mc evaluations per package.
+type counter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *counter) hook(pkg string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n[pkg]++
+}
+
+func (c *counter) evaluated() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for p := range c.n {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestPackageCache(t *testing.T) {
+	root := writeTree(t, map[string]string{
+		"tools/defs.star": `
+load(":base.star", "exclude")
+def lib(name):
+    filegroup(name = name, srcs = glob(["**/*.go"], exclude = exclude))
+`,
+		"tools/base.star": `exclude = ["**/*_test.go"]`,
+		"app/BUILD.mc": `load("//tools/defs.star", "lib")
+lib(name = "srcs")
+stage(name = "gen", cmd = "gen", outs = ["gen/out.txt"])
+`,
+		"app/a.go":       "",
+		"app/sub/b.go":   "",
+		"other/BUILD.mc": `filegroup(name = "o")`,
+	})
+	kv := newMemKV()
+	// run evaluates both packages with a fresh Evaluator, as a new mc
+	// invocation would, and returns the packages evaluated by Starlark.
+	run := func(t *testing.T) ([]*graph.Package, []string, error) {
+		t.Helper()
+		e := evaluator(t, root, kv)
+		c := &counter{n: map[string]int{}}
+		e.onEval = c.hook
+		pkgs, err := e.Packages(context.Background(), []string{"app", "other"})
+		return pkgs, c.evaluated(), err
+	}
+	srcsOf := func(p *graph.Package) []string {
+		var out []string
+		for _, l := range p.Targets[0].Srcs {
+			out = append(out, l.Name)
+		}
+		return out
+	}
+
+	first, evaluated, err := run(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(evaluated, []string{"app", "other"}) {
+		t.Fatalf("first run evaluated %v", evaluated)
+	}
+	if got := first[0].Loads; !reflect.DeepEqual(got, []string{"tools/base.star", "tools/defs.star"}) {
+		t.Fatalf("Loads = %v", got)
+	}
+
+	steps := []struct {
+		name      string
+		change    func(t *testing.T)
+		evaluated []string
+		srcs      []string // app's srcs afterwards, when non-nil
+		errSubstr string
+	}{
+		{"unchanged", func(*testing.T) {}, nil, []string{"a.go", "sub/b.go"}, ""},
+		{"added file matching a glob", func(t *testing.T) { writeFile(t, root, "app/sub/deeper/c.go", "") },
+			[]string{"app"}, []string{"a.go", "sub/b.go", "sub/deeper/c.go"}, ""},
+		{"added file excluded by the glob", func(t *testing.T) { writeFile(t, root, "app/a_test.go", "") },
+			nil, []string{"a.go", "sub/b.go", "sub/deeper/c.go"}, ""},
+		{"added file not matching", func(t *testing.T) { writeFile(t, root, "app/README", "") }, nil, nil, ""},
+		{"edited file content does not matter to a glob", func(t *testing.T) { writeFile(t, root, "app/a.go", "package a") }, nil, nil, ""},
+		{"removed file", func(t *testing.T) { rm(t, root, "app/sub/deeper/c.go") },
+			[]string{"app"}, []string{"a.go", "sub/b.go"}, ""},
+		{"edited transitively loaded .star", func(t *testing.T) { writeFile(t, root, "tools/base.star", `exclude = ["sub/**"]`) },
+			[]string{"app"}, []string{"a.go", "a_test.go"}, ""},
+		{"edited loaded .star", func(t *testing.T) {
+			writeFile(t, root, "tools/defs.star", "load(\":base.star\", \"exclude\")\ndef lib(name):\n    filegroup(name = name, srcs = glob([\"*.go\"]))\n")
+		}, []string{"app"}, []string{"a.go", "a_test.go"}, ""},
+		{"edited BUILD.mc", func(t *testing.T) {
+			writeFile(t, root, "app/BUILD.mc", "filegroup(name = \"srcs\", srcs = glob([\"**/*.go\"]))\nstage(name = \"gen\", cmd = \"gen\", outs = [\"gen/out.txt\"])\n")
+		}, []string{"app"}, []string{"a.go", "a_test.go", "sub/b.go"}, ""},
+		{"new sub-package hides its files", func(t *testing.T) { writeFile(t, root, "app/sub/BUILD.mc", "") },
+			[]string{"app"}, []string{"a.go", "a_test.go"}, ""},
+		{"out parent becomes a source file", func(t *testing.T) { writeFile(t, root, "app/gen", "") },
+			[]string{"app"}, nil, `"gen/out.txt" cannot be created`},
+		{"failed evaluations are not cached", func(*testing.T) {}, []string{"app"}, nil, `"gen/out.txt" cannot be created`},
+		// The record stored before the file appeared is valid again.
+		{"fixed", func(t *testing.T) { rm(t, root, "app/gen") }, nil, []string{"a.go", "a_test.go"}, ""},
+		{"edited WORKSPACE.mc", func(t *testing.T) { writeFile(t, root, "WORKSPACE.mc", "# changed\n") },
+			[]string{"app", "other"}, nil, ""},
+		{"unchanged again", func(*testing.T) {}, nil, []string{"a.go", "a_test.go"}, ""},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			s.change(t)
+			pkgs, evaluated, err := run(t)
+			if s.errSubstr != "" {
+				if err == nil || !strings.Contains(err.Error(), s.errSubstr) {
+					t.Fatalf("got error %v, want one containing %q", err, s.errSubstr)
+				}
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(evaluated, s.evaluated) {
+				t.Errorf("evaluated %v, want %v", evaluated, s.evaluated)
+			}
+			if s.srcs != nil {
+				if got := srcsOf(pkgs[0]); !reflect.DeepEqual(got, s.srcs) {
+					t.Errorf("app srcs = %v, want %v", got, s.srcs)
+				}
+			}
+		})
+	}
+}
+
+func TestCachedPackageEqualsEvaluated(t *testing.T) {
+	files := map[string]string{
+		"m.star": "def m(name):\n    stage(name = name, cmd = ['a', 'b'], outs = ['o/'], env = {'A': 'b'}, timeout = '1m', machine = {'n': 2})\n",
+		"p/BUILD.mc": `load("//m.star", "m")
+m(name = "s")
+image(name = "i", files = {"/x": ":o/"}, tags = ["t"])
+filegroup(name = "f", srcs = [])
+stage(name = "empty", cmd = "x", env = {}, outs = [])
+`,
+	}
+	root := writeTree(t, files)
+	kv := newMemKV()
+	fresh, err := evaluator(t, root, kv).Packages(context.Background(), []string{"p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := evaluator(t, root, kv)
+	e.onEval = func(string) { t.Error("package evaluated again; want a cache hit") }
+	cached, err := e.Packages(context.Background(), []string{"p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(fresh, cached) {
+		t.Errorf("cached package differs:\n got %+v\nwant %+v", cached[0], fresh[0])
+	}
+}
+
+func TestCacheKeyedByWorkspace(t *testing.T) {
+	kv := newMemKV()
+	a := writeTree(t, map[string]string{"p/BUILD.mc": `filegroup(name = "a")`})
+	b := writeTree(t, map[string]string{"p/BUILD.mc": `filegroup(name = "b")`})
+	for _, tc := range []struct{ root, want string }{{a, "a"}, {b, "b"}, {a, "a"}} {
+		pkgs, err := evaluator(t, tc.root, kv).Packages(context.Background(), []string{"p"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := pkgs[0].Targets[0].Label.Name; got != tc.want {
+			t.Errorf("workspace %s: got target %q, want %q", tc.root, got, tc.want)
+		}
+	}
+}
+
+func rm(t *testing.T, root, name string) {
+	t.Helper()
+	if err := os.Remove(filepath.Join(root, filepath.FromSlash(name))); err != nil {
+		t.Fatal(err)
+	}
+}

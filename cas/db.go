@@ -1,0 +1,196 @@
+package cas
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+)
+
+// busyTimeout is how long a statement waits for another process's write
+// transaction before failing with SQLITE_BUSY.
+const busyTimeout = 30 * time.Second
+
+// migrations returns the schema steps, applied in order; PRAGMA user_version
+// counts those applied. Never edit one that has shipped: append a new one.
+func migrations() []string {
+	return []string{
+		`CREATE TABLE actions (
+			key     BLOB PRIMARY KEY,   -- the 32-byte action digest
+			label   TEXT NOT NULL,
+			result  BLOB NOT NULL,      -- ActionResult as JSON
+			created INTEGER NOT NULL    -- unix nanoseconds
+		) WITHOUT ROWID;
+		CREATE TABLE kv (
+			ns  TEXT NOT NULL,
+			key TEXT NOT NULL,
+			val BLOB NOT NULL,
+			PRIMARY KEY (ns, key)
+		) WITHOUT ROWID;
+		CREATE TABLE stat (
+			dir  TEXT PRIMARY KEY,      -- absolute, cleaned directory
+			ents BLOB NOT NULL          -- its files' packed rows (see statcache.go)
+		) WITHOUT ROWID;`,
+	}
+}
+
+// DB is mc's SQLite database: the action cache, the stat cache and a
+// key-value cache. Several mc processes may use one database at once: it
+// runs in WAL mode, write transactions take the write lock up front
+// (BEGIN IMMEDIATE) and wait for each other up to busyTimeout.
+type DB struct {
+	db *sql.DB
+}
+
+// OpenDB opens (creating if needed) the database at path and brings its
+// schema up to date.
+func OpenDB(path string) (*DB, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("cas: open db: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
+		return nil, fmt.Errorf("cas: open db: %w", err)
+	}
+	q := url.Values{}
+	q.Set("_busy_timeout", fmt.Sprint(busyTimeout.Milliseconds()))
+	q.Set("_journal_mode", "WAL")
+	q.Set("_synchronous", "NORMAL")
+	q.Set("_foreign_keys", "on")
+	q.Set("_txlock", "immediate")
+	// A file: URI so that any character in the path survives (escaped).
+	dsn := "file:" + (&url.URL{Path: abs}).EscapedPath() + "?" + q.Encode()
+	sdb, err := sql.Open("sqlite3", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("cas: open db %s: %w", abs, err)
+	}
+	db := &DB{db: sdb}
+	if err := db.migrate(context.Background()); err != nil {
+		sdb.Close()
+		return nil, fmt.Errorf("cas: open db %s: %w", abs, err)
+	}
+	return db, nil
+}
+
+// migrate applies the migrations not yet applied, in one transaction, so
+// that concurrent openers neither race nor see half a schema.
+func (db *DB) migrate(ctx context.Context) error {
+	tx, err := db.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	steps := migrations()
+	var v int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return err
+	}
+	if v > len(steps) {
+		return fmt.Errorf("schema version %d is newer than this mc knows (%d)", v, len(steps))
+	}
+	if v == len(steps) {
+		return nil
+	}
+	for i := v; i < len(steps); i++ {
+		if _, err := tx.ExecContext(ctx, steps[i]); err != nil {
+			return fmt.Errorf("migration %d: %w", i+1, err)
+		}
+	}
+	// PRAGMA takes no bound parameters; the value is our own integer.
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(steps))); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// Close closes the database.
+func (db *DB) Close() error { return db.db.Close() }
+
+// SQL is the underlying handle, for tables other packages own.
+func (db *DB) SQL() *sql.DB { return db.db }
+
+// GetAction returns the cached result for the action key, or nil, nil.
+func (db *DB) GetAction(ctx context.Context, key Digest) (*ActionResult, error) {
+	var b []byte
+	err := db.db.QueryRowContext(ctx, "SELECT result FROM actions WHERE key = ?", key[:]).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cas: get action %s: %w", key.Short(), err)
+	}
+	r, err := decodeResult(b)
+	if err != nil {
+		return nil, fmt.Errorf("cas: get action %s: bad stored result: %w", key.Short(), err)
+	}
+	return r, nil
+}
+
+// PutAction records r as the result of the action key, replacing any
+// earlier one. The blobs r names must be stored first.
+func (db *DB) PutAction(ctx context.Context, key Digest, r *ActionResult) error {
+	if r == nil {
+		return fmt.Errorf("cas: put action %s: nil result", key.Short())
+	}
+	b, err := encodeResult(r)
+	if err != nil {
+		return fmt.Errorf("cas: put action %s: %w", key.Short(), err)
+	}
+	created := r.Created
+	if created.IsZero() {
+		created = time.Now()
+	}
+	_, err = db.db.ExecContext(ctx,
+		`INSERT INTO actions (key, label, result, created) VALUES (?, ?, ?, ?)
+		 ON CONFLICT (key) DO UPDATE SET label = excluded.label, result = excluded.result, created = excluded.created`,
+		key[:], r.Label, b, created.UnixNano())
+	if err != nil {
+		return fmt.Errorf("cas: put action %s: %w", key.Short(), err)
+	}
+	return nil
+}
+
+// DeleteAction forgets the action key; deleting a missing one is no error.
+func (db *DB) DeleteAction(ctx context.Context, key Digest) error {
+	if _, err := db.db.ExecContext(ctx, "DELETE FROM actions WHERE key = ?", key[:]); err != nil {
+		return fmt.Errorf("cas: delete action %s: %w", key.Short(), err)
+	}
+	return nil
+}
+
+// GetKV returns the value stored under (ns, key), or nil, nil. A stored
+// empty value is returned as a non-nil empty slice.
+func (db *DB) GetKV(ctx context.Context, ns, key string) ([]byte, error) {
+	var b []byte
+	err := db.db.QueryRowContext(ctx, "SELECT val FROM kv WHERE ns = ? AND key = ?", ns, key).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cas: get %s/%s: %w", ns, key, err)
+	}
+	if b == nil {
+		b = []byte{}
+	}
+	return b, nil
+}
+
+// PutKV stores val under (ns, key), replacing any earlier value.
+func (db *DB) PutKV(ctx context.Context, ns, key string, val []byte) error {
+	if val == nil {
+		val = []byte{} // the column is NOT NULL
+	}
+	_, err := db.db.ExecContext(ctx,
+		`INSERT INTO kv (ns, key, val) VALUES (?, ?, ?)
+		 ON CONFLICT (ns, key) DO UPDATE SET val = excluded.val`, ns, key, val)
+	if err != nil {
+		return fmt.Errorf("cas: put %s/%s: %w", ns, key, err)
+	}
+	return nil
+}

@@ -1,0 +1,410 @@
+package cas
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// ErrNotFound is returned when a blob is not in the store. errors.Is(err,
+// fs.ErrNotExist) is true for it as well.
+var ErrNotFound error = notFoundError{}
+
+type notFoundError struct{}
+
+func (notFoundError) Error() string { return "blob not found" }
+func (notFoundError) Unwrap() error { return fs.ErrNotExist }
+
+// ErrCorrupt is returned when content does not match its digest: a blob that
+// was tampered with on disk, or a file that does not hold what the caller
+// expected. A corrupt blob is removed from the store when it is detected.
+var ErrCorrupt = errors.New("content does not match its digest")
+
+// staleTemp is how old a temporary file in <dir>/tmp must be before OpenStore
+// deletes it: old enough that no live writer can still own it.
+const staleTemp = time.Hour
+
+// copyBufSize is the buffer size for copying blobs; larger than io.Copy's
+// default because blobs are often big build outputs.
+const copyBufSize = 256 << 10
+
+// Store is the local blob store: every blob lives read-only at
+// <dir>/<hex[:2]>/<hex>. Blobs are written to <dir>/tmp, fsynced and renamed
+// into place, so a blob's name always matches its content even if the
+// process is killed. A Store is safe for concurrent use by goroutines and by
+// several processes sharing the directory.
+type Store struct {
+	dir string
+	tmp string
+}
+
+// OpenStore opens (creating if needed) the store in dir and removes
+// temporary files that crashed writers left behind.
+func OpenStore(dir string) (*Store, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("cas: store %s: %w", dir, err)
+	}
+	s := &Store{dir: abs, tmp: filepath.Join(abs, "tmp")}
+	if err := os.MkdirAll(s.tmp, 0o755); err != nil {
+		return nil, fmt.Errorf("cas: open store: %w", err)
+	}
+	if err := s.cleanTemps(time.Now().Add(-staleTemp)); err != nil {
+		return nil, fmt.Errorf("cas: open store: %w", err)
+	}
+	return s, nil
+}
+
+// cleanTemps removes temporary files last modified before cutoff.
+func (s *Store) cleanTemps(cutoff time.Time) error {
+	ents, err := os.ReadDir(s.tmp)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		info, err := e.Info()
+		if err != nil {
+			continue // removed concurrently
+		}
+		if info.ModTime().Before(cutoff) {
+			if err := os.RemoveAll(filepath.Join(s.tmp, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Dir is the store's root directory (absolute).
+func (s *Store) Dir() string { return s.dir }
+
+// Path is where the blob d lives (whether or not it is present).
+func (s *Store) Path(d Digest) string {
+	h := d.Hex()
+	return filepath.Join(s.dir, h[:2], h)
+}
+
+// Has reports whether the blob d is present. It does not read or verify it.
+func (s *Store) Has(d Digest) bool {
+	fi, err := os.Stat(s.Path(d))
+	return err == nil && fi.Mode().IsRegular()
+}
+
+// PutBytes stores b and returns its digest. It does nothing when the blob is
+// already present.
+func (s *Store) PutBytes(b []byte) (Digest, error) {
+	d := FromBytes(b)
+	if s.Has(d) {
+		return d, nil
+	}
+	f, got, _, err := s.copyToTemp(bytes.NewReader(b))
+	if err != nil {
+		return Zero, err
+	}
+	if got != d {
+		// Only possible if b changed under us (a caller's data race).
+		discard(f)
+		return Zero, fmt.Errorf("cas: put bytes: buffer changed while being stored: %w", ErrCorrupt)
+	}
+	if err := s.commit(f, d); err != nil {
+		return Zero, err
+	}
+	return d, nil
+}
+
+// PutFile copies the file at path into the store and returns its digest and
+// size. It does nothing (beyond reading the file) when the blob is present.
+func (s *Store) PutFile(path string) (Digest, int64, error) {
+	src, err := os.Open(path)
+	if err != nil {
+		return Zero, 0, fmt.Errorf("cas: put %s: %w", path, err)
+	}
+	defer src.Close()
+	if err := checkRegular(src, path); err != nil {
+		return Zero, 0, err
+	}
+	// One pass: copy and hash together; the copy is thrown away if the blob
+	// turns out to be present. No fsync is paid in that case.
+	f, d, n, err := s.copyToTemp(src)
+	if err != nil {
+		return Zero, 0, fmt.Errorf("cas: put %s: %w", path, err)
+	}
+	if s.Has(d) {
+		discard(f)
+		return d, n, nil
+	}
+	if err := s.commit(f, d); err != nil {
+		return Zero, 0, err
+	}
+	return d, n, nil
+}
+
+// PutFileExpect stores the file at path under want. If the file's content
+// does not hash to want, nothing is stored and the error wraps ErrCorrupt.
+// When the blob want is already present the file is not read at all: the
+// store already holds the right content.
+func (s *Store) PutFileExpect(path string, want Digest) error {
+	if s.Has(want) {
+		return nil
+	}
+	src, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("cas: put %s: %w", path, err)
+	}
+	defer src.Close()
+	if err := checkRegular(src, path); err != nil {
+		return err
+	}
+	f, d, _, err := s.copyToTemp(src)
+	if err != nil {
+		return fmt.Errorf("cas: put %s: %w", path, err)
+	}
+	if d != want {
+		discard(f)
+		return fmt.Errorf("cas: put %s: content is %s, want %s: %w", path, d.Short(), want.Short(), ErrCorrupt)
+	}
+	return s.commit(f, d)
+}
+
+// AdoptFile moves a file the caller is about to discard (a sandbox output)
+// into the store instead of copying it: it hashes and fsyncs the file, makes
+// it read-only and renames it into place. Across filesystems it copies
+// instead. If the blob is already present the file is left where it is.
+func (s *Store) AdoptFile(path string) (Digest, int64, error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return Zero, 0, fmt.Errorf("cas: adopt %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return Zero, 0, fmt.Errorf("cas: adopt %s: not a regular file (%s)", path, fi.Mode().Type())
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return Zero, 0, fmt.Errorf("cas: adopt %s: %w", path, err)
+	}
+	defer f.Close()
+	d, n, err := FromReader(f)
+	if err != nil {
+		return Zero, 0, fmt.Errorf("cas: adopt %s: %w", path, err)
+	}
+	if s.Has(d) {
+		return d, n, nil
+	}
+	// The file must be on disk before its name says it is a blob.
+	if err := f.Sync(); err != nil {
+		return Zero, 0, fmt.Errorf("cas: adopt %s: %w", path, err)
+	}
+	after, err := f.Stat()
+	if err != nil {
+		return Zero, 0, fmt.Errorf("cas: adopt %s: %w", path, err)
+	}
+	if after.Size() != n || !os.SameFile(fi, after) {
+		return Zero, 0, fmt.Errorf("cas: adopt %s: file changed while being hashed", path)
+	}
+	if err := f.Chmod(0o444); err != nil {
+		return Zero, 0, fmt.Errorf("cas: adopt %s: %w", path, err)
+	}
+	err = s.renameIn(path, d)
+	if isCrossDevice(err) {
+		if err := s.PutFileExpect(path, d); err != nil {
+			return Zero, 0, err
+		}
+		return d, n, nil
+	}
+	if err != nil {
+		return Zero, 0, fmt.Errorf("cas: adopt %s: %w", path, err)
+	}
+	return d, n, nil
+}
+
+// Open returns a reader of the blob d that verifies it: at EOF, if the
+// content did not match d, Read returns an error wrapping ErrCorrupt and the
+// blob is removed from the store. A missing blob is ErrNotFound.
+func (s *Store) Open(d Digest) (io.ReadCloser, error) {
+	f, err := s.openBlob(d)
+	if err != nil {
+		return nil, fmt.Errorf("cas: open: %w", err)
+	}
+	return &verifyingReader{s: s, f: f, want: d, h: NewHasher()}, nil
+}
+
+// ReadBytes returns the verified content of the blob d.
+func (s *Store) ReadBytes(d Digest) ([]byte, error) {
+	f, err := s.openBlob(d)
+	if err != nil {
+		return nil, fmt.Errorf("cas: read: %w", err)
+	}
+	defer f.Close()
+	var buf bytes.Buffer
+	if fi, err := f.Stat(); err == nil && fi.Size() > 0 {
+		buf.Grow(int(fi.Size()) + 1) // +1 so ReadFrom sees EOF without growing
+	}
+	if _, err := buf.ReadFrom(f); err != nil {
+		return nil, fmt.Errorf("cas: read %s: %w", d.Short(), err)
+	}
+	if got := FromBytes(buf.Bytes()); got != d {
+		return nil, fmt.Errorf("cas: read: %w", s.corrupt(d, f, got))
+	}
+	return buf.Bytes(), nil
+}
+
+// Verify reads the blob d and checks it against its digest; a corrupt blob is
+// removed and the error wraps ErrCorrupt.
+func (s *Store) Verify(d Digest) error {
+	f, err := s.openBlob(d)
+	if err != nil {
+		return fmt.Errorf("cas: verify: %w", err)
+	}
+	defer f.Close()
+	got, _, err := FromReader(f)
+	if err != nil {
+		return fmt.Errorf("cas: verify %s: %w", d.Short(), err)
+	}
+	if got != d {
+		return fmt.Errorf("cas: verify: %w", s.corrupt(d, f, got))
+	}
+	return nil
+}
+
+// Remove deletes the blob d. Removing a missing blob is not an error, so that
+// concurrent cleaners do not trip over each other.
+func (s *Store) Remove(d Digest) error {
+	if err := os.Remove(s.Path(d)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("cas: remove %s: %w", d.Short(), err)
+	}
+	return nil
+}
+
+// openBlob opens the blob file, mapping a missing file to ErrNotFound.
+func (s *Store) openBlob(d Digest) (*os.File, error) {
+	f, err := os.Open(s.Path(d))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("blob %s: %w", d.Short(), ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("blob %s: %w", d.Short(), err)
+	}
+	return f, nil
+}
+
+// corrupt removes the corrupt blob d, which f has open, and returns the error
+// to report. The blob is removed only if its path still names the file we
+// read: another process may already have replaced it with a good copy.
+func (s *Store) corrupt(d Digest, f *os.File, got Digest) error {
+	err := fmt.Errorf("blob %s holds %s: %w", d.Short(), got.Short(), ErrCorrupt)
+	read, err1 := f.Stat()
+	cur, err2 := os.Stat(s.Path(d))
+	if err1 == nil && err2 == nil && os.SameFile(read, cur) {
+		if rerr := os.Remove(s.Path(d)); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			return fmt.Errorf("%w (and removing it failed: %v)", err, rerr)
+		}
+	}
+	return err
+}
+
+// copyToTemp copies r into a new file in the store's temp directory and
+// returns it open, with the digest and size of what was written.
+func (s *Store) copyToTemp(r io.Reader) (*os.File, Digest, int64, error) {
+	f, err := os.CreateTemp(s.tmp, "put-*")
+	if err != nil {
+		return nil, Zero, 0, fmt.Errorf("temp file: %w", err)
+	}
+	h := NewHasher()
+	buf := make([]byte, copyBufSize)
+	n, err := io.CopyBuffer(io.MultiWriter(f, h), r, buf)
+	if err != nil {
+		discard(f)
+		return nil, Zero, 0, err
+	}
+	return f, h.Sum(), n, nil
+}
+
+// commit makes the temp file f the blob d: fsync, read-only, rename. It
+// always closes f, and removes it on failure.
+func (s *Store) commit(f *os.File, d Digest) error {
+	if err := f.Sync(); err != nil {
+		discard(f)
+		return fmt.Errorf("cas: put %s: fsync: %w", d.Short(), err)
+	}
+	if err := f.Chmod(0o444); err != nil {
+		discard(f)
+		return fmt.Errorf("cas: put %s: %w", d.Short(), err)
+	}
+	name := f.Name()
+	if err := f.Close(); err != nil {
+		os.Remove(name)
+		return fmt.Errorf("cas: put %s: %w", d.Short(), err)
+	}
+	if err := s.renameIn(name, d); err != nil {
+		os.Remove(name)
+		return fmt.Errorf("cas: put %s: %w", d.Short(), err)
+	}
+	return nil
+}
+
+// renameIn renames the file at src to the blob path of d, creating the shard
+// directory if needed. A blob renamed over an existing one replaces
+// identical content, so concurrent writers are harmless.
+func (s *Store) renameIn(src string, d Digest) error {
+	dst := s.Path(d)
+	err := os.Rename(src, dst)
+	if errors.Is(err, fs.ErrNotExist) {
+		if _, serr := os.Lstat(src); serr != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		err = os.Rename(src, dst)
+	}
+	return err
+}
+
+// discard closes and deletes a temp file that will not become a blob.
+func discard(f *os.File) {
+	f.Close()
+	os.Remove(f.Name())
+}
+
+// checkRegular fails unless the open file f (named path) is a regular file.
+func checkRegular(f *os.File, path string) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("cas: %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("cas: %s: not a regular file (%s)", path, fi.Mode().Type())
+	}
+	return nil
+}
+
+// verifyingReader hashes what it reads and checks the digest at EOF.
+type verifyingReader struct {
+	s    *Store
+	f    *os.File
+	want Digest
+	h    *Hasher
+	err  error // sticky verification error
+}
+
+func (v *verifyingReader) Read(p []byte) (int, error) {
+	if v.err != nil {
+		return 0, v.err
+	}
+	n, err := v.f.Read(p)
+	v.h.Write(p[:n])
+	if err == io.EOF {
+		if got := v.h.Sum(); got != v.want {
+			v.err = fmt.Errorf("cas: read: %w", v.s.corrupt(v.want, v.f, got))
+			return n, v.err
+		}
+	}
+	return n, err
+}
+
+func (v *verifyingReader) Close() error { return v.f.Close() }

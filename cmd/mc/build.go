@@ -1,0 +1,362 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/mc-build/mc/cas"
+	"github.com/mc-build/mc/exec"
+	"github.com/mc-build/mc/graph"
+	"github.com/mc-build/mc/ui"
+)
+
+type buildFlags struct {
+	jobs        int
+	keepGoing   bool
+	noCache     bool
+	deploy      bool
+	cacheDir    string
+	output      string
+	verbose     bool
+	keepSandbox bool
+	cacheURL    string
+	runners     string
+}
+
+func (b *buildFlags) register(fs interface {
+	IntVarP(*int, string, string, int, string)
+	BoolVarP(*bool, string, string, bool, string)
+	BoolVar(*bool, string, bool, string)
+	StringVar(*string, string, string, string)
+}) {
+	fs.IntVarP(&b.jobs, "jobs", "j", runtime.NumCPU(), "stages run in parallel")
+	fs.BoolVarP(&b.keepGoing, "keep-going", "k", false, "after a failure, go on with everything that does not depend on it")
+	fs.BoolVar(&b.noCache, "nocache", false, "ignore every cache for this invocation")
+	fs.BoolVar(&b.deploy, "deploy", false, "also run deploy stages")
+	fs.StringVar(&b.cacheDir, "cache-dir", "", "local cache directory (default $XDG_CACHE_HOME/mc)")
+	fs.StringVar(&b.output, "output", "text", "text, or json: one event per line")
+	fs.BoolVarP(&b.verbose, "verbose", "v", false, "also show cached and skipped stages")
+	fs.BoolVar(&b.keepSandbox, "sandbox-debug", false, "keep each stage's sandbox directory and print where it is")
+	fs.StringVar(&b.cacheURL, "cache", "", "shared cache URL (s3://bucket/prefix); overrides WORKSPACE.mc and MC_CACHE")
+	fs.StringVar(&b.runners, "runners", "local", "where stages run: local")
+}
+
+func runBuild(ctx context.Context, e *env, args []string) error {
+	return build(ctx, e, args, false)
+}
+
+func runTest(ctx context.Context, e *env, args []string) error {
+	return build(ctx, e, args, true)
+}
+
+func build(ctx context.Context, e *env, args []string, test bool) error {
+	name := "build"
+	if test {
+		name = "test"
+	}
+	var bf buildFlags
+	fs := newFlags(e, name, "[FLAGS] PATTERN...")
+	bf.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return usagef("%s: no targets given (try //...)", name)
+	}
+	if bf.output != "text" && bf.output != "json" {
+		return usagef("--output must be text or json, not %q", bf.output)
+	}
+	if bf.jobs < 1 {
+		return usagef("-j must be at least 1")
+	}
+	if bf.runners != "local" {
+		return usagef("--runners=%s: remote runners are not implemented yet; only --runners=local works", bf.runners)
+	}
+	s, err := openSession(ctx, e, bf.cacheDir)
+	if err != nil {
+		return err
+	}
+	defer s.close(ctx)
+	var sink exec.Sink
+	var text *ui.Text
+	if bf.output == "json" {
+		sink = ui.NewJSON(e.stdout)
+	} else {
+		tty := false
+		if f, ok := e.stderr.(*os.File); ok {
+			tty = term.IsTerminal(int(f.Fd()))
+		}
+		text = ui.NewText(e.stderr, tty, bf.verbose)
+		sink = text
+	}
+	warn := func(msg string) {
+		if bf.output == "json" {
+			sink.Event(exec.Event{Type: exec.EventLog, Time: time.Now(), Line: "warning: " + msg})
+			return
+		}
+		fmt.Fprintf(e.stderr, "mc: warning: %s\n", msg)
+	}
+	if u := remoteCache(e, s, bf.cacheURL); u != "" {
+		warn(fmt.Sprintf("shared cache %s is not supported yet; using the local cache only", u))
+	}
+
+	// Two builds of one workspace must not interleave their mc-out/ writes
+	// (nor race on the stat cache of the same files): one build at a time.
+	unlock, err := lockWorkspace(ctx, e, s.root)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	pats, pkgs, err := s.resolvePatterns(ctx, fs.Args())
+	if err != nil {
+		return err
+	}
+	loaded, err := graph.Load(ctx, s.src, pkgs)
+	if err != nil {
+		return err
+	}
+	g, err := graph.Link(ctx, s.src, loaded)
+	if err != nil {
+		return err
+	}
+	roots, err := selectRoots(g, pats, fs.Args(), test, bf.deploy)
+	if err != nil {
+		return err
+	}
+	ag, err := g.Actions(roots)
+	if err != nil {
+		return err
+	}
+	local, err := exec.NewLocal(exec.LocalOptions{
+		Store:       s.store,
+		SandboxDir:  filepath.Join(s.cache, "sandbox"),
+		MountsDir:   filepath.Join(s.cache, "mounts"),
+		KeepSandbox: bf.keepSandbox,
+		Warn:        warn,
+	})
+	if err != nil {
+		return &infraError{err}
+	}
+	rep, runErr := exec.Run(ctx, ag, exec.Options{
+		Root: s.root, Jobs: bf.jobs, KeepGoing: bf.keepGoing, NoCache: bf.noCache,
+		Platform: platform(), Store: s.store, DB: s.db, Files: s.stat, Executor: local, Sink: sink,
+		Getenv: e.getenv,
+	})
+	if runErr != nil {
+		if errors.Is(runErr, context.Canceled) {
+			return runErr
+		}
+		return &infraError{runErr}
+	}
+	matErr := materialize(s, ag, roots, rep)
+	if text != nil {
+		printSummary(e, name, ag, rep, test)
+	}
+	if matErr != nil {
+		return &infraError{fmt.Errorf("writing mc-out: %w", matErr)}
+	}
+	if rep.Failed > 0 || rep.Skipped > 0 {
+		return errStageFailed
+	}
+	return nil
+}
+
+// remoteCache returns the shared cache URL in force: flag, then MC_CACHE, then WORKSPACE.mc.
+func remoteCache(e *env, s *session, flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if v, ok := e.getenv("MC_CACHE"); ok && v != "" {
+		return v
+	}
+	return s.ws.Cache
+}
+
+func lockWorkspace(ctx context.Context, e *env, root string) (func() error, error) {
+	dir := filepath.Join(root, "mc-out")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, &infraError{err}
+	}
+	lockPath := filepath.Join(dir, ".lock")
+	unlock, ok, err := cas.TryLock(lockPath)
+	if err != nil {
+		return nil, &infraError{err}
+	}
+	if ok {
+		return unlock, nil
+	}
+	fmt.Fprintln(e.stderr, "mc: another mc command is using this workspace; waiting for it to finish...")
+	unlock, err = cas.Lock(ctx, lockPath)
+	if err != nil {
+		return nil, err
+	}
+	return unlock, nil
+}
+
+// selectRoots turns patterns into the stages to build. Patterns (//..., :all)
+// match the stages a command runs: `build` skips test stages, both skip
+// deploy stages without --deploy. A label names one target explicitly and
+// may not name a stage the command would not run.
+func selectRoots(g *graph.Graph, pats []graph.Pattern, args []string, test, deploy bool) ([]graph.Label, error) {
+	seen := map[graph.Label]bool{}
+	var roots []graph.Label
+	add := func(l graph.Label) {
+		if !seen[l] {
+			seen[l] = true
+			roots = append(roots, l)
+		}
+	}
+	wanted := func(t *graph.Target) bool {
+		if t.Kind != graph.KindStage {
+			return false
+		}
+		if t.Deploy && !deploy {
+			return false
+		}
+		return test || !t.Test
+	}
+	labels := make([]graph.Label, 0, len(g.Targets))
+	for l := range g.Targets {
+		labels = append(labels, l)
+	}
+	sort.Slice(labels, func(i, j int) bool { return labels[i].Less(labels[j]) })
+	for i, p := range pats {
+		if p.Kind != graph.PatternTarget {
+			for _, l := range labels {
+				if p.MatchesPkg(l.Pkg) && wanted(g.Targets[l]) {
+					add(l)
+				}
+			}
+			continue
+		}
+		l := p.Label
+		t, ok := g.Targets[l]
+		if !ok {
+			if st, isOut := g.Outputs[graph.Label{Pkg: l.Pkg, Name: strings.TrimSuffix(l.Name, "/")}]; isOut {
+				t = st
+			} else {
+				pkg := g.Packages[l.Pkg]
+				var cands []string
+				for _, x := range pkg.Targets {
+					cands = append(cands, ":"+x.Label.Name)
+				}
+				return nil, usagef("%s names nothing: no target %q in %s%s", args[i], l.Name, pkg.File, suggest(graph.Closest(":"+l.Name, cands)))
+			}
+		}
+		switch {
+		case t.Deploy && !deploy:
+			return nil, usagef("%s is a deploy stage: it runs only with --deploy", t.Label)
+		case t.Test && !test:
+			return nil, usagef("%s is a test stage: run it with mc test", t.Label)
+		}
+		add(t.Label)
+	}
+	if len(roots) == 0 && !test {
+		return nil, usagef("no stages match %s", strings.Join(args, " "))
+	}
+	return roots, nil
+}
+
+// materialize copies the outputs of the requested stages under mc-out/,
+// skipping files that already hold the right bytes (the stat cache knows
+// them), so a null build writes nothing.
+func materialize(s *session, ag *graph.ActionGraph, roots []graph.Label, rep *exec.Report) error {
+	outDir := filepath.Join(s.root, "mc-out")
+	var errs []error
+	for _, l := range roots {
+		a := ag.ByLabel[l]
+		if a == nil {
+			continue // a filegroup: its stages are roots of their own below
+		}
+		o := rep.Outcomes[a]
+		if o == nil || o.Result == nil {
+			continue
+		}
+		for _, out := range o.Result.Outputs {
+			dst := filepath.Join(outDir, filepath.FromSlash(out.Path))
+			if out.IsDir {
+				tmp := dst + ".mc-tmp"
+				os.RemoveAll(tmp)
+				if err := s.store.MaterializeTree(out.Digest, tmp, false); err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				os.RemoveAll(dst)
+				if err := os.Rename(tmp, dst); err != nil {
+					errs = append(errs, err)
+				}
+				continue
+			}
+			if fi, err := s.stat.Digest(dst); err == nil && fi.Digest == out.Digest && fi.Exec == out.Exec {
+				continue
+			}
+			if err := s.store.Materialize(out.Digest, dst, out.Exec, false); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", out.Path, err))
+				continue
+			}
+			_, _ = s.stat.Digest(dst) // record it so the next null build need not read it
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func printSummary(e *env, name string, ag *graph.ActionGraph, rep *exec.Report, test bool) {
+	w := e.stderr
+	if test {
+		var tests []*graph.Action
+		for _, a := range ag.Actions {
+			if a.Target.Test {
+				tests = append(tests, a)
+			}
+		}
+		pass, fail := 0, 0
+		for _, a := range tests {
+			o := rep.Outcomes[a]
+			status := "NOT RUN"
+			switch {
+			case o == nil:
+			case o.Status == exec.StatusBuilt:
+				status, pass = "PASSED", pass+1
+			case o.Status == exec.StatusCached:
+				status, pass = "PASSED (cached)", pass+1
+			case o.Status == exec.StatusFailed:
+				status, fail = "FAILED", fail+1
+			}
+			fmt.Fprintf(w, "%-40s %s\n", a.Label(), status)
+		}
+		fmt.Fprintf(w, "Tests: %d passed, %d failed, %d not run\n", pass, fail, len(tests)-pass-fail)
+	}
+	fmt.Fprintf(w, "%s: %d built, %d cached, %d failed", strings.ToUpper(name[:1])+name[1:], rep.Built, rep.Cached, rep.Failed)
+	if rep.Skipped > 0 {
+		fmt.Fprintf(w, ", %d skipped", rep.Skipped)
+	}
+	fmt.Fprintf(w, " in %s", fmtDur(rep.Wall))
+	if len(rep.CriticalPath) > 0 {
+		var ls []string
+		for _, a := range rep.CriticalPath {
+			ls = append(ls, a.Label().String())
+		}
+		if len(ls) > 4 {
+			ls = append(ls[:2], "…("+fmt.Sprint(len(ls)-3)+" more)…", ls[len(ls)-1])
+		}
+		fmt.Fprintf(w, " · critical path %s: %s", fmtDur(rep.CriticalTime), strings.Join(ls, " -> "))
+	}
+	fmt.Fprintln(w)
+	if rep.Failed > 0 {
+		for _, a := range ag.Actions {
+			if o := rep.Outcomes[a]; o != nil && o.Status == exec.StatusFailed {
+				fmt.Fprintf(w, "FAILED %s: %v\n", a.Label(), o.Err)
+			}
+		}
+	}
+}

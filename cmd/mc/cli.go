@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/pflag"
+
+	"github.com/mc-build/mc/graph"
+	"github.com/mc-build/mc/lang"
+)
+
+// Exit statuses (SPEC §6).
+const (
+	exitOK          = 0
+	exitFailed      = 1 // a stage or test failed
+	exitUsage       = 2 // bad usage, bad BUILD files, unknown targets
+	exitInfra       = 3 // cache, registry, runners unreachable
+	exitInterrupted = 130
+)
+
+// usageError is a mistake on the command line.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+// infraError is a failure of something mc relies on (disk, cache, runtime).
+type infraError struct{ err error }
+
+func (e *infraError) Error() string { return e.err.Error() }
+func (e *infraError) Unwrap() error { return e.err }
+
+// stageFailure carries exit status 1 after the summary has been printed.
+var errStageFailed = errors.New("one or more stages failed")
+
+// env is what a subcommand sees of the process: streams, environment, and
+// the directory it runs in. Tests run Main in-process, so nothing here may be
+// read from globals.
+type env struct {
+	stdout, stderr io.Writer
+	dir            string
+	getenv         func(string) (string, bool)
+}
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, e *env, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"build", "build targets and everything they need", runBuild},
+		{"test", "build, then run the test stages among the targets", runTest},
+		{"init", "start a workspace in the current directory", runInit},
+		{"version", "print the version", runVersion},
+	}
+}
+
+// Main runs mc with args and returns the exit status.
+func Main(args []string, stdout, stderr io.Writer) (code int) {
+	defer func() {
+		// A panic is a bug in mc; the user gets one line, not a stack trace.
+		if r := recover(); r != nil {
+			fmt.Fprintf(stderr, "mc: internal error: %v (please report this bug; set MC_TRACEBACK=1 for details)\n", r)
+			if os.Getenv("MC_TRACEBACK") == "1" {
+				fmt.Fprintf(stderr, "%s", debug.Stack())
+			}
+			code = exitInfra
+		}
+	}()
+	dir, err := os.Getwd()
+	if err != nil {
+		fmt.Fprintf(stderr, "mc: %v\n", err)
+		return exitInfra
+	}
+	// -C DIR before the command, as in make and git.
+	for len(args) >= 2 && args[0] == "-C" {
+		dir = resolveDir(dir, args[1])
+		args = args[2:]
+	}
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		printUsage(stdout)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	e := &env{stdout: stdout, stderr: stderr, dir: dir, getenv: os.LookupEnv}
+	var cmd *command
+	for _, c := range commands() {
+		if c.name == args[0] {
+			cmd = &c
+		}
+	}
+	if cmd == nil {
+		var names []string
+		for _, c := range commands() {
+			names = append(names, c.name)
+		}
+		fmt.Fprintf(stderr, "mc: unknown command %q%s\nRun 'mc help' for the list of commands.\n", args[0], suggest(graph.Closest(args[0], names)))
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return exitCode(stderr, cmd.run(ctx, e, args[1:]))
+}
+
+func resolveDir(cur, d string) string {
+	if strings.HasPrefix(d, "/") {
+		return d
+	}
+	return cur + "/" + d
+}
+
+func suggest(names []string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	return " (did you mean " + strings.Join(names, ", ") + "?)"
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprintln(w, "mc — build and CI/CD for monorepos\n\nUsage: mc [-C DIR] COMMAND [FLAGS] [ARGS]\n\nCommands:")
+	cs := commands()
+	sort.Slice(cs, func(i, j int) bool { return cs[i].name < cs[j].name })
+	for _, c := range cs {
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'mc COMMAND --help' for a command's flags.")
+}
+
+// exitCode prints err (if any) and maps it to an exit status.
+func exitCode(stderr io.Writer, err error) int {
+	if err == nil {
+		return exitOK
+	}
+	if errors.Is(err, pflag.ErrHelp) {
+		return exitOK
+	}
+	var (
+		le  *lang.Error
+		ge  *graph.Error
+		lbe *graph.LabelError
+		ue  *usageError
+		ie  *infraError
+	)
+	switch {
+	case errors.Is(err, errStageFailed):
+		return exitFailed
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintln(stderr, "mc: interrupted")
+		return exitInterrupted
+	case errors.As(err, &le), errors.As(err, &ge):
+		fmt.Fprintln(stderr, err)
+		return exitUsage
+	case errors.As(err, &lbe), errors.As(err, &ue), errors.Is(err, lang.ErrNoWorkspace):
+		fmt.Fprintf(stderr, "mc: %v\n", err)
+		return exitUsage
+	case errors.As(err, &ie):
+		fmt.Fprintf(stderr, "mc: %v\n", err)
+		return exitInfra
+	}
+	fmt.Fprintf(stderr, "mc: %v\n", err)
+	return exitInfra
+}
+
+// newFlags returns a FlagSet whose errors become usage errors (exit 2).
+func newFlags(e *env, name, usage string) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "Usage: mc %s %s\n\nFlags:\n", name, usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func parseFlags(fs *pflag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return err
+		}
+		return usagef("%s: %v", fs.Name(), err)
+	}
+	return nil
+}
+
+func runVersion(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "version", "")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "mc %s\n", version())
+	return nil
+}
+
+// buildVersion is set with -ldflags "-X main.buildVersion=..." by release builds.
+var buildVersion = ""
+
+func version() string {
+	v := buildVersion
+	if v == "" {
+		v = "devel"
+		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+	}
+	return v
+}

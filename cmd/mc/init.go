@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+var nonName = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+
+// runInit writes WORKSPACE.mc (and a first BUILD.mc when there is none) in
+// the current directory. It refuses to overwrite anything.
+func runInit(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "init", "[NAME]")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	name := filepath.Base(e.dir)
+	if fs.NArg() > 0 {
+		name = fs.Arg(0)
+	}
+	name = strings.Trim(nonName.ReplaceAllString(name, "-"), "-")
+	if name == "" {
+		name = "workspace"
+	}
+	wsPath := filepath.Join(e.dir, "WORKSPACE.mc")
+	if _, err := os.Stat(wsPath); err == nil {
+		return usagef("%s already exists", wsPath)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return &infraError{err}
+	}
+	ws := fmt.Sprintf("workspace(\n    name = %q,\n    ignore = [\"node_modules\"],\n)\n", name)
+	if err := os.WriteFile(wsPath, []byte(ws), 0o644); err != nil {
+		return &infraError{err}
+	}
+	fmt.Fprintf(e.stdout, "wrote %s\n", wsPath)
+	buildPath := filepath.Join(e.dir, "BUILD.mc")
+	if _, err := os.Stat(buildPath); errors.Is(err, os.ErrNotExist) {
+		b := `stage(
+    name = "hello",
+    cmd = "echo hello from mc > out/hello.txt",
+    outs = ["out/hello.txt"],
+)
+`
+		if err := os.WriteFile(buildPath, []byte(b), 0o644); err != nil {
+			return &infraError{err}
+		}
+		fmt.Fprintf(e.stdout, "wrote %s\nTry: mc build //:hello\n", buildPath)
+	}
+	return nil
+}

@@ -1,0 +1,68 @@
+// Package exec runs the action graph: the scheduler (parallelism, fail-fast
+// or keep-going, cache lookups, one run per action digest, cancellation) and
+// the executors that run one stage (the local sandbox today; containers and
+// remote runners plug in behind the same Executor interface).
+package exec
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"github.com/mc-build/mc/cas"
+	"github.com/mc-build/mc/graph"
+)
+
+// Executor runs one Job. It is the seam for remote execution: a Job names its
+// inputs by digest only, so an executor on another machine can fetch them
+// from a shared CAS, and its Result names outputs by digest.
+type Executor interface {
+	Run(ctx context.Context, job *Job) (*Result, error)
+}
+
+// Input is one file placed in the sandbox before the stage runs.
+type Input struct {
+	Path   string     // workspace-relative
+	Digest cas.Digest // file content; for IsTree, the tree blob
+	Size   int64
+	Exec   bool
+	IsTree bool // a directory output of a dependency, stored as a cas.Tree
+	// Source is the absolute host path of a workspace source file ("" for
+	// outputs of other stages). A local executor may use it to put the blob
+	// into the CAS when it is not there yet, after checking the digest.
+	Source string
+}
+
+// Job is everything needed to run one stage, with no reference to the
+// workspace on disk except Input.Source.
+type Job struct {
+	Label   graph.Label
+	Key     cas.Digest // the action digest
+	Pkg     string     // the package: the working directory inside the sandbox
+	Cmds    []string   // run with /bin/sh -c, in order, stopping at the first failure
+	Env     map[string]string
+	Secrets map[string]string // values; masked in logs by the executor
+	Inputs  []Input
+	// Outs are the declared outputs, workspace-relative; a trailing "/" is a directory.
+	Outs        []string
+	Timeout     time.Duration // 0: none
+	Network     bool
+	CacheMounts map[string]string // env var -> cache name
+	Image       string            // "" for none (containers are a later issue)
+	// Log receives the stage's combined stdout and stderr as it runs
+	// (secrets already masked). The executor also stores the log in the CAS.
+	Log io.Writer
+}
+
+// Result is what a finished Job produced. A non-zero ExitCode or a missing
+// output is a failed stage, reported through Result.Err, not through Run's
+// error, which is kept for infrastructure failures.
+type Result struct {
+	ExitCode int
+	// Err describes why the stage failed ("exit status 2", "missing output
+	// out/api", "timed out after 30s"); nil on success.
+	Err      error
+	Outputs  []cas.Output
+	Log      cas.Digest // the whole log as stored in the CAS
+	Duration time.Duration
+}

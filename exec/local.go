@@ -1,0 +1,196 @@
+package exec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mc-build/mc/cas"
+)
+
+// LocalOptions configures the local sandbox executor.
+type LocalOptions struct {
+	Store *cas.Store
+	// SandboxDir is the parent of the per-job sandboxes. It must be on the
+	// filesystem of the store, so that inputs are hard links and outputs
+	// are renamed into the store rather than copied.
+	SandboxDir string
+	// MountsDir is the parent of the cache_mounts directories (MountsDir/<name>).
+	MountsDir string
+	// KeepSandbox leaves each sandbox on disk for debugging; the job's log
+	// and a failed Result's error say where.
+	KeepSandbox bool
+	// Warn receives one-line warnings (no isolation available); it is
+	// called at most once per executor. nil: warnings are dropped.
+	Warn func(msg string)
+}
+
+// Local runs stages on this machine, each in a fresh sandbox directory
+// holding only its inputs. When bubblewrap works here the stage also runs
+// in its own mount, PID, IPC and UTS namespaces (and network namespace
+// unless it asks for the network), seeing the host's system directories
+// read-only and its workspace at /mc/ws; otherwise it runs directly in the
+// sandbox directory, in its own session and process group.
+type Local struct {
+	opts LocalOptions
+	path string // the host's PATH, given to every stage
+	// bwrap is bubblewrap's path, looked up once; "" when not installed.
+	bwrap string
+
+	probeOnce sync.Once
+	root      *bwrapRoot // non-nil when stages run under bubblewrap
+
+	// covers caches, per workspace root, the tmpfs arguments hiding it
+	// from the sandbox (usually one entry: one workspace per build).
+	covers sync.Map
+}
+
+// defaultPath is given to stages when mc itself has no PATH.
+const defaultPath = "/usr/local/bin:/usr/bin:/bin"
+
+// NewLocal returns a local executor. It creates SandboxDir and MountsDir
+// if needed; whether bubblewrap works is found out on first use.
+func NewLocal(opts LocalOptions) (*Local, error) {
+	if opts.Store == nil {
+		return nil, errors.New("local executor: no store")
+	}
+	if opts.SandboxDir == "" || opts.MountsDir == "" {
+		return nil, errors.New("local executor: SandboxDir and MountsDir are required")
+	}
+	for _, d := range []*string{&opts.SandboxDir, &opts.MountsDir} {
+		abs, err := filepath.Abs(*d)
+		if err != nil {
+			return nil, fmt.Errorf("local executor: %w", err)
+		}
+		if err := os.MkdirAll(abs, 0o755); err != nil {
+			return nil, fmt.Errorf("local executor: %w", err)
+		}
+		*d = abs
+	}
+	l := &Local{opts: opts, path: os.Getenv("PATH")}
+	if l.path == "" {
+		l.path = defaultPath
+	}
+	if p, err := osexec.LookPath("bwrap"); err == nil {
+		l.bwrap = p
+	}
+	return l, nil
+}
+
+// Isolated reports whether stages run under bubblewrap. The first call
+// (or the first Run) probes whether bubblewrap works on this machine.
+func (l *Local) Isolated() bool {
+	l.probeOnce.Do(l.probe)
+	return l.root != nil
+}
+
+// probe decides, once, whether stages run under bubblewrap: bwrap must be
+// installed and able to start a sandbox like a stage's here (it is not in
+// some containers, or where unprivileged user namespaces are disabled).
+func (l *Local) probe() {
+	if l.bwrap == "" {
+		l.warn("bubblewrap (bwrap) is not installed: stages run without isolation and can read the whole filesystem; install it (apt-get install bubblewrap)")
+		return
+	}
+	root := newBwrapRoot(l.path, hiddenDirs(l.opts.SandboxDir, l.opts.MountsDir, l.opts.Store.Dir()))
+	if err := l.tryBwrap(root); err != nil {
+		l.warn(fmt.Sprintf("bubblewrap cannot create a sandbox here (%v): stages run without isolation; check that unprivileged user namespaces are enabled", err))
+		return
+	}
+	l.root = root
+}
+
+// tryBwrap runs an empty stage under bubblewrap with every namespace a
+// stage may get.
+func (l *Local) tryBwrap(root *bwrapRoot) error {
+	sb, err := newSandbox(l.opts.SandboxDir, true)
+	if err != nil {
+		return err
+	}
+	defer removeAll(sb.dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	argv := root.bwrapArgs(l.bwrap, sb, &Job{}, nil, nil, shellArgs(nil))
+	cmd := osexec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = []string{"PATH=" + l.path}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		if line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n"); line != "" {
+			return fmt.Errorf("%w: %s", err, line)
+		}
+		return err
+	}
+	return nil
+}
+
+// hiddenDirs lists what a stage must not see of mc's own directories: the
+// cache directory holding them all (store, database, sandboxes, mounts)
+// when they are its children, as they are by default; else each of them.
+func hiddenDirs(dirs ...string) []string {
+	parent := filepath.Dir(dirs[0])
+	for _, d := range dirs[1:] {
+		if filepath.Dir(d) != parent {
+			return dirs
+		}
+	}
+	if parent == "/" {
+		return dirs
+	}
+	return []string{parent}
+}
+
+func (l *Local) warn(msg string) {
+	if l.opts.Warn != nil {
+		l.opts.Warn(msg)
+	}
+}
+
+// Run runs job in a fresh sandbox. A stage that fails (non-zero exit,
+// timeout, missing output, modified input, a source edited during the
+// build) is reported in Result.Err; the error is for infrastructure
+// failures and for ctx being cancelled, which kills the stage.
+func (l *Local) Run(ctx context.Context, job *Job) (*Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	if job.Image != "" {
+		return &Result{ExitCode: -1, Duration: time.Since(start),
+			Err: fmt.Errorf("image %s: stages in an image are not supported by the local executor yet", job.Image)}, nil
+	}
+	if err := checkJobPaths(job); err != nil {
+		return nil, fmt.Errorf("%s: %w", job.Label, err)
+	}
+	isolated := l.Isolated()
+	sb, err := newSandbox(l.opts.SandboxDir, isolated)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", job.Label, err)
+	}
+	st := &stage{l: l, job: job, sb: sb, isolated: isolated}
+	res, err := st.run(ctx)
+	if l.opts.KeepSandbox {
+		note := "sandbox kept at " + sb.dir
+		if job.Log != nil {
+			fmt.Fprintf(job.Log, "mc: %s\n", note)
+		}
+		if res != nil && res.Err != nil {
+			res.Err = fmt.Errorf("%w (%s)", res.Err, note)
+		}
+	} else if rerr := removeAll(sb.dir); rerr != nil && err == nil {
+		err = fmt.Errorf("removing the sandbox: %w", rerr)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%s: %w", job.Label, err)
+	}
+	res.Duration = time.Since(start)
+	return res, nil
+}

@@ -1,0 +1,213 @@
+package exec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// drainTimeout bounds the wait for the end of a stage's output after its
+// process group is gone: only a process that left the group (setsid, when
+// not under bubblewrap) can still hold the pipe open.
+const drainTimeout = 2 * time.Second
+
+// exec runs the job's commands in the prepared sandbox, writing the masked
+// log to the sandbox's log file and Job.Log. It returns the exit code and
+// the stage's failure (runErr), or an infrastructure error, or ctx's error
+// when the stage was cancelled. The process group is gone when it returns.
+func (s *stage) exec(ctx context.Context, mounts []cacheMount) (code int, runErr, err error) {
+	shell := shellArgs(s.job.Cmds)
+	argv, dir := shell, filepath.Join(s.sb.ws, filepath.FromSlash(s.job.Pkg))
+	if s.isolated {
+		argv = s.l.root.bwrapArgs(s.l.bwrap, s.sb, s.job, mounts, s.l.wsCover(s.job), shell)
+		dir = ""
+	}
+	logf, err := os.OpenFile(s.sb.log, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return 0, nil, fmt.Errorf("creating the log: %w", err)
+	}
+	defer logf.Close()
+	var sink io.Writer = logf
+	if s.job.Log != nil {
+		sink = io.MultiWriter(logf, &liveWriter{w: s.job.Log})
+	}
+	mw := newMaskWriter(sink, s.job.Secrets)
+
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return 0, nil, fmt.Errorf("creating the log pipe: %w", err)
+	}
+	defer pr.Close()
+	cmd := &osexec.Cmd{
+		Path:   argv[0],
+		Args:   argv,
+		Env:    s.env(mounts),
+		Dir:    dir,
+		Stdout: pw, // one pipe for both: the log keeps their interleaving
+		Stderr: pw,
+		SysProcAttr: &syscall.SysProcAttr{
+			// A session of its own: a process group to kill whole, and no
+			// controlling terminal to read from or inject input into.
+			Setsid: true,
+			// Dies with mc even when mc is killed without a chance to clean up.
+			Pdeathsig: syscall.SIGKILL,
+		},
+	}
+	if err := ctx.Err(); err != nil {
+		pw.Close()
+		return 0, nil, err
+	}
+	err = cmd.Start()
+	pw.Close() // the child has its copy; EOF comes when the last writer exits
+	if err != nil {
+		return 0, nil, fmt.Errorf("starting %s: %w", argv[0], err)
+	}
+	pid := cmd.Process.Pid
+	copied := make(chan error, 1)
+	go func() { copied <- drain(pr, mw) }()
+	exited := make(chan struct{})
+	go func() {
+		waitExited(pid)
+		close(exited)
+	}()
+
+	var timeout <-chan time.Time
+	if s.job.Timeout > 0 {
+		t := time.NewTimer(s.job.Timeout)
+		defer t.Stop()
+		timeout = t.C
+	}
+	timedOut := false
+	select {
+	case <-exited:
+	case <-ctx.Done():
+		killGroup(pid)
+		<-exited
+	case <-timeout:
+		timedOut = true
+		killGroup(pid)
+		<-exited
+	}
+	// Whatever the stage left running in its group goes too. The leader is
+	// not reaped yet, so the group's id cannot belong to anyone else.
+	killGroup(pid)
+	werr := cmd.Wait()
+
+	pr.SetReadDeadline(time.Now().Add(drainTimeout))
+	cerr := <-copied
+	if errors.Is(cerr, os.ErrDeadlineExceeded) {
+		fmt.Fprintf(mw, "\nmc: stopped reading the output of a process that outlived the stage\n")
+		cerr = nil
+	}
+	if m, ok := mw.(*maskWriter); ok && cerr == nil {
+		cerr = m.Flush()
+	}
+	if cerr == nil {
+		cerr = logf.Close()
+	}
+	if cerr != nil {
+		return 0, nil, fmt.Errorf("writing the log: %w", cerr)
+	}
+
+	switch {
+	case ctx.Err() != nil && !timedOut:
+		return 0, nil, ctx.Err()
+	case timedOut:
+		return -1, fmt.Errorf("timed out after %s", formatTimeout(s.job.Timeout)), nil
+	}
+	var exitErr *osexec.ExitError
+	if werr != nil && !errors.As(werr, &exitErr) {
+		return 0, nil, fmt.Errorf("waiting for the stage: %w", werr)
+	}
+	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if ws.Signaled() {
+		return 128 + int(ws.Signal()), fmt.Errorf("killed by signal %d (%v)", int(ws.Signal()), ws.Signal()), nil
+	}
+	if code := ws.ExitStatus(); code != 0 {
+		return code, fmt.Errorf("exit status %d", code), nil
+	}
+	return 0, nil, nil
+}
+
+// drain copies r to w until r ends. It keeps reading after w fails, so
+// that a stage is never blocked on a full pipe; the first error is returned.
+func drain(r io.Reader, w io.Writer) error {
+	buf := make([]byte, 32<<10)
+	var werr error
+	for {
+		n, err := r.Read(buf)
+		if n > 0 && werr == nil {
+			_, werr = w.Write(buf[:n])
+		}
+		if err != nil {
+			if werr != nil {
+				return werr
+			}
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// waitExited blocks until process pid has exited, without reaping it.
+func waitExited(pid int) {
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err != unix.EINTR {
+			return
+		}
+	}
+}
+
+// killGroup kills the process group pgid: the stage's shell, everything it
+// started, and under bubblewrap bwrap itself, whose PID namespace takes
+// down any process that left the group.
+func killGroup(pgid int) {
+	syscall.Kill(-pgid, syscall.SIGKILL)
+}
+
+// formatTimeout prints a timeout as a user wrote it: "30m", not "30m0s".
+func formatTimeout(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// wsCover returns the arguments hiding the workspace of job (found from an
+// input's Source) when a directory bound into the sandbox holds it.
+func (l *Local) wsCover(job *Job) []string {
+	for _, in := range job.Inputs {
+		if in.Source == "" {
+			continue
+		}
+		suffix := string(filepath.Separator) + filepath.FromSlash(in.Path)
+		root, ok := strings.CutSuffix(in.Source, suffix)
+		if !ok || root == "" {
+			return nil
+		}
+		if v, ok := l.covers.Load(root); ok {
+			return v.([]string)
+		}
+		c := l.root.cover(root)
+		l.covers.Store(root, c)
+		return c
+	}
+	return nil
+}

@@ -1,0 +1,486 @@
+package exec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mc-build/mc/cas"
+	"github.com/mc-build/mc/graph"
+)
+
+// Digester gives file digests through the stat cache (*cas.StatCache).
+type Digester interface {
+	Digest(absPath string) (cas.FileInfo, error)
+}
+
+// Options configures one run of the scheduler.
+type Options struct {
+	Root      string // workspace root on this machine: where sources are read
+	Jobs      int    // stages run at once; cache lookups are not limited
+	KeepGoing bool   // go on after a failure with everything that does not depend on it
+	NoCache   bool   // neither read nor write the action cache
+	Platform  string // part of every key, e.g. "linux/amd64"
+	Store     *cas.Store
+	DB        *cas.DB
+	Files     Digester
+	Executor  Executor
+	Sink      Sink
+	// Getenv looks up secret values in the invoking environment.
+	Getenv func(string) (string, bool)
+}
+
+// Status is the state an action ended in.
+type Status int
+
+const (
+	StatusPending Status = iota
+	StatusCached
+	StatusBuilt
+	StatusFailed
+	StatusSkipped // not run: a dependency failed, or fail-fast stopped the build
+)
+
+// Outcome is what happened to one action.
+type Outcome struct {
+	Status Status
+	Key    cas.Digest
+	Parts  *graph.KeyParts
+	Result *cas.ActionResult // Built or Cached
+	Err    error             // Failed: why; Skipped: the reason
+	// Start and End bound the stage's execution (zero for cache hits).
+	Start, End time.Time
+}
+
+// Report is the result of Run.
+type Report struct {
+	Outcomes                       map[*graph.Action]*Outcome
+	Built, Cached, Failed, Skipped int
+	Wall                           time.Duration
+	CriticalPath                   []*graph.Action
+	CriticalTime                   time.Duration
+}
+
+// Run builds every action of ag: each one whose key is in the action cache is
+// restored from it, the others run on the executor once their dependencies
+// are done. Stage failures are reported in the Report (exit 1); the error is
+// for infrastructure failures (exit 3) and cancellation.
+func Run(ctx context.Context, ag *graph.ActionGraph, opts Options) (*Report, error) {
+	if opts.Jobs < 1 {
+		opts.Jobs = 1
+	}
+	s := &scheduler{
+		opts:     opts,
+		ag:       ag,
+		outcomes: make(map[*graph.Action]*Outcome, len(ag.Actions)),
+		waiting:  make(map[*graph.Action]int, len(ag.Actions)),
+		sem:      make(chan struct{}, opts.Jobs),
+		inflight: map[cas.Digest]*flight{},
+	}
+	start := time.Now()
+	opts.Sink.Event(Event{Type: EventBuildStarted, Time: start, Total: len(ag.Actions)})
+	s.run(ctx)
+	r := s.report(time.Since(start))
+	counts := &SummaryCounts{Built: r.Built, Cached: r.Cached, Failed: r.Failed, Skipped: r.Skipped,
+		CriticalPathMS: r.CriticalTime.Milliseconds()}
+	for _, a := range r.CriticalPath {
+		counts.CriticalPath = append(counts.CriticalPath, a.Label().String())
+	}
+	opts.Sink.Event(Event{Type: EventBuildFinished, Time: time.Now(), DurationMS: r.Wall.Milliseconds(), Summary: counts})
+	if s.infraErr != nil {
+		return r, s.infraErr
+	}
+	if err := ctx.Err(); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+type scheduler struct {
+	opts Options
+	ag   *graph.ActionGraph
+	sem  chan struct{}
+
+	mu       sync.Mutex
+	outcomes map[*graph.Action]*Outcome
+	waiting  map[*graph.Action]int // deps not yet done
+	stopped  bool                  // fail-fast: start nothing new
+	infraErr error
+	wg       sync.WaitGroup
+	inflight map[cas.Digest]*flight
+}
+
+// flight lets actions with the same digest share one execution.
+type flight struct {
+	done chan struct{}
+	res  *cas.ActionResult
+	err  error
+	fail error
+}
+
+func (s *scheduler) run(ctx context.Context) {
+	var ready []*graph.Action
+	s.mu.Lock()
+	for _, a := range s.ag.Actions {
+		s.waiting[a] = len(a.Deps)
+		if len(a.Deps) == 0 {
+			ready = append(ready, a)
+		}
+	}
+	for _, a := range ready {
+		s.launch(ctx, a)
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+// launch starts a goroutine for a ready action. Called with s.mu held.
+func (s *scheduler) launch(ctx context.Context, a *graph.Action) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		o := s.do(ctx, a)
+		s.finish(ctx, a, o)
+	}()
+}
+
+// finish records an outcome and releases dependents. A failed or skipped
+// dependency makes its dependents skipped without running them.
+func (s *scheduler) finish(ctx context.Context, a *graph.Action, o *Outcome) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.outcomes[a] = o
+	if o.Status == StatusFailed && !s.opts.KeepGoing {
+		s.stopped = true
+	}
+	for _, r := range a.Rdeps {
+		s.waiting[r]--
+		if s.waiting[r] > 0 {
+			continue
+		}
+		var failedDep *graph.Action
+		for _, d := range r.Deps {
+			if st := s.outcomes[d].Status; st == StatusFailed || st == StatusSkipped {
+				failedDep = d
+				break
+			}
+		}
+		switch {
+		case failedDep != nil:
+			s.skip(ctx, r, fmt.Errorf("dependency %s did not build", failedDep.Label()))
+		case s.stopped || ctx.Err() != nil:
+			s.skip(ctx, r, errors.New("build stopped after a failure (use -k to keep going)"))
+		default:
+			s.launch(ctx, r)
+		}
+	}
+}
+
+// skip marks r skipped and propagates through finish. Called with s.mu held;
+// finish is re-entered on a goroutine to keep the lock discipline simple.
+func (s *scheduler) skip(ctx context.Context, r *graph.Action, why error) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.opts.Sink.Event(Event{Type: EventStageSkipped, Time: time.Now(), Label: r.Label().String(), Reason: why.Error()})
+		s.finish(ctx, r, &Outcome{Status: StatusSkipped, Err: why})
+	}()
+}
+
+func (s *scheduler) outcome(a *graph.Action) *Outcome {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.outcomes[a]
+}
+
+func (s *scheduler) setInfraErr(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.infraErr == nil {
+		s.infraErr = err
+	}
+	s.stopped = true
+}
+
+func (s *scheduler) isStopped() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopped
+}
+
+// do computes the action's key, tries the cache, and runs it on a miss.
+func (s *scheduler) do(ctx context.Context, a *graph.Action) *Outcome {
+	t := a.Target
+	label := t.Label.String()
+	fail := func(err error) *Outcome {
+		s.opts.Sink.Event(Event{Type: EventStageFailed, Time: time.Now(), Label: label, Error: err.Error()})
+		return &Outcome{Status: StatusFailed, Err: err}
+	}
+	if ctx.Err() != nil {
+		return &Outcome{Status: StatusSkipped, Err: ctx.Err()}
+	}
+	parts, inputs, err := s.keyParts(a)
+	if err != nil {
+		return fail(err)
+	}
+	key := parts.Digest()
+	o := &Outcome{Key: key, Parts: parts}
+	cacheable := t.Cache && !t.Deploy && !s.opts.NoCache
+	if cacheable {
+		res, err := s.lookup(ctx, key)
+		if err != nil {
+			s.setInfraErr(err)
+			return &Outcome{Status: StatusSkipped, Err: err, Key: key, Parts: parts}
+		}
+		if res != nil {
+			o.Status, o.Result = StatusCached, res
+			s.replayLog(label, res.Log)
+			s.opts.Sink.Event(Event{Type: EventStageCached, Time: time.Now(), Label: label, Key: key.String(),
+				DurationMS: res.Duration.Milliseconds(), Outputs: eventOutputs(res.Outputs)})
+			return o
+		}
+	}
+	secrets := map[string]string{}
+	for _, name := range t.Secrets {
+		v, ok := s.opts.Getenv(name)
+		if !ok {
+			return fail(fmt.Errorf("secret %s is not set in the environment", name))
+		}
+		secrets[name] = v
+	}
+
+	// One execution per digest at a time; a second action with the same key
+	// waits for the first and shares its result.
+	s.mu.Lock()
+	if f, ok := s.inflight[key]; ok {
+		s.mu.Unlock()
+		<-f.done
+		if f.err != nil || f.fail != nil {
+			if f.fail != nil {
+				return fail(f.fail)
+			}
+			return &Outcome{Status: StatusSkipped, Err: f.err}
+		}
+		o.Status, o.Result = StatusCached, f.res
+		return o
+	}
+	f := &flight{done: make(chan struct{})}
+	s.inflight[key] = f
+	s.mu.Unlock()
+	defer close(f.done)
+
+	select {
+	case s.sem <- struct{}{}:
+	case <-ctx.Done():
+		f.err = ctx.Err()
+		return &Outcome{Status: StatusSkipped, Err: ctx.Err()}
+	}
+	defer func() { <-s.sem }()
+	if s.isStopped() && !s.opts.KeepGoing {
+		f.err = errors.New("build stopped after a failure")
+		return &Outcome{Status: StatusSkipped, Err: f.err}
+	}
+
+	s.opts.Sink.Event(Event{Type: EventStageStarted, Time: time.Now(), Label: label, Key: key.String()})
+	lw := &lineWriter{sink: s.opts.Sink, label: label}
+	job := &Job{
+		Label: t.Label, Key: key, Pkg: t.Label.Pkg, Cmds: t.Cmds, Env: t.Env, Secrets: secrets,
+		Inputs: inputs, Outs: pkgPaths(t.Label.Pkg, t.Outs), Timeout: t.Timeout, Network: t.Network,
+		CacheMounts: t.CacheMounts, Image: t.Image, Log: lw,
+	}
+	o.Start = time.Now()
+	res, err := s.opts.Executor.Run(ctx, job)
+	o.End = time.Now()
+	lw.Close()
+	if err != nil {
+		f.err = err
+		if ctx.Err() != nil {
+			return &Outcome{Status: StatusSkipped, Err: ctx.Err(), Key: key, Parts: parts}
+		}
+		s.setInfraErr(fmt.Errorf("%s: %w", label, err))
+		return fail(err)
+	}
+	if res.Err != nil {
+		f.fail = res.Err
+		ev := Event{Type: EventStageFailed, Time: time.Now(), Label: label, Key: key.String(),
+			DurationMS: res.Duration.Milliseconds(), ExitCode: res.ExitCode, Error: res.Err.Error()}
+		s.opts.Sink.Event(ev)
+		o.Status, o.Err = StatusFailed, res.Err
+		return o
+	}
+	ar := &cas.ActionResult{Label: label, Outputs: res.Outputs, Log: res.Log, ExitCode: 0,
+		Duration: res.Duration, Created: time.Now()}
+	if cacheable {
+		if err := s.opts.DB.PutAction(ctx, key, ar); err != nil {
+			s.setInfraErr(fmt.Errorf("recording %s in the action cache: %w", label, err))
+		}
+	}
+	f.res = ar
+	o.Status, o.Result = StatusBuilt, ar
+	s.opts.Sink.Event(Event{Type: EventStageFinished, Time: time.Now(), Label: label, Key: key.String(),
+		DurationMS: res.Duration.Milliseconds(), Outputs: eventOutputs(ar.Outputs)})
+	return o
+}
+
+// lookup returns a cached result whose every blob is still in the store.
+// A result referring to a missing blob is a miss: the stage runs again.
+func (s *scheduler) lookup(ctx context.Context, key cas.Digest) (*cas.ActionResult, error) {
+	res, err := s.opts.DB.GetAction(ctx, key)
+	if err != nil || res == nil {
+		return nil, err
+	}
+	if !res.Log.IsZero() && !s.opts.Store.Has(res.Log) {
+		return nil, nil
+	}
+	for _, o := range res.Outputs {
+		if !s.opts.Store.Has(o.Digest) {
+			return nil, nil
+		}
+	}
+	return res, nil
+}
+
+func (s *scheduler) replayLog(label string, d cas.Digest) {
+	if d.IsZero() || d == cas.Empty {
+		return
+	}
+	b, err := s.opts.Store.ReadBytes(d)
+	if err != nil {
+		s.opts.Sink.Event(Event{Type: EventLog, Time: time.Now(), Label: label, Cached: true,
+			Line: fmt.Sprintf("(stored log unavailable: %v)", err)})
+		return
+	}
+	lw := &lineWriter{sink: s.opts.Sink, label: label, cached: true}
+	lw.Write(b)
+	lw.Close()
+}
+
+// keyParts gathers the key preimage and the job inputs: source digests from
+// the stat cache, and the outputs of finished dependencies.
+func (s *scheduler) keyParts(a *graph.Action) (*graph.KeyParts, []Input, error) {
+	t := a.Target
+	parts := &graph.KeyParts{
+		Package: t.Label.Pkg, Cmds: t.Cmds, Env: t.Env, Secrets: t.Secrets,
+		Image: "", Platform: s.opts.Platform, Outs: t.Outs, Network: t.Network,
+	}
+	var inputs []Input
+	for _, src := range a.Sources {
+		abs := filepath.Join(s.opts.Root, filepath.FromSlash(src))
+		fi, err := s.opts.Files.Digest(abs)
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading source %s: %w", src, err)
+		}
+		parts.Inputs = append(parts.Inputs, graph.KeyInput{Path: src, Digest: fi.Digest, Exec: fi.Exec})
+		inputs = append(inputs, Input{Path: src, Digest: fi.Digest, Size: fi.Size, Exec: fi.Exec, Source: abs})
+	}
+	for _, in := range a.Inputs {
+		dep := s.outcome(in.Action)
+		want := ""
+		if in.Output != "" {
+			want = path.Join(in.Action.Target.Label.Pkg, strings.TrimSuffix(in.Output, "/"))
+		}
+		for _, out := range dep.Result.Outputs {
+			if want != "" && out.Path != want {
+				continue
+			}
+			parts.Inputs = append(parts.Inputs, graph.KeyInput{Path: out.Path, Digest: out.Digest, Exec: out.Exec, Tree: out.IsDir})
+			inputs = append(inputs, Input{Path: out.Path, Digest: out.Digest, Size: out.Size, Exec: out.Exec, IsTree: out.IsDir})
+		}
+	}
+	// Two inputs at one path would make the sandbox ambiguous.
+	sort.Slice(inputs, func(i, j int) bool { return inputs[i].Path < inputs[j].Path })
+	for i := 1; i < len(inputs); i++ {
+		if inputs[i].Path == inputs[i-1].Path && inputs[i].Digest != inputs[i-1].Digest {
+			return nil, nil, fmt.Errorf("two inputs at %s", inputs[i].Path)
+		}
+	}
+	return parts, dedupInputs(inputs), nil
+}
+
+func dedupInputs(in []Input) []Input {
+	out := in[:0]
+	for i, x := range in {
+		if i > 0 && x.Path == in[i-1].Path {
+			continue
+		}
+		out = append(out, x)
+	}
+	return out
+}
+
+func pkgPaths(pkg string, outs []string) []string {
+	r := make([]string, len(outs))
+	for i, o := range outs {
+		r[i] = path.Join(pkg, o)
+		if strings.HasSuffix(o, "/") {
+			r[i] += "/"
+		}
+	}
+	return r
+}
+
+func eventOutputs(outs []cas.Output) []EventOutput {
+	r := make([]EventOutput, len(outs))
+	for i, o := range outs {
+		r[i] = EventOutput{Path: o.Path, Digest: o.Digest.String(), Size: o.Size}
+	}
+	return r
+}
+
+func (s *scheduler) report(wall time.Duration) *Report {
+	r := &Report{Outcomes: s.outcomes, Wall: wall}
+	for _, o := range s.outcomes {
+		switch o.Status {
+		case StatusBuilt:
+			r.Built++
+		case StatusCached:
+			r.Cached++
+		case StatusFailed:
+			r.Failed++
+		default:
+			r.Skipped++
+		}
+	}
+	// Actions never reached (a cancelled build) count as skipped.
+	r.Skipped += len(s.ag.Actions) - len(s.outcomes)
+	r.CriticalPath, r.CriticalTime = criticalPath(s.ag, s.outcomes)
+	return r
+}
+
+// criticalPath is the chain of actions with the largest total run time: the
+// lower bound of the build's wall time however many workers there were.
+func criticalPath(ag *graph.ActionGraph, outs map[*graph.Action]*Outcome) ([]*graph.Action, time.Duration) {
+	best := make(map[*graph.Action]time.Duration, len(ag.Actions))
+	prev := make(map[*graph.Action]*graph.Action, len(ag.Actions))
+	var end *graph.Action
+	for _, a := range ag.Actions { // topological order
+		var own time.Duration
+		if o := outs[a]; o != nil && !o.Start.IsZero() {
+			own = o.End.Sub(o.Start)
+		}
+		var before time.Duration
+		for _, d := range a.Deps {
+			if best[d] > before || prev[a] == nil && best[d] == before {
+				before, prev[a] = best[d], d
+			}
+		}
+		best[a] = before + own
+		if end == nil || best[a] > best[end] {
+			end = a
+		}
+	}
+	if end == nil || best[end] == 0 {
+		return nil, 0
+	}
+	var path []*graph.Action
+	for a := end; a != nil; a = prev[a] {
+		path = append([]*graph.Action{a}, path...)
+	}
+	return path, best[end]
+}

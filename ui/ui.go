@@ -1,0 +1,148 @@
+// Package ui shows the build event stream to people: label-prefixed log
+// lines (coloured on a terminal), a one-line progress display on a terminal,
+// plain lines otherwise, or one JSON object per event for machines.
+package ui
+
+import (
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mc-build/mc/exec"
+)
+
+// JSON writes one JSON event per line.
+type JSON struct {
+	mu  sync.Mutex
+	enc *json.Encoder
+}
+
+// NewJSON returns a sink writing JSON lines to w.
+func NewJSON(w io.Writer) *JSON { return &JSON{enc: json.NewEncoder(w)} }
+
+// Event implements exec.Sink.
+func (j *JSON) Event(e exec.Event) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	_ = j.enc.Encode(e) // a closed stdout cannot be reported anywhere better
+}
+
+// Text is the human display.
+type Text struct {
+	mu       sync.Mutex
+	w        io.Writer
+	tty      bool
+	verbose  bool
+	total    int
+	done     int
+	running  int
+	cached   int
+	failed   int
+	drawn    bool
+	lastDraw time.Time
+}
+
+// NewText returns the human display; tty enables colours and the progress line.
+func NewText(w io.Writer, tty, verbose bool) *Text { return &Text{w: w, tty: tty, verbose: verbose} }
+
+var colors = []string{"31", "32", "33", "34", "35", "36", "91", "92", "93", "94", "95", "96"}
+
+func (t *Text) prefix(label string) string {
+	if !t.tty {
+		return "[" + label + "] "
+	}
+	h := fnv.New32a()
+	h.Write([]byte(label))
+	return "\x1b[" + colors[h.Sum32()%uint32(len(colors))] + "m[" + label + "]\x1b[0m "
+}
+
+// Event implements exec.Sink.
+func (t *Text) Event(e exec.Event) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch e.Type {
+	case exec.EventBuildStarted:
+		t.total = e.Total
+	case exec.EventStageStarted:
+		t.running++
+		if t.verbose || !t.tty {
+			t.line(t.prefix(e.Label) + "started")
+		}
+	case exec.EventStageCached:
+		t.done++
+		t.cached++
+		if t.verbose {
+			t.line(t.prefix(e.Label) + "cached " + short(e.Key))
+		}
+	case exec.EventStageFinished:
+		t.running--
+		t.done++
+		t.line(t.prefix(e.Label) + fmt.Sprintf("done in %s", ms(e.DurationMS)))
+	case exec.EventStageFailed:
+		if e.Key != "" { // it was running
+			t.running--
+		}
+		t.done++
+		t.failed++
+		t.line(t.prefix(e.Label) + t.red("FAILED: "+e.Error))
+	case exec.EventStageSkipped:
+		t.done++
+		if t.verbose {
+			t.line(t.prefix(e.Label) + "skipped: " + e.Reason)
+		}
+	case exec.EventLog:
+		t.line(t.prefix(e.Label) + e.Line)
+	case exec.EventBuildFinished:
+		t.clear()
+		return
+	}
+	t.progress(false)
+}
+
+func (t *Text) red(s string) string {
+	if t.tty {
+		return "\x1b[1;31m" + s + "\x1b[0m"
+	}
+	return s
+}
+
+// line prints one line above the progress display.
+func (t *Text) line(s string) {
+	t.clear()
+	fmt.Fprintln(t.w, s)
+	t.progress(true)
+}
+
+func (t *Text) clear() {
+	if t.tty && t.drawn {
+		fmt.Fprint(t.w, "\r\x1b[K")
+		t.drawn = false
+	}
+}
+
+// progress redraws the status line, at most every 50 ms unless forced.
+func (t *Text) progress(force bool) {
+	if !t.tty || t.total == 0 {
+		return
+	}
+	if !force && t.drawn && time.Since(t.lastDraw) < 50*time.Millisecond {
+		return
+	}
+	t.clear()
+	fmt.Fprintf(t.w, "[%d/%d] %d running · %d cached · %d failed", t.done, t.total, t.running, t.cached, t.failed)
+	t.drawn, t.lastDraw = true, time.Now()
+}
+
+func ms(n int64) string { return (time.Duration(n) * time.Millisecond).String() }
+
+func short(key string) string {
+	key = strings.TrimPrefix(key, "sha256:")
+	if len(key) > 12 {
+		return key[:12]
+	}
+	return key
+}
