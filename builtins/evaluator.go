@@ -46,9 +46,13 @@ type Evaluator struct {
 	outMu sync.Mutex
 	out   io.Writer // print() output
 
-	wsOnce   sync.Once
-	wsDigest cas.Digest
-	wsErr    error
+	// The package cache: the workspace's snapshot, read once and written
+	// back after Packages when it changed (see pkgcache.go).
+	snapOnce sync.Once
+	snapMu   sync.Mutex
+	records  map[string]*pkgRecord
+	dirty    bool
+	digests  sync.Map // workspace-relative path -> digestResult
 
 	// onEval, when set (by tests), is called each time a BUILD.mc is run.
 	onEval func(pkg string)
@@ -122,6 +126,7 @@ func (e *Evaluator) Packages(ctx context.Context, pkgs []string) ([]*graph.Packa
 		})
 	}
 	_ = g.Wait() // the goroutines report through errs
+	e.saveSnapshot(ctx)
 	for i, p := range pkgs {
 		if j := first[p]; j != i {
 			out[i], errs[i] = out[j], errs[j]
@@ -142,6 +147,7 @@ func (e *Evaluator) pkg(ctx context.Context, p string) (_ *graph.Package, err er
 	}()
 	file := path.Join(p, lang.BuildFile)
 	if !e.tree.IsPackage(p) {
+		e.dropRecord(p)
 		return nil, &lang.Error{Pos: graph.Pos{File: file}, Msg: fmt.Sprintf("no package //%s: %s does not exist (or is ignored)", p, file)}
 	}
 	if pkg := e.cached(ctx, p); pkg != nil {
@@ -156,7 +162,7 @@ func (e *Evaluator) pkg(ctx context.Context, p string) (_ *graph.Package, err er
 		return nil, err
 	}
 	pkg := &graph.Package{Name: p, File: file, Targets: st.targets, Loads: res.LoadedModules(file)}
-	e.store(ctx, pkg, res.Files, st)
+	e.store(pkg, res.Files, st)
 	return pkg, nil
 }
 

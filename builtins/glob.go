@@ -16,6 +16,7 @@ type globRecord struct {
 	Include []string
 	Exclude []string
 	Result  []string
+	Stamps  []lang.DirStamp // nil: re-run the glob to validate
 }
 
 // glob(include, exclude = [], allow_empty = False) returns the package's
@@ -36,7 +37,7 @@ func globBuiltin(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tup
 	if err != nil {
 		return nil, err
 	}
-	files, err := st.tree.Glob(st.pkg, include, exclude)
+	files, stamps, err := st.tree.GlobStamped(st.pkg, include, exclude)
 	if err != nil {
 		return nil, lang.ThreadErrorf(thread, "%s: %v", fn, err)
 	}
@@ -47,7 +48,7 @@ func globBuiltin(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tup
 		}
 		return nil, lang.ThreadErrorf(thread, "%s: %s matched no files (pass allow_empty = True if that is expected)", fn, what)
 	}
-	st.globs = append(st.globs, globRecord{Include: slices.Clone(include), Exclude: slices.Clone(exclude), Result: files})
+	st.globs = append(st.globs, globRecord{Include: slices.Clone(include), Exclude: slices.Clone(exclude), Result: files, Stamps: stamps})
 	vals := make([]starlark.Value, len(files))
 	for i, f := range files {
 		vals[i] = starlark.String(f)

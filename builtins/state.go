@@ -61,8 +61,7 @@ func (st *pkgState) declare(thread *starlark.Thread, t *graph.Target) error {
 // file. A negative answer is recorded: the evaluation's outcome depended on
 // it, so the package cache must check it again.
 func (st *pkgState) isSourceFile(rel string) bool {
-	fi, err := os.Stat(filepath.Join(st.tree.Root(), filepath.FromSlash(path.Join(st.pkg, rel))))
-	if err == nil && fi.Mode().IsRegular() {
+	if isRegular(filepath.Join(st.tree.Root(), filepath.FromSlash(path.Join(st.pkg, rel)))) {
 		return true
 	}
 	if st.probes == nil {
@@ -70,4 +69,10 @@ func (st *pkgState) isSourceFile(rel string) bool {
 	}
 	st.probes[rel] = true
 	return false
+}
+
+// isRegular reports whether p is a regular file, following symlinks.
+func isRegular(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular()
 }

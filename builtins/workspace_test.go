@@ -151,7 +151,7 @@ func TestReferences(t *testing.T) {
 		{"a_-b", false},
 		{"alpine@sha256:abc", false},
 		{"https://r.io/x", false},
-		{"a:" + string(make([]byte, 0)) + "x y", false},
+		{"a:x y", false},
 	} {
 		err := checkReference(tt.ref)
 		if (err == nil) != tt.ok {

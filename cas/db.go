@@ -24,7 +24,7 @@ func migrations() []string {
 		`CREATE TABLE actions (
 			key     BLOB PRIMARY KEY,   -- the 32-byte action digest
 			label   TEXT NOT NULL,
-			result  BLOB NOT NULL,      -- ActionResult as JSON
+			result  BLOB NOT NULL,      -- encodeResult (result.go)
 			created INTEGER NOT NULL    -- unix nanoseconds
 		) WITHOUT ROWID;
 		CREATE TABLE kv (
@@ -36,6 +36,14 @@ func migrations() []string {
 		CREATE TABLE stat (
 			dir  TEXT PRIMARY KEY,      -- absolute, cleaned directory
 			ents BLOB NOT NULL          -- its files' packed rows (see statcache.go)
+		) WITHOUT ROWID;`,
+		// The latest action key of each label, per workspace: a null build
+		// preloads these results in one query instead of one per stage.
+		`CREATE TABLE latest (
+			scope TEXT NOT NULL,        -- the workspace root
+			label TEXT NOT NULL,
+			key   BLOB NOT NULL,
+			PRIMARY KEY (scope, label)
 		) WITHOUT ROWID;`,
 	}
 }
@@ -127,7 +135,9 @@ func (db *DB) GetAction(ctx context.Context, key Digest) (*ActionResult, error) 
 	}
 	r, err := decodeResult(b)
 	if err != nil {
-		return nil, fmt.Errorf("cas: get action %s: bad stored result: %w", key.Short(), err)
+		// An undecodable row (an older format, a damaged page) is a miss:
+		// the stage runs again and its new result replaces the row.
+		return nil, nil
 	}
 	return r, nil
 }
@@ -135,6 +145,12 @@ func (db *DB) GetAction(ctx context.Context, key Digest) (*ActionResult, error) 
 // PutAction records r as the result of the action key, replacing any
 // earlier one. The blobs r names must be stored first.
 func (db *DB) PutAction(ctx context.Context, key Digest, r *ActionResult) error {
+	return db.RecordAction(ctx, "", key, r)
+}
+
+// RecordAction is PutAction that also remembers key as the latest action of
+// r.Label in scope (a workspace root), for LatestActions. One transaction.
+func (db *DB) RecordAction(ctx context.Context, scope string, key Digest, r *ActionResult) error {
 	if r == nil {
 		return fmt.Errorf("cas: put action %s: nil result", key.Short())
 	}
@@ -146,15 +162,58 @@ func (db *DB) PutAction(ctx context.Context, key Digest, r *ActionResult) error 
 	if created.IsZero() {
 		created = time.Now()
 	}
-	_, err = db.db.ExecContext(ctx,
+	tx, err := db.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("cas: put action %s: %w", key.Short(), err)
+	}
+	defer tx.Rollback()
+	_, err = tx.ExecContext(ctx,
 		`INSERT INTO actions (key, label, result, created) VALUES (?, ?, ?, ?)
 		 ON CONFLICT (key) DO UPDATE SET label = excluded.label, result = excluded.result, created = excluded.created`,
 		key[:], r.Label, b, created.UnixNano())
+	if err == nil && scope != "" {
+		_, err = tx.ExecContext(ctx,
+			`INSERT INTO latest (scope, label, key) VALUES (?, ?, ?)
+			 ON CONFLICT (scope, label) DO UPDATE SET key = excluded.key`, scope, r.Label, key[:])
+	}
+	if err == nil {
+		err = tx.Commit()
+	}
 	if err != nil {
 		return fmt.Errorf("cas: put action %s: %w", key.Short(), err)
 	}
 	return nil
 }
+
+// LatestActions returns the latest recorded result of every label of scope,
+// by action key, in one query. Entries are decoded lazily by Decode.
+func (db *DB) LatestActions(ctx context.Context, scope string) (map[Digest][]byte, error) {
+	rows, err := db.db.QueryContext(ctx,
+		`SELECT a.key, a.result FROM latest l JOIN actions a ON a.key = l.key WHERE l.scope = ?`, scope)
+	if err != nil {
+		return nil, fmt.Errorf("cas: latest actions: %w", err)
+	}
+	defer rows.Close()
+	out := map[Digest][]byte{}
+	for rows.Next() {
+		var k, b []byte
+		if err := rows.Scan(&k, &b); err != nil {
+			return nil, fmt.Errorf("cas: latest actions: %w", err)
+		}
+		var d Digest
+		if len(k) == len(d) {
+			copy(d[:], k)
+			out[d] = b
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cas: latest actions: %w", err)
+	}
+	return out, nil
+}
+
+// DecodeResult decodes a stored result as returned by LatestActions.
+func DecodeResult(b []byte) (*ActionResult, error) { return decodeResult(b) }
 
 // DeleteAction forgets the action key; deleting a missing one is no error.
 func (db *DB) DeleteAction(ctx context.Context, key Digest) error {

@@ -3,6 +3,7 @@ package cas
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -59,7 +60,7 @@ func TestOpenDBSettings(t *testing.T) {
 			{"synchronous", "1"}, // NORMAL
 			{"foreign_keys", "1"},
 			{"busy_timeout", "30000"},
-			{"user_version", "1"},
+			{"user_version", "2"},
 		}
 		for _, ch := range checks {
 			var got string
@@ -187,18 +188,91 @@ func TestPutActionRejects(t *testing.T) {
 	}
 }
 
-func TestGetActionRejectsBadRow(t *testing.T) {
+// A stored row that cannot be decoded, or that names a path outside the
+// workspace, is a miss (the stage runs again), never an error or a restore.
+func TestGetActionBadRowIsMiss(t *testing.T) {
 	ctx := context.Background()
 	db := newDB(t)
 	key := FromBytes([]byte("k"))
-	rows := []string{`not json`, `{"outputs":[{"path":"../x","digest":"sha256:` + FromBytes(nil).Hex() + `"}]}`}
+	escaping := []byte{resultFormat}
+	escaping = appendString(escaping, "//a:x")
+	escaping = binary.AppendVarint(escaping, 0)
+	escaping = binary.AppendVarint(escaping, 0)
+	escaping = binary.AppendVarint(escaping, 0)
+	escaping = append(escaping, make([]byte, 32)...)
+	escaping = binary.AppendUvarint(escaping, 1)
+	escaping = appendString(escaping, "../x")
+	escaping = append(escaping, Empty[:]...)
+	escaping = binary.AppendVarint(escaping, 0)
+	escaping = append(escaping, 0)
+	if _, err := decodeResult(escaping[:len(escaping)]); err == nil {
+		t.Fatal("decodeResult accepted an escaping path")
+	}
+	good, err := encodeResult(&ActionResult{Label: "//a:x", Outputs: []Output{{Path: "a/x", Digest: Empty}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := [][]byte{[]byte(`{"json":"old format"}`), escaping, good[:len(good)-1], append(append([]byte{}, good...), 0)}
 	for _, row := range rows {
-		if _, err := db.SQL().Exec("INSERT OR REPLACE INTO actions (key, label, result, created) VALUES (?, '', ?, 0)", key[:], []byte(row)); err != nil {
+		if _, err := db.SQL().Exec("INSERT OR REPLACE INTO actions (key, label, result, created) VALUES (?, '', ?, 0)", key[:], row); err != nil {
 			t.Fatal(err)
 		}
-		if got, err := db.GetAction(ctx, key); err == nil {
-			t.Errorf("row %q: got %+v, want an error", row, got)
+		got, err := db.GetAction(ctx, key)
+		if err != nil || got != nil {
+			t.Errorf("row %q: got %+v, %v; want a miss", row, got, err)
 		}
+	}
+}
+
+func TestResultRoundTrip(t *testing.T) {
+	r := &ActionResult{Label: "//svc/api:api", ExitCode: 0, Duration: 1234 * time.Millisecond,
+		Created: time.Unix(1700000000, 42), Log: FromBytes([]byte("log")),
+		Outputs: []Output{{Path: "svc/api/out/api", Digest: FromBytes([]byte("bin")), Size: 3, Exec: true},
+			{Path: "svc/api/out/docs", Digest: FromBytes([]byte("tree")), Size: 0, IsDir: true}}}
+	b, err := encodeResult(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeResult(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Created.Equal(r.Created) {
+		t.Errorf("created %v, want %v", got.Created, r.Created)
+	}
+	got.Created = r.Created
+	if !reflect.DeepEqual(got, r) {
+		t.Errorf("round trip:\n got %+v\nwant %+v", got, r)
+	}
+}
+
+func TestLatestActions(t *testing.T) {
+	ctx := context.Background()
+	db := newDB(t)
+	k1, k2, k3 := FromBytes([]byte("1")), FromBytes([]byte("2")), FromBytes([]byte("3"))
+	res := func(label string) *ActionResult { return &ActionResult{Label: label, Created: time.Unix(1, 0)} }
+	for _, c := range []struct {
+		scope string
+		key   Digest
+		label string
+	}{{"/ws1", k1, "//a:x"}, {"/ws1", k2, "//a:x"}, {"/ws2", k3, "//a:x"}} {
+		if err := db.RecordAction(ctx, c.scope, c.key, res(c.label)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := db.LatestActions(ctx, "/ws1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[k2] == nil {
+		t.Fatalf("latest of /ws1 = %d entries (has k2: %v), want only the newer key k2", len(got), got[k2] != nil)
+	}
+	r, err := DecodeResult(got[k2])
+	if err != nil || r.Label != "//a:x" {
+		t.Fatalf("decode: %+v, %v", r, err)
+	}
+	if old, _ := db.GetAction(ctx, k1); old == nil {
+		t.Error("the older result of the label must stay in the action cache")
 	}
 }
 

@@ -25,6 +25,9 @@ const (
 // lock is per open file, so it also excludes other goroutines of the same
 // process, and the kernel drops it if the process dies.
 func Lock(ctx context.Context, path string) (unlock func() error, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("cas: lock %s: %w", path, context.Cause(ctx))
+	}
 	f, err := openLockFile(path)
 	if err != nil {
 		return nil, err

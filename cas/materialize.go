@@ -19,8 +19,9 @@ const tempPrefix = ".mc-tmp-"
 // Materialize places the blob d at dst, creating dst's parent directories and
 // atomically replacing whatever file was at dst.
 //
-//   - link && !exec: a hard link to the blob (read-only; a copy when the
-//     filesystem refuses the link). Used for sandbox inputs.
+//   - link && !exec: a hard link to the blob (read-only; a verified copy
+//     with mode 0444 when the filesystem refuses the link). Used for sandbox
+//     inputs.
 //   - link && exec: a read-only copy with mode 0555 (a link would share the
 //     blob's mode 0444).
 //   - !link: a writable copy, mode 0644 or 0755 if exec. Used for mc-out/,
@@ -52,6 +53,11 @@ func (s *Store) Materialize(d Digest, dst string, exec bool, link bool) error {
 func (s *Store) place(d Digest, dst string, exec, link bool) error {
 	if link && !exec {
 		err := os.Link(s.Path(d), dst)
+		// link(2) fails with ENOENT if the blob's path is being replaced
+		// right now (a filesystem without RENAME_NOREPLACE): try again.
+		for try := 0; try < 3 && errors.Is(err, fs.ErrNotExist) && s.Has(d); try++ {
+			err = os.Link(s.Path(d), dst)
+		}
 		if err == nil {
 			return nil
 		}
@@ -66,6 +72,8 @@ func (s *Store) place(d Digest, dst string, exec, link bool) error {
 	switch {
 	case link && exec:
 		mode = 0o555
+	case link: // a copy standing in for a link is read-only like one
+		mode = 0o444
 	case exec:
 		mode = 0o755
 	}

@@ -131,8 +131,7 @@ func statOf(fi os.FileInfo) (statRow, error) {
 // holds the rows under one root in memory; new digests are queued and
 // written by Flush. It is safe for concurrent use.
 type StatCache struct {
-	db   *DB
-	root string
+	db *DB
 
 	mu      sync.Mutex
 	rows    map[string]statRow // path -> row, loaded and learned
@@ -181,8 +180,7 @@ func (db *DB) StatCache(ctx context.Context, root string) (*StatCache, error) {
 		return nil, fmt.Errorf("cas: stat cache %s: %w", abs, err)
 	}
 	sc := &StatCache{
-		db:   db,
-		root: abs,
+		db: db,
 		// Sized once (an upper bound: names take bytes too) so that
 		// loading does not rehash the map as it grows.
 		rows:    make(map[string]statRow, total/packedRowSize),

@@ -346,8 +346,8 @@ func TestStatCacheFlushRetriesAfterFailure(t *testing.T) {
 
 func TestPackedDirRoundTrip(t *testing.T) {
 	ents := map[string]statRow{
-		"a":             {size: -1, mtime: 1 << 62, ctime: 42, ino: 1<<64 - 1, mode: 0o100755, digest: FromBytes([]byte("d"))},
-		"b with spaces": {size: 7, digest: Empty},
+		"a":                         {size: -1, mtime: 1 << 62, ctime: 42, ino: 1<<64 - 1, mode: 0o100755, digest: FromBytes([]byte("d"))},
+		"b with spaces":             {size: 7, digest: Empty},
 		strings.Repeat("long", 100): {mode: 0o100644},
 	}
 	b := packDir(ents)

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // ErrNotFound is returned when a blob is not in the store. errors.Is(err,
@@ -203,7 +205,7 @@ func (s *Store) AdoptFile(path string) (Digest, int64, error) {
 	if err != nil {
 		return Zero, 0, fmt.Errorf("cas: adopt %s: %w", path, err)
 	}
-	if after.Size() != n || !os.SameFile(fi, after) {
+	if after.Size() != n || !after.ModTime().Equal(fi.ModTime()) || !os.SameFile(fi, after) {
 		return Zero, 0, fmt.Errorf("cas: adopt %s: file changed while being hashed", path)
 	}
 	if err := f.Chmod(0o444); err != nil {
@@ -340,19 +342,22 @@ func (s *Store) commit(f *os.File, d Digest) error {
 		os.Remove(name)
 		return fmt.Errorf("cas: put %s: %w", d.Short(), err)
 	}
-	if err := s.renameIn(name, d); err != nil {
-		os.Remove(name)
+	err := s.renameIn(name, d)
+	os.Remove(name) // still there if the blob appeared meanwhile
+	if err != nil {
 		return fmt.Errorf("cas: put %s: %w", d.Short(), err)
 	}
 	return nil
 }
 
 // renameIn renames the file at src to the blob path of d, creating the shard
-// directory if needed. A blob renamed over an existing one replaces
-// identical content, so concurrent writers are harmless.
+// directory if needed. An existing blob is never replaced: its inode stays
+// the one readers and hard links share (link(2) of a path being replaced can
+// fail with ENOENT). If the blob appeared meanwhile, src is left in place and
+// renameIn reports success; callers that own src remove it.
 func (s *Store) renameIn(src string, d Digest) error {
 	dst := s.Path(d)
-	err := os.Rename(src, dst)
+	err := renameNoReplace(src, dst)
 	if errors.Is(err, fs.ErrNotExist) {
 		if _, serr := os.Lstat(src); serr != nil {
 			return err
@@ -360,9 +365,26 @@ func (s *Store) renameIn(src string, d Digest) error {
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return err
 		}
-		err = os.Rename(src, dst)
+		err = renameNoReplace(src, dst)
+	}
+	if errors.Is(err, fs.ErrExist) {
+		return nil
 	}
 	return err
+}
+
+// renameNoReplace renames src to dst unless dst exists (fs.ErrExist). Where
+// the filesystem lacks RENAME_NOREPLACE it falls back to a plain rename,
+// which replaces identical content.
+func renameNoReplace(src, dst string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+		return os.Rename(src, dst)
+	}
+	if err != nil {
+		return &os.LinkError{Op: "rename", Old: src, New: dst, Err: err}
+	}
+	return nil
 }
 
 // discard closes and deletes a temp file that will not become a blob.

@@ -224,6 +224,32 @@ func TestRemove(t *testing.T) {
 	}
 }
 
+func TestExistingBlobNeverReplaced(t *testing.T) {
+	// Readers and hard links share a blob's inode, so a racing writer that
+	// lost must leave it alone.
+	s := newStore(t)
+	d := mustPut(t, s, "first")
+	before, err := os.Stat(s.Path(d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := filepath.Join(t.TempDir(), "late")
+	writeFile(t, late, "first", 0o444)
+	if err := s.renameIn(late, d); err != nil {
+		t.Fatal(err)
+	}
+	after, err := os.Stat(s.Path(d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(before, after) {
+		t.Error("blob replaced by a later writer")
+	}
+	if _, err := os.Stat(late); err != nil {
+		t.Errorf("loser's file should be left for its owner: %v", err)
+	}
+}
+
 func TestPutFile(t *testing.T) {
 	s := newStore(t)
 	dir := t.TempDir()
@@ -554,6 +580,37 @@ func TestMaterialize(t *testing.T) {
 			}
 		})
 	}
+	t.Run("link across filesystems copies", func(t *testing.T) {
+		s := newStore(t)
+		d := mustPut(t, s, "payload")
+		other, err := os.MkdirTemp("/dev/shm", "mc-cas-test-")
+		if err != nil {
+			t.Skipf("no /dev/shm to test the EXDEV fallback: %v", err)
+		}
+		t.Cleanup(func() { os.RemoveAll(other) })
+		if deviceOf(t, other) == deviceOf(t, s.Dir()) {
+			t.Skip("/dev/shm is on the store's filesystem; cannot test the EXDEV fallback")
+		}
+		dst := filepath.Join(other, "f")
+		if err := s.Materialize(d, dst, false, true); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o444 {
+			t.Errorf("mode = %v, want 0444 like a link", fi.Mode().Perm())
+		}
+		if b, _ := os.ReadFile(dst); string(b) != "payload" {
+			t.Errorf("content = %q", b)
+		}
+		// The fallback copy is verified like any copy.
+		tamper(t, s, d, "tampered")
+		if err := s.Materialize(d, dst, false, true); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("err = %v, want ErrCorrupt", err)
+		}
+	})
 	t.Run("replaces existing file", func(t *testing.T) {
 		s := newStore(t)
 		d := mustPut(t, s, "new")

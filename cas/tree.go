@@ -52,9 +52,9 @@ func (t *Tree) Encode() []byte {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
-// DecodeTree parses and validates an encoded tree: clean relative paths, no
-// duplicates, nothing below a file or a symlink, and symlinks that stay
-// inside the tree. The entries are returned sorted.
+// DecodeTree parses and validates an encoded tree: the canonical encoding,
+// clean relative paths, no duplicates, nothing below a file or a symlink, and
+// symlinks that stay inside the tree.
 func DecodeTree(b []byte) (*Tree, error) {
 	var t Tree
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -68,6 +68,11 @@ func DecodeTree(b []byte) (*Tree, error) {
 	slices.SortFunc(t.Entries, func(a, b TreeEntry) int { return strings.Compare(a.Path, b.Path) })
 	if err := t.validate(false); err != nil {
 		return nil, fmt.Errorf("cas: decode tree: %w", err)
+	}
+	// Only the canonical form is accepted, so that a tree's digest is always
+	// the digest of its Encode.
+	if !bytes.Equal(t.Encode(), b) {
+		return nil, errors.New("cas: decode tree: not in canonical form")
 	}
 	return &t, nil
 }

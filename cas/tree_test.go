@@ -114,7 +114,13 @@ func TestDecodeTreeRejects(t *testing.T) {
 			}
 		})
 	}
-	for _, bad := range []string{``, `{`, `[]`, `{"entries":[]} {}`, `{"entries":[],"extra":1}`, `{"entries":[{"path":"a","digest":"nothex"}]}`} {
+	canonical := string((&Tree{Entries: []TreeEntry{{Path: "a", Dir: true}, {Path: "b", Dir: true}}}).Encode())
+	for _, bad := range []string{
+		strings.Replace(canonical, `{"path":"a","dir":true},{"path":"b","dir":true}`, `{"path":"b","dir":true},{"path":"a","dir":true}`, 1), // unsorted
+		strings.Replace(canonical, `"path":"a"`, `"Path":"a"`, 1),
+		canonical + "\n",
+		strings.Replace(canonical, `,`, `, `, 1),
+		``, `{`, `[]`, `{"entries":[]} {}`, `{"entries":[],"extra":1}`, `{"entries":[{"path":"a","digest":"nothex"}]}`} {
 		t.Run("malformed "+bad, func(t *testing.T) {
 			if _, err := DecodeTree([]byte(bad)); err == nil {
 				t.Errorf("DecodeTree(%q) succeeded", bad)

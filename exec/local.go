@@ -164,13 +164,14 @@ func (l *Local) Run(ctx context.Context, job *Job) (*Result, error) {
 		return &Result{ExitCode: -1, Duration: time.Since(start),
 			Err: fmt.Errorf("image %s: stages in an image are not supported by the local executor yet", job.Image)}, nil
 	}
+	// Errors do not repeat the label: the scheduler prefixes it.
 	if err := checkJobPaths(job); err != nil {
-		return nil, fmt.Errorf("%s: %w", job.Label, err)
+		return nil, err
 	}
 	isolated := l.Isolated()
 	sb, err := newSandbox(l.opts.SandboxDir, isolated)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", job.Label, err)
+		return nil, err
 	}
 	st := &stage{l: l, job: job, sb: sb, isolated: isolated}
 	res, err := st.run(ctx)
@@ -189,7 +190,7 @@ func (l *Local) Run(ctx context.Context, job *Job) (*Result, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("%s: %w", job.Label, err)
+		return nil, err
 	}
 	res.Duration = time.Since(start)
 	return res, nil

@@ -49,6 +49,9 @@ func (s *stage) run(ctx context.Context) (*Result, error) {
 	// Checked even after a failure or a kill: a modified blob must leave
 	// the store whatever became of the stage.
 	modErr := s.checkInputs()
+	if err == nil && modErr != nil && !isStageError(modErr) {
+		err = modErr
+	}
 	if err != nil {
 		return nil, err
 	}

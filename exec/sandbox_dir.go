@@ -96,7 +96,7 @@ func isLocalSlash(p string) bool {
 	return p != "" && path.Clean(p) == p && filepath.IsLocal(filepath.FromSlash(p))
 }
 
-// errStage marks a failure of the stage itself (reported in Result.Err)
+// stageError marks a failure of the stage itself (reported in Result.Err)
 // found while preparing or checking it, as opposed to an infrastructure
 // failure.
 type stageError struct{ err error }

@@ -23,6 +23,9 @@ type Digester interface {
 // Options configures one run of the scheduler.
 type Options struct {
 	Root      string // workspace root on this machine: where sources are read
+	// Scope names this workspace in the action cache's table of latest
+	// results (the workspace root); "" disables the preload.
+	Scope string
 	Jobs      int    // stages run at once; cache lookups are not limited
 	KeepGoing bool   // go on after a failure with everything that does not depend on it
 	NoCache   bool   // neither read nor write the action cache
@@ -84,6 +87,15 @@ func Run(ctx context.Context, ag *graph.ActionGraph, opts Options) (*Report, err
 		inflight: map[cas.Digest]*flight{},
 	}
 	start := time.Now()
+	if !opts.NoCache && opts.Scope != "" {
+		// One query for the latest result of every label: in a null build
+		// every key is among them.
+		pre, err := opts.DB.LatestActions(ctx, opts.Scope)
+		if err != nil {
+			return nil, err
+		}
+		s.preload = pre
+	}
 	opts.Sink.Event(Event{Type: EventBuildStarted, Time: start, Total: len(ag.Actions)})
 	s.run(ctx)
 	r := s.report(time.Since(start))
@@ -114,6 +126,7 @@ type scheduler struct {
 	infraErr error
 	wg       sync.WaitGroup
 	inflight map[cas.Digest]*flight
+	preload  map[cas.Digest][]byte // read-only after Run starts
 }
 
 // flight lets actions with the same digest share one execution.
@@ -317,7 +330,7 @@ func (s *scheduler) do(ctx context.Context, a *graph.Action) *Outcome {
 	ar := &cas.ActionResult{Label: label, Outputs: res.Outputs, Log: res.Log, ExitCode: 0,
 		Duration: res.Duration, Created: time.Now()}
 	if cacheable {
-		if err := s.opts.DB.PutAction(ctx, key, ar); err != nil {
+		if err := s.opts.DB.RecordAction(ctx, s.opts.Scope, key, ar); err != nil {
 			s.setInfraErr(fmt.Errorf("recording %s in the action cache: %w", label, err))
 		}
 	}
@@ -331,13 +344,17 @@ func (s *scheduler) do(ctx context.Context, a *graph.Action) *Outcome {
 // lookup returns a cached result whose every blob is still in the store.
 // A result referring to a missing blob is a miss: the stage runs again.
 func (s *scheduler) lookup(ctx context.Context, key cas.Digest) (*cas.ActionResult, error) {
-	res, err := s.opts.DB.GetAction(ctx, key)
-	if err != nil || res == nil {
-		return nil, err
+	var res *cas.ActionResult
+	if b, ok := s.preload[key]; ok {
+		res, _ = cas.DecodeResult(b) // undecodable: fall through to the query
 	}
-	if !res.Log.IsZero() && !s.opts.Store.Has(res.Log) {
-		return nil, nil
+	if res == nil {
+		var err error
+		if res, err = s.opts.DB.GetAction(ctx, key); err != nil || res == nil {
+			return nil, err
+		}
 	}
+	// A missing log blob is not a reason to rerun: replayLog says it is gone.
 	for _, o := range res.Outputs {
 		if !s.opts.Store.Has(o.Digest) {
 			return nil, nil

@@ -8,6 +8,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Glob returns the files of package pkg that match an include pattern and
@@ -18,21 +19,64 @@ import (
 // BUILD.mc), hidden directories, mc-out or ignored paths, and does not
 // follow symlinked directories; symlinks to files count as files.
 func (t *SourceTree) Glob(pkg string, include, exclude []string) ([]string, error) {
+	files, _, err := t.glob(pkg, include, exclude, false)
+	return files, err
+}
+
+// DirStamp is the modification time of a directory whose entries a glob
+// depended on. A directory's mtime changes whenever an entry is added,
+// removed or renamed in it, so unchanged stamps mean an unchanged result.
+type DirStamp struct {
+	Dir     string // package-relative, "" for the package directory
+	MtimeNs int64
+}
+
+// racyWindow is how old a directory's mtime must be before it is trusted: a
+// change within the same timestamp tick as the read would go unnoticed
+// (git's "racy git" problem).
+const racyWindow = 2 * time.Second
+
+// GlobStamped is Glob that also returns the stamps of the directories the
+// result depends on (those listed, and those probed for a BUILD.mc). The
+// stamps are nil when a directory changed too recently for its mtime to be
+// trusted; the caller must then re-run the glob to validate its result.
+func (t *SourceTree) GlobStamped(pkg string, include, exclude []string) ([]string, []DirStamp, error) {
+	return t.glob(pkg, include, exclude, true)
+}
+
+// StampsUnchanged reports whether every directory still has its stamp.
+func (t *SourceTree) StampsUnchanged(pkg string, stamps []DirStamp) bool {
+	for _, s := range stamps {
+		fi, err := os.Stat(t.abs(join(pkg, s.Dir)))
+		if err != nil || !fi.IsDir() || fi.ModTime().UnixNano() != s.MtimeNs {
+			return false
+		}
+	}
+	return true
+}
+
+func (t *SourceTree) glob(pkg string, include, exclude []string, stamp bool) ([]string, []DirStamp, error) {
 	if !validPkg(pkg) {
-		return nil, fmt.Errorf("invalid package path %q", pkg)
+		return nil, nil, fmt.Errorf("invalid package path %q", pkg)
 	}
 	inc, err := parsePatterns(include)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	exc, err := parsePatterns(exclude)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	g := &globber{tree: t, pkg: pkg, dirs: map[string][]dirEntry{}, seen: map[walkKey]bool{}, found: map[string]bool{}}
+	if stamp {
+		g.stamps = map[string]int64{}
+		// Taken before any directory is read: a stamp is trusted only if the
+		// directory had not changed for racyWindow before that moment.
+		g.start = time.Now()
+	}
 	for _, p := range inc {
 		if err := g.walk("", p, 0); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	out := make([]string, 0, len(g.found))
@@ -50,7 +94,7 @@ func (t *SourceTree) Glob(pkg string, include, exclude []string) ([]string, erro
 		}
 	}
 	sort.Strings(out)
-	return out, nil
+	return out, g.stampList(), nil
 }
 
 // parsePatterns splits and validates glob patterns.
@@ -139,6 +183,43 @@ type globber struct {
 	dirs  map[string][]dirEntry // listings, by package-relative dir
 	seen  map[walkKey]bool
 	found map[string]bool
+
+	stamps map[string]int64 // nil: not stamping
+	start  time.Time
+	racy   bool // a directory changed too recently
+}
+
+// stampDir records the mtime of a package-relative directory before its
+// entries are looked at, so that a change during the read shows later.
+func (g *globber) stampDir(dir string) {
+	if g.stamps == nil {
+		return
+	}
+	if _, ok := g.stamps[dir]; ok {
+		return
+	}
+	fi, err := os.Stat(g.tree.abs(join(g.pkg, dir)))
+	if err != nil {
+		g.racy = true // vanishing under our feet: do not trust this result
+		return
+	}
+	mt := fi.ModTime()
+	if g.start.Sub(mt) < racyWindow {
+		g.racy = true
+	}
+	g.stamps[dir] = mt.UnixNano()
+}
+
+func (g *globber) stampList() []DirStamp {
+	if g.stamps == nil || g.racy {
+		return nil
+	}
+	out := make([]DirStamp, 0, len(g.stamps))
+	for d, mt := range g.stamps {
+		out = append(out, DirStamp{Dir: d, MtimeNs: mt})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Dir < out[j].Dir })
+	return out
 }
 
 // walk matches pattern p from component i in the package-relative dir.
@@ -193,7 +274,11 @@ func (g *globber) walk(dir string, p []string, i int) error {
 // enter reports whether the walk may descend into the package-relative dir.
 func (g *globber) enter(dir string) bool {
 	ws := join(g.pkg, dir)
-	return !g.tree.skipDir(ws) && !isFile(g.tree.abs(path.Join(ws, BuildFile)))
+	if g.tree.skipDir(ws) {
+		return false
+	}
+	g.stampDir(dir) // a BUILD.mc appearing in dir changes its mtime
+	return !isFile(g.tree.abs(path.Join(ws, BuildFile)))
 }
 
 // list reads a package-relative directory once per glob call, leaving out
@@ -203,7 +288,8 @@ func (g *globber) list(dir string) ([]dirEntry, error) {
 		return ents, nil
 	}
 	ws := join(g.pkg, dir)
-	des, err := os.ReadDir(g.tree.abs(ws))
+	g.stampDir(dir)
+	des, err := readDir(g.tree.abs(ws))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) && dir != "" {
 			return nil, nil // removed while walking

@@ -8,9 +8,13 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // SourceTree is the workspace's file system as evaluation sees it: the
@@ -137,7 +141,8 @@ func (t *SourceTree) IsSourceFile(pkg, name string) bool {
 
 // FindPackages returns every package at or below under ("" for the whole
 // workspace), sorted. It does not enter hidden directories, mc-out or
-// ignored paths, and does not follow symlinked directories.
+// ignored paths, and does not follow symlinked directories. Directories
+// are read in parallel.
 func (t *SourceTree) FindPackages(ctx context.Context, under string) ([]string, error) {
 	if !validPkg(under) {
 		return nil, fmt.Errorf("finding packages: invalid package path %q", under)
@@ -145,47 +150,70 @@ func (t *SourceTree) FindPackages(ctx context.Context, under string) ([]string, 
 	if t.hiddenPath(under, true) {
 		return nil, nil
 	}
-	start := t.abs(under)
-	if fi, err := os.Stat(start); err != nil {
+	if fi, err := os.Stat(t.abs(under)); err != nil {
 		return nil, fmt.Errorf("finding packages under //%s: %w", under, err)
 	} else if !fi.IsDir() {
 		return nil, fmt.Errorf("finding packages under //%s: not a directory", under)
 	}
-	var pkgs []string
-	err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
+	var (
+		mu   sync.Mutex
+		pkgs []string
+	)
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(2 * runtime.GOMAXPROCS(0)) // I/O bound: some slack over the cores
+	var walk func(rel string) error
+	walk = func(rel string) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ents, err := readDir(t.abs(rel))
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) && p != start {
+			if errors.Is(err, fs.ErrNotExist) && rel != under {
 				return nil // removed while walking
 			}
 			return err
 		}
-		if !d.IsDir() {
-			return nil
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(t.root, p)
-		if err != nil {
-			return err
-		}
-		rel = filepath.ToSlash(rel)
-		if rel == "." {
-			rel = ""
-		}
-		if rel != "" && p != start && t.skipDir(rel) {
-			return filepath.SkipDir
-		}
-		if isFile(filepath.Join(p, BuildFile)) {
-			pkgs = append(pkgs, rel)
+		for _, e := range ents {
+			name := e.Name()
+			switch {
+			case e.IsDir():
+				child := join(rel, name)
+				if t.skipDir(child) {
+					continue
+				}
+				// Spread the walk over goroutines while there is room, and
+				// carry on in this one otherwise.
+				if !g.TryGo(func() error { return walk(child) }) {
+					if err := walk(child); err != nil {
+						return err
+					}
+				}
+			case name == BuildFile:
+				if e.Type().IsRegular() || (e.Type()&fs.ModeSymlink != 0 && isFile(t.abs(join(rel, name)))) {
+					mu.Lock()
+					pkgs = append(pkgs, rel)
+					mu.Unlock()
+				}
+			}
 		}
 		return nil
-	})
-	if err != nil {
+	}
+	g.Go(func() error { return walk(under) })
+	if err := g.Wait(); err != nil {
 		return nil, fmt.Errorf("finding packages under //%s: %w", under, err)
 	}
 	sort.Strings(pkgs)
 	return pkgs, nil
+}
+
+// readDir lists a directory without sorting it.
+func readDir(dir string) ([]fs.DirEntry, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.ReadDir(-1)
 }
 
 // validPkg reports whether pkg is a clean relative slash path ("" is the

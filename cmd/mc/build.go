@@ -148,7 +148,7 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 		return &infraError{err}
 	}
 	rep, runErr := exec.Run(ctx, ag, exec.Options{
-		Root: s.root, Jobs: bf.jobs, KeepGoing: bf.keepGoing, NoCache: bf.noCache,
+		Root: s.root, Scope: s.root, Jobs: bf.jobs, KeepGoing: bf.keepGoing, NoCache: bf.noCache,
 		Platform: platform(), Store: s.store, DB: s.db, Files: s.stat, Executor: local, Sink: sink,
 		Getenv: e.getenv,
 	})

@@ -3,9 +3,28 @@
 package main
 
 import (
+	"fmt"
 	"os"
+	"runtime/pprof"
 )
 
 func main() {
+	// MC_CPUPROFILE=FILE writes a Go CPU profile of this invocation: a
+	// developer aid for the benchmarks in bench/.
+	if p := os.Getenv("MC_CPUPROFILE"); p != "" {
+		f, err := os.Create(p)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "mc: MC_CPUPROFILE: %v\n", err)
+			os.Exit(exitInfra)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(os.Stderr, "mc: MC_CPUPROFILE: %v\n", err)
+			os.Exit(exitInfra)
+		}
+		code := Main(os.Args[1:], os.Stdout, os.Stderr)
+		pprof.StopCPUProfile()
+		f.Close()
+		os.Exit(code)
+	}
 	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
 }

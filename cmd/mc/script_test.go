@@ -1,9 +1,12 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,7 +19,21 @@ import (
 // so exit codes, signals and stderr are exactly what a user sees.
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"mc": func() { os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr)) },
+		"mc": func() {
+			// MC_TEST_STATUS names a file that receives the exit status,
+			// for the `status` command: testscript itself only tells
+			// success from failure, and a background mc's status is
+			// otherwise lost.
+			status := os.Getenv("MC_TEST_STATUS")
+			if status != "" {
+				os.Remove(status)
+			}
+			code := Main(os.Args[1:], os.Stdout, os.Stderr)
+			if status != "" {
+				os.WriteFile(status, []byte(strconv.Itoa(code)+"\n"), 0o644)
+			}
+			os.Exit(code)
+		},
 	})
 }
 
@@ -32,6 +49,7 @@ func TestScripts(t *testing.T) {
 			e.Setenv("XDG_CACHE_HOME", filepath.Join(e.WorkDir, ".cache"))
 			e.Setenv("HOME", filepath.Join(e.WorkDir, "home"))
 			e.Setenv("GOTOOLCHAIN", "local")
+			e.Setenv("MC_TEST_STATUS", filepath.Join(e.WorkDir, ".mcstatus"))
 			for _, k := range []string{"GOCACHE", "GOMODCACHE", "GOPATH", "GOROOT"} {
 				if v, ok := os.LookupEnv(k); ok {
 					e.Setenv(k, v)
@@ -43,6 +61,10 @@ func TestScripts(t *testing.T) {
 			"waitfile":   cmdWaitfile,
 			"countlines": cmdCountlines,
 			"chmodx":     cmdChmodx,
+			"status":     cmdStatus,
+			"events":     cmdEvents,
+			"labels":     cmdLabels,
+			"noproc":     cmdNoproc,
 		},
 	})
 }
@@ -92,4 +114,123 @@ func cmdChmodx(ts *testscript.TestScript, neg bool, args []string) {
 	for _, a := range args {
 		ts.Check(os.Chmod(ts.MkAbs(a), 0o755))
 	}
+}
+
+// status N: the last mc command (foreground or background, once waited
+// for) exited with status N.
+func cmdStatus(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: status n")
+	}
+	data, err := os.ReadFile(ts.Getenv("MC_TEST_STATUS"))
+	if err != nil {
+		ts.Fatalf("no exit status recorded (did mc finish?): %v", err)
+	}
+	got := strings.TrimSpace(string(data))
+	if (got == args[0]) == neg {
+		ts.Fatalf("mc exited with status %s, want %s%s", got, map[bool]string{true: "not ", false: ""}[neg], args[0])
+	}
+}
+
+// jsonEvents parses the `mc --output=json` event lines of file ("stdout"
+// is the last command's standard output).
+func jsonEvents(ts *testscript.TestScript, file string) []map[string]any {
+	var evs []map[string]any
+	for i, line := range strings.Split(ts.ReadFile(file), "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			ts.Fatalf("%s:%d: not a JSON event: %v: %s", file, i+1, err, line)
+		}
+		evs = append(evs, ev)
+	}
+	return evs
+}
+
+// events FILE TYPE N: FILE holds exactly N events of TYPE.
+func cmdEvents(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 3 {
+		ts.Fatalf("usage: events file type n")
+	}
+	want, err := strconv.Atoi(args[2])
+	ts.Check(err)
+	n := 0
+	for _, ev := range jsonEvents(ts, args[0]) {
+		if ev["type"] == args[1] {
+			n++
+		}
+	}
+	if (n == want) == neg {
+		ts.Fatalf("%s has %d %s events, want %s%d", args[0], n, args[1], map[bool]string{true: "not ", false: ""}[neg], want)
+	}
+}
+
+// labels FILE TYPE [LABEL...]: the labels of FILE's events of TYPE are
+// exactly the given ones (in any order; none: there is no such event).
+func cmdLabels(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 2 {
+		ts.Fatalf("usage: labels file type [label...]")
+	}
+	var got []string
+	for _, ev := range jsonEvents(ts, args[0]) {
+		if ev["type"] == args[1] {
+			l, _ := ev["label"].(string)
+			got = append(got, l)
+		}
+	}
+	want := append([]string(nil), args[2:]...)
+	sort.Strings(got)
+	sort.Strings(want)
+	if slices.Equal(got, want) == neg {
+		ts.Fatalf("%s events in %s: %q, want %s%q", args[1], args[0], got, map[bool]string{true: "not ", false: ""}[neg], want)
+	}
+}
+
+// noproc SUBSTRING: no process has SUBSTRING in its command line; with !,
+// some process has. A process killed a moment ago may take a little while
+// to disappear from /proc, so the check is retried for up to 2 s.
+func cmdNoproc(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: noproc substring")
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		found := procsWith(ts, args[0])
+		if (len(found) == 0) != neg {
+			return
+		}
+		if time.Now().After(deadline) {
+			if neg {
+				ts.Fatalf("no process has %q in its command line", args[0])
+			}
+			ts.Fatalf("processes left with %q in their command line:\n%s", args[0], strings.Join(found, "\n"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// procsWith lists the processes (other than this one) whose command line
+// contains s, as "PID: cmdline".
+func procsWith(ts *testscript.TestScript, s string) []string {
+	files, err := filepath.Glob("/proc/[0-9]*/cmdline")
+	ts.Check(err)
+	self := strconv.Itoa(os.Getpid())
+	var found []string
+	for _, f := range files {
+		pid := strings.Split(f, "/")[2]
+		if pid == self {
+			continue
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue // gone meanwhile
+		}
+		cmdline := strings.ReplaceAll(string(data), "\x00", " ")
+		if strings.Contains(cmdline, s) {
+			found = append(found, pid+": "+cmdline)
+		}
+	}
+	return found
 }

@@ -117,6 +117,11 @@ func (s *session) resolvePatterns(ctx context.Context, args []string) ([]graph.P
 		pats = append(pats, p)
 		switch p.Kind {
 		case graph.PatternRecursive:
+			// A directory that is not there is the user's mistake (exit 2),
+			// not a failure to read the workspace.
+			if fi, err := os.Stat(filepath.Join(s.root, filepath.FromSlash(p.Label.Pkg))); err != nil || !fi.IsDir() {
+				return nil, nil, usagef("no packages match %s (there is no directory //%s)", a, p.Label.Pkg)
+			}
 			found, err := s.eval.FindPackages(ctx, p.Label.Pkg)
 			if err != nil {
 				return nil, nil, err
