@@ -400,7 +400,7 @@ func TestErrors(t *testing.T) {
 		{"workspace() in BUILD.mc", map[string]string{"a/BUILD.mc": `workspace(name = "x")`},
 			"a", `a/BUILD.mc:1:1: undefined: workspace`},
 		{"not a package", map[string]string{"a/x": ""},
-			"a", `a/BUILD.mc: no package //a: a/BUILD.mc does not exist (or is ignored)`},
+			"a", `no package //a: a/BUILD.mc does not exist (or is ignored)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

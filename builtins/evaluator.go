@@ -52,7 +52,8 @@ type Evaluator struct {
 	snapMu   sync.Mutex
 	records  map[string]*pkgRecord
 	dirty    bool
-	digests  sync.Map // workspace-relative path -> digestResult
+	known    map[string]bool // every package, once FindPackages("") ran
+	digests  sync.Map        // workspace-relative path -> digestResult
 
 	// onEval, when set (by tests), is called each time a BUILD.mc is run.
 	onEval func(pkg string)
@@ -94,7 +95,18 @@ func (e *Evaluator) print(pos graph.Pos, msg string) {
 // workspace), sorted. It never enters ignored paths, mc-out or hidden
 // directories.
 func (e *Evaluator) FindPackages(ctx context.Context, under string) ([]string, error) {
-	return e.tree.FindPackages(ctx, under)
+	pkgs, err := e.tree.FindPackages(ctx, under)
+	if err == nil && under == "" && e.kv != nil {
+		// The whole set is known: the snapshot can forget removed packages.
+		known := make(map[string]bool, len(pkgs))
+		for _, p := range pkgs {
+			known[p] = true
+		}
+		e.snapMu.Lock()
+		e.known = known
+		e.snapMu.Unlock()
+	}
+	return pkgs, err
 }
 
 // IsPackage reports whether pkg is a directory holding a BUILD.mc that is
@@ -108,7 +120,8 @@ func (e *Evaluator) IsSourceFile(pkg, name string) bool { return e.tree.IsSource
 // Packages evaluates pkgs in parallel (at most GOMAXPROCS at a time) and
 // returns them in the same order. On failure it returns the error of the
 // first failing package in pkgs order: a *lang.Error for mistakes in the
-// files.
+// files. The packages are shared with the package cache: callers must not
+// modify them.
 func (e *Evaluator) Packages(ctx context.Context, pkgs []string) ([]*graph.Package, error) {
 	out := make([]*graph.Package, len(pkgs))
 	errs := make([]error, len(pkgs))
@@ -148,7 +161,7 @@ func (e *Evaluator) pkg(ctx context.Context, p string) (_ *graph.Package, err er
 	file := path.Join(p, lang.BuildFile)
 	if !e.tree.IsPackage(p) {
 		e.dropRecord(p)
-		return nil, &lang.Error{Pos: graph.Pos{File: file}, Msg: fmt.Sprintf("no package //%s: %s does not exist (or is ignored)", p, file)}
+		return nil, &lang.Error{Msg: fmt.Sprintf("no package //%s: %s does not exist (or is ignored)", p, file)}
 	}
 	if pkg := e.cached(ctx, p); pkg != nil {
 		return pkg, nil

@@ -37,8 +37,9 @@ func writeFile(t testing.TB, root, name, content string) {
 
 // memKV is an in-memory KV.
 type memKV struct {
-	mu sync.Mutex
-	m  map[string][]byte
+	mu   sync.Mutex
+	m    map[string][]byte
+	puts int
 }
 
 func newMemKV() *memKV { return &memKV{m: map[string][]byte{}} }
@@ -52,6 +53,7 @@ func (kv *memKV) GetKV(_ context.Context, ns, key string) ([]byte, error) {
 func (kv *memKV) PutKV(_ context.Context, ns, key string, val []byte) error {
 	kv.mu.Lock()
 	defer kv.mu.Unlock()
+	kv.puts++
 	kv.m[ns+"\x00"+key] = append([]byte(nil), val...)
 	return nil
 }

@@ -164,6 +164,13 @@ func (e *Evaluator) saveSnapshot(ctx context.Context) {
 	if !e.dirty {
 		return
 	}
+	if e.known != nil {
+		for p := range e.records {
+			if !e.known[p] {
+				delete(e.records, p)
+			}
+		}
+	}
 	var buf bytes.Buffer
 	if err := gob.NewEncoder(&buf).Encode(&snapshot{Version: evalVersion, Records: e.records}); err != nil {
 		return

@@ -2,6 +2,7 @@ package builtins
 
 import (
 	"context"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mc-build/mc/cas"
 	"github.com/mc-build/mc/graph"
@@ -193,5 +195,97 @@ func rm(t *testing.T, root, name string) {
 	t.Helper()
 	if err := os.Remove(filepath.Join(root, filepath.FromSlash(name))); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPackageCacheTrustedStamps runs with old directory mtimes, so that globs
+// are validated by their directory stamps alone, and checks that changes
+// are still seen and that a null run writes nothing.
+func TestPackageCacheTrustedStamps(t *testing.T) {
+	root := writeTree(t, map[string]string{
+		"app/BUILD.mc": `filegroup(name = "srcs", srcs = glob(["**/*.go"]))`,
+		"app/a.go":     "",
+		"app/x/b.go":   "",
+	})
+	kv := newMemKV()
+	run := func(t *testing.T) (srcs []string, evaluated []string) {
+		t.Helper()
+		e := evaluator(t, root, kv)
+		c := &counter{n: map[string]int{}}
+		e.onEval = c.hook
+		pkgs, err := e.Packages(context.Background(), []string{"app"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range pkgs[0].Targets[0].Srcs {
+			srcs = append(srcs, l.Name)
+		}
+		return srcs, c.evaluated()
+	}
+	ageTree(t, root)
+	if _, ev := run(t); !reflect.DeepEqual(ev, []string{"app"}) {
+		t.Fatalf("first run evaluated %v", ev)
+	}
+	puts := kv.puts
+	if _, ev := run(t); ev != nil || kv.puts != puts {
+		t.Fatalf("null run: evaluated %v, %d writes; want none", ev, kv.puts-puts)
+	}
+	writeFile(t, root, "app/x/c.go", "")
+	srcs, ev := run(t)
+	if !reflect.DeepEqual(ev, []string{"app"}) || !reflect.DeepEqual(srcs, []string{"a.go", "x/b.go", "x/c.go"}) {
+		t.Fatalf("after adding x/c.go: evaluated %v, srcs %v", ev, srcs)
+	}
+	// An unrelated change to a walked directory re-runs the glob, which
+	// still matches: no evaluation, and fresh stamps are saved.
+	ageTree(t, root)
+	writeFile(t, root, "app/x/notes.txt", "")
+	ageTree(t, root)
+	if _, ev := run(t); ev != nil {
+		t.Fatalf("unrelated file: evaluated %v", ev)
+	}
+	puts = kv.puts
+	if _, ev := run(t); ev != nil || kv.puts != puts {
+		t.Fatalf("null run after refresh: evaluated %v, %d writes; want none", ev, kv.puts-puts)
+	}
+}
+
+func ageTree(t *testing.T, root string) {
+	t.Helper()
+	old := time.Now().Add(-time.Hour)
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Chtimes(p, old, old)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSnapshotForgetsRemovedPackages(t *testing.T) {
+	root := writeTree(t, map[string]string{
+		"a/BUILD.mc": `filegroup(name = "a")`,
+		"b/BUILD.mc": `filegroup(name = "b")`,
+	})
+	kv := newMemKV()
+	ctx := context.Background()
+	if _, err := evaluator(t, root, kv).Packages(ctx, []string{"a", "b"}); err != nil {
+		t.Fatal(err)
+	}
+	rm(t, root, "b/BUILD.mc")
+	writeFile(t, root, "a/BUILD.mc", `filegroup(name = "a2")`)
+	e := evaluator(t, root, kv)
+	all, err := e.FindPackages(ctx, "")
+	if err != nil || !reflect.DeepEqual(all, []string{"a"}) {
+		t.Fatalf("FindPackages = %v, %v", all, err)
+	}
+	if _, err := e.Packages(ctx, all); err != nil {
+		t.Fatal(err)
+	}
+	e = evaluator(t, root, kv)
+	e.loadSnapshot(ctx)
+	if got := sortedKeys(e.records); !reflect.DeepEqual(got, []string{"a"}) {
+		t.Errorf("snapshot holds %v, want [a]", got)
 	}
 }

@@ -272,6 +272,9 @@ func (g *Graph) lookup(ctx context.Context, src PackageSource, t *Target, attr s
 	}
 	var cands []string
 	for _, x := range pkg.Targets {
+		if x == t {
+			continue // never suggest that a target depend on itself
+		}
 		cands = append(cands, x.Label.Name)
 		cands = append(cands, x.Outs...)
 	}

@@ -51,7 +51,7 @@ func ParsePattern(s, cur string) (Pattern, error) {
 			if err != nil {
 				return Pattern{}, err
 			}
-			return Pattern{Kind: PatternTarget, Label: l}, nil
+			return targetPattern(l), nil
 		}
 	}
 	rest := abs[2:]
@@ -74,7 +74,17 @@ func ParsePattern(s, cur string) (Pattern, error) {
 	if err != nil {
 		return Pattern{}, &LabelError{s, err.(*LabelError).Reason}
 	}
-	return Pattern{Kind: PatternTarget, Label: l}, nil
+	return targetPattern(l), nil
+}
+
+// targetPattern is the pattern naming l. "all" and "*" are reserved (no
+// rule may be so named): //all, short for //all:all, is every target of
+// package all, so that a pattern's String() always parses back to it.
+func targetPattern(l Label) Pattern {
+	if l.Name == "all" || l.Name == "*" {
+		return Pattern{Kind: PatternAll, Label: Label{Pkg: l.Pkg}}
+	}
+	return Pattern{Kind: PatternTarget, Label: l}
 }
 
 func joinPkg(cur, rel string) string {

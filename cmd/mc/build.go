@@ -121,15 +121,15 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 	if err != nil {
 		return err
 	}
-	loaded, err := graph.Load(ctx, s.src, pkgs)
+	loaded, err := graph.Load(ctx, s.eval, pkgs)
 	if err != nil {
 		return err
 	}
-	g, err := graph.Link(ctx, s.src, loaded)
+	g, err := graph.Link(ctx, s.eval, loaded)
 	if err != nil {
 		return err
 	}
-	roots, err := selectRoots(g, pats, fs.Args(), test, bf.deploy)
+	roots, err := selectRoots(g, pats, fs.Args(), test, bf.deploy, s.eval.IsSourceFile)
 	if err != nil {
 		return err
 	}
@@ -207,7 +207,8 @@ func lockWorkspace(ctx context.Context, e *env, root string) (func() error, erro
 // match the stages a command runs: `build` skips test stages, both skip
 // deploy stages without --deploy. A label names one target explicitly and
 // may not name a stage the command would not run.
-func selectRoots(g *graph.Graph, pats []graph.Pattern, args []string, test, deploy bool) ([]graph.Label, error) {
+func selectRoots(g *graph.Graph, pats []graph.Pattern, args []string, test, deploy bool, isSource func(pkg, name string) bool) ([]graph.Label, error) {
+	namedSource := false
 	seen := map[graph.Label]bool{}
 	var roots []graph.Label
 	add := func(l graph.Label) {
@@ -244,6 +245,11 @@ func selectRoots(g *graph.Graph, pats []graph.Pattern, args []string, test, depl
 		if !ok {
 			if st, isOut := g.Outputs[graph.Label{Pkg: l.Pkg, Name: strings.TrimSuffix(l.Name, "/")}]; isOut {
 				t = st
+			} else if isSource(l.Pkg, l.Name) {
+				// A source file is a target too (SPEC §2): there is
+				// nothing to build for it.
+				namedSource = true
+				continue
 			} else {
 				pkg := g.Packages[l.Pkg]
 				var cands []string
@@ -261,7 +267,7 @@ func selectRoots(g *graph.Graph, pats []graph.Pattern, args []string, test, depl
 		}
 		add(t.Label)
 	}
-	if len(roots) == 0 && !test {
+	if len(roots) == 0 && !test && !namedSource {
 		return nil, usagef("no stages match %s", strings.Join(args, " "))
 	}
 	return roots, nil

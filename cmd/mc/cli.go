@@ -89,11 +89,13 @@ func Main(args []string, stdout, stderr io.Writer) (code int) {
 		dir = resolveDir(dir, args[1])
 		args = args[2:]
 	}
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
+		// A mistake: the usage goes with the other errors, to stderr.
+		printUsage(stderr)
+		return exitUsage
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		printUsage(stdout)
-		if len(args) == 0 {
-			return exitUsage
-		}
 		return exitOK
 	}
 	e := &env{stdout: stdout, stderr: stderr, dir: dir, getenv: os.LookupEnv}

@@ -65,6 +65,7 @@ func TestScripts(t *testing.T) {
 			"events":     cmdEvents,
 			"labels":     cmdLabels,
 			"noproc":     cmdNoproc,
+			"emptydir":   cmdEmptydir,
 		},
 	})
 }
@@ -188,9 +189,11 @@ func cmdLabels(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// noproc SUBSTRING: no process has SUBSTRING in its command line; with !,
-// some process has. A process killed a moment ago may take a little while
-// to disappear from /proc, so the check is retried for up to 2 s.
+// noproc SUBSTRING: no process has SUBSTRING in its command line or its
+// environment; with !, some process has. A stage exports a variable holding
+// its script's $WORK, which makes the substring unique to one script run
+// even when several test runs share the machine. A process killed a moment
+// ago may take a little while to leave /proc: the check is retried for 2 s.
 func cmdNoproc(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 1 {
 		ts.Fatalf("usage: noproc substring")
@@ -212,25 +215,39 @@ func cmdNoproc(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 // procsWith lists the processes (other than this one) whose command line
-// contains s, as "PID: cmdline".
+// or environment contains s, as "PID: cmdline".
 func procsWith(ts *testscript.TestScript, s string) []string {
-	files, err := filepath.Glob("/proc/[0-9]*/cmdline")
+	dirs, err := filepath.Glob("/proc/[0-9]*")
 	ts.Check(err)
 	self := strconv.Itoa(os.Getpid())
 	var found []string
-	for _, f := range files {
-		pid := strings.Split(f, "/")[2]
+	for _, d := range dirs {
+		pid := filepath.Base(d)
 		if pid == self {
 			continue
 		}
-		data, err := os.ReadFile(f)
-		if err != nil {
-			continue // gone meanwhile
-		}
-		cmdline := strings.ReplaceAll(string(data), "\x00", " ")
-		if strings.Contains(cmdline, s) {
-			found = append(found, pid+": "+cmdline)
+		// Either file vanishes when the process is gone meanwhile.
+		cmdline, _ := os.ReadFile(filepath.Join(d, "cmdline"))
+		environ, _ := os.ReadFile(filepath.Join(d, "environ"))
+		if strings.Contains(string(cmdline), s) || strings.Contains(string(environ), s) {
+			found = append(found, pid+": "+strings.ReplaceAll(string(cmdline), "\x00", " "))
 		}
 	}
 	return found
+}
+
+// emptydir DIR: DIR exists and holds nothing (with !: holds something).
+func cmdEmptydir(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: emptydir dir")
+	}
+	ents, err := os.ReadDir(ts.MkAbs(args[0]))
+	ts.Check(err)
+	if (len(ents) == 0) == neg {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		ts.Fatalf("%s holds %q", args[0], names)
+	}
 }

@@ -26,7 +26,6 @@ type session struct {
 	db     *cas.DB
 	stat   *cas.StatCache
 	eval   *builtins.Evaluator
-	src    *packageSource
 }
 
 // defaultCacheDir is $XDG_CACHE_HOME/mc, or ~/.cache/mc.
@@ -81,7 +80,6 @@ func openSession(ctx context.Context, e *env, cacheDir string) (*session, error)
 	}
 	s := &session{root: root, relDir: filepath.ToSlash(rel), ws: ws, cache: cacheDir, store: store, db: db, stat: stat}
 	s.eval = builtins.NewEvaluator(ws, db, stat)
-	s.src = &packageSource{Evaluator: s.eval, root: root}
 	return s, nil
 }
 
@@ -91,17 +89,6 @@ func (s *session) close(ctx context.Context) error {
 		err = cerr
 	}
 	return err
-}
-
-// packageSource adds file lookups to the evaluator for graph.Link.
-type packageSource struct {
-	*builtins.Evaluator
-	root string
-}
-
-func (p *packageSource) IsSourceFile(pkg, name string) bool {
-	fi, err := os.Stat(filepath.Join(p.root, filepath.FromSlash(pkg), filepath.FromSlash(name)))
-	return err == nil && fi.Mode().IsRegular()
 }
 
 // resolvePatterns parses patterns relative to the invoking directory and
