@@ -22,10 +22,10 @@ type Digester interface {
 
 // Options configures one run of the scheduler.
 type Options struct {
-	Root      string // workspace root on this machine: where sources are read
+	Root string // workspace root on this machine: where sources are read
 	// Scope names this workspace in the action cache's table of latest
 	// results (the workspace root); "" disables the preload.
-	Scope string
+	Scope     string
 	Jobs      int    // stages run at once; cache lookups are not limited
 	KeepGoing bool   // go on after a failure with everything that does not depend on it
 	NoCache   bool   // neither read nor write the action cache
