@@ -136,8 +136,19 @@ func Link(ctx context.Context, src PackageSource, pkgs map[string]*Package) (*Gr
 	for _, n := range names {
 		for _, t := range pkgs[n].Targets {
 			g.Targets[t.Label] = t
+		}
+	}
+	for _, n := range names {
+		for _, t := range pkgs[n].Targets {
 			for _, o := range t.Outs {
-				g.Outputs[Label{t.Label.Pkg, strings.TrimSuffix(o, "/")}] = t
+				ol := Label{t.Label.Pkg, strings.TrimSuffix(o, "/")}
+				if prev, dup := g.Outputs[ol]; dup {
+					return nil, errorf(t.Pos, "%s: output %s is also declared by %s (%s)", t.Label, o, prev.Label, prev.Pos)
+				}
+				if other, clash := g.Targets[ol]; clash {
+					return nil, errorf(t.Pos, "%s: output %s has the name of %s %s", t.Label, o, other.Kind, other.Label)
+				}
+				g.Outputs[ol] = t
 			}
 		}
 	}

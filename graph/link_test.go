@@ -135,6 +135,14 @@ func TestLinkErrors(t *testing.T) {
 			want:  `a/BUILD.mc:1:1: //a:x: srcs: //a:b/f.txt crosses into package //a/b; use //a/b:f.txt`,
 		},
 		{
+			name: "two stages declare one output",
+			targets: []*Target{
+				stageT("a", "x", 1, func(x *Target) { x.Outs = []string{"out/f"} }),
+				stageT("a", "y", 5, func(x *Target) { x.Outs = []string{"out/f"} }),
+			},
+			want: `a/BUILD.mc:5:1: //a:y: output out/f is also declared by //a:x (a/BUILD.mc:1:1)`,
+		},
+		{
 			name: "build stage depends on a test stage",
 			targets: []*Target{
 				stageT("a", "t", 1, func(x *Target) { x.Test = true }),
