@@ -44,10 +44,32 @@ type Text struct {
 	failed   int
 	drawn    bool
 	lastDraw time.Time
+	started  map[string]time.Time // running stages, for the progress line
+	shown    string               // the progress line on screen
+	stop     chan struct{}
 }
 
 // NewText returns the human display; tty enables colours and the progress line.
-func NewText(w io.Writer, tty, verbose bool) *Text { return &Text{w: w, tty: tty, verbose: verbose} }
+func NewText(w io.Writer, tty, verbose bool) *Text {
+	return &Text{w: w, tty: tty, verbose: verbose, started: map[string]time.Time{}}
+}
+
+// tick redraws the progress line while stages run, so that a long stage
+// shows its elapsed time. It ends at build_finished.
+func (t *Text) tick(stop chan struct{}) {
+	tk := time.NewTicker(200 * time.Millisecond)
+	defer tk.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tk.C:
+			t.mu.Lock()
+			t.progress(true)
+			t.mu.Unlock()
+		}
+	}
+}
 
 var colors = []string{"31", "32", "33", "34", "35", "36", "91", "92", "93", "94", "95", "96"}
 
@@ -67,8 +89,13 @@ func (t *Text) Event(e exec.Event) {
 	switch e.Type {
 	case exec.EventBuildStarted:
 		t.total = e.Total
+		if t.tty && t.stop == nil {
+			t.stop = make(chan struct{})
+			go t.tick(t.stop)
+		}
 	case exec.EventStageStarted:
 		t.running++
+		t.started[e.Label] = e.Time
 		if t.verbose || !t.tty {
 			t.line(t.prefix(e.Label) + "started")
 		}
@@ -80,11 +107,13 @@ func (t *Text) Event(e exec.Event) {
 		}
 	case exec.EventStageFinished:
 		t.running--
+		delete(t.started, e.Label)
 		t.done++
 		t.line(t.prefix(e.Label) + fmt.Sprintf("done in %s", ms(e.DurationMS)))
 	case exec.EventStageFailed:
-		if e.Key != "" { // it was running
+		if _, ok := t.started[e.Label]; ok {
 			t.running--
+			delete(t.started, e.Label)
 		}
 		t.done++
 		t.failed++
@@ -97,6 +126,10 @@ func (t *Text) Event(e exec.Event) {
 	case exec.EventLog:
 		t.line(t.prefix(e.Label) + e.Line)
 	case exec.EventBuildFinished:
+		if t.stop != nil {
+			close(t.stop)
+			t.stop = nil
+		}
 		t.clear()
 		return
 	}
@@ -132,8 +165,24 @@ func (t *Text) progress(force bool) {
 	if !force && t.drawn && time.Since(t.lastDraw) < 50*time.Millisecond {
 		return
 	}
+	line := fmt.Sprintf("[%d/%d] %d running · %d cached · %d failed", t.done, t.total, t.running, t.cached, t.failed)
+	// The longest-running stage is the one a person waits for.
+	var oldest string
+	var since time.Time
+	for l, st := range t.started {
+		if oldest == "" || st.Before(since) || st.Equal(since) && l < oldest {
+			oldest, since = l, st
+		}
+	}
+	if oldest != "" {
+		line += fmt.Sprintf(" · %s %ds", oldest, int(time.Since(since).Seconds()))
+	}
+	if t.drawn && line == t.shown {
+		return
+	}
 	t.clear()
-	fmt.Fprintf(t.w, "[%d/%d] %d running · %d cached · %d failed", t.done, t.total, t.running, t.cached, t.failed)
+	fmt.Fprint(t.w, line)
+	t.shown = line
 	t.drawn, t.lastDraw = true, time.Now()
 }
 
