@@ -1,0 +1,61 @@
+package ui
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mc-build/mc/exec"
+)
+
+func feed(s exec.Sink) {
+	now := time.Now()
+	for _, e := range []exec.Event{
+		{Type: exec.EventBuildStarted, Time: now, Total: 2},
+		{Type: exec.EventStageStarted, Time: now, Label: "//a:x", Key: "sha256:abc"},
+		{Type: exec.EventLog, Time: now, Label: "//a:x", Line: "hello"},
+		{Type: exec.EventStageFinished, Time: now, Label: "//a:x", DurationMS: 1500},
+		{Type: exec.EventStageCached, Time: now, Label: "//a:y", Key: "sha256:def"},
+		{Type: exec.EventBuildFinished, Time: now, Summary: &exec.SummaryCounts{Built: 1, Cached: 1}},
+	} {
+		s.Event(e)
+	}
+}
+
+func TestTextPlain(t *testing.T) {
+	var b bytes.Buffer
+	feed(NewText(&b, false, false))
+	want := "[//a:x] started\n[//a:x] hello\n[//a:x] done in 1.5s\n"
+	if b.String() != want {
+		t.Errorf("plain output:\n%q\nwant\n%q", b.String(), want)
+	}
+}
+
+func TestTextTTY(t *testing.T) {
+	var b bytes.Buffer
+	feed(NewText(&b, true, false))
+	out := b.String()
+	for _, want := range []string{"\x1b[", "[//a:x]\x1b[0m hello", "[0/2] 1 running · 0 cached · 0 failed · //a:x 0s"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("tty output lacks %q:\n%q", want, out)
+		}
+	}
+	if !strings.HasSuffix(out, "\r\x1b[K") {
+		t.Errorf("the progress line must be cleared at the end: %q", out)
+	}
+}
+
+func TestJSONOneEventPerLine(t *testing.T) {
+	var b bytes.Buffer
+	feed(NewJSON(&b))
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 6 {
+		t.Fatalf("%d lines, want 6", len(lines))
+	}
+	var e exec.Event
+	if err := json.Unmarshal([]byte(lines[2]), &e); err != nil || e.Type != "log" || e.Line != "hello" || e.Label != "//a:x" {
+		t.Errorf("line 3 = %s (%v)", lines[2], err)
+	}
+}
