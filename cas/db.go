@@ -74,12 +74,22 @@ func OpenDB(path string) (*DB, error) {
 	q.Set("_txlock", "immediate")
 	// A file: URI so that any character in the path survives (escaped).
 	dsn := "file:" + (&url.URL{Path: abs}).EscapedPath() + "?" + q.Encode()
+	// Creating the database switches it to WAL mode, which SQLite refuses
+	// at once (SQLITE_BUSY, no busy wait) while another process does the
+	// same: processes opening one cache take turns until it is set up.
+	ctx, cancel := context.WithTimeout(context.Background(), busyTimeout)
+	defer cancel()
+	unlock, err := Lock(ctx, abs+".lock")
+	if err != nil {
+		return nil, fmt.Errorf("cas: open db %s: %w", abs, err)
+	}
+	defer unlock()
 	sdb, err := sql.Open("sqlite3", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("cas: open db %s: %w", abs, err)
 	}
 	db := &DB{db: sdb}
-	if err := db.migrate(context.Background()); err != nil {
+	if err := db.migrate(ctx); err != nil {
 		sdb.Close()
 		return nil, fmt.Errorf("cas: open db %s: %w", abs, err)
 	}

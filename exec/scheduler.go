@@ -314,7 +314,10 @@ func (s *scheduler) do(ctx context.Context, a *graph.Action) *Outcome {
 	if err != nil {
 		f.err = err
 		if ctx.Err() != nil {
-			return &Outcome{Status: StatusSkipped, Err: ctx.Err(), Key: key, Parts: parts}
+			// Every stage_started gets a terminal event, also when killed.
+			s.opts.Sink.Event(Event{Type: EventStageFailed, Time: time.Now(), Label: label, Key: key.String(),
+				DurationMS: o.End.Sub(o.Start).Milliseconds(), Error: "interrupted"})
+			return &Outcome{Status: StatusFailed, Err: ctx.Err(), Key: key, Parts: parts, Start: o.Start, End: o.End}
 		}
 		s.setInfraErr(fmt.Errorf("%s: %w", label, err))
 		return fail(err)
