@@ -22,7 +22,9 @@ var allowed = map[string][]string{
 	"builtins": {"lang", "graph", "cas"},
 	"exec":     {"graph", "cas"},
 	"ui":       {"exec"},
-	"cmd/mc":   {"builtins", "lang", "graph", "cas", "exec", "ui"},
+	"vcs":      {},
+	"profile":  {"exec"},
+	"cmd/mc":   {"builtins", "lang", "graph", "cas", "exec", "ui", "vcs", "profile"},
 }
 
 // Starlark values never leave lang and builtins.

@@ -238,7 +238,7 @@ if [[ $MC_SKIP != 1 ]]; then
 	cd "$TMP/tree-mc"
 	MC_BUILD=("$BIN/mc" build -j "$JOBS" --cache-dir "$MC_CACHE" //...)
 	run_mc() { "${MC_BUILD[@]}"; }
-	mc_query() { "$BIN/mc" query "$1"; }
+	mc_query() { "$BIN/mc" query --cache-dir "$MC_CACHE" "$1"; }
 	# count_rdeps STAGE: size of rdeps(//..., STAGE) per edges.txt, itself included,
 	# a cross-check for the query output (its correctness is tested elsewhere).
 	count_rdeps() {

@@ -45,6 +45,35 @@ func migrations() []string {
 			key   BLOB NOT NULL,
 			PRIMARY KEY (scope, label)
 		) WITHOUT ROWID;`,
+		// Run history for `mc explain` and `mc build --explain` (runs.go):
+		// each label's bounded list of entries with their key preimages, and
+		// per workspace the newest entry of every label, in one row that a
+		// build reads and writes at once.
+		`CREATE TABLE runs (
+			id      INTEGER PRIMARY KEY AUTOINCREMENT,
+			scope   TEXT NOT NULL,      -- the workspace root
+			started INTEGER NOT NULL,   -- unix nanoseconds
+			command TEXT NOT NULL       -- e.g. "build //..."
+		);
+		CREATE TABLE stage_runs (
+			scope    TEXT NOT NULL,
+			label    TEXT NOT NULL,
+			seq      INTEGER NOT NULL,  -- per label, increasing
+			run      INTEGER NOT NULL,  -- runs.id that recorded the entry
+			key      BLOB NOT NULL,
+			status   INTEGER NOT NULL,  -- StageStatus
+			built_by INTEGER NOT NULL,  -- cached: the run that built key (0: unknown)
+			time     INTEGER NOT NULL,  -- unix nanoseconds
+			parts    BLOB NOT NULL,     -- the key preimage (graph.KeyParts as JSON)
+			outputs  BLOB,              -- built: JSON []Output
+			PRIMARY KEY (scope, label, seq)
+		);
+		CREATE INDEX stage_runs_key ON stage_runs (key, status, run);
+		CREATE TABLE history_scopes (
+			scope     TEXT PRIMARY KEY,
+			stage_set BLOB NOT NULL,    -- stageSetDigest of the scope's last recorded run
+			heads     BLOB NOT NULL     -- every label's newest entry (encodeHeads)
+		) WITHOUT ROWID;`,
 	}
 }
 

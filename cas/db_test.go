@@ -60,7 +60,7 @@ func TestOpenDBSettings(t *testing.T) {
 			{"synchronous", "1"}, // NORMAL
 			{"foreign_keys", "1"},
 			{"busy_timeout", "30000"},
-			{"user_version", "2"},
+			{"user_version", "3"},
 		}
 		for _, ch := range checks {
 			var got string

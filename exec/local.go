@@ -7,6 +7,7 @@ import (
 	"os"
 	osexec "os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -24,7 +25,8 @@ type LocalOptions struct {
 	// MountsDir is the parent of the cache_mounts directories (MountsDir/<name>).
 	MountsDir string
 	// KeepSandbox leaves each sandbox on disk for debugging; the job's log
-	// and a failed Result's error say where.
+	// and a failed Result's error say where. Each stage then gets a
+	// bubblewrap sandbox of its own rather than a worker's.
 	KeepSandbox bool
 	// Warn receives one-line warnings (no isolation available); it is
 	// called at most once per executor. nil: warnings are dropped.
@@ -33,10 +35,15 @@ type LocalOptions struct {
 
 // Local runs stages on this machine, each in a fresh sandbox directory
 // holding only its inputs. When bubblewrap works here the stage also runs
-// in its own mount, PID, IPC and UTS namespaces (and network namespace
+// in mount, PID, IPC and UTS namespaces of its own (and network namespace
 // unless it asks for the network), seeing the host's system directories
 // read-only and its workspace at /mc/ws; otherwise it runs directly in the
 // sandbox directory, in its own session and process group.
+//
+// Setting up those namespaces costs milliseconds, as much as a small
+// stage itself, so they are set up once per worker (see worker): a
+// long-lived sandbox that runs stages one after the other, emptied and
+// rid of every process between them. Close ends the workers.
 type Local struct {
 	opts LocalOptions
 	path string // the host's PATH, given to every stage
@@ -49,6 +56,13 @@ type Local struct {
 	// covers caches, per workspace root, the tmpfs arguments hiding it
 	// from the sandbox (usually one entry: one workspace per build).
 	covers sync.Map
+
+	// runner is this program's executable, run as a worker's PID 1;
+	// "" when it cannot be found.
+	runner   string
+	poolOnce sync.Once
+	pool     *workerPool
+	warnOnce sync.Once
 }
 
 // defaultPath is given to stages when mc itself has no PATH.
@@ -80,7 +94,26 @@ func NewLocal(opts LocalOptions) (*Local, error) {
 	if p, err := osexec.LookPath("bwrap"); err == nil {
 		l.bwrap = p
 	}
+	if p, err := os.Executable(); err == nil {
+		l.runner = p
+	}
 	return l, nil
+}
+
+// Close ends the executor's sandbox workers, killing whatever still runs
+// in them, and removes their directories. Stages run after Close get a
+// sandbox of their own each.
+func (l *Local) Close() error {
+	if err := l.workers().close(); err != nil {
+		return fmt.Errorf("closing the sandbox workers: %w", err)
+	}
+	return nil
+}
+
+// workers returns the executor's pool of sandbox workers.
+func (l *Local) workers() *workerPool {
+	l.poolOnce.Do(func() { l.pool = newWorkerPool(l) })
+	return l.pool
 }
 
 // Isolated reports whether stages run under bubblewrap. The first call
@@ -147,7 +180,7 @@ func hiddenDirs(dirs ...string) []string {
 
 func (l *Local) warn(msg string) {
 	if l.opts.Warn != nil {
-		l.opts.Warn(msg)
+		l.warnOnce.Do(func() { l.opts.Warn(msg) })
 	}
 }
 
@@ -169,6 +202,16 @@ func (l *Local) Run(ctx context.Context, job *Job) (*Result, error) {
 		return nil, err
 	}
 	isolated := l.Isolated()
+	if isolated && !l.opts.KeepSandbox {
+		// A kept sandbox must not be reused: it gets one of its own.
+		if res, err, ok := l.runOnWorker(ctx, job); ok {
+			if err != nil {
+				return nil, err
+			}
+			res.Duration = time.Since(start)
+			return res, nil
+		}
+	}
 	sb, err := newSandbox(l.opts.SandboxDir, isolated)
 	if err != nil {
 		return nil, err
@@ -194,4 +237,92 @@ func (l *Local) Run(ctx context.Context, job *Job) (*Result, error) {
 	}
 	res.Duration = time.Since(start)
 	return res, nil
+}
+
+// runOnWorker runs job on a sandbox worker. ok is false when no worker can
+// be had: the job is then to run in a sandbox of its own.
+func (l *Local) runOnWorker(ctx context.Context, job *Job) (res *Result, err error, ok bool) {
+	p := l.workers()
+	p.begin()
+	defer p.end()
+	covers := coverPaths(l.wsCover(job))
+	for attempt := 0; ; attempt++ {
+		w, err := p.acquire(job, covers)
+		if err != nil {
+			if !errors.Is(err, errNoWorkers) {
+				l.warn(fmt.Sprintf("%v: stages run each in a sandbox of their own, which is slower", err))
+			}
+			return nil, nil, false
+		}
+		keep := keptDirs(job)
+		made := map[string]bool{".": true}
+		for d := range keep {
+			made[d] = true
+		}
+		st := &stage{l: l, job: job, sb: w.sb, isolated: true, w: w, made: made}
+		var res *Result
+		if rerr := w.reshape(keep); rerr != nil {
+			err = fmt.Errorf("%w: preparing its workspace: %v", errWorkerNotStarted, rerr)
+		} else {
+			res, err = st.run(ctx)
+		}
+		// Right away, rather than before the next stage: nothing of this
+		// one stays on disk while the worker is idle.
+		reusable := err == nil || !errors.Is(err, errWorkerNotStarted)
+		logFile := st.logf != nil && st.logf.f != nil
+		reusable = reusable && w.alive() && w.clear(keep, logFile) == nil
+		p.release(w, reusable)
+		// A worker that died before the stage started (killed from
+		// outside while idle), or whose sandbox cannot be tidied, is
+		// replaced, once, transparently.
+		if errors.Is(err, errWorkerNotStarted) && attempt == 0 {
+			continue
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err(), true
+			}
+			return nil, err, true
+		}
+		return res, nil, true
+	}
+}
+
+// knownCovers returns the paths of covers and those hiding every
+// workspace seen so far, sorted and without repeats.
+func (l *Local) knownCovers(covers []string) []string {
+	set := map[string]bool{}
+	for _, c := range covers {
+		set[c] = true
+	}
+	l.covers.Range(func(_, v any) bool {
+		for _, c := range coverPaths(v.([]string)) {
+			set[c] = true
+		}
+		return true
+	})
+	all := make([]string, 0, len(set))
+	for c := range set {
+		all = append(all, c)
+	}
+	sort.Strings(all)
+	return all
+}
+
+// coverPaths returns the paths hidden by cover arguments (--tmpfs PATH ...).
+func coverPaths(args []string) []string {
+	var paths []string
+	for i := 0; i+1 < len(args); i += 2 {
+		paths = append(paths, args[i+1])
+	}
+	return paths
+}
+
+// coverArgs is the inverse of coverPaths.
+func coverArgs(paths []string) []string {
+	args := make([]string, 0, 2*len(paths))
+	for _, p := range paths {
+		args = append(args, "--tmpfs", p)
+	}
+	return args
 }

@@ -28,19 +28,17 @@ func (s *stage) exec(ctx context.Context, mounts []cacheMount) (code int, runErr
 	shell := shellArgs(s.job.Cmds)
 	argv, dir := shell, filepath.Join(s.sb.ws, filepath.FromSlash(s.job.Pkg))
 	if s.isolated {
-		argv = s.l.root.bwrapArgs(s.l.bwrap, s.sb, s.job, mounts, s.l.wsCover(s.job), shell)
+		// Every workspace seen is hidden, not only the job's: a job
+		// without sources does not tell which is its own.
+		cover := coverArgs(s.l.knownCovers(coverPaths(s.l.wsCover(s.job))))
+		argv = s.l.root.bwrapArgs(s.l.bwrap, s.sb, s.job, mounts, cover, shell)
 		dir = ""
 	}
-	logf, err := os.OpenFile(s.sb.log, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	logf, mw, err := s.openLog()
 	if err != nil {
-		return 0, nil, fmt.Errorf("creating the log: %w", err)
+		return 0, nil, err
 	}
 	defer logf.Close()
-	var sink io.Writer = logf
-	if s.job.Log != nil {
-		sink = io.MultiWriter(logf, &liveWriter{w: s.job.Log})
-	}
-	mw := newMaskWriter(sink, s.job.Secrets)
 
 	pr, pw, err := os.Pipe()
 	if err != nil {
@@ -108,14 +106,8 @@ func (s *stage) exec(ctx context.Context, mounts []cacheMount) (code int, runErr
 		fmt.Fprintf(mw, "\nmc: stopped reading the output of a process that outlived the stage\n")
 		cerr = nil
 	}
-	if m, ok := mw.(*maskWriter); ok && cerr == nil {
-		cerr = m.Flush()
-	}
-	if cerr == nil {
-		cerr = logf.Close()
-	}
-	if cerr != nil {
-		return 0, nil, fmt.Errorf("writing the log: %w", cerr)
+	if cerr = closeLog(mw, logf, cerr); cerr != nil {
+		return 0, nil, cerr
 	}
 
 	switch {
@@ -130,12 +122,58 @@ func (s *stage) exec(ctx context.Context, mounts []cacheMount) (code int, runErr
 	}
 	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
 	if ws.Signaled() {
-		return 128 + int(ws.Signal()), fmt.Errorf("killed by signal %d (%v)", int(ws.Signal()), ws.Signal()), nil
+		code, runErr = signalFailure(ws.Signal())
+	} else {
+		code, runErr = exitFailure(ws.ExitStatus())
 	}
-	if code := ws.ExitStatus(); code != 0 {
-		return code, fmt.Errorf("exit status %d", code), nil
+	return code, runErr, nil
+}
+
+// signalFailure and exitFailure are the exit code and failure of a stage
+// whose shell was killed by sig, or exited with code.
+func signalFailure(sig syscall.Signal) (int, error) {
+	return 128 + int(sig), fmt.Errorf("killed by signal %d (%v)", int(sig), sig)
+}
+
+func exitFailure(code int) (int, error) {
+	if code != 0 {
+		return code, fmt.Errorf("exit status %d", code)
 	}
-	return 0, nil, nil
+	return 0, nil
+}
+
+// openLog starts the stage's log and returns it with the writer the
+// stage's output goes through: secrets masked, to the log and Job.Log. A
+// kept sandbox keeps its log as a file.
+func (s *stage) openLog() (*stageLog, io.Writer, error) {
+	logf := &stageLog{path: s.sb.log, limit: logSpill}
+	if s.l.opts.KeepSandbox {
+		logf.limit = -1
+		if _, err := logf.Write(nil); err != nil {
+			return nil, nil, fmt.Errorf("creating the log: %w", err)
+		}
+	}
+	s.logf = logf
+	var sink io.Writer = logf
+	if s.job.Log != nil {
+		sink = io.MultiWriter(logf, &liveWriter{w: s.job.Log})
+	}
+	return logf, newMaskWriter(sink, s.job.Secrets), nil
+}
+
+// closeLog flushes what the mask holds back and closes the log file,
+// unless copying the output failed already (err).
+func closeLog(mw io.Writer, logf *stageLog, err error) error {
+	if m, ok := mw.(*maskWriter); ok && err == nil {
+		err = m.Flush()
+	}
+	if err == nil {
+		err = logf.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("writing the log: %w", err)
+	}
+	return nil
 }
 
 // drain copies r to w until r ends. It keeps reading after w fails, so

@@ -21,7 +21,12 @@ type stage struct {
 	job      *Job
 	sb       *sandboxDirs
 	isolated bool
-	linked   []linkedInput
+	// w is the sandbox worker running the stage; nil when the stage has a
+	// sandbox of its own.
+	w      *worker
+	linked []linkedInput
+	made   map[string]bool // workspace directories known to exist ("." too)
+	logf   *stageLog
 }
 
 // cacheMount is one cache_mounts directory bound into a stage.
@@ -45,7 +50,11 @@ func (s *stage) run(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	code, runErr, err := s.exec(ctx, mounts)
+	run := s.exec
+	if s.w != nil {
+		run = s.execWorker
+	}
+	code, runErr, err := run(ctx, mounts)
 	// Checked even after a failure or a kill: a modified blob must leave
 	// the store whatever became of the stage.
 	modErr := s.checkInputs()
@@ -85,8 +94,14 @@ func (s *stage) run(ctx context.Context) (*Result, error) {
 // expects: its package directory and the parents of its outputs.
 func (s *stage) prepare() error {
 	st := s.l.opts.Store
+	if s.made == nil {
+		s.made = map[string]bool{".": true}
+	}
 	for _, in := range s.job.Inputs {
 		dst := filepath.Join(s.sb.ws, filepath.FromSlash(in.Path))
+		if err := s.mkdirs(path.Dir(in.Path)); err != nil {
+			return err
+		}
 		if in.Source != "" {
 			// The blob is missing when the stat cache digested a source
 			// that no stage used before: store it, checking that the file
@@ -116,28 +131,46 @@ func (s *stage) prepare() error {
 			}
 		}
 	}
-	dirs := []string{s.job.Pkg}
-	for _, o := range s.job.Outs {
-		dirs = append(dirs, path.Dir(strings.TrimSuffix(o, "/")))
+	if err := s.mkdirs(s.job.Pkg); err != nil {
+		return err
 	}
-	made := map[string]bool{}
-	for _, d := range dirs {
-		if made[d] {
-			continue
-		}
-		made[d] = true
-		if err := os.MkdirAll(filepath.Join(s.sb.ws, filepath.FromSlash(d)), 0o755); err != nil {
-			return fmt.Errorf("creating %s: %w", d, err)
+	for _, o := range s.job.Outs {
+		if err := s.mkdirs(path.Dir(strings.TrimSuffix(o, "/"))); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// materialize places one file input. link(2) fails with ENOENT when the
-// blob is replaced at that instant by a concurrent writer of the same
-// content (rename over it): that is retried.
+// mkdirs creates the workspace directory rel (slash-separated) and its
+// parents, unless they were made already (or kept by the worker: Mkdir
+// then finds them).
+func (s *stage) mkdirs(rel string) error {
+	if rel == "" || s.made[rel] {
+		return nil
+	}
+	if err := s.mkdirs(path.Dir(rel)); err != nil {
+		return err
+	}
+	err := os.Mkdir(filepath.Join(s.sb.ws, filepath.FromSlash(rel)), 0o755)
+	if err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("creating %s: %w", rel, err)
+	}
+	s.made[rel] = true
+	return nil
+}
+
+// materialize places one file input. A read-only input is linked straight
+// to its blob: the sandbox is fresh, nothing is at dst to replace
+// atomically. Anything unusual (a missing blob, a filesystem refusing
+// links, a path taken) is left to the store's Materialize. link(2) fails
+// with ENOENT when the blob is replaced at that instant by a concurrent
+// writer of the same content (rename over it): that is retried.
 func (s *stage) materialize(in Input, dst string) error {
 	st := s.l.opts.Store
+	if !in.Exec && os.Link(st.Path(in.Digest), dst) == nil {
+		return nil
+	}
 	var err error
 	for try := 0; try < 3; try++ {
 		err = st.Materialize(in.Digest, dst, in.Exec, true)
@@ -221,15 +254,7 @@ func shellArgs(cmds []string) []string {
 
 // storeLog puts the finished log into the store.
 func (s *stage) storeLog() (cas.Digest, error) {
-	put := s.l.opts.Store.AdoptFile
-	if s.l.opts.KeepSandbox {
-		put = s.l.opts.Store.PutFile
-	}
-	d, _, err := put(s.sb.log)
-	if err != nil {
-		return cas.Zero, fmt.Errorf("storing the log: %w", err)
-	}
-	return d, nil
+	return s.logf.store(s.l.opts.Store, !s.l.opts.KeepSandbox)
 }
 
 // liveWriter passes the log on to Job.Log, ignoring its errors: a broken

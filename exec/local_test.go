@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	osexec "os/exec"
 	"path/filepath"
@@ -17,9 +18,14 @@ import (
 	"github.com/mc-build/mc/graph"
 )
 
-// The sandbox modes every behaviour is checked in: under bubblewrap (what CI
-// and most users get) and directly (the fallback without it).
-var modes = []string{"bwrap", "direct"}
+// The sandbox modes every behaviour is checked in: on bubblewrap workers
+// (what CI and most users get), in a bubblewrap sandbox per stage (the
+// fallback when workers cannot start, and with KeepSandbox), and directly
+// (the fallback without bubblewrap).
+var modes = []string{"worker", "bwrap", "direct"}
+
+// isolatedModes are the modes under bubblewrap.
+var isolatedModes = []string{"worker", "bwrap"}
 
 // requireBwrap fails (never skips) the test when bubblewrap is missing:
 // isolation is part of the contract, and CI installs it.
@@ -32,6 +38,7 @@ func requireBwrap(t *testing.T) {
 
 type harness struct {
 	t     *testing.T
+	mode  string
 	l     *Local
 	store *cas.Store
 	dir   string // holds cas/, sandbox/, mounts/
@@ -40,7 +47,7 @@ type harness struct {
 
 func newHarness(t *testing.T, mode string, mods ...func(*LocalOptions)) *harness {
 	t.Helper()
-	h := &harness{t: t, dir: t.TempDir()}
+	h := &harness{t: t, mode: mode, dir: t.TempDir()}
 	store, err := cas.OpenStore(filepath.Join(h.dir, "cas"))
 	if err != nil {
 		t.Fatal(err)
@@ -65,11 +72,22 @@ func newHarness(t *testing.T, mode string, mods ...func(*LocalOptions)) *harness
 		t.Fatal(err)
 	}
 	h.l = l
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
 	switch mode {
-	case "bwrap":
+	case "worker", "bwrap":
 		requireBwrap(t)
 		if !l.Isolated() {
 			t.Fatalf("bwrap is installed but does not work here: %v", h.warns)
+		}
+		if mode == "bwrap" {
+			p := l.workers()
+			p.mu.Lock()
+			p.disabled = true // as when workers cannot start
+			p.mu.Unlock()
 		}
 	case "direct":
 		l.probeOnce.Do(func() {}) // never probe: run without bubblewrap
@@ -88,14 +106,64 @@ func (h *harness) run(ctx context.Context, job *Job) *Result {
 		h.t.Fatalf("Run: %v", err)
 	}
 	h.checkNoSandbox()
+	if h.mode == "worker" && !h.l.opts.KeepSandbox {
+		p := h.l.workers()
+		p.mu.Lock()
+		ok := p.started && !p.disabled
+		p.mu.Unlock()
+		if !ok {
+			h.t.Fatalf("the stage did not run on a worker: %q", h.warns)
+		}
+	}
 	return res
 }
 
+// checkNoSandbox checks that no sandbox is left but the directories of
+// idle workers, which must hold nothing of the last stage but the empty
+// directories of its workspace.
 func (h *harness) checkNoSandbox() {
 	h.t.Helper()
 	ents, err := os.ReadDir(h.l.opts.SandboxDir)
 	if err != nil {
 		h.t.Fatal(err)
+	}
+	workers := map[string]*worker{}
+	p := h.l.workers()
+	p.mu.Lock()
+	for _, w := range p.idle {
+		workers[filepath.Base(w.sb.dir)] = w
+	}
+	p.mu.Unlock()
+	for len(ents) > 0 && workers[ents[0].Name()] != nil {
+		w := workers[ents[0].Name()]
+		dir := filepath.Join(h.l.opts.SandboxDir, ents[0].Name())
+		left, err := os.ReadDir(dir)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		var names []string
+		for _, e := range left {
+			names = append(names, e.Name())
+			if e.IsDir() {
+				filepath.WalkDir(filepath.Join(dir, e.Name()), func(p string, d fs.DirEntry, err error) error {
+					if err != nil {
+						h.t.Error(err)
+						return nil
+					}
+					rel, _ := filepath.Rel(dir, p)
+					inTmp, _ := filepath.Rel("tmp", rel)
+					mountPoint := e.Name() == "tmp" && w.tmpKeep[filepath.ToSlash(inTmp)]
+					if rel != e.Name() && (!d.IsDir() || e.Name() != "ws" && !mountPoint) {
+						names = append(names, rel)
+					}
+					return nil
+				})
+			}
+		}
+		if strings.Join(names, " ") != "home tmp ws" {
+			h.t.Errorf("idle worker %s holds %q, want only its empty home and tmp, and a ws of empty directories", dir, names)
+		}
+		ents = ents[1:]
 	}
 	if len(ents) != 0 {
 		h.t.Errorf("sandbox dir not cleaned: %d entries, first %s", len(ents), ents[0].Name())
@@ -314,7 +382,7 @@ func TestLocalCommands(t *testing.T) {
 }
 
 func TestLocalBadOutputs(t *testing.T) {
-	h := newHarness(t, "bwrap")
+	h := newHarness(t, "worker")
 	tests := []struct {
 		name string
 		cmd  string
@@ -616,67 +684,90 @@ func TestLocalIsolation(t *testing.T) {
 		{"workspace inside a bound directory", true},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			parent := t.TempDir()
-			wsDir := filepath.Join(parent, "ws")
-			if err := os.MkdirAll(filepath.Join(wsDir, "app"), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			writeFile(t, filepath.Join(wsDir, "undeclared.txt"), "TOPSECRET")
-			writeFile(t, filepath.Join(wsDir, "app", "main.txt"), "declared")
-			writeFile(t, filepath.Join(parent, "visible.txt"), "VISIBLE")
-			if tc.exposeParent {
-				t.Setenv("PATH", parent+string(filepath.ListSeparator)+os.Getenv("PATH"))
-			}
-			cache := filepath.Join(parent, "cache")
-			h := newHarness(t, "bwrap", func(o *LocalOptions) {
-				s, err := cas.OpenStore(filepath.Join(cache, "cas"))
-				if err != nil {
-					t.Fatal(err)
-				}
-				o.Store = s
-				o.SandboxDir = filepath.Join(cache, "sandbox")
-				o.MountsDir = filepath.Join(cache, "mounts")
+		for _, mode := range isolatedModes {
+			t.Run(tc.name+"/"+mode, func(t *testing.T) {
+				testIsolation(t, mode, tc.exposeParent)
 			})
-			h.store = h.l.opts.Store
-			main := filepath.Join(wsDir, "app", "main.txt")
-			j := job("app", "peek",
-				"pwd; cat main.txt; echo",
-				fmt.Sprintf("cat %s/undeclared.txt 2>/dev/null || echo cannot read", wsDir),
-				fmt.Sprintf("cat %s/visible.txt 2>/dev/null; echo", parent),
-				// Covered (empty) when their parent is bound, absent otherwise.
-				fmt.Sprintf("find %s %s %s -mindepth 1 2>/dev/null | wc -l", wsDir, cache, h.l.opts.SandboxDir),
-				"ls -A /mc",
-			)
-			j.Inputs = []Input{{Path: "app/main.txt", Digest: cas.FromBytes([]byte("declared")), Size: 8, Source: main}}
-			res := h.run(context.Background(), j)
-			mustSucceed(t, h, res)
-			log := h.log(res)
-			visible := ""
-			if tc.exposeParent {
-				visible = "VISIBLE"
-			}
-			want := fmt.Sprintf("/mc/ws/app\ndeclared\ncannot read\n%s\n0\nhome\nws\n", visible)
-			if log != want {
-				t.Errorf("log:\n%s\nwant:\n%s", log, want)
-			}
-			if strings.Contains(log, "TOPSECRET") {
-				t.Errorf("the stage read an undeclared file of the workspace:\n%s", log)
-			}
+		}
+	}
+}
 
-			// The same stage without bubblewrap does see the workspace:
-			// the check above is not vacuous.
-			d := newHarness(t, "direct")
-			res = d.run(context.Background(), job("app", "peek", fmt.Sprintf("cat %s/undeclared.txt", wsDir)))
-			if !strings.Contains(d.log(res), "TOPSECRET") {
-				t.Errorf("without bubblewrap the file should be readable; log %q", d.log(res))
-			}
-		})
+func testIsolation(t *testing.T, mode string, exposeParent bool) {
+	parent := t.TempDir()
+	wsDir := filepath.Join(parent, "ws")
+	if err := os.MkdirAll(filepath.Join(wsDir, "app"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(wsDir, "undeclared.txt"), "TOPSECRET")
+	writeFile(t, filepath.Join(wsDir, "app", "main.txt"), "declared")
+	writeFile(t, filepath.Join(parent, "visible.txt"), "VISIBLE")
+	if exposeParent {
+		t.Setenv("PATH", parent+string(filepath.ListSeparator)+os.Getenv("PATH"))
+	}
+	cache := filepath.Join(parent, "cache")
+	h := newHarness(t, mode, func(o *LocalOptions) {
+		s, err := cas.OpenStore(filepath.Join(cache, "cas"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Store = s
+		o.SandboxDir = filepath.Join(cache, "sandbox")
+		o.MountsDir = filepath.Join(cache, "mounts")
+	})
+	h.store = h.l.opts.Store
+	main := filepath.Join(wsDir, "app", "main.txt")
+	j := job("app", "peek",
+		"pwd; cat main.txt; echo",
+		fmt.Sprintf("cat %s/undeclared.txt 2>/dev/null || echo cannot read", wsDir),
+		fmt.Sprintf("cat %s/visible.txt 2>/dev/null; echo", parent),
+		// Covered (empty) when their parent is bound, absent otherwise.
+		fmt.Sprintf("find %s %s %s -mindepth 1 2>/dev/null | wc -l", wsDir, cache, h.l.opts.SandboxDir),
+		"ls -A /mc",
+	)
+	j.Inputs = []Input{{Path: "app/main.txt", Digest: cas.FromBytes([]byte("declared")), Size: 8, Source: main}}
+	res := h.run(context.Background(), j)
+	mustSucceed(t, h, res)
+	log := h.log(res)
+	visible := ""
+	if exposeParent {
+		visible = "VISIBLE"
+	}
+	want := fmt.Sprintf("/mc/ws/app\ndeclared\ncannot read\n%s\n0\nhome\nws\n", visible)
+	if log != want {
+		t.Errorf("log:\n%s\nwant:\n%s", log, want)
+	}
+	if strings.Contains(log, "TOPSECRET") {
+		t.Errorf("the stage read an undeclared file of the workspace:\n%s", log)
+	}
+
+	// The same stage without bubblewrap does see the workspace:
+	// the check above is not vacuous.
+	d := newHarness(t, "direct")
+	res = d.run(context.Background(), job("app", "peek", fmt.Sprintf("cat %s/undeclared.txt", wsDir)))
+	if !strings.Contains(d.log(res), "TOPSECRET") {
+		t.Errorf("without bubblewrap the file should be readable; log %q", d.log(res))
+	}
+
+	// A stage naming no source of the workspace does not see it
+	// either, though nothing tells which workspace it belongs to.
+	// (And what its worker shows stays: the second stage on a worker sees
+	// what the first did.)
+	res = h.run(context.Background(), job("app", "peek2",
+		fmt.Sprintf("cat %s/undeclared.txt 2>/dev/null || echo cannot read", wsDir),
+		fmt.Sprintf("cat %s/visible.txt 2>/dev/null; echo", parent)))
+	if got, want := h.log(res), "cannot read\n"+visible+"\n"; got != want {
+		t.Errorf("a stage without sources read %q, want %q", got, want)
 	}
 }
 
 func TestLocalNetwork(t *testing.T) {
-	h := newHarness(t, "bwrap")
+	for _, mode := range isolatedModes {
+		t.Run(mode, func(t *testing.T) { testNetwork(t, mode) })
+	}
+}
+
+func testNetwork(t *testing.T, mode string) {
+	h := newHarness(t, mode)
 	// Interface names, as /proc/net/dev lists them (no /sys in the sandbox).
 	const list = "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort"
 	out, err := osexec.Command("/bin/sh", "-c", list).Output()
@@ -767,7 +858,7 @@ func TestLocalInputModified(t *testing.T) {
 }
 
 func TestLocalSources(t *testing.T) {
-	h := newHarness(t, "bwrap")
+	h := newHarness(t, "worker")
 	src := filepath.Join(t.TempDir(), "ws", "p", "main.c")
 	writeFile(t, src, "int main;\n")
 	d := cas.FromBytes([]byte("int main;\n"))
@@ -841,7 +932,8 @@ func TestLocalCacheMountPersists(t *testing.T) {
 }
 
 func TestLocalKeepSandbox(t *testing.T) {
-	h := newHarness(t, "bwrap", func(o *LocalOptions) { o.KeepSandbox = true })
+	// Workers are on: a kept sandbox must still be one of its own.
+	h := newHarness(t, "worker", func(o *LocalOptions) { o.KeepSandbox = true })
 	j := job("p", "keep", "echo kept > out.txt; exit 2")
 	live := &bytes.Buffer{}
 	j.Log = live
@@ -944,7 +1036,7 @@ func TestLocalWarnings(t *testing.T) {
 }
 
 func TestLocalConcurrent(t *testing.T) {
-	h := newHarness(t, "bwrap")
+	h := newHarness(t, "worker")
 	var wg sync.WaitGroup
 	results := make([]*Result, 8)
 	for i := range results {
@@ -975,7 +1067,7 @@ func TestLocalConcurrent(t *testing.T) {
 }
 
 // BenchmarkLocalTinyStage measures the per-stage overhead the benchmark's
-// 10k tiny stages pay.
+// 10k tiny stages pay, on each path: workers, a sandbox per stage, none.
 func BenchmarkLocalTinyStage(b *testing.B) {
 	for _, mode := range modes {
 		b.Run(mode, func(b *testing.B) {
@@ -988,15 +1080,19 @@ func BenchmarkLocalTinyStage(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if mode == "direct" {
+			defer l.Close()
+			switch {
+			case mode == "direct":
 				l.probeOnce.Do(func() {})
-			} else if !l.Isolated() {
+			case !l.Isolated():
 				b.Fatal("bubblewrap does not work here")
+			case mode == "bwrap":
+				l.workers().disabled = true
 			}
 			d, _ := store.PutBytes([]byte("in\n"))
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				j := job("p", "tiny", fmt.Sprintf("cat in.txt > out.txt; echo %d >> out.txt", i))
+				j := job("p", "tiny", fmt.Sprintf("cat in.txt | md5sum > out.txt; echo %d >> out.txt", i))
 				j.Inputs = []Input{{Path: "p/in.txt", Digest: d, Size: 3}}
 				j.Outs = []string{"p/out.txt"}
 				res, err := l.Run(context.Background(), j)

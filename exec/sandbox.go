@@ -155,7 +155,38 @@ func under(p string, dirs []string) bool {
 // the shell running the commands. cover lists extra host paths to hide
 // (the workspace, when a bound directory holds it).
 func (r *bwrapRoot) bwrapArgs(bwrap string, sb *sandboxDirs, job *Job, mounts []cacheMount, cover []string, shell []string) []string {
-	args := make([]string, 0, len(r.args)+32+len(shell))
+	args := r.sandboxArgs(bwrap, sb, mounts, cover, len(shell))
+	args = append(args,
+		"--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+		"--die-with-parent",
+		"--chdir", filepath.Join(sandboxWS, filepath.FromSlash(job.Pkg)),
+	)
+	if !job.Network {
+		args = append(args, "--unshare-net")
+	}
+	args = append(args, "--")
+	return append(args, shell...)
+}
+
+// workerArgs is the bubblewrap command line of a sandbox worker: the same
+// sandbox as bwrapArgs', with runner as its PID 1 instead of a shell.
+func (r *bwrapRoot) workerArgs(bwrap string, sb *sandboxDirs, network bool, mounts []cacheMount, cover []string, runner string) []string {
+	args := r.sandboxArgs(bwrap, sb, mounts, cover, 1)
+	args = append(args,
+		"--unshare-pid", "--as-pid-1", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+		"--die-with-parent",
+		"--chdir", "/",
+	)
+	if !network {
+		args = append(args, "--unshare-net")
+	}
+	return append(args, "--", runner)
+}
+
+// sandboxArgs lays out the sandbox's filesystem: /tmp, the root, the
+// covers, the workspace, home and cache mounts.
+func (r *bwrapRoot) sandboxArgs(bwrap string, sb *sandboxDirs, mounts []cacheMount, cover []string, extra int) []string {
+	args := make([]string, 0, len(r.args)+len(cover)+3*len(mounts)+32+extra)
 	args = append(args, bwrap,
 		// Disk-backed and removed with the sandbox, rather than a tmpfs
 		// competing with the build for memory. First, so that it does not
@@ -171,14 +202,5 @@ func (r *bwrapRoot) bwrapArgs(bwrap string, sb *sandboxDirs, job *Job, mounts []
 	for _, m := range mounts {
 		args = append(args, "--bind", m.host, m.inside)
 	}
-	args = append(args,
-		"--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-		"--die-with-parent",
-		"--chdir", filepath.Join(sandboxWS, filepath.FromSlash(job.Pkg)),
-	)
-	if !job.Network {
-		args = append(args, "--unshare-net")
-	}
-	args = append(args, "--")
-	return append(args, shell...)
+	return args
 }

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -238,7 +236,8 @@ func (s *scheduler) do(ctx context.Context, a *graph.Action) *Outcome {
 	if ctx.Err() != nil {
 		return &Outcome{Status: StatusSkipped, Err: ctx.Err()}
 	}
-	parts, inputs, err := s.keyParts(a)
+	parts, inputs, err := KeyParts(a, s.opts.Root, s.opts.Platform, s.opts.Files,
+		func(d *graph.Action) []cas.Output { return s.outcome(d).Result.Outputs })
 	if err != nil {
 		return fail(err)
 	}
@@ -379,59 +378,6 @@ func (s *scheduler) replayLog(label string, d cas.Digest) {
 	lw := &lineWriter{sink: s.opts.Sink, label: label, cached: true}
 	lw.Write(b)
 	lw.Close()
-}
-
-// keyParts gathers the key preimage and the job inputs: source digests from
-// the stat cache, and the outputs of finished dependencies.
-func (s *scheduler) keyParts(a *graph.Action) (*graph.KeyParts, []Input, error) {
-	t := a.Target
-	parts := &graph.KeyParts{
-		Package: t.Label.Pkg, Cmds: t.Cmds, Env: t.Env, Secrets: t.Secrets,
-		Image: "", Platform: s.opts.Platform, Outs: t.Outs, Network: t.Network,
-	}
-	var inputs []Input
-	for _, src := range a.Sources {
-		abs := filepath.Join(s.opts.Root, filepath.FromSlash(src))
-		fi, err := s.opts.Files.Digest(abs)
-		if err != nil {
-			return nil, nil, fmt.Errorf("reading source %s: %w", src, err)
-		}
-		parts.Inputs = append(parts.Inputs, graph.KeyInput{Path: src, Digest: fi.Digest, Exec: fi.Exec})
-		inputs = append(inputs, Input{Path: src, Digest: fi.Digest, Size: fi.Size, Exec: fi.Exec, Source: abs})
-	}
-	for _, in := range a.Inputs {
-		dep := s.outcome(in.Action)
-		want := ""
-		if in.Output != "" {
-			want = path.Join(in.Action.Target.Label.Pkg, strings.TrimSuffix(in.Output, "/"))
-		}
-		for _, out := range dep.Result.Outputs {
-			if want != "" && out.Path != want {
-				continue
-			}
-			parts.Inputs = append(parts.Inputs, graph.KeyInput{Path: out.Path, Digest: out.Digest, Exec: out.Exec, Tree: out.IsDir})
-			inputs = append(inputs, Input{Path: out.Path, Digest: out.Digest, Size: out.Size, Exec: out.Exec, IsTree: out.IsDir})
-		}
-	}
-	// Two inputs at one path would make the sandbox ambiguous.
-	sort.Slice(inputs, func(i, j int) bool { return inputs[i].Path < inputs[j].Path })
-	for i := 1; i < len(inputs); i++ {
-		if inputs[i].Path == inputs[i-1].Path && inputs[i].Digest != inputs[i-1].Digest {
-			return nil, nil, fmt.Errorf("two inputs at %s", inputs[i].Path)
-		}
-	}
-	return parts, dedupInputs(inputs), nil
-}
-
-func dedupInputs(in []Input) []Input {
-	out := in[:0]
-	for i, x := range in {
-		if i > 0 && x.Path == in[i-1].Path {
-			continue
-		}
-		out = append(out, x)
-	}
-	return out
 }
 
 func pkgPaths(pkg string, outs []string) []string {

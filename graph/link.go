@@ -121,6 +121,7 @@ func imageLabel(s, pkg string) (Label, bool) {
 // Link resolves every reference of the loaded packages and checks the graph
 // for cycles. Errors are *Error at the position of the referring target.
 func Link(ctx context.Context, src PackageSource, pkgs map[string]*Package) (*Graph, error) {
+	src = &memoPackages{PackageSource: src, known: map[string]bool{}}
 	g := &Graph{
 		Packages: pkgs,
 		Targets:  map[Label]*Target{},

@@ -30,6 +30,9 @@ type buildFlags struct {
 	keepSandbox bool
 	cacheURL    string
 	runners     string
+	// affectedSince: build only what changed since this git revision (affected.go).
+	affectedSince string
+	obs           observeFlags // --explain, --profile, --history (observe.go)
 }
 
 func (b *buildFlags) register(fs interface {
@@ -48,6 +51,8 @@ func (b *buildFlags) register(fs interface {
 	fs.BoolVar(&b.keepSandbox, "sandbox-debug", false, "keep each stage's sandbox directory and print where it is")
 	fs.StringVar(&b.cacheURL, "cache", "", "shared cache URL (s3://bucket/prefix); overrides WORKSPACE.mc and MC_CACHE")
 	fs.StringVar(&b.runners, "runners", "local", "where stages run: local")
+	fs.StringVar(&b.affectedSince, "affected-since", "", "only the stages affected by changes since git revision REV (no pattern: //...)")
+	b.obs.register(fs)
 }
 
 func runBuild(ctx context.Context, e *env, args []string) error {
@@ -69,6 +74,7 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	defaultAffectedPatterns(fs, bf.affectedSince)
 	if fs.NArg() == 0 {
 		return usagef("%s: no targets given (try //...)", name)
 	}
@@ -98,6 +104,11 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 		text = ui.NewText(e.stderr, tty, bf.verbose)
 		sink = text
 	}
+	obs, sink, err := newObserver(bf.obs, bf.output == "json", sink)
+	if err != nil {
+		return err
+	}
+	defer obs.flush()
 	warn := func(msg string) {
 		if bf.output == "json" {
 			sink.Event(exec.Event{Type: exec.EventLog, Time: time.Now(), Line: "warning: " + msg})
@@ -117,6 +128,7 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 	}
 	defer unlock()
 
+	obs.startPhase("evaluate")
 	pats, pkgs, err := s.resolvePatterns(ctx, fs.Args())
 	if err != nil {
 		return err
@@ -133,10 +145,15 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 	if err != nil {
 		return err
 	}
+	roots, err = filterAffected(ctx, s, g, roots, bf.affectedSince)
+	if err != nil {
+		return err
+	}
 	ag, err := g.Actions(roots)
 	if err != nil {
 		return err
 	}
+	obs.startPhase("execute")
 	local, err := exec.NewLocal(exec.LocalOptions{
 		Store:       s.store,
 		SandboxDir:  filepath.Join(s.cache, "sandbox"),
@@ -147,6 +164,7 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 	if err != nil {
 		return &infraError{err}
 	}
+	defer local.Close()
 	rep, runErr := exec.Run(ctx, ag, exec.Options{
 		Root: s.root, Scope: s.root, Jobs: bf.jobs, KeepGoing: bf.keepGoing, NoCache: bf.noCache,
 		Platform: platform(), Store: s.store, DB: s.db, Files: s.stat, Executor: local, Sink: sink,
@@ -158,9 +176,14 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 		}
 		return &infraError{runErr}
 	}
+	obs.startPhase("materialize")
 	matErr := materialize(s, ag, roots, rep)
+	obs.record(ctx, s, historyCommand(name, fs.Args()), bf.noCache, ag, rep)
 	if text != nil {
 		printSummary(e, name, ag, rep, test)
+	}
+	if err := obs.finish(e); err != nil {
+		return err
 	}
 	if matErr != nil {
 		return &infraError{fmt.Errorf("writing mc-out: %w", matErr)}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mc-build/mc/graph"
 	"github.com/mc-build/mc/lang"
+	"github.com/mc-build/mc/vcs"
 )
 
 // Exit statuses (SPEC §6).
@@ -62,6 +63,9 @@ func commands() []command {
 	return []command{
 		{"build", "build targets and everything they need", runBuild},
 		{"test", "build, then run the test stages among the targets", runTest},
+		{"query", "query the target graph (deps, rdeps, affected, ...)", runQuery},
+		{"explain", "why a stage would run (or is cached): its key's parts and what changed", runExplain},
+		{"fmt", "format BUILD.mc, WORKSPACE.mc and .star files (--check: list unformatted ones)", runFmt},
 		{"init", "start a workspace in the current directory", runInit},
 		{"version", "print the version", runVersion},
 	}
@@ -156,6 +160,8 @@ func exitCode(stderr io.Writer, err error) int {
 		lbe *graph.LabelError
 		ue  *usageError
 		ie  *infraError
+		qe  *graph.QueryError
+		ve  *vcs.Error
 	)
 	switch {
 	case errors.Is(err, errStageFailed):
@@ -165,6 +171,10 @@ func exitCode(stderr io.Writer, err error) int {
 		return exitInterrupted
 	case errors.As(err, &le), errors.As(err, &ge):
 		fmt.Fprintln(stderr, err)
+		return exitUsage
+	case errors.As(err, &qe), errors.As(err, &ve):
+		// A mistake in a query expression, or a revision git does not know.
+		fmt.Fprintf(stderr, "mc: %v\n", err)
 		return exitUsage
 	case errors.As(err, &lbe), errors.As(err, &ue), errors.Is(err, lang.ErrNoWorkspace):
 		fmt.Fprintf(stderr, "mc: %v\n", err)

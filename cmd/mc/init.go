@@ -33,20 +33,27 @@ func runInit(ctx context.Context, e *env, args []string) error {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return &infraError{err}
 	}
-	ws := fmt.Sprintf("workspace(\n    name = %q,\n    ignore = [\"node_modules\"],\n)\n", name)
-	if err := os.WriteFile(wsPath, []byte(ws), 0o644); err != nil {
+	ws, err := formatStarlark(wsPath, fmt.Appendf(nil, "workspace(\n    name = %q,\n    ignore = [\"node_modules\"],\n)\n", name))
+	if err != nil {
+		return err // a bug: the name was sanitized above
+	}
+	if err := os.WriteFile(wsPath, ws, 0o644); err != nil {
 		return &infraError{err}
 	}
 	fmt.Fprintf(e.stdout, "wrote %s\n", wsPath)
 	buildPath := filepath.Join(e.dir, "BUILD.mc")
 	if _, err := os.Stat(buildPath); errors.Is(err, os.ErrNotExist) {
-		b := `stage(
+		// mc init writes what mc fmt would (its formatter orders arguments).
+		b, err := formatStarlark(buildPath, []byte(`stage(
     name = "hello",
     cmd = "echo hello from mc > out/hello.txt",
     outs = ["out/hello.txt"],
 )
-`
-		if err := os.WriteFile(buildPath, []byte(b), 0o644); err != nil {
+`))
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(buildPath, b, 0o644); err != nil {
 			return &infraError{err}
 		}
 		fmt.Fprintf(e.stdout, "wrote %s\nTry: mc build //:hello\n", buildPath)

@@ -6,9 +6,15 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+
+	"github.com/mc-build/mc/exec"
 )
 
 func main() {
+	// The executor runs this same binary as the PID 1 of its sandboxes.
+	if exec.RunnerMain() {
+		return
+	}
 	// MC_CPUPROFILE=FILE writes a Go CPU profile of this invocation: a
 	// developer aid for the benchmarks in bench/.
 	if p := os.Getenv("MC_CPUPROFILE"); p != "" {

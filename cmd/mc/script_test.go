@@ -13,11 +13,17 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	mcexec "github.com/mc-build/mc/exec"
 )
 
 // TestMain lets the scripts run "mc" as a real subprocess of the test binary,
 // so exit codes, signals and stderr are exactly what a user sees.
 func TestMain(m *testing.M) {
+	// The executor runs this test binary as the PID 1 of its sandboxes.
+	if mcexec.RunnerMain() {
+		return
+	}
 	testscript.Main(m, map[string]func(){
 		"mc": func() {
 			// MC_TEST_STATUS names a file that receives the exit status,
@@ -66,6 +72,7 @@ func TestScripts(t *testing.T) {
 			"labels":     cmdLabels,
 			"noproc":     cmdNoproc,
 			"emptydir":   cmdEmptydir,
+			"tracecheck": cmdTracecheck, // profile_check_test.go
 		},
 	})
 }

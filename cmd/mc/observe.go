@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/mc-build/mc/exec"
+	"github.com/mc-build/mc/graph"
+	"github.com/mc-build/mc/profile"
+)
+
+// eventStageExplained carries a stage's --explain reason in the JSON event
+// stream (in Event.Reason); it comes before build_finished.
+const eventStageExplained = "stage_explained"
+
+// observeFlags are the build flags about looking at a build rather than
+// running it: --explain, --profile, --history.
+type observeFlags struct {
+	explain bool
+	profile string
+	history int
+}
+
+func (f *observeFlags) register(fs interface {
+	IntVarP(*int, string, string, int, string)
+	BoolVar(*bool, string, bool, string)
+	StringVar(*string, string, string, string)
+}) {
+	fs.BoolVar(&f.explain, "explain", false, "print why each stage that ran had to run")
+	fs.StringVar(&f.profile, "profile", "", "write a Chrome trace of the build to `FILE` (chrome://tracing, ui.perfetto.dev)")
+	fs.IntVarP(&f.history, "history", "", defaultHistory, "entries of each stage's run history to keep (for mc explain)")
+}
+
+// observer is what build() needs for --explain, --profile and the run
+// history: a sink in front of the display, the phase timer, and the
+// history record. Its methods are the hooks build() calls.
+type observer struct {
+	flags observeFlags
+	json  bool
+	next  exec.Sink // the display, behind the profile recorder if any
+	prof  *profile.Recorder
+
+	mu      sync.Mutex
+	held    *exec.Event // build_finished, held back until the reasons are out
+	phase   string
+	started time.Time
+	reasons []stageReason
+	warn    string
+}
+
+// newObserver puts the observer in front of sink and returns it with the
+// sink the build must use.
+func newObserver(f observeFlags, json bool, sink exec.Sink) (*observer, exec.Sink, error) {
+	if f.history < 1 {
+		return nil, nil, usagef("--history must be at least 1")
+	}
+	o := &observer{flags: f, json: json, next: sink}
+	if f.profile != "" {
+		o.prof = profile.New(sink)
+		o.next = o.prof
+	}
+	return o, o, nil
+}
+
+// Event implements exec.Sink.
+func (o *observer) Event(e exec.Event) {
+	if e.Type == exec.EventBuildFinished && o.flags.explain && o.json {
+		o.mu.Lock()
+		o.held = &e
+		o.mu.Unlock()
+		return
+	}
+	o.next.Event(e)
+}
+
+// flush passes on a held build_finished event (a build that stopped before
+// finish); idempotent.
+func (o *observer) flush() {
+	o.mu.Lock()
+	held := o.held
+	o.held = nil
+	o.mu.Unlock()
+	if held != nil {
+		o.next.Event(*held)
+	}
+}
+
+// startPhase ends the current phase of the command and starts name ("":
+// none). Phases end up on the profile's phase track.
+func (o *observer) startPhase(name string) {
+	now := time.Now()
+	if o.phase != "" && o.prof != nil {
+		o.prof.Phase(o.phase, o.started, now)
+	}
+	o.phase, o.started = name, now
+}
+
+// record stores the run's history (cas.RecordRun) and works out the
+// --explain reasons, which need the entries the run replaces. A failure to
+// record is a warning: the build itself went fine.
+func (o *observer) record(ctx context.Context, s *session, command string, noCache bool, ag *graph.ActionGraph, rep *exec.Report) {
+	o.startPhase("record history")
+	defer o.startPhase("")
+	rec, err := recordHistory(ctx, s, command, o.flags.history, ag, rep)
+	if err != nil {
+		o.warn = fmt.Sprintf("recording the run history: %v", err)
+	}
+	if o.flags.explain {
+		o.reasons = ranReasons(ctx, s.db, ag, rep, rec, noCache)
+	}
+}
+
+// finish shows the --explain reasons (text: after the summary; JSON: as
+// stage_explained events before build_finished) and writes the profile.
+func (o *observer) finish(e *env) error {
+	o.startPhase("")
+	if o.warn != "" {
+		if o.json {
+			o.next.Event(exec.Event{Type: exec.EventLog, Time: time.Now(), Line: "warning: " + o.warn})
+		} else {
+			fmt.Fprintf(e.stderr, "mc: warning: %s\n", o.warn)
+		}
+	}
+	for _, r := range o.reasons {
+		if o.json {
+			o.next.Event(exec.Event{Type: eventStageExplained, Time: time.Now(), Label: r.label, Key: r.key, Reason: r.reason})
+		} else {
+			fmt.Fprintf(e.stderr, "%s: %s\n", r.label, r.reason)
+		}
+	}
+	o.flush()
+	if o.prof != nil {
+		// Relative to the directory mc runs in (-C included), like patterns.
+		p := o.flags.profile
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(e.dir, p)
+		}
+		if err := o.prof.WriteFile(p); err != nil {
+			return &infraError{err}
+		}
+	}
+	return nil
+}
+
+// historyCommand is how a run is named in the history: "build //...".
+func historyCommand(name string, args []string) string {
+	c := name
+	for _, a := range args {
+		c += " " + a
+	}
+	return c
+}

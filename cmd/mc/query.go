@@ -1,0 +1,58 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"strings"
+
+	"github.com/mc-build/mc/graph"
+)
+
+// queryOutputs are the --output formats of mc query.
+var queryOutputs = map[string]func(w *bufio.Writer, res *graph.QueryResult) error{
+	"label":      writeLabels,
+	"label_kind": writeLabelKinds,
+	"json":       writeQueryJSON,
+	"dot":        writeDot,
+	"build":      writeBuild,
+}
+
+func runQuery(ctx context.Context, e *env, args []string) error {
+	var output, cacheDir string
+	fs := newFlags(e, "query", "[FLAGS] 'EXPR'")
+	fs.StringVar(&output, "output", "label", "label, label_kind, json, dot or build")
+	fs.StringVar(&cacheDir, "cache-dir", "", "local cache directory (default $XDG_CACHE_HOME/mc)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	write, ok := queryOutputs[output]
+	if !ok {
+		return usagef("--output must be one of label, label_kind, json, dot, build; not %q", output)
+	}
+	switch fs.NArg() {
+	case 0:
+		return usagef("query: no expression given (try mc query 'deps(//...)')")
+	case 1:
+	default:
+		return usagef("query: one expression expected, got %d arguments (quote it: mc query '%s')", fs.NArg(), strings.Join(fs.Args(), " "))
+	}
+	// A syntax error needs no workspace: report it before opening one.
+	q, err := graph.ParseQuery(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	s, err := openSession(ctx, e, cacheDir)
+	if err != nil {
+		return err
+	}
+	defer s.close(ctx)
+	res, err := graph.RunQuery(ctx, &graph.QueryEnv{Src: s.eval, Dir: s.relDir, Changes: s.changes}, q)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(e.stdout, 64<<10)
+	if err := write(w, res); err != nil {
+		return err
+	}
+	return w.Flush()
+}

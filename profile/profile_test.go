@@ -1,0 +1,227 @@
+package profile
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mc-build/mc/exec"
+)
+
+// parsed is a trace read back from JSON, the way a viewer reads it.
+type parsed struct {
+	slices  map[int][]traceEvent // "X" events by track
+	threads map[int]string       // thread_name metadata
+	other   map[string]any
+}
+
+func parse(t *testing.T, b []byte) *parsed {
+	t.Helper()
+	var tr struct {
+		TraceEvents []traceEvent   `json:"traceEvents"`
+		OtherData   map[string]any `json:"otherData"`
+	}
+	if err := json.Unmarshal(b, &tr); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, b)
+	}
+	p := &parsed{slices: map[int][]traceEvent{}, threads: map[int]string{}, other: tr.OtherData}
+	for _, e := range tr.TraceEvents {
+		switch e.Ph {
+		case "X":
+			if e.Dur == nil || *e.Dur < 0 || e.Ts < 0 {
+				t.Errorf("slice %q: ts %v dur %v", e.Name, e.Ts, e.Dur)
+			}
+			p.slices[e.Tid] = append(p.slices[e.Tid], e)
+		case "M":
+			if e.Name == "thread_name" {
+				p.threads[e.Tid] = e.Args["name"].(string)
+			}
+		default:
+			t.Errorf("unexpected event phase %q", e.Ph)
+		}
+	}
+	for tid, ss := range p.slices {
+		if _, ok := p.threads[tid]; !ok {
+			t.Errorf("track %d has slices but no name", tid)
+		}
+		sort.Slice(ss, func(i, j int) bool { return ss[i].Ts < ss[j].Ts })
+		for i := 1; i < len(ss); i++ {
+			if prevEnd := ss[i-1].Ts + *ss[i-1].Dur; ss[i].Ts < prevEnd {
+				t.Errorf("track %s: %q (at %.1fµs) overlaps %q (ends %.1fµs)", p.threads[tid], ss[i].Name, ss[i].Ts, ss[i-1].Name, prevEnd)
+			}
+		}
+	}
+	return p
+}
+
+func (p *parsed) track(name string) []traceEvent {
+	for tid, n := range p.threads {
+		if n == name {
+			return p.slices[tid]
+		}
+	}
+	return nil
+}
+
+func (p *parsed) names(name string) []string {
+	var r []string
+	for _, s := range p.track(name) {
+		r = append(r, s.Name)
+	}
+	return r
+}
+
+func TestTraceOfABuild(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	var passed []string
+	r := New(exec.SinkFunc(func(e exec.Event) { passed = append(passed, e.Type) }))
+	r.Phase("evaluate", at(0), at(10))
+	evs := []exec.Event{
+		{Type: exec.EventBuildStarted, Time: at(10), Total: 5},
+		{Type: exec.EventStageCached, Time: at(11), Label: "//p:c1", Key: "k1", DurationMS: 7},
+		{Type: exec.EventStageCached, Time: at(11), Label: "//p:c2", Key: "k2"},
+		{Type: exec.EventStageStarted, Time: at(12), Label: "//p:a", Key: "ka"},
+		{Type: exec.EventStageStarted, Time: at(13), Label: "//p:b", Key: "kb"},
+		{Type: exec.EventStageFinished, Time: at(20), Label: "//p:a"},
+		{Type: exec.EventStageStarted, Time: at(21), Label: "//p:d", Key: "kd"},
+		{Type: exec.EventStageFailed, Time: at(25), Label: "//p:b", Error: "exit status 1"},
+		{Type: exec.EventStageFailed, Time: at(25), Label: "//p:never", Error: "secret X is not set"},
+		{Type: exec.EventStageFinished, Time: at(40), Label: "//p:d"},
+		{Type: exec.EventBuildFinished, Time: at(41), Summary: &exec.SummaryCounts{
+			CriticalPath: []string{"//p:a", "//p:d"}, CriticalPathMS: 27}},
+	}
+	for _, e := range evs {
+		r.Event(e)
+	}
+	r.Phase("execute", at(10), at(41))
+	if len(passed) != len(evs) {
+		t.Errorf("passed on %d events, want %d", len(passed), len(evs))
+	}
+	var buf bytes.Buffer
+	if err := r.Write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	p := parse(t, buf.Bytes())
+
+	t.Run("one worker track per concurrent slot", func(t *testing.T) {
+		w1, w2 := p.names("worker 1"), p.names("worker 2")
+		if fmt.Sprint(w1) != "[//p:a //p:d]" || fmt.Sprint(w2) != "[//p:b]" {
+			t.Errorf("worker 1 %v, worker 2 %v; want d to reuse a's slot", w1, w2)
+		}
+		if len(p.track("worker 3")) != 0 {
+			t.Error("a third worker track for two concurrent stages")
+		}
+	})
+	t.Run("slices carry times and outcomes", func(t *testing.T) {
+		b := p.track("worker 2")[0]
+		if b.Ts != 13000 || *b.Dur != 12000 || b.Args["status"] != "failed" || b.Args["error"] != "exit status 1" {
+			t.Errorf("//p:b slice = %+v (dur %v)", b, *b.Dur)
+		}
+	})
+	t.Run("cache hits on the cache track, apart", func(t *testing.T) {
+		if got := p.names("cache"); fmt.Sprint(got) != "[//p:c1 //p:c2]" {
+			t.Errorf("cache track = %v", got)
+		}
+	})
+	t.Run("critical path marked and on its own track", func(t *testing.T) {
+		if got := p.names("critical path"); fmt.Sprint(got) != "[//p:a //p:d]" {
+			t.Errorf("critical path track = %v", got)
+		}
+		for _, s := range append(p.track("worker 1"), p.track("worker 2")...) {
+			if want := s.Name != "//p:b"; s.Args["critical_path"] != want {
+				t.Errorf("%s critical_path = %v, want %v", s.Name, s.Args["critical_path"], want)
+			}
+		}
+		if p.other["critical_path_ms"] != float64(27) {
+			t.Errorf("otherData = %v", p.other)
+		}
+	})
+	t.Run("phases", func(t *testing.T) {
+		if got := p.names("mc"); fmt.Sprint(got) != "[evaluate execute]" {
+			t.Errorf("phase track = %v", got)
+		}
+	})
+}
+
+// Stages started by many goroutines under a limit of j at a time, as the
+// scheduler does: at most j worker tracks, no overlap, every stage once.
+func TestTraceConcurrentStages(t *testing.T) {
+	for _, j := range []int{1, 3, 8} {
+		t.Run(fmt.Sprint("j=", j), func(t *testing.T) {
+			r := New(nil)
+			sem := make(chan struct{}, j)
+			var wg sync.WaitGroup
+			const n = 200
+			for i := range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					sem <- struct{}{}
+					label := fmt.Sprintf("//p:s%03d", i)
+					r.Event(exec.Event{Type: exec.EventStageStarted, Time: time.Now(), Label: label})
+					time.Sleep(time.Duration(rand.IntN(200)) * time.Microsecond)
+					r.Event(exec.Event{Type: exec.EventStageFinished, Time: time.Now(), Label: label})
+					<-sem
+				}()
+			}
+			wg.Wait()
+			var buf bytes.Buffer
+			if err := r.Write(&buf); err != nil {
+				t.Fatal(err)
+			}
+			p := parse(t, buf.Bytes())
+			seen := map[string]int{}
+			workers := 0
+			for tid, ss := range p.slices {
+				if tid >= workerTid0 {
+					workers++
+					for _, s := range ss {
+						seen[s.Name]++
+					}
+				}
+			}
+			if workers > j || workers == 0 {
+				t.Errorf("%d worker tracks for -j %d", workers, j)
+			}
+			if len(seen) != n {
+				t.Errorf("%d stages have slices, want %d", len(seen), n)
+			}
+			for l, c := range seen {
+				if c != 1 {
+					t.Errorf("%s has %d slices", l, c)
+				}
+			}
+		})
+	}
+}
+
+func TestTraceUnfinishedAndWriteFile(t *testing.T) {
+	r := New(nil)
+	t0 := time.Unix(5, 0)
+	r.Event(exec.Event{Type: exec.EventStageStarted, Time: t0, Label: "//p:slow"})
+	r.Event(exec.Event{Type: exec.EventLog, Time: t0.Add(time.Second), Label: "//p:slow", Line: "still going"})
+	path := filepath.Join(t.TempDir(), "trace.json")
+	if err := r.WriteFile(path); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := parse(t, b)
+	w := p.track("worker 1")
+	if len(w) != 1 || w[0].Args["status"] != "unfinished" || *w[0].Dur != 1e6 {
+		t.Errorf("unfinished stage = %+v", w)
+	}
+	if err := r.WriteFile(filepath.Join(t.TempDir(), "no", "such", "dir.json")); err == nil {
+		t.Error("writing into a missing directory succeeded")
+	}
+}
