@@ -224,6 +224,59 @@ func (db *DB) RecordAction(ctx context.Context, scope string, key Digest, r *Act
 	return nil
 }
 
+// Recorded is one action result to record with RecordActions.
+type Recorded struct {
+	Key    Digest
+	Result *ActionResult
+}
+
+// RecordActions is RecordAction for many results in one transaction: the
+// scheduler's group commit.
+func (db *DB) RecordActions(ctx context.Context, scope string, recs []Recorded) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	tx, err := db.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("cas: record actions: %w", err)
+	}
+	defer tx.Rollback()
+	putAction, err := tx.PrepareContext(ctx, `INSERT INTO actions (key, label, result, created) VALUES (?, ?, ?, ?)
+		ON CONFLICT (key) DO UPDATE SET label = excluded.label, result = excluded.result, created = excluded.created`)
+	if err != nil {
+		return fmt.Errorf("cas: record actions: %w", err)
+	}
+	defer putAction.Close()
+	putLatest, err := tx.PrepareContext(ctx, `INSERT INTO latest (scope, label, key) VALUES (?, ?, ?)
+		ON CONFLICT (scope, label) DO UPDATE SET key = excluded.key`)
+	if err != nil {
+		return fmt.Errorf("cas: record actions: %w", err)
+	}
+	defer putLatest.Close()
+	for _, r := range recs {
+		b, err := encodeResult(r.Result)
+		if err != nil {
+			return fmt.Errorf("cas: record action %s: %w", r.Key.Short(), err)
+		}
+		created := r.Result.Created
+		if created.IsZero() {
+			created = time.Now()
+		}
+		if _, err := putAction.ExecContext(ctx, r.Key[:], r.Result.Label, b, created.UnixNano()); err != nil {
+			return fmt.Errorf("cas: record action %s: %w", r.Key.Short(), err)
+		}
+		if scope != "" {
+			if _, err := putLatest.ExecContext(ctx, scope, r.Result.Label, r.Key[:]); err != nil {
+				return fmt.Errorf("cas: record action %s: %w", r.Key.Short(), err)
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("cas: record actions: %w", err)
+	}
+	return nil
+}
+
 // LatestActions returns the latest recorded result of every label of scope,
 // by action key, in one query. Entries are decoded lazily by Decode.
 func (db *DB) LatestActions(ctx context.Context, scope string) (map[Digest][]byte, error) {

@@ -92,7 +92,8 @@ func (s *Store) copyTo(d Digest, dst string, mode os.FileMode) error {
 		return err
 	}
 	h := NewHasher()
-	buf := make([]byte, copyBufSize)
+	buf := getBuf()
+	defer putBuf(buf)
 	_, err = io.CopyBuffer(io.MultiWriter(out, h), src, buf)
 	if err == nil {
 		if got := h.Sum(); got != d {

@@ -18,8 +18,26 @@ import (
 
 // racyWindow is how recent a file's mtime may be before its digest is not
 // recorded: a write within the same timestamp tick could change the content
-// without changing the stat tuple (git's "racy git" problem).
-const racyWindow = 2 * time.Second
+// without changing the stat tuple (git's "racy git" problem). The tick is the
+// filesystem's timestamp granularity: up to 2 s on coarse filesystems (FAT,
+// old HFS, whole-second mtimes), a kernel jiffy (≤ 10 ms) where mtimes carry
+// nanoseconds (ext4, xfs, btrfs, tmpfs). A file whose mtime has a sub-second
+// part is taken to live on a fine-grained filesystem and gets the short
+// window, with a tenfold margin; a whole-second mtime gets the long one.
+const (
+	racyWindow     = 2 * time.Second
+	racyWindowFine = 100 * time.Millisecond
+)
+
+// racy reports whether a file with this mtime (unix ns) is too recent to
+// record at time now.
+func racy(now time.Time, mtimeNs int64) bool {
+	w := racyWindow
+	if mtimeNs%int64(time.Second) != 0 {
+		w = racyWindowFine
+	}
+	return now.Sub(time.Unix(0, mtimeNs)) < w
+}
 
 // FileInfo is what the stat cache knows about a file.
 type FileInfo struct {
@@ -260,7 +278,7 @@ func (sc *StatCache) hash(p string) (FileInfo, error) {
 	if err1 != nil || err2 != nil || !st1.sameStat(st2) || n != st1.size {
 		return info, nil // changed while being read: give the digest, trust nothing
 	}
-	if sc.now().Sub(time.Unix(0, st1.mtime)) < racyWindow {
+	if racy(sc.now(), st1.mtime) {
 		return info, nil
 	}
 	st1.digest = d

@@ -163,19 +163,29 @@ func TestStatCacheRacyRule(t *testing.T) {
 
 	// The window is measured against the clock: the same file is trusted
 	// once its mtime is old enough.
+	// A whole-second mtime suggests a coarse filesystem: 2 s window; a
+	// sub-second one a fine filesystem: 100 ms window.
+	coarse := time.Unix(1700000000, 0)
+	fine := time.Unix(1700000000, 123456789)
 	tests := []struct {
 		name   string
+		mtime  time.Time
 		age    time.Duration
 		record bool
 	}{
-		{"in the future", -time.Minute, false},
-		{"now", 0, false},
-		{"1.9s old", 1900 * time.Millisecond, false},
-		{"2.1s old", 2100 * time.Millisecond, true},
-		{"an hour old", time.Hour, true},
+		{"in the future", fine, -time.Minute, false},
+		{"now", fine, 0, false},
+		{"fine 50ms old", fine, 50 * time.Millisecond, false},
+		{"fine 150ms old", fine, 150 * time.Millisecond, true},
+		{"coarse 1.9s old", coarse, 1900 * time.Millisecond, false},
+		{"coarse 2.1s old", coarse, 2100 * time.Millisecond, true},
+		{"an hour old", fine, time.Hour, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if err := os.Chtimes(p, tt.mtime, tt.mtime); err != nil {
+				t.Fatal(err)
+			}
 			fi, err := os.Stat(p)
 			if err != nil {
 				t.Fatal(err)

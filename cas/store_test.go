@@ -663,3 +663,30 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
+
+// With DeferSync blobs are still complete and verified; Sync succeeds.
+func TestDeferSync(t *testing.T) {
+	s, err := OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.DeferSync()
+	d, err := s.PutBytes([]byte("deferred"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Verify(d); err != nil {
+		t.Fatalf("blob written with deferred sync: %v", err)
+	}
+	f := filepath.Join(t.TempDir(), "adopt")
+	if err := os.WriteFile(f, []byte("adopted"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d2, _, err := s.AdoptFile(f)
+	if err != nil || s.Verify(d2) != nil {
+		t.Fatalf("adopt with deferred sync: %v", err)
+	}
+}

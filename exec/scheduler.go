@@ -95,7 +95,11 @@ func Run(ctx context.Context, ag *graph.ActionGraph, opts Options) (*Report, err
 		s.preload = pre
 	}
 	opts.Sink.Event(Event{Type: EventBuildStarted, Time: start, Total: len(ag.Actions)})
+	s.commit = newCommitter(opts.Store, opts.DB, opts.Scope)
 	s.run(ctx)
+	if err := s.commit.close(); err != nil {
+		s.setInfraErr(fmt.Errorf("recording results in the action cache: %w", err))
+	}
 	r := s.report(time.Since(start))
 	counts := &SummaryCounts{Built: r.Built, Cached: r.Cached, Failed: r.Failed, Skipped: r.Skipped,
 		CriticalPathMS: r.CriticalTime.Milliseconds()}
@@ -125,6 +129,7 @@ type scheduler struct {
 	wg       sync.WaitGroup
 	inflight map[cas.Digest]*flight
 	preload  map[cas.Digest][]byte // read-only after Run starts
+	commit   *committer
 }
 
 // flight lets actions with the same digest share one execution.
@@ -332,9 +337,7 @@ func (s *scheduler) do(ctx context.Context, a *graph.Action) *Outcome {
 	ar := &cas.ActionResult{Label: label, Outputs: res.Outputs, Log: res.Log, ExitCode: 0,
 		Duration: res.Duration, Created: time.Now()}
 	if cacheable {
-		if err := s.opts.DB.RecordAction(ctx, s.opts.Scope, key, ar); err != nil {
-			s.setInfraErr(fmt.Errorf("recording %s in the action cache: %w", label, err))
-		}
+		s.commit.add(key, ar)
 	}
 	f.res = ar
 	o.Status, o.Result = StatusBuilt, ar

@@ -9,8 +9,10 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/term"
 
 	"github.com/mc-build/mc/cas"
@@ -154,6 +156,9 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 		return err
 	}
 	obs.startPhase("execute")
+	// exec.Run syncs the store before each batch of results it records
+	// (group commit), so blobs need not be fsynced one by one.
+	s.store.DeferSync()
 	local, err := exec.NewLocal(exec.LocalOptions{
 		Store:       s.store,
 		SandboxDir:  filepath.Join(s.cache, "sandbox"),
@@ -301,41 +306,49 @@ func selectRoots(g *graph.Graph, pats []graph.Pattern, args []string, test, depl
 // them), so a null build writes nothing.
 func materialize(s *session, ag *graph.ActionGraph, roots []graph.Label, rep *exec.Report) error {
 	outDir := filepath.Join(s.root, "mc-out")
+	var mu sync.Mutex
 	var errs []error
+	fail := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}
+	// Copies are independent: a few at a time hide the latency of creating
+	// files, which dominates for many small outputs.
+	var g errgroup.Group
+	g.SetLimit(4)
 	for _, l := range roots {
 		a := ag.ByLabel[l]
 		if a == nil {
-			continue // a filegroup: its stages are roots of their own below
+			continue // a filegroup: mc-out/ holds stage outputs only
 		}
 		o := rep.Outcomes[a]
 		if o == nil || o.Result == nil {
 			continue
 		}
 		for _, out := range o.Result.Outputs {
-			dst := filepath.Join(outDir, filepath.FromSlash(out.Path))
-			if out.IsDir {
-				tmp := dst + ".mc-tmp"
-				os.RemoveAll(tmp)
-				if err := s.store.MaterializeTree(out.Digest, tmp, false); err != nil {
-					errs = append(errs, err)
-					continue
+			g.Go(func() error {
+				dst := filepath.Join(outDir, filepath.FromSlash(out.Path))
+				if out.IsDir {
+					// Built aside and swapped in whole by the store.
+					if err := s.store.MaterializeTree(out.Digest, dst, false); err != nil {
+						fail(fmt.Errorf("%s: %w", out.Path, err))
+					}
+					return nil
 				}
-				os.RemoveAll(dst)
-				if err := os.Rename(tmp, dst); err != nil {
-					errs = append(errs, err)
+				if fi, err := s.stat.Digest(dst); err == nil && fi.Digest == out.Digest && fi.Exec == out.Exec {
+					return nil
 				}
-				continue
-			}
-			if fi, err := s.stat.Digest(dst); err == nil && fi.Digest == out.Digest && fi.Exec == out.Exec {
-				continue
-			}
-			if err := s.store.Materialize(out.Digest, dst, out.Exec, false); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", out.Path, err))
-				continue
-			}
-			_, _ = s.stat.Digest(dst) // record it so the next null build need not read it
+				if err := s.store.Materialize(out.Digest, dst, out.Exec, false); err != nil {
+					fail(fmt.Errorf("%s: %w", out.Path, err))
+					return nil
+				}
+				_, _ = s.stat.Digest(dst) // record it so the next null build need not read it
+				return nil
+			})
 		}
 	}
+	g.Wait()
 	return errors.Join(errs...)
 }
 
