@@ -37,6 +37,26 @@ type Event struct {
 	Total      int            `json:"total,omitempty"` // build_started: stages in the graph
 	Summary    *SummaryCounts `json:"summary,omitempty"`
 	Reason     string         `json:"reason,omitempty"` // stage_skipped: why
+	// QueuedMS (stage_started) is how long the stage waited, ready to run,
+	// for a free -j slot.
+	QueuedMS int64 `json:"queued_ms,omitempty"`
+	// Phases (stage_finished, stage_failed) say where its time went.
+	Phases []EventPhase `json:"phases,omitempty"`
+}
+
+// EventPhase is one timed part of a stage: restoring, running, storing.
+type EventPhase struct {
+	Name       string    `json:"name"`
+	Start      time.Time `json:"start"`
+	DurationUS int64     `json:"duration_us"`
+}
+
+func eventPhases(ps []Phase) []EventPhase {
+	var out []EventPhase
+	for _, p := range ps {
+		out = append(out, EventPhase{Name: p.Name, Start: p.Start, DurationUS: p.End.Sub(p.Start).Microseconds()})
+	}
+	return out
 }
 
 // EventOutput is one output of a finished or cached stage.

@@ -65,4 +65,13 @@ type Result struct {
 	Outputs  []cas.Output
 	Log      cas.Digest // the whole log as stored in the CAS
 	Duration time.Duration
+	// Phases are where the time went (restoring inputs, running, storing
+	// outputs), for profiles; optional.
+	Phases []Phase
+}
+
+// Phase is one timed part of running a job.
+type Phase struct {
+	Name       string
+	Start, End time.Time
 }

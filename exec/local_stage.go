@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/mc-build/mc/cas"
 )
@@ -40,12 +41,16 @@ type cacheMount struct {
 // A stage failure is returned in the Result; the error is for the
 // infrastructure (and cancellation).
 func (s *stage) run(ctx context.Context) (*Result, error) {
+	var phases []Phase
+	mark := func(name string, start time.Time) { phases = append(phases, Phase{name, start, time.Now()}) }
+	t0 := time.Now()
 	if err := s.prepare(); err != nil {
 		if isStageError(err) {
 			return &Result{ExitCode: -1, Err: err}, nil
 		}
 		return nil, err
 	}
+	mark("restoring", t0)
 	mounts, err := s.cacheMounts()
 	if err != nil {
 		return nil, err
@@ -54,7 +59,10 @@ func (s *stage) run(ctx context.Context) (*Result, error) {
 	if s.w != nil {
 		run = s.execWorker
 	}
+	t1 := time.Now()
 	code, runErr, err := run(ctx, mounts)
+	mark("running", t1)
+	t2 := time.Now()
 	// Checked even after a failure or a kill: a modified blob must leave
 	// the store whatever became of the stage.
 	modErr := s.checkInputs()
@@ -68,6 +76,7 @@ func (s *stage) run(ctx context.Context) (*Result, error) {
 		return nil, ctx.Err()
 	}
 	res := &Result{ExitCode: code, Err: runErr}
+	defer func() { mark("storing", t2); res.Phases = phases }()
 	if res.Log, err = s.storeLog(); err != nil {
 		return nil, err
 	}

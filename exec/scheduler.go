@@ -234,6 +234,7 @@ func (s *scheduler) isStopped() bool {
 func (s *scheduler) do(ctx context.Context, a *graph.Action) *Outcome {
 	t := a.Target
 	label := t.Label.String()
+	ready := time.Now()
 	fail := func(err error) *Outcome {
 		s.opts.Sink.Event(Event{Type: EventStageFailed, Time: time.Now(), Label: label, Error: err.Error()})
 		return &Outcome{Status: StatusFailed, Err: err}
@@ -304,7 +305,9 @@ func (s *scheduler) do(ctx context.Context, a *graph.Action) *Outcome {
 		return &Outcome{Status: StatusSkipped, Err: f.err}
 	}
 
-	s.opts.Sink.Event(Event{Type: EventStageStarted, Time: time.Now(), Label: label, Key: key.String()})
+	started := time.Now()
+	s.opts.Sink.Event(Event{Type: EventStageStarted, Time: started, Label: label, Key: key.String(),
+		QueuedMS: started.Sub(ready).Milliseconds()})
 	lw := &lineWriter{sink: s.opts.Sink, label: label}
 	job := &Job{
 		Label: t.Label, Key: key, Pkg: t.Label.Pkg, Cmds: t.Cmds, Env: t.Env, Secrets: secrets,
@@ -329,7 +332,8 @@ func (s *scheduler) do(ctx context.Context, a *graph.Action) *Outcome {
 	if res.Err != nil {
 		f.fail = res.Err
 		ev := Event{Type: EventStageFailed, Time: time.Now(), Label: label, Key: key.String(),
-			DurationMS: res.Duration.Milliseconds(), ExitCode: res.ExitCode, Error: res.Err.Error()}
+			DurationMS: res.Duration.Milliseconds(), ExitCode: res.ExitCode, Error: res.Err.Error(),
+			Phases: eventPhases(res.Phases)}
 		s.opts.Sink.Event(ev)
 		o.Status, o.Err = StatusFailed, res.Err
 		return o
@@ -342,7 +346,7 @@ func (s *scheduler) do(ctx context.Context, a *graph.Action) *Outcome {
 	f.res = ar
 	o.Status, o.Result = StatusBuilt, ar
 	s.opts.Sink.Event(Event{Type: EventStageFinished, Time: time.Now(), Label: label, Key: key.String(),
-		DurationMS: res.Duration.Milliseconds(), Outputs: eventOutputs(ar.Outputs)})
+		DurationMS: res.Duration.Milliseconds(), Outputs: eventOutputs(ar.Outputs), Phases: eventPhases(res.Phases)})
 	return o
 }
 

@@ -23,6 +23,7 @@ const (
 	tidPhases   = 1
 	tidCache    = 2
 	tidCritical = 3
+	tidQueue    = 4
 	workerTid0  = 10
 )
 
@@ -41,6 +42,7 @@ type Recorder struct {
 	open      map[string]*slice // running stages by label
 	slices    []*slice          // finished stage runs
 	cached    []*slice
+	queued    []*slice // waits for a -j slot, drawn as async slices
 	phases    []*slice
 	critical  map[string]bool
 	critPath  []string
@@ -54,6 +56,7 @@ type slice struct {
 	tid        int
 	start, end time.Time
 	args       map[string]any
+	phases     []*slice // restoring, running, storing: nested in a stage
 }
 
 // New returns a Recorder passing events on to next (nil: to nothing).
@@ -77,9 +80,16 @@ func (r *Recorder) record(e exec.Event) {
 	}
 	switch e.Type {
 	case exec.EventStageStarted:
-		s := &slice{name: e.Label, cat: "stage", start: e.Time, args: map[string]any{"label": e.Label, "key": e.Key}}
-		s.tid = workerTid0 + r.takeSlot(e.Time)
+		slot, start := r.takeSlot(e.Time)
+		s := &slice{name: e.Label, cat: "stage", tid: workerTid0 + slot, start: start,
+			args: map[string]any{"label": e.Label, "key": e.Key}}
 		r.open[e.Label] = s
+		if e.QueuedMS > 0 {
+			// Waiting stages overlap one another: async slices, one row each.
+			s.args["queued_ms"] = e.QueuedMS
+			r.queued = append(r.queued, &slice{name: e.Label, cat: "queued",
+				start: e.Time.Add(-time.Duration(e.QueuedMS) * time.Millisecond), end: e.Time})
+		}
 	case exec.EventStageFinished, exec.EventStageFailed:
 		s := r.open[e.Label]
 		if s == nil {
@@ -87,6 +97,17 @@ func (r *Recorder) record(e exec.Event) {
 		}
 		delete(r.open, e.Label)
 		s.end = e.Time
+		if s.end.Before(s.start) {
+			s.end = s.start
+		}
+		for _, p := range e.Phases {
+			// Nested in the stage's slice on its worker's track.
+			end := p.Start.Add(time.Duration(p.DurationUS) * time.Microsecond)
+			if p.Start.Before(s.start) || end.After(s.end) {
+				continue // clock skew would break the nesting: leave it out
+			}
+			s.phases = append(s.phases, &slice{name: p.Name, cat: "phase", tid: s.tid, start: p.Start, end: end})
+		}
 		if e.Type == exec.EventStageFinished {
 			s.args["status"] = "built"
 		} else {
@@ -115,19 +136,35 @@ func (r *Recorder) record(e exec.Event) {
 	}
 }
 
-// takeSlot returns the lowest free worker slot whose last stage ended by
-// t, so that no two slices of one track overlap even when events arrive a
-// little out of order.
-func (r *Recorder) takeSlot(t time.Time) int {
+// takeSlot returns the lowest free worker slot for a stage starting at t,
+// and the start to draw: t, or the end of the slot's last stage when
+// timestamps taken on different goroutines arrive a little out of order, so
+// that slices of one track never overlap and there are never more tracks
+// than stages running at once.
+func (r *Recorder) takeSlot(t time.Time) (int, time.Time) {
+	best := -1
 	for i := range r.slotBusy {
-		if !r.slotBusy[i] && !r.slotEnd[i].After(t) {
-			r.slotBusy[i] = true
-			return i
+		if r.slotBusy[i] {
+			continue
+		}
+		if !r.slotEnd[i].After(t) {
+			best = i
+			break
+		}
+		if best < 0 || r.slotEnd[i].Before(r.slotEnd[best]) {
+			best = i
 		}
 	}
-	r.slotBusy = append(r.slotBusy, true)
-	r.slotEnd = append(r.slotEnd, time.Time{})
-	return len(r.slotBusy) - 1
+	if best < 0 {
+		r.slotBusy = append(r.slotBusy, true)
+		r.slotEnd = append(r.slotEnd, time.Time{})
+		return len(r.slotBusy) - 1, t
+	}
+	r.slotBusy[best] = true
+	if r.slotEnd[best].After(t) {
+		t = r.slotEnd[best]
+	}
+	return best, t
 }
 
 func (r *Recorder) releaseSlot(i int, t time.Time) {
@@ -155,6 +192,7 @@ type traceEvent struct {
 	Pid  int            `json:"pid"`
 	Tid  int            `json:"tid"`
 	Args map[string]any `json:"args,omitempty"`
+	ID   int            `json:"id,omitempty"` // async (b/e) events
 }
 
 // Trace is the JSON object written by Write.
@@ -208,7 +246,7 @@ func (r *Recorder) Trace() *Trace {
 	tracks := []struct {
 		tid  int
 		name string
-	}{{tidPhases, "mc"}, {tidCritical, "critical path"}, {tidCache, "cache"}}
+	}{{tidPhases, "mc"}, {tidCritical, "critical path"}, {tidCache, "cache"}, {tidQueue, "queued"}}
 	for i := range r.slotBusy {
 		tracks = append(tracks, struct {
 			tid  int
@@ -234,6 +272,18 @@ func (r *Recorder) Trace() *Trace {
 	}
 	for _, s := range r.cached {
 		ev = append(ev, x(s))
+	}
+	for _, s := range stages {
+		for _, p := range s.phases {
+			ev = append(ev, x(p))
+		}
+	}
+	for i, q := range r.queued {
+		b := traceEvent{Name: "queued", Cat: "queued", Ph: "b", Ts: us(q.start), Pid: 1, Tid: tidQueue, ID: i + 1,
+			Args: map[string]any{"label": q.name}}
+		e := b
+		e.Ph, e.Ts, e.Args = "e", us(q.end), nil
+		ev = append(ev, b, e)
 	}
 	t.TraceEvents = ev
 	return t

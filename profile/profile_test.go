@@ -225,3 +225,55 @@ func TestTraceUnfinishedAndWriteFile(t *testing.T) {
 		t.Error("writing into a missing directory succeeded")
 	}
 }
+
+// A stage's phases are drawn nested in its slice, and its wait for a slot
+// as an async "queued" slice.
+func TestTracePhasesAndQueue(t *testing.T) {
+	r := New(nil)
+	t0 := time.Now()
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	r.Event(exec.Event{Type: exec.EventStageStarted, Time: at(10), Label: "//p:a", QueuedMS: 10})
+	r.Event(exec.Event{Type: exec.EventStageFinished, Time: at(100), Label: "//p:a", Phases: []exec.EventPhase{
+		{Name: "restoring", Start: at(11), DurationUS: 4000},
+		{Name: "running", Start: at(15), DurationUS: 80000},
+		{Name: "storing", Start: at(95), DurationUS: 4000},
+	}})
+	var buf bytes.Buffer
+	if err := r.Write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	var tr Trace
+	if err := json.Unmarshal(buf.Bytes(), &tr); err != nil {
+		t.Fatal(err)
+	}
+	var stage *traceEvent
+	phases := map[string]traceEvent{}
+	var b, e int
+	for i, ev := range tr.TraceEvents {
+		switch {
+		case ev.Ph == "X" && ev.Name == "//p:a" && ev.Tid >= workerTid0:
+			stage = &tr.TraceEvents[i]
+		case ev.Ph == "X" && ev.Cat == "phase" && ev.Tid >= workerTid0:
+			phases[ev.Name] = ev
+		case ev.Ph == "b" && ev.Cat == "queued":
+			b++
+		case ev.Ph == "e" && ev.Cat == "queued":
+			e++
+		}
+	}
+	if stage == nil {
+		t.Fatal("no slice for the stage")
+	}
+	for _, name := range []string{"restoring", "running", "storing"} {
+		p, ok := phases[name]
+		if !ok {
+			t.Fatalf("no %s slice", name)
+		}
+		if p.Tid != stage.Tid || p.Ts < stage.Ts || p.Ts+*p.Dur > stage.Ts+*stage.Dur {
+			t.Errorf("%s slice %+v is not nested in the stage %+v", name, p, *stage)
+		}
+	}
+	if b != 1 || e != 1 {
+		t.Errorf("queued async events: %d begin, %d end; want 1 and 1", b, e)
+	}
+}

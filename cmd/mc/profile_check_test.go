@@ -23,6 +23,7 @@ func cmdTracecheck(ts *testscript.TestScript, neg bool, args []string) {
 	var tr struct {
 		TraceEvents []struct {
 			Name string         `json:"name"`
+			Cat  string         `json:"cat"`
 			Ph   string         `json:"ph"`
 			Ts   float64        `json:"ts"`
 			Dur  *float64       `json:"dur"`
@@ -39,6 +40,7 @@ func cmdTracecheck(ts *testscript.TestScript, neg bool, args []string) {
 		args       map[string]any
 	}
 	tracks := map[string][]slice{} // by thread name
+	nested := map[string][]slice{} // stage phases, by thread name
 	names := map[int]string{}
 	for _, e := range tr.TraceEvents {
 		if e.Ph == "M" && e.Name == "thread_name" {
@@ -56,7 +58,24 @@ func cmdTracecheck(ts *testscript.TestScript, neg bool, args []string) {
 		if !ok {
 			ts.Fatalf("slice %q is on track %d, which has no name", e.Name, e.Tid)
 		}
+		if e.Cat == "phase" && strings.HasPrefix(n, "worker ") {
+			nested[n] = append(nested[n], slice{e.Name, e.Ts, e.Ts + *e.Dur, e.Args})
+			continue
+		}
 		tracks[n] = append(tracks[n], slice{e.Name, e.Ts, e.Ts + *e.Dur, e.Args})
+	}
+	// A stage's phases (restoring, running, storing) nest inside one of the
+	// stage slices of their track.
+	for n, ps := range nested {
+		for _, p := range ps {
+			inside := false
+			for _, s := range tracks[n] {
+				inside = inside || (p.start >= s.start && p.end <= s.end)
+			}
+			if !inside {
+				ts.Fatalf("track %q: phase %q [%v, %v] is not inside a stage slice", n, p.name, p.start, p.end)
+			}
+		}
 	}
 	workers := map[string][]slice{} // stage label -> its slices on worker tracks
 	for n, ss := range tracks {
