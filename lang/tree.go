@@ -61,9 +61,15 @@ func CheckIgnore(entry string) error {
 
 // ignored reports whether the workspace-relative path rel (not the root)
 // is ignored by its own name or path; callers check its parents.
-func (t *SourceTree) ignored(rel string) bool {
+func (t *SourceTree) ignored(rel string) bool { return Ignored(t.ignore, rel) }
+
+// Ignored applies workspace(ignore = [...]) to the workspace-relative path
+// rel by its own name or path (callers check its parents): an entry with a
+// slash is a path from the root, one without matches a name at any depth.
+func Ignored(ignore []string, rel string) bool {
 	base := path.Base(rel)
-	for _, e := range t.ignore {
+	for _, e := range ignore {
+		e = strings.TrimSuffix(e, "/")
 		if anchored := strings.HasPrefix(e, "/") || strings.Contains(e, "/"); anchored {
 			if ok, _ := path.Match(strings.TrimPrefix(e, "/"), rel); ok {
 				return true

@@ -197,12 +197,12 @@ func walkStarlark(ws *graph.Workspace, dir string, recursive bool, add func(stri
 			if p == dir {
 				return nil
 			}
-			if !recursive || strings.HasPrefix(d.Name(), ".") || rel == lang.OutDir || (rel != "" && ignoredPath(ws.Ignore, rel)) {
+			if !recursive || strings.HasPrefix(d.Name(), ".") || rel == lang.OutDir || (rel != "" && lang.Ignored(ws.Ignore, rel)) {
 				return filepath.SkipDir
 			}
 			return nil
 		}
-		if isStarlarkFile(d.Name()) && (d.Type().IsRegular() || d.Type()&fs.ModeSymlink != 0) && (rel == "" || !ignoredPath(ws.Ignore, rel)) {
+		if isStarlarkFile(d.Name()) && (d.Type().IsRegular() || d.Type()&fs.ModeSymlink != 0) && (rel == "" || !lang.Ignored(ws.Ignore, rel)) {
 			add(p)
 		}
 		return nil
@@ -211,26 +211,6 @@ func walkStarlark(ws *graph.Workspace, dir string, recursive bool, add func(stri
 		return fmt.Errorf("finding BUILD files under %s: %w", dir, err)
 	}
 	return nil
-}
-
-// ignoredPath applies workspace(ignore = [...]) to a workspace-relative
-// path, as lang's source tree does: an entry with a slash is a path from
-// the root, one without matches a name at any depth.
-func ignoredPath(ignore []string, rel string) bool {
-	base := path.Base(rel)
-	for _, e := range ignore {
-		e = strings.TrimSuffix(e, "/")
-		if strings.Contains(e, "/") {
-			if ok, _ := path.Match(strings.TrimPrefix(e, "/"), rel); ok {
-				return true
-			}
-			continue
-		}
-		if ok, _ := path.Match(e, base); ok {
-			return true
-		}
-	}
-	return false
 }
 
 // displayPath is f relative to the directory mc runs in, when below it.
