@@ -142,7 +142,7 @@ func (l *Local) probe() {
 // tryBwrap runs an empty stage under bubblewrap with every namespace a
 // stage may get.
 func (l *Local) tryBwrap(root *bwrapRoot) error {
-	sb, err := newSandbox(l.opts.SandboxDir, true)
+	sb, err := newSandbox(l.opts.SandboxDir, "sb-", true)
 	if err != nil {
 		return err
 	}
@@ -212,7 +212,7 @@ func (l *Local) Run(ctx context.Context, job *Job) (*Result, error) {
 			return res, nil
 		}
 	}
-	sb, err := newSandbox(l.opts.SandboxDir, isolated)
+	sb, err := newSandbox(l.opts.SandboxDir, "sb-", isolated)
 	if err != nil {
 		return nil, err
 	}

@@ -19,10 +19,10 @@ type sandboxDirs struct {
 	log  string // the stage's log, written while it runs
 }
 
-// newSandbox creates a fresh sandbox under parent. tmp is only needed under
-// bubblewrap; without it the stage uses the host's /tmp.
-func newSandbox(parent string, tmp bool) (*sandboxDirs, error) {
-	dir, err := os.MkdirTemp(parent, "sb-")
+// newSandbox creates a fresh sandbox under parent, named prefix*. tmp is
+// only needed under bubblewrap; without it the stage uses the host's /tmp.
+func newSandbox(parent, prefix string, tmp bool) (*sandboxDirs, error) {
+	dir, err := os.MkdirTemp(parent, prefix)
 	if err != nil {
 		return nil, fmt.Errorf("creating a sandbox: %w", err)
 	}

@@ -67,27 +67,16 @@ func (l *Local) startWorker(key poolKey, covers []string) (w *worker, err error)
 	if l.runner == "" {
 		return nil, errors.New("cannot find mc's own executable to run in the sandbox")
 	}
-	dir, err := os.MkdirTemp(l.opts.SandboxDir, "worker-")
+	sb, err := newSandbox(l.opts.SandboxDir, "worker-", true)
 	if err != nil {
 		return nil, fmt.Errorf("creating a worker sandbox: %w", err)
 	}
-	sb := &sandboxDirs{
-		dir:  dir,
-		ws:   filepath.Join(dir, "ws"),
-		home: filepath.Join(dir, "home"),
-		tmp:  filepath.Join(dir, "tmp"),
-		log:  filepath.Join(dir, "log"),
-	}
+	dir := sb.dir
 	defer func() {
 		if err != nil {
 			removeAll(dir)
 		}
 	}()
-	for _, d := range []string{sb.ws, sb.home, sb.tmp} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			return nil, fmt.Errorf("creating a worker sandbox: %w", err)
-		}
-	}
 	// The runner is executed from an open descriptor (fd 3 in bubblewrap,
 	// which passes it on): the sandbox then shows no trace of it.
 	self, err := os.Open(l.runner)
