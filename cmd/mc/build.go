@@ -339,11 +339,11 @@ func materialize(s *session, ag *graph.ActionGraph, roots []graph.Label, rep *ex
 				if fi, err := s.stat.Digest(dst); err == nil && fi.Digest == out.Digest && fi.Exec == out.Exec {
 					return nil
 				}
+				// Not hashed again here: a file written just now is too recent
+				// for the stat cache to record; the next build records it.
 				if err := s.store.Materialize(out.Digest, dst, out.Exec, false); err != nil {
 					fail(fmt.Errorf("%s: %w", out.Path, err))
-					return nil
 				}
-				_, _ = s.stat.Digest(dst) // record it so the next null build need not read it
 				return nil
 			})
 		}
