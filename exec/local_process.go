@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mc-build/mc/graph"
 )
 
 // drainTimeout bounds the wait for the end of a stage's output after its
@@ -114,7 +116,7 @@ func (s *stage) exec(ctx context.Context, mounts []cacheMount) (code int, runErr
 	case ctx.Err() != nil && !timedOut:
 		return 0, nil, ctx.Err()
 	case timedOut:
-		return -1, fmt.Errorf("timed out after %s", formatTimeout(s.job.Timeout)), nil
+		return -1, fmt.Errorf("timed out after %s", graph.FormatTimeout(s.job.Timeout)), nil
 	}
 	var exitErr *osexec.ExitError
 	if werr != nil && !errors.As(werr, &exitErr) {
@@ -214,18 +216,6 @@ func waitExited(pid int) {
 // down any process that left the group.
 func killGroup(pgid int) {
 	syscall.Kill(-pgid, syscall.SIGKILL)
-}
-
-// formatTimeout prints a timeout as a user wrote it: "30m", not "30m0s".
-func formatTimeout(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
 
 // wsCover returns the arguments hiding the workspace of job (found from an

@@ -505,21 +505,6 @@ func TestLocalTimeout(t *testing.T) {
 	}
 }
 
-func TestFormatTimeout(t *testing.T) {
-	for d, want := range map[time.Duration]string{
-		30 * time.Second:        "30s",
-		30 * time.Minute:        "30m",
-		2 * time.Hour:           "2h",
-		90 * time.Minute:        "1h30m",
-		300 * time.Millisecond:  "300ms",
-		time.Hour + time.Second: "1h0m1s",
-	} {
-		if got := formatTimeout(d); got != want {
-			t.Errorf("formatTimeout(%v) = %q, want %q", d, got, want)
-		}
-	}
-}
-
 // signalWriter closes ready when the log holds want.
 type signalWriter struct {
 	mu    sync.Mutex

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"path"
 	"syscall"
+
+	"github.com/mc-build/mc/graph"
 )
 
 // errWorkerNotStarted is a worker lost before it started the stage: the
@@ -41,7 +43,7 @@ func (s *stage) execWorker(ctx context.Context, mounts []cacheMount) (code int, 
 		// The runner refused the stage: the last one spoilt its sandbox.
 		return 0, nil, errWorkerNotStarted
 	case r.timedOut:
-		return -1, fmt.Errorf("timed out after %s", formatTimeout(s.job.Timeout)), nil
+		return -1, fmt.Errorf("timed out after %s", graph.FormatTimeout(s.job.Timeout)), nil
 	case ctx.Err() != nil:
 		return 0, nil, ctx.Err()
 	case errors.Is(r.err, errWorkerLost) && !r.started:

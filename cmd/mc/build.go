@@ -131,15 +131,7 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 	defer unlock()
 
 	obs.startPhase("evaluate")
-	pats, pkgs, err := s.resolvePatterns(ctx, fs.Args())
-	if err != nil {
-		return err
-	}
-	loaded, err := graph.Load(ctx, s.eval, pkgs)
-	if err != nil {
-		return err
-	}
-	g, err := graph.Link(ctx, s.eval, loaded)
+	pats, g, err := s.loadGraph(ctx, fs.Args())
 	if err != nil {
 		return err
 	}

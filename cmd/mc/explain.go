@@ -33,18 +33,10 @@ func runExplain(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer s.close(ctx)
-	pats, pkgs, err := s.resolvePatterns(ctx, []string{arg})
-	if err != nil {
-		return err
-	}
-	if pats[0].Kind != graph.PatternTarget {
+	if p, err := graph.ParsePattern(arg, s.relDir); err == nil && p.Kind != graph.PatternTarget {
 		return usagef("explain: %s is a pattern: give one stage label", arg)
 	}
-	loaded, err := graph.Load(ctx, s.eval, pkgs)
-	if err != nil {
-		return err
-	}
-	g, err := graph.Link(ctx, s.eval, loaded)
+	pats, g, err := s.loadGraph(ctx, []string{arg})
 	if err != nil {
 		return err
 	}

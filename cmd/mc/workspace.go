@@ -91,6 +91,24 @@ func (s *session) close(ctx context.Context) error {
 	return err
 }
 
+// loadGraph evaluates what patterns need (their packages and everything
+// those reference) and links it: the evaluate step of build and explain.
+func (s *session) loadGraph(ctx context.Context, args []string) ([]graph.Pattern, *graph.Graph, error) {
+	pats, pkgs, err := s.resolvePatterns(ctx, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	loaded, err := graph.Load(ctx, s.eval, pkgs)
+	if err != nil {
+		return nil, nil, err
+	}
+	g, err := graph.Link(ctx, s.eval, loaded)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pats, g, nil
+}
+
 // resolvePatterns parses patterns relative to the invoking directory and
 // returns the packages they need evaluated.
 func (s *session) resolvePatterns(ctx context.Context, args []string) ([]graph.Pattern, []string, error) {
