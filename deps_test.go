@@ -24,7 +24,9 @@ var allowed = map[string][]string{
 	"ui":       {"exec"},
 	"vcs":      {},
 	"profile":  {"exec"},
-	"cmd/mc":   {"builtins", "lang", "graph", "cas", "exec", "ui", "vcs", "profile"},
+	"cmd/mc":   {"builtins", "lang", "graph", "cas", "cas/s3", "exec", "ui", "vcs", "profile"},
+	"cas/s3":   {"cas"},
+	"oci":      {},
 }
 
 // Starlark values never leave lang and builtins.

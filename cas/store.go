@@ -131,6 +131,18 @@ func (s *Store) Has(d Digest) bool {
 	return err == nil && fi.Mode().IsRegular()
 }
 
+// Size is the size of the blob d, which must be present.
+func (s *Store) Size(d Digest) (int64, error) {
+	fi, err := os.Stat(s.Path(d))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("cas: blob %s: %w", d.Short(), ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("cas: blob %s: %w", d.Short(), err)
+	}
+	return fi.Size(), nil
+}
+
 // PutBytes stores b and returns its digest. It does nothing when the blob is
 // already present.
 func (s *Store) PutBytes(b []byte) (Digest, error) {
@@ -206,6 +218,29 @@ func (s *Store) PutFileExpect(path string, want Digest) error {
 	}
 	return s.commit(f, d)
 }
+
+// PutReaderExpect stores what r yields under want: the download path of a
+// second-tier cache. If the content does not hash to want (a tampered or
+// truncated object), nothing is stored and the error wraps ErrCorrupt. When
+// want is already present r is not read.
+func (s *Store) PutReaderExpect(r io.Reader, want Digest) error {
+	if s.Has(want) {
+		return nil
+	}
+	f, d, _, err := s.copyToTemp(r)
+	if err != nil {
+		return fmt.Errorf("cas: put %s: %w", want.Short(), err)
+	}
+	if d != want {
+		discard(f)
+		return fmt.Errorf("cas: put: content is %s, want %s: %w", d.Short(), want.Short(), ErrCorrupt)
+	}
+	return s.commit(f, d)
+}
+
+// TempDir is a directory on the store's filesystem for files that are about
+// to become blobs (AdoptFile renames them in without copying).
+func (s *Store) TempDir() string { return s.tmp }
 
 // AdoptFile moves a file the caller is about to discard (a sandbox output)
 // into the store instead of copying it: it hashes and fsyncs the file, makes

@@ -28,15 +28,17 @@ type Event struct {
 	Key string `json:"key,omitempty"`
 	// DurationMS is the stage's run time (finished, failed) or, for
 	// build_finished, the wall time of the build.
-	DurationMS int64          `json:"duration_ms,omitempty"`
-	ExitCode   int            `json:"exit_code,omitempty"`
-	Error      string         `json:"error,omitempty"`
-	Line       string         `json:"line,omitempty"`   // log
-	Cached     bool           `json:"cached,omitempty"` // log: replayed from the cache
-	Outputs    []EventOutput  `json:"outputs,omitempty"`
-	Total      int            `json:"total,omitempty"` // build_started: stages in the graph
-	Summary    *SummaryCounts `json:"summary,omitempty"`
-	Reason     string         `json:"reason,omitempty"` // stage_skipped: why
+	DurationMS int64  `json:"duration_ms,omitempty"`
+	ExitCode   int    `json:"exit_code,omitempty"`
+	Error      string `json:"error,omitempty"`
+	Line       string `json:"line,omitempty"`   // log
+	Cached     bool   `json:"cached,omitempty"` // log: replayed from the cache
+	// Remote (stage_cached) is set when the result came from the shared cache.
+	Remote  bool           `json:"remote,omitempty"`
+	Outputs []EventOutput  `json:"outputs,omitempty"`
+	Total   int            `json:"total,omitempty"` // build_started: stages in the graph
+	Summary *SummaryCounts `json:"summary,omitempty"`
+	Reason  string         `json:"reason,omitempty"` // stage_skipped: why
 	// QueuedMS (stage_started) is how long the stage waited, ready to run,
 	// for a free -j slot.
 	QueuedMS int64 `json:"queued_ms,omitempty"`
@@ -74,6 +76,8 @@ type SummaryCounts struct {
 	Skipped        int      `json:"skipped"`
 	CriticalPath   []string `json:"critical_path,omitempty"`
 	CriticalPathMS int64    `json:"critical_path_ms"`
+	// Remote is what the shared cache did (absent without one).
+	Remote *RemoteStats `json:"remote,omitempty"`
 }
 
 // Sink receives events. Implementations must be safe for concurrent use.

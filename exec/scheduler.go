@@ -35,7 +35,20 @@ type Options struct {
 	Sink      Sink
 	// Getenv looks up secret values in the invoking environment.
 	Getenv func(string) (string, bool)
+	// Remote is the shared cache tier; its zero value is none.
+	Remote RemoteOptions
+	// Want reports the actions whose outputs must be in the local store
+	// when Run returns (the requested targets, for mc-out/). Outputs of
+	// other actions found in the shared cache are downloaded only when a
+	// stage that runs needs them. Nil: every action.
+	Want func(*Action) bool
+	// Warn reports a non-fatal problem (the shared cache failing); nil
+	// sends it as a log event.
+	Warn func(string)
 }
+
+// Action is graph.Action, named here for Options.Want.
+type Action = graph.Action
 
 // Status is the state an action ended in.
 type Status int
@@ -66,6 +79,8 @@ type Report struct {
 	Wall                           time.Duration
 	CriticalPath                   []*graph.Action
 	CriticalTime                   time.Duration
+	// Remote is what the shared cache did; nil without one.
+	Remote *RemoteStats
 }
 
 // Run builds every action of ag: each one whose key is in the action cache is
@@ -96,13 +111,27 @@ func Run(ctx context.Context, ag *graph.ActionGraph, opts Options) (*Report, err
 	}
 	opts.Sink.Event(Event{Type: EventBuildStarted, Time: start, Total: len(ag.Actions)})
 	s.commit = newCommitter(opts.Store, opts.DB, opts.Scope)
+	if opts.Remote.Cache != nil && !opts.NoCache {
+		warn := opts.Warn
+		if warn == nil {
+			warn = func(msg string) {
+				opts.Sink.Event(Event{Type: EventLog, Time: time.Now(), Line: "warning: " + msg})
+			}
+		}
+		s.remote = newRemoteTier(opts.Remote, opts.Store, warn)
+	}
 	s.run(ctx)
+	var remote *RemoteStats
+	if s.remote != nil {
+		remote = s.remote.finish()
+	}
 	if err := s.commit.close(); err != nil {
 		s.setInfraErr(fmt.Errorf("recording results in the action cache: %w", err))
 	}
 	r := s.report(time.Since(start))
+	r.Remote = remote
 	counts := &SummaryCounts{Built: r.Built, Cached: r.Cached, Failed: r.Failed, Skipped: r.Skipped,
-		CriticalPathMS: r.CriticalTime.Milliseconds()}
+		CriticalPathMS: r.CriticalTime.Milliseconds(), Remote: remote}
 	for _, a := range r.CriticalPath {
 		counts.CriticalPath = append(counts.CriticalPath, a.Label().String())
 	}
@@ -130,6 +159,7 @@ type scheduler struct {
 	inflight map[cas.Digest]*flight
 	preload  map[cas.Digest][]byte // read-only after Run starts
 	commit   *committer
+	remote   *remoteTier // nil: no shared cache
 }
 
 // flight lets actions with the same digest share one execution.
@@ -251,16 +281,16 @@ func (s *scheduler) do(ctx context.Context, a *graph.Action) *Outcome {
 	o := &Outcome{Key: key, Parts: parts}
 	cacheable := t.Cache && !t.Deploy && !s.opts.NoCache
 	if cacheable {
-		res, err := s.lookup(ctx, key)
+		res, fromRemote, err := s.lookup(ctx, a, key)
 		if err != nil {
 			s.setInfraErr(err)
 			return &Outcome{Status: StatusSkipped, Err: err, Key: key, Parts: parts}
 		}
 		if res != nil {
 			o.Status, o.Result = StatusCached, res
-			s.replayLog(label, res.Log)
+			s.replayLog(ctx, label, res.Log)
 			s.opts.Sink.Event(Event{Type: EventStageCached, Time: time.Now(), Label: label, Key: key.String(),
-				DurationMS: res.Duration.Milliseconds(), Outputs: eventOutputs(res.Outputs)})
+				DurationMS: res.Duration.Milliseconds(), Outputs: eventOutputs(res.Outputs), Remote: fromRemote})
 			return o
 		}
 	}
@@ -305,6 +335,14 @@ func (s *scheduler) do(ctx context.Context, a *graph.Action) *Outcome {
 		return &Outcome{Status: StatusSkipped, Err: f.err}
 	}
 
+	if err := s.fetchInputs(ctx, a); err != nil {
+		f.err = err
+		if ctx.Err() != nil {
+			return &Outcome{Status: StatusSkipped, Err: ctx.Err()}
+		}
+		s.setInfraErr(fmt.Errorf("%s: %w", label, err))
+		return fail(err)
+	}
 	started := time.Now()
 	s.opts.Sink.Event(Event{Type: EventStageStarted, Time: started, Label: label, Key: key.String(),
 		QueuedMS: started.Sub(ready).Milliseconds()})
@@ -342,6 +380,9 @@ func (s *scheduler) do(ctx context.Context, a *graph.Action) *Outcome {
 		Duration: res.Duration, Created: time.Now()}
 	if cacheable {
 		s.commit.add(key, ar)
+		if s.remote != nil {
+			s.remote.upload(ctx, key, ar, s.setInfraErr)
+		}
 	}
 	f.res = ar
 	o.Status, o.Result = StatusBuilt, ar
@@ -350,31 +391,92 @@ func (s *scheduler) do(ctx context.Context, a *graph.Action) *Outcome {
 	return o
 }
 
-// lookup returns a cached result whose every blob is still in the store.
+// lookup returns a cached result whose every blob is in the local store,
+// or else, through the shared cache, in the remote one (then fromRemote).
 // A result referring to a missing blob is a miss: the stage runs again.
-func (s *scheduler) lookup(ctx context.Context, key cas.Digest) (*cas.ActionResult, error) {
-	var res *cas.ActionResult
+func (s *scheduler) lookup(ctx context.Context, a *graph.Action, key cas.Digest) (res *cas.ActionResult, fromRemote bool, err error) {
 	if b, ok := s.preload[key]; ok {
 		res, _ = cas.DecodeResult(b) // undecodable: fall through to the query
 	}
 	if res == nil {
-		var err error
-		if res, err = s.opts.DB.GetAction(ctx, key); err != nil || res == nil {
-			return nil, err
+		if res, err = s.opts.DB.GetAction(ctx, key); err != nil {
+			return nil, false, err
 		}
 	}
-	// A missing log blob is not a reason to rerun: replayLog says it is gone.
-	for _, o := range res.Outputs {
-		if !s.opts.Store.Has(o.Digest) {
-			return nil, nil
+	if res != nil && s.allLocal(res) {
+		return res, false, nil
+	}
+	if s.remote == nil {
+		return nil, false, nil
+	}
+	local := res
+	res, err = s.remote.lookup(ctx, key, local)
+	if err != nil || res == nil {
+		return nil, false, err
+	}
+	if s.opts.Want == nil || s.opts.Want(a) {
+		// Needed in mc-out/: download now, while the rest of the graph is
+		// looked up. If a blob vanished since the check, run the stage.
+		if err := s.remote.ensure(ctx, res.Outputs); err != nil {
+			s.remote.misses.Add(1)
+			if s.opts.Remote.Required {
+				return nil, false, err
+			}
+			return nil, false, nil
 		}
 	}
-	return res, nil
+	s.remote.hits.Add(1)
+	if local == nil {
+		// Remembered locally: the next lookup needs no round trip for the
+		// result, only for blobs that are still not local.
+		s.commit.add(key, res)
+	}
+	return res, true, nil
 }
 
-func (s *scheduler) replayLog(label string, d cas.Digest) {
+// allLocal reports whether every output blob of res is in the local store.
+// A missing log blob is not a reason to rerun: replayLog says it is gone.
+func (s *scheduler) allLocal(res *cas.ActionResult) bool {
+	for _, o := range res.Outputs {
+		if !s.opts.Store.Has(o.Digest) {
+			return false
+		}
+	}
+	return true
+}
+
+// fetchInputs downloads the outputs of a's dependencies that a shared-cache
+// hit left remote: a stage about to run needs them in its sandbox.
+func (s *scheduler) fetchInputs(ctx context.Context, a *graph.Action) error {
+	if s.remote == nil {
+		return nil
+	}
+	var outs []cas.Output
+	for _, d := range a.Deps {
+		if o := s.outcome(d); o != nil && o.Result != nil {
+			for _, out := range o.Result.Outputs {
+				if !s.opts.Store.Has(out.Digest) || out.IsDir {
+					outs = append(outs, out)
+				}
+			}
+		}
+	}
+	if len(outs) == 0 {
+		return nil
+	}
+	if err := s.remote.ensure(ctx, outs); err != nil {
+		return fmt.Errorf("downloading inputs from the shared cache: %w", err)
+	}
+	return nil
+}
+
+func (s *scheduler) replayLog(ctx context.Context, label string, d cas.Digest) {
 	if d.IsZero() || d == cas.Empty {
 		return
+	}
+	if s.remote != nil && !s.opts.Store.Has(d) {
+		// A failure shows up below as an unavailable log.
+		_ = s.remote.fetch(ctx, d, -1)
 	}
 	b, err := s.opts.Store.ReadBytes(d)
 	if err != nil {

@@ -31,6 +31,8 @@ type buildFlags struct {
 	verbose     bool
 	keepSandbox bool
 	cacheURL    string
+	cacheWrite  bool
+	remoteReq   bool
 	runners     string
 	// affectedSince: build only what changed since this git revision (affected.go).
 	affectedSince string
@@ -52,6 +54,8 @@ func (b *buildFlags) register(fs interface {
 	fs.BoolVarP(&b.verbose, "verbose", "v", false, "also show cached and skipped stages")
 	fs.BoolVar(&b.keepSandbox, "sandbox-debug", false, "keep each stage's sandbox directory and print where it is")
 	fs.StringVar(&b.cacheURL, "cache", "", "shared cache URL (s3://bucket/prefix); overrides WORKSPACE.mc and MC_CACHE")
+	fs.BoolVar(&b.cacheWrite, "cache-write", true, "write results to the shared cache (false: read it only; also MC_CACHE_WRITE=0)")
+	fs.BoolVar(&b.remoteReq, "remote-required", false, "a failing shared cache is an error (exit 3) instead of a warning")
 	fs.StringVar(&b.runners, "runners", "local", "where stages run: local")
 	fs.StringVar(&b.affectedSince, "affected-since", "", "only the stages affected by changes since git revision REV (no pattern: //...)")
 	b.obs.register(fs)
@@ -118,8 +122,13 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 		}
 		fmt.Fprintf(e.stderr, "mc: warning: %s\n", msg)
 	}
-	if u := remoteCache(e, s, bf.cacheURL); u != "" {
-		warn(fmt.Sprintf("shared cache %s is not supported yet; using the local cache only", u))
+	remote, err := openRemote(ctx, e, s.ws, bf.cacheURL)
+	if err != nil {
+		return err
+	}
+	cacheWrite, err := cacheWriteSetting(e, fs.Changed("cache-write"), bf.cacheWrite)
+	if err != nil {
+		return err
 	}
 
 	// Two builds of one workspace must not interleave their mc-out/ writes
@@ -162,10 +171,19 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 		return &infraError{err}
 	}
 	defer local.Close()
+	wanted := make(map[*graph.Action]bool, len(roots))
+	for _, l := range roots {
+		if a := ag.ByLabel[l]; a != nil {
+			wanted[a] = true
+		}
+	}
 	rep, runErr := exec.Run(ctx, ag, exec.Options{
 		Root: s.root, Scope: s.root, Jobs: bf.jobs, KeepGoing: bf.keepGoing, NoCache: bf.noCache,
 		Platform: platform(), Store: s.store, DB: s.db, Files: s.stat, Executor: local, Sink: sink,
 		Getenv: e.getenv,
+		Remote: exec.RemoteOptions{Cache: remote, Write: cacheWrite, Required: bf.remoteReq},
+		Want:   func(a *graph.Action) bool { return wanted[a] },
+		Warn:   warn,
 	})
 	if runErr != nil {
 		if errors.Is(runErr, context.Canceled) {
@@ -189,17 +207,6 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 		return errStageFailed
 	}
 	return nil
-}
-
-// remoteCache returns the shared cache URL in force: flag, then MC_CACHE, then WORKSPACE.mc.
-func remoteCache(e *env, s *session, flag string) string {
-	if flag != "" {
-		return flag
-	}
-	if v, ok := e.getenv("MC_CACHE"); ok && v != "" {
-		return v
-	}
-	return s.ws.Cache
 }
 
 func lockWorkspace(ctx context.Context, e *env, root string) (func() error, error) {
@@ -386,6 +393,7 @@ func printSummary(e *env, name string, ag *graph.ActionGraph, rep *exec.Report, 
 		fmt.Fprintf(w, " · critical path %s: %s", fmtDur(rep.CriticalTime), strings.Join(ls, " -> "))
 	}
 	fmt.Fprintln(w)
+	printRemoteSummary(w, rep.Remote)
 	if rep.Failed > 0 {
 		for _, a := range ag.Actions {
 			if o := rep.Outcomes[a]; o != nil && o.Status == exec.StatusFailed {

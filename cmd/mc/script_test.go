@@ -56,6 +56,7 @@ func TestScripts(t *testing.T) {
 			e.Setenv("HOME", filepath.Join(e.WorkDir, "home"))
 			e.Setenv("GOTOOLCHAIN", "local")
 			e.Setenv("MC_TEST_STATUS", filepath.Join(e.WorkDir, ".mcstatus"))
+			e.Values[s3Key{}] = &s3Holder{}
 			for _, k := range []string{"GOCACHE", "GOMODCACHE", "GOPATH", "GOROOT"} {
 				if v, ok := os.LookupEnv(k); ok {
 					e.Setenv(k, v)
@@ -73,6 +74,7 @@ func TestScripts(t *testing.T) {
 			"noproc":     cmdNoproc,
 			"emptydir":   cmdEmptydir,
 			"tracecheck": cmdTracecheck, // profile_check_test.go
+			"s3":         cmdS3,         // s3_script_test.go
 		},
 	})
 }

@@ -1,0 +1,388 @@
+package exec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/mc-build/mc/cas"
+)
+
+// RemoteOptions configures the shared cache tier of a build (an S3 bucket).
+// The zero value means no shared cache.
+type RemoteOptions struct {
+	Cache cas.Remote
+	// Write uploads new results. False is the read-only trust tier: a
+	// pull-request build from a fork reads what main built but cannot
+	// poison it.
+	Write bool
+	// Required turns any failure of the shared cache into an
+	// infrastructure error (exit 3) instead of a warning.
+	Required bool
+}
+
+// RemoteStats is what the shared cache did during one build; the summary
+// prints it, loudly when something failed.
+type RemoteStats struct {
+	URL string `json:"url"`
+	// Hits are results found remotely (and verified); Misses are lookups
+	// that found nothing usable.
+	Hits   int64 `json:"hits"`
+	Misses int64 `json:"misses"`
+	// Uploaded results; Downloaded blobs and their bytes.
+	Uploaded        int64 `json:"uploaded"`
+	Downloaded      int64 `json:"downloaded"`
+	DownloadedBytes int64 `json:"downloaded_bytes"`
+	// Failures of lookups, downloads and uploads (the remote unreachable,
+	// refusing, or serving corrupt data); FirstError says why.
+	LookupFailures   int64  `json:"lookup_failures,omitempty"`
+	DownloadFailures int64  `json:"download_failures,omitempty"`
+	UploadFailures   int64  `json:"upload_failures,omitempty"`
+	Corrupt          int64  `json:"corrupt,omitempty"` // objects that did not match their digest
+	FirstError       string `json:"first_error,omitempty"`
+	// Disabled is set when repeated failures made the build stop using the
+	// shared cache (fail open).
+	Disabled bool `json:"disabled,omitempty"`
+	ReadOnly bool `json:"read_only,omitempty"`
+}
+
+// Failed is the number of operations that failed.
+func (s *RemoteStats) Failed() int64 {
+	return s.LookupFailures + s.DownloadFailures + s.UploadFailures
+}
+
+// remoteDisableAfter is how many consecutive failures (not misses) make a
+// build stop talking to the shared cache: an unreachable bucket must cost a
+// few seconds, not a timeout per stage.
+const remoteDisableAfter = 3
+
+// uploadParallel bounds concurrent result uploads (each uploads its blobs
+// with the remote's own bounded parallelism).
+const uploadParallel = 16
+
+// remoteTier is the scheduler's view of the shared cache: lookups that
+// verify every blob a result names, lazy downloads of the blobs a stage or
+// mc-out needs, background uploads, and fail-open accounting.
+type remoteTier struct {
+	opts  RemoteOptions
+	store *cas.Store
+	warn  func(string)
+
+	uploads errgroup.Group
+
+	mu          sync.Mutex
+	stats       RemoteStats
+	consecutive int
+	disabled    bool
+	requiredErr error
+	fetching    map[cas.Digest]*fetchCall
+
+	hits, misses, uploaded, downloaded, downBytes atomic.Int64
+}
+
+type fetchCall struct {
+	done chan struct{}
+	err  error
+}
+
+func newRemoteTier(opts RemoteOptions, store *cas.Store, warn func(string)) *remoteTier {
+	t := &remoteTier{opts: opts, store: store, warn: warn, fetching: map[cas.Digest]*fetchCall{}}
+	t.stats.URL = opts.Cache.String()
+	t.stats.ReadOnly = !opts.Write
+	t.uploads.SetLimit(uploadParallel)
+	return t
+}
+
+// usable reports whether the shared cache is still in use in this build.
+func (t *remoteTier) usable() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return !t.disabled
+}
+
+// ok records a successful round trip.
+func (t *remoteTier) ok() {
+	t.mu.Lock()
+	t.consecutive = 0
+	t.mu.Unlock()
+}
+
+// failed records a failure of kind (one of the counters) and returns the
+// error to stop the build with when the shared cache is required.
+func (t *remoteTier) failed(counter *int64, what string, err error) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	*counter++
+	if errors.Is(err, cas.ErrCorrupt) {
+		t.stats.Corrupt++
+	} else {
+		t.consecutive++
+	}
+	msg := fmt.Sprintf("%s: %v", what, err)
+	if t.stats.FirstError == "" {
+		t.stats.FirstError = msg
+		if t.warn != nil && !t.opts.Required {
+			t.warn(fmt.Sprintf("shared cache %s: %s; going on with the local cache", t.stats.URL, msg))
+		}
+	}
+	if t.opts.Required {
+		if t.requiredErr == nil {
+			t.requiredErr = fmt.Errorf("shared cache %s (--remote-required): %s", t.stats.URL, msg)
+		}
+		return t.requiredErr
+	}
+	if !t.disabled && t.consecutive >= remoteDisableAfter {
+		t.disabled = true
+		t.stats.Disabled = true
+		if t.warn != nil {
+			t.warn(fmt.Sprintf("shared cache %s: %d failures in a row; not using it for the rest of this build", t.stats.URL, t.consecutive))
+		}
+	}
+	return nil
+}
+
+// lookup finds a usable result for key: the local one if given (its blobs
+// are not all local), else the remote's. It is usable only if every blob it
+// names, tree members included, is local or in the remote. The error is
+// non-nil only when the shared cache is required and failed.
+func (t *remoteTier) lookup(ctx context.Context, key cas.Digest, local *cas.ActionResult) (*cas.ActionResult, error) {
+	if !t.usable() {
+		return nil, nil
+	}
+	res := local
+	if res == nil {
+		r, err := t.opts.Cache.GetAction(ctx, key)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, nil
+			}
+			return nil, t.failed(&t.stats.LookupFailures, "lookup "+key.Short(), err)
+		}
+		t.ok()
+		if r == nil {
+			t.misses.Add(1)
+			return nil, nil
+		}
+		res = r
+	}
+	need, err := t.referenced(ctx, res)
+	if err != nil {
+		if errors.Is(err, cas.ErrNotFound) {
+			t.misses.Add(1) // a tree blob expired: rerun
+			return nil, nil
+		}
+		if ctx.Err() != nil {
+			return nil, nil
+		}
+		return nil, t.failed(&t.stats.LookupFailures, "lookup "+key.Short(), err)
+	}
+	if len(need) > 0 {
+		missing, err := t.opts.Cache.FindMissing(ctx, need)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, nil
+			}
+			return nil, t.failed(&t.stats.LookupFailures, "checking blobs of "+key.Short(), err)
+		}
+		t.ok()
+		if len(missing) > 0 {
+			// Lifecycle expiry removed a blob under a live result: harmless,
+			// the stage runs again and uploads it anew.
+			t.misses.Add(1)
+			return nil, nil
+		}
+	}
+	return res, nil // the caller counts the hit once the result is usable
+}
+
+// referenced lists the blobs of res that are not in the local store: its
+// outputs, its log, and the members of directory outputs (the tree blob is
+// fetched to learn them; it is small).
+func (t *remoteTier) referenced(ctx context.Context, res *cas.ActionResult) ([]cas.Digest, error) {
+	var need []cas.Digest
+	seen := map[cas.Digest]bool{}
+	add := func(d cas.Digest) {
+		if !d.IsZero() && d != cas.Empty && !seen[d] && !t.store.Has(d) {
+			seen[d] = true
+			need = append(need, d)
+		}
+	}
+	add(res.Log)
+	for _, o := range res.Outputs {
+		if !o.IsDir {
+			add(o.Digest)
+			continue
+		}
+		if err := t.fetch(ctx, o.Digest, -1); err != nil {
+			return nil, err
+		}
+		tree, err := t.store.GetTree(o.Digest)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range tree.Entries {
+			add(e.Digest)
+		}
+	}
+	return need, nil
+}
+
+// fetch downloads blob d into the local store unless it is there; one
+// download per digest at a time.
+func (t *remoteTier) fetch(ctx context.Context, d cas.Digest, size int64) error {
+	if d.IsZero() || t.store.Has(d) {
+		return nil
+	}
+	if d == cas.Empty {
+		_, err := t.store.PutBytes(nil)
+		return err
+	}
+	t.mu.Lock()
+	if c, ok := t.fetching[d]; ok {
+		t.mu.Unlock()
+		<-c.done
+		return c.err
+	}
+	c := &fetchCall{done: make(chan struct{})}
+	t.fetching[d] = c
+	t.mu.Unlock()
+	c.err = t.opts.Cache.Fetch(ctx, d, size, t.store)
+	if c.err == nil {
+		t.downloaded.Add(1)
+		if size > 0 {
+			t.downBytes.Add(size)
+		}
+	}
+	t.mu.Lock()
+	delete(t.fetching, d)
+	t.mu.Unlock()
+	close(c.done)
+	return c.err
+}
+
+// ensure makes the blobs of outs local: the outputs of cached dependencies
+// before a stage runs, or of requested targets before mc-out is written.
+func (t *remoteTier) ensure(ctx context.Context, outs []cas.Output) error {
+	var g errgroup.Group
+	g.SetLimit(32)
+	for _, o := range outs {
+		g.Go(func() error {
+			if err := t.fetch(ctx, o.Digest, o.Size); err != nil {
+				return fmt.Errorf("%s: %w", o.Path, err)
+			}
+			if !o.IsDir {
+				return nil
+			}
+			tree, err := t.store.GetTree(o.Digest)
+			if err != nil {
+				return fmt.Errorf("%s: %w", o.Path, err)
+			}
+			for _, e := range tree.Entries {
+				if e.Digest.IsZero() {
+					continue
+				}
+				g.Go(func() error {
+					if err := t.fetch(ctx, e.Digest, e.Size); err != nil {
+						return fmt.Errorf("%s/%s: %w", o.Path, e.Path, err)
+					}
+					return nil
+				})
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	if err != nil && ctx.Err() == nil {
+		if rerr := t.failed(&t.stats.DownloadFailures, "download", err); rerr != nil {
+			return rerr
+		}
+	}
+	return err
+}
+
+// upload sends a built result's blobs, then the result, in the
+// background: the result is written last, so a reader never finds a result
+// whose blobs are not there yet.
+func (t *remoteTier) upload(ctx context.Context, key cas.Digest, res *cas.ActionResult, fail func(error)) {
+	if !t.opts.Write || !t.usable() {
+		return
+	}
+	t.uploads.Go(func() error {
+		if !t.usable() || ctx.Err() != nil {
+			return nil
+		}
+		if err := t.uploadResult(ctx, key, res); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if rerr := t.failed(&t.stats.UploadFailures, "upload "+res.Label, err); rerr != nil {
+				fail(rerr)
+			}
+			return nil
+		}
+		t.ok()
+		t.uploaded.Add(1)
+		return nil
+	})
+}
+
+func (t *remoteTier) uploadResult(ctx context.Context, key cas.Digest, res *cas.ActionResult) error {
+	type blob struct {
+		d    cas.Digest
+		size int64
+	}
+	var blobs []blob
+	if !res.Log.IsZero() && res.Log != cas.Empty {
+		if fi, err := t.blobSize(res.Log); err == nil {
+			blobs = append(blobs, blob{res.Log, fi})
+		}
+	}
+	for _, o := range res.Outputs {
+		if o.IsDir {
+			tree, err := t.store.GetTree(o.Digest)
+			if err != nil {
+				return err
+			}
+			for _, e := range tree.Entries {
+				if !e.Digest.IsZero() {
+					blobs = append(blobs, blob{e.Digest, e.Size})
+				}
+			}
+			size, err := t.blobSize(o.Digest)
+			if err != nil {
+				return err
+			}
+			blobs = append(blobs, blob{o.Digest, size})
+			continue
+		}
+		blobs = append(blobs, blob{o.Digest, o.Size})
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for _, b := range blobs {
+		g.Go(func() error { return t.opts.Cache.Upload(gctx, b.d, b.size, t.store) })
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return t.opts.Cache.PutAction(ctx, key, res)
+}
+
+func (t *remoteTier) blobSize(d cas.Digest) (int64, error) {
+	return t.store.Size(d)
+}
+
+// finish waits for the uploads and returns the build's statistics.
+func (t *remoteTier) finish() *RemoteStats {
+	t.uploads.Wait()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.stats
+	s.Hits, s.Misses = t.hits.Load(), t.misses.Load()
+	s.Uploaded, s.Downloaded, s.DownloadedBytes = t.uploaded.Load(), t.downloaded.Load(), t.downBytes.Load()
+	return &s
+}
