@@ -74,6 +74,14 @@ func migrations() []string {
 			stage_set BLOB NOT NULL,    -- stageSetDigest of the scope's last recorded run
 			heads     BLOB NOT NULL     -- every label's newest entry (encodeHeads)
 		) WITHOUT ROWID;`,
+		// `mc cache` (gc.go, touch.go, run_stats.go): when each result was
+		// last a cache hit, for least-recently-used trimming (0: not since
+		// it was created), and each run's stage counts, which the history
+		// entries alone do not give (a null build writes none).
+		`ALTER TABLE actions ADD COLUMN used INTEGER NOT NULL DEFAULT 0;
+		ALTER TABLE runs ADD COLUMN built INTEGER;   -- NULL: not recorded (SetRunCounts)
+		ALTER TABLE runs ADD COLUMN cached INTEGER;
+		ALTER TABLE runs ADD COLUMN failed INTEGER;`,
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -60,7 +61,7 @@ func TestOpenDBSettings(t *testing.T) {
 			{"synchronous", "1"}, // NORMAL
 			{"foreign_keys", "1"},
 			{"busy_timeout", "30000"},
-			{"user_version", "3"},
+			{"user_version", strconv.Itoa(len(migrations()))},
 		}
 		for _, ch := range checks {
 			var got string

@@ -147,9 +147,11 @@ func (t *remoteTier) failed(counter *int64, what string, err error) error {
 
 // lookup finds a usable result for key: the local one if given (its blobs
 // are not all local), else the remote's. It is usable only if every blob it
-// names, tree members included, is local or in the remote. The error is
+// names, tree members included, is local or in the remote. With download
+// set the caller fetches the blobs right away (ensure), which checks their
+// existence anyway: no separate existence round trip is made. The error is
 // non-nil only when the shared cache is required and failed.
-func (t *remoteTier) lookup(ctx context.Context, key cas.Digest, local *cas.ActionResult) (*cas.ActionResult, error) {
+func (t *remoteTier) lookup(ctx context.Context, key cas.Digest, local *cas.ActionResult, download bool) (*cas.ActionResult, error) {
 	if !t.usable() {
 		return nil, nil
 	}
@@ -168,6 +170,9 @@ func (t *remoteTier) lookup(ctx context.Context, key cas.Digest, local *cas.Acti
 			return nil, nil
 		}
 		res = r
+	}
+	if download {
+		return res, nil
 	}
 	need, err := t.referenced(ctx, res)
 	if err != nil {
@@ -271,7 +276,11 @@ func (t *remoteTier) ensure(ctx context.Context, outs []cas.Output) error {
 	g.SetLimit(32)
 	for _, o := range outs {
 		g.Go(func() error {
-			if err := t.fetch(ctx, o.Digest, o.Size); err != nil {
+			size := o.Size
+			if o.IsDir {
+				size = -1 // Output.Size of a directory is its files' total
+			}
+			if err := t.fetch(ctx, o.Digest, size); err != nil {
 				return fmt.Errorf("%s: %w", o.Path, err)
 			}
 			if !o.IsDir {
@@ -296,7 +305,8 @@ func (t *remoteTier) ensure(ctx context.Context, outs []cas.Output) error {
 		})
 	}
 	err := g.Wait()
-	if err != nil && ctx.Err() == nil {
+	// A blob that is gone (lifecycle expiry) is a miss, not a failure.
+	if err != nil && ctx.Err() == nil && !errors.Is(err, cas.ErrNotFound) {
 		if rerr := t.failed(&t.stats.DownloadFailures, "download", err); rerr != nil {
 			return rerr
 		}

@@ -128,6 +128,13 @@ func Run(ctx context.Context, ag *graph.ActionGraph, opts Options) (*Report, err
 	if err := s.commit.close(); err != nil {
 		s.setInfraErr(fmt.Errorf("recording results in the action cache: %w", err))
 	}
+	if len(s.hitKeys) > 0 {
+		// Last-use times for `mc cache gc` (least recently used goes
+		// first). Not the build's context: a Ctrl-C'd build's hits count.
+		if err := opts.DB.TouchActions(context.Background(), s.hitKeys, time.Now()); err != nil {
+			s.setInfraErr(fmt.Errorf("recording cache use: %w", err))
+		}
+	}
 	r := s.report(time.Since(start))
 	r.Remote = remote
 	counts := &SummaryCounts{Built: r.Built, Cached: r.Cached, Failed: r.Failed, Skipped: r.Skipped,
@@ -160,6 +167,7 @@ type scheduler struct {
 	preload  map[cas.Digest][]byte // read-only after Run starts
 	commit   *committer
 	remote   *remoteTier // nil: no shared cache
+	hitKeys  []cas.Digest // cache hits, for TouchActions; guarded by mu
 }
 
 // flight lets actions with the same digest share one execution.
@@ -287,6 +295,9 @@ func (s *scheduler) do(ctx context.Context, a *graph.Action) *Outcome {
 			return &Outcome{Status: StatusSkipped, Err: err, Key: key, Parts: parts}
 		}
 		if res != nil {
+			s.mu.Lock()
+			s.hitKeys = append(s.hitKeys, key)
+			s.mu.Unlock()
 			o.Status, o.Result = StatusCached, res
 			s.replayLog(ctx, label, res.Log)
 			s.opts.Sink.Event(Event{Type: EventStageCached, Time: time.Now(), Label: label, Key: key.String(),
@@ -410,16 +421,17 @@ func (s *scheduler) lookup(ctx context.Context, a *graph.Action, key cas.Digest)
 		return nil, false, nil
 	}
 	local := res
-	res, err = s.remote.lookup(ctx, key, local)
+	want := s.opts.Want == nil || s.opts.Want(a)
+	res, err = s.remote.lookup(ctx, key, local, want)
 	if err != nil || res == nil {
 		return nil, false, err
 	}
-	if s.opts.Want == nil || s.opts.Want(a) {
+	if want {
 		// Needed in mc-out/: download now, while the rest of the graph is
-		// looked up. If a blob vanished since the check, run the stage.
+		// looked up. A blob that is gone or corrupt means running the stage.
 		if err := s.remote.ensure(ctx, res.Outputs); err != nil {
 			s.remote.misses.Add(1)
-			if s.opts.Remote.Required {
+			if s.opts.Remote.Required && !errors.Is(err, cas.ErrNotFound) {
 				return nil, false, err
 			}
 			return nil, false, nil

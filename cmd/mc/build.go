@@ -139,6 +139,19 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 	}
 	defer unlock()
 
+	// `mc cache gc` takes this lock exclusively: it never deletes a blob
+	// under a running build.
+	gcLock := filepath.Join(s.cache, "gc.lock")
+	unlockGC, ok, err := cas.TryLockShared(gcLock)
+	if err == nil && !ok {
+		fmt.Fprintln(e.stderr, "mc: waiting for `mc cache gc` to finish with the cache...")
+		unlockGC, err = cas.LockShared(ctx, gcLock)
+	}
+	if err != nil {
+		return &infraError{fmt.Errorf("locking the cache: %w", err)}
+	}
+	defer unlockGC()
+
 	obs.startPhase("evaluate")
 	pats, g, err := s.loadGraph(ctx, fs.Args())
 	if err != nil {

@@ -65,6 +65,7 @@ func commands() []command {
 		{"test", "build, then run the test stages among the targets", runTest},
 		{"query", "query the target graph (deps, rdeps, affected, ...)", runQuery},
 		{"explain", "why a stage would run (or is cached): its key's parts and what changed", runExplain},
+		{"cache", "inspect and trim the local and remote cache (stats, gc, purge)", runCache},
 		{"fmt", "format BUILD.mc, WORKSPACE.mc and .star files (--check: list unformatted ones)", runFmt},
 		{"init", "start a workspace in the current directory", runInit},
 		{"version", "print the version", runVersion},

@@ -46,7 +46,16 @@ func recordHistory(ctx context.Context, s *session, command string, keep int, ag
 		}
 		stages = append(stages, r)
 	}
-	return s.db.RecordRun(ctx, s.root, command, keep, stages)
+	rec, err := s.db.RecordRun(ctx, s.root, command, keep, stages)
+	if err != nil || rec == nil {
+		return rec, err
+	}
+	// Exact counts for `mc cache stats` (a null build has no entries).
+	counts := cas.RunCounts{Built: rep.Built, Cached: rep.Cached, Failed: rep.Failed}
+	if err := s.db.SetRunCounts(ctx, rec.ID, counts); err != nil {
+		return rec, err
+	}
+	return rec, nil
 }
 
 // stageReason is why one stage ran, for `mc build --explain`.
