@@ -11,6 +11,7 @@ import (
 
 	"github.com/mc-build/mc/graph"
 	"github.com/mc-build/mc/lang"
+	"github.com/mc-build/mc/oci"
 )
 
 // unpackKeywords unpacks the arguments of a keyword-only builtin. pairs are
@@ -222,6 +223,10 @@ func imageOrLabel(s, pkg string) (string, error) {
 		return l.String(), nil
 	}
 	if err := checkReference(s); err != nil {
+		return "", err
+	}
+	// What pulling will use, stricter about digests than the grammar above.
+	if err := oci.ParseReference(s); err != nil {
 		return "", err
 	}
 	return s, nil

@@ -57,7 +57,7 @@ stage(
     cache_mounts = {"GOMODCACHE": "go-mod", "GOCACHE": "go-build"},
     machine = {"instance_type": "c6i.2xlarge", "disk_gb": 50},
 )
-stage(name = "deploy", cmd = "ship", deploy = True, image = "registry.example.com/tools/ship:1.2@sha256:` + "0123456789abcdef0123456789abcdef" + `")
+stage(name = "deploy", cmd = "ship", deploy = True, image = "registry.example.com/tools/ship:1.2@sha256:` + "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" + `")
 `,
 			},
 			pkg: "svc/api",
@@ -84,7 +84,7 @@ stage(name = "deploy", cmd = "ship", deploy = True, image = "registry.example.co
 					Label: lbl("svc/api", "deploy"), Kind: graph.KindStage,
 					Pos: pos("svc/api/BUILD.mc", 19, 6), Stack: []graph.Pos{pos("svc/api/BUILD.mc", 19, 6)},
 					Cmds: []string{"ship"}, Deploy: true, Cache: true, Network: true,
-					Image: "registry.example.com/tools/ship:1.2@sha256:0123456789abcdef0123456789abcdef",
+					Image: "registry.example.com/tools/ship:1.2@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
 				},
 			},
 		},
@@ -137,6 +137,7 @@ image(name = "plain", base = "alpine:3.20")
 				{
 					Label: lbl("svc", "image"), Kind: graph.KindImage, Cache: true, Network: true,
 					Pos: pos("svc/BUILD.mc", 2, 6), Stack: []graph.Pos{pos("svc/BUILD.mc", 2, 6)},
+					Outs: []string{"image.digest", "image.oci/"},
 					ImageSpec: &graph.ImageSpec{
 						Base:       "//images:base",
 						Files:      map[string]graph.Label{"/usr/local/bin/api": lbl("svc", "out/api"), "/etc/app.conf": lbl("svc", "app.conf")},
@@ -152,6 +153,7 @@ image(name = "plain", base = "alpine:3.20")
 				{
 					Label: lbl("svc", "plain"), Kind: graph.KindImage, Cache: true, Network: true,
 					Pos: pos("svc/BUILD.mc", 14, 6), Stack: []graph.Pos{pos("svc/BUILD.mc", 14, 6)},
+					Outs:      []string{"plain.digest", "plain.oci/"},
 					ImageSpec: &graph.ImageSpec{Base: "alpine:3.20", Workdir: "/"},
 				},
 			},

@@ -10,6 +10,23 @@ import (
 	"github.com/mc-build/mc/lang"
 )
 
+// Image targets are built like stages: their outputs, named after the
+// target, are what dependents find in their sandbox (SPEC §3).
+const (
+	// DigestSuffix names the output holding the image's manifest digest,
+	// "sha256:<hex>" without a trailing newline, so that $(cat …) and
+	// plain file reads give the reference part as is.
+	DigestSuffix = ".digest"
+	// LayoutSuffix names the directory output holding the image as an OCI
+	// image layout.
+	LayoutSuffix = ".oci"
+)
+
+// ImageOuts are the declared outputs of image target name.
+func ImageOuts(name string) []string {
+	return []string{name + DigestSuffix, name + LayoutSuffix + "/"}
+}
+
 // image(name, base, files, entrypoint, cmd, env, workdir, labels,
 // repository, tags) declares an OCI image.
 func imageBuiltin(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
@@ -91,7 +108,8 @@ func imageBuiltin(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tu
 		seen[tag] = true
 	}
 	// Images are cacheable build steps like stages; the defaults match.
-	t := &graph.Target{Label: graph.Label{Name: name}, Kind: graph.KindImage, ImageSpec: spec, Cache: true, Network: true}
+	t := &graph.Target{Label: graph.Label{Name: name}, Kind: graph.KindImage, ImageSpec: spec, Cache: true, Network: true,
+		Outs: ImageOuts(name)}
 	if err := st.declare(thread, t); err != nil {
 		return nil, err
 	}

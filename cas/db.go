@@ -288,22 +288,46 @@ func (db *DB) RecordActions(ctx context.Context, scope string, recs []Recorded) 
 // LatestActions returns the latest recorded result of every label of scope,
 // by action key, in one query. Entries are decoded lazily by Decode.
 func (db *DB) LatestActions(ctx context.Context, scope string) (map[Digest][]byte, error) {
+	entries, err := db.LatestEntries(ctx, scope)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[Digest][]byte, len(entries))
+	for k, e := range entries {
+		out[k] = e.Result
+	}
+	return out, nil
+}
+
+// LatestEntry is one result of LatestEntries.
+type LatestEntry struct {
+	Result []byte // encoded; see DecodeResult
+	// LastUse is when the result was last used (a cache hit recorded by
+	// TouchActions) or else created: a hit needs no TouchActions when it is
+	// recent.
+	LastUse time.Time
+}
+
+// LatestEntries is LatestActions with each result's last use: what a build
+// preloads in one query.
+func (db *DB) LatestEntries(ctx context.Context, scope string) (map[Digest]LatestEntry, error) {
 	rows, err := db.db.QueryContext(ctx,
-		`SELECT a.key, a.result FROM latest l JOIN actions a ON a.key = l.key WHERE l.scope = ?`, scope)
+		`SELECT a.key, a.result, max(a.used, a.created) FROM latest l JOIN actions a ON a.key = l.key WHERE l.scope = ?`, scope)
 	if err != nil {
 		return nil, fmt.Errorf("cas: latest actions: %w", err)
 	}
 	defer rows.Close()
-	out := map[Digest][]byte{}
+	out := map[Digest]LatestEntry{}
 	for rows.Next() {
 		var k, b []byte
-		if err := rows.Scan(&k, &b); err != nil {
+		var used int64
+		if err := rows.Scan(&k, &b, &used); err != nil {
 			return nil, fmt.Errorf("cas: latest actions: %w", err)
 		}
 		var d Digest
 		if len(k) == len(d) {
 			copy(d[:], k)
-			out[d] = b
+			out[d] = LatestEntry{Result: b, LastUse: time.Unix(0, used)}
 		}
 	}
 	if err := rows.Err(); err != nil {

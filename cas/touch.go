@@ -12,6 +12,10 @@ import (
 // trimming, and a null build repeated all day writes nothing.
 const touchGranularity = time.Hour
 
+// TouchGranularity is touchGranularity, for callers that skip TouchActions
+// for results they know were used more recently.
+const TouchGranularity = touchGranularity
+
 // touchBatch is how many keys one TouchActions query looks up.
 const touchBatch = 500
 

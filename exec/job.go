@@ -48,7 +48,17 @@ type Job struct {
 	Timeout     time.Duration // 0: none
 	Network     bool
 	CacheMounts map[string]string // env var -> cache name
-	Image       string            // "" for none (containers are a later issue)
+	// Image is "" for none, else the image the stage runs in: for an image
+	// target, its label, with ImageLayout naming its OCI layout among
+	// Inputs; for a registry image, the resolved "repo@sha256:…".
+	Image string
+	// ImageLayout is the workspace-relative path of the OCI image layout
+	// (an input) of an image target the stage runs in; "" otherwise.
+	ImageLayout string
+	// Build, when not nil, makes the job an image build: instead of
+	// running Cmds, the executor assembles the image it describes from
+	// Inputs and writes it as the job's two outputs.
+	Build *ImageBuild
 	// Log receives the stage's combined stdout and stderr as it runs
 	// (secrets already masked). The executor also stores the log in the CAS.
 	Log io.Writer

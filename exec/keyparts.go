@@ -1,6 +1,7 @@
 package exec
 
 import (
+	"context"
 	"fmt"
 	"path"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/mc-build/mc/cas"
 	"github.com/mc-build/mc/graph"
+	"github.com/mc-build/mc/oci"
 )
 
 // KeyParts gathers the key preimage of a and the job inputs: source
@@ -16,11 +18,56 @@ import (
 // a's dependencies as depOutputs reports them (the scheduler: from the
 // finished dependencies; `mc explain`: from the action cache). It runs
 // nothing, so it can say what an action's key would be right now.
+//
+// A registry image (a stage's image, an image's base) is taken as written
+// unless it holds a digest, which is put in canonical form; KeyPartsResolved
+// resolves tags too, as a build does.
 func KeyParts(a *graph.Action, root, platform string, files Digester, depOutputs func(*graph.Action) []cas.Output) (*graph.KeyParts, []Input, error) {
+	return KeyPartsResolved(a, root, platform, files, depOutputs, nil)
+}
+
+// KeyPartsResolved is KeyParts with registry references resolved by
+// resolve to "repo@sha256:…" (the digest is what counts, SPEC §3). A nil
+// resolve resolves only references that hold a digest (no network).
+//
+// An image action's key has the canonical recipe of its ImageBuild as its
+// commands; its base and files come in as inputs, or as the key's Image
+// for a registry base. A stage's Image is the image target's label (its
+// layout is among the inputs) or the resolved registry reference.
+func KeyPartsResolved(a *graph.Action, root, platform string, files Digester, depOutputs func(*graph.Action) []cas.Output,
+	resolve func(ref string) (string, error)) (*graph.KeyParts, []Input, error) {
 	t := a.Target
+	if resolve == nil {
+		resolve = resolveOffline
+	}
 	parts := &graph.KeyParts{
 		Package: t.Label.Pkg, Cmds: t.Cmds, Env: t.Env, Secrets: t.Secrets,
-		Image: "", Platform: platform, Outs: t.Outs, Network: t.Network,
+		Image: t.Image, Platform: platform, Outs: t.Outs, Network: t.Network,
+	}
+	if isRegistryRef(t.Image) {
+		ref, err := resolve(t.Image)
+		if err != nil {
+			return nil, nil, fmt.Errorf("image %s: %w", t.Image, err)
+		}
+		parts.Image = ref
+	}
+	if t.Kind == graph.KindImage {
+		base := ""
+		if s := t.ImageSpec; s != nil && isRegistryRef(s.Base) {
+			ref, err := resolve(s.Base)
+			if err != nil {
+				return nil, nil, fmt.Errorf("base image %s: %w", s.Base, err)
+			}
+			base = ref
+		}
+		b, err := imageBuildOf(a, platform, base)
+		if err != nil {
+			return nil, nil, err
+		}
+		if parts.Cmds, err = b.recipe(); err != nil {
+			return nil, nil, err
+		}
+		parts.Image = base
 	}
 	var inputs []Input
 	for _, src := range a.Sources {
@@ -66,4 +113,13 @@ func dedupKeyInputs(in []Input) []Input {
 		out = append(out, x)
 	}
 	return out
+}
+
+// resolveOffline canonicalizes a reference holding a digest, which needs
+// no registry; a tag is kept as written.
+func resolveOffline(ref string) (string, error) {
+	if !strings.Contains(ref, "@") {
+		return ref, nil
+	}
+	return oci.Resolve(context.Background(), ref, oci.Options{})
 }

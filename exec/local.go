@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mc-build/mc/cas"
+	"github.com/mc-build/mc/oci"
 )
 
 // LocalOptions configures the local sandbox executor.
@@ -31,6 +32,15 @@ type LocalOptions struct {
 	// Warn receives one-line warnings (no isolation available); it is
 	// called at most once per executor. nil: warnings are dropped.
 	Warn func(msg string)
+	// RootfsDir holds the unpacked filesystems of images stages run in,
+	// one per manifest digest (RootfsDir/<hex>), kept across builds and
+	// shared by concurrent ones. "": stages cannot run in images.
+	RootfsDir string
+	// ImagesDir holds registry images pulled as OCI layouts, one per
+	// resolved digest (ImagesDir/<hex>). "": a sibling "images" of RootfsDir.
+	ImagesDir string
+	// Registry configures pulls of registry images.
+	Registry oci.Options
 }
 
 // Local runs stages on this machine, each in a fresh sandbox directory
@@ -63,6 +73,9 @@ type Local struct {
 	poolOnce sync.Once
 	pool     *workerPool
 	warnOnce sync.Once
+
+	// images is the state of pulls, rootfs unpacks and runc (image_cache.go).
+	images localImages
 }
 
 // defaultPath is given to stages when mc itself has no PATH.
@@ -193,13 +206,14 @@ func (l *Local) Run(ctx context.Context, job *Job) (*Result, error) {
 		return nil, err
 	}
 	start := time.Now()
-	if job.Image != "" {
-		return &Result{ExitCode: -1, Duration: time.Since(start),
-			Err: fmt.Errorf("image %s: stages in an image are not supported by the local executor yet", job.Image)}, nil
-	}
 	// Errors do not repeat the label: the scheduler prefixes it.
 	if err := checkJobPaths(job); err != nil {
 		return nil, err
+	}
+	if job.Build != nil || job.Image != "" {
+		// Neither runs on a bubblewrap worker: an image build runs no
+		// command, a stage in an image runs in a container of its own.
+		return l.runImageJob(ctx, job, start)
 	}
 	isolated := l.Isolated()
 	if isolated && !l.opts.KeepSandbox {
@@ -212,7 +226,13 @@ func (l *Local) Run(ctx context.Context, job *Job) (*Result, error) {
 			return res, nil
 		}
 	}
-	sb, err := newSandbox(l.opts.SandboxDir, "sb-", isolated)
+	return l.runOwnSandbox(ctx, job, "sb-", isolated, start)
+}
+
+// runOwnSandbox runs job in a fresh sandbox of its own, named prefix*,
+// and removes it afterwards (unless KeepSandbox).
+func (l *Local) runOwnSandbox(ctx context.Context, job *Job, prefix string, isolated bool, start time.Time) (*Result, error) {
+	sb, err := newSandbox(l.opts.SandboxDir, prefix, isolated)
 	if err != nil {
 		return nil, err
 	}

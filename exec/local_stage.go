@@ -56,8 +56,13 @@ func (s *stage) run(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	run := s.exec
-	if s.w != nil {
+	switch {
+	case s.w != nil:
 		run = s.execWorker
+	case s.job.Build != nil:
+		run = s.buildImage // image_build.go
+	case s.job.Image != "":
+		run = s.execContainer // local_container.go
 	}
 	t1 := time.Now()
 	code, runErr, err := run(ctx, mounts)

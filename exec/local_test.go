@@ -959,11 +959,13 @@ func TestLocalBadJobs(t *testing.T) {
 			h.checkNoSandbox()
 		})
 	}
+	// An image that is neither among the inputs nor pinned to a digest
+	// is a malformed job (images: local_container_test.go).
 	j := job("p", "img", "true")
 	j.Image = "//images:go"
 	res, err := h.l.Run(context.Background(), j)
-	if err != nil || res.Err == nil || !strings.Contains(res.Err.Error(), "not supported") {
-		t.Errorf("image stage: %+v, %v; want a stage failure", res, err)
+	if err == nil || !strings.Contains(err.Error(), "image //images:go") {
+		t.Errorf("image stage: %+v, %v; want an error naming the image", res, err)
 	}
 }
 

@@ -45,6 +45,8 @@ type Options struct {
 	// Warn reports a non-fatal problem (the shared cache failing); nil
 	// sends it as a log event.
 	Warn func(string)
+	// Images resolves registry images and pushes built ones (image_sched.go).
+	Images ImageOptions
 }
 
 // Action is graph.Action, named here for Options.Want.
@@ -103,7 +105,7 @@ func Run(ctx context.Context, ag *graph.ActionGraph, opts Options) (*Report, err
 	if !opts.NoCache && opts.Scope != "" {
 		// One query for the latest result of every label: in a null build
 		// every key is among them.
-		pre, err := opts.DB.LatestActions(ctx, opts.Scope)
+		pre, err := opts.DB.LatestEntries(ctx, opts.Scope)
 		if err != nil {
 			return nil, err
 		}
@@ -164,10 +166,11 @@ type scheduler struct {
 	infraErr error
 	wg       sync.WaitGroup
 	inflight map[cas.Digest]*flight
-	preload  map[cas.Digest][]byte // read-only after Run starts
+	preload  map[cas.Digest]cas.LatestEntry // read-only after Run starts
 	commit   *committer
-	remote   *remoteTier // nil: no shared cache
+	remote   *remoteTier  // nil: no shared cache
 	hitKeys  []cas.Digest // cache hits, for TouchActions; guarded by mu
+	images   imageHooks   // registry references resolved, image builds (image_sched.go)
 }
 
 // flight lets actions with the same digest share one execution.
@@ -200,6 +203,7 @@ func (s *scheduler) launch(ctx context.Context, a *graph.Action) {
 	go func() {
 		defer s.wg.Done()
 		o := s.do(ctx, a)
+		o = s.afterImage(ctx, a, o) // pushed before any dependent starts
 		s.finish(ctx, a, o)
 	}()
 }
@@ -280,8 +284,7 @@ func (s *scheduler) do(ctx context.Context, a *graph.Action) *Outcome {
 	if ctx.Err() != nil {
 		return &Outcome{Status: StatusSkipped, Err: ctx.Err()}
 	}
-	parts, inputs, err := KeyParts(a, s.opts.Root, s.opts.Platform, s.opts.Files,
-		func(d *graph.Action) []cas.Output { return s.outcome(d).Result.Outputs })
+	parts, inputs, err := s.keyParts(ctx, a)
 	if err != nil {
 		return fail(err)
 	}
@@ -295,9 +298,13 @@ func (s *scheduler) do(ctx context.Context, a *graph.Action) *Outcome {
 			return &Outcome{Status: StatusSkipped, Err: err, Key: key, Parts: parts}
 		}
 		if res != nil {
-			s.mu.Lock()
-			s.hitKeys = append(s.hitKeys, key)
-			s.mu.Unlock()
+			// Only hits not recorded as used within the hour need a write:
+			// a repeated null build touches nothing.
+			if e, ok := s.preload[key]; !ok || time.Since(e.LastUse) > cas.TouchGranularity {
+				s.mu.Lock()
+				s.hitKeys = append(s.hitKeys, key)
+				s.mu.Unlock()
+			}
 			o.Status, o.Result = StatusCached, res
 			s.replayLog(ctx, label, res.Log)
 			s.opts.Sink.Event(Event{Type: EventStageCached, Time: time.Now(), Label: label, Key: key.String(),
@@ -363,6 +370,7 @@ func (s *scheduler) do(ctx context.Context, a *graph.Action) *Outcome {
 		Inputs: inputs, Outs: pkgPaths(t.Label.Pkg, t.Outs), Timeout: t.Timeout, Network: t.Network,
 		CacheMounts: t.CacheMounts, Image: t.Image, Log: lw,
 	}
+	s.imageJob(a, parts, job)
 	o.Start = time.Now()
 	res, err := s.opts.Executor.Run(ctx, job)
 	o.End = time.Now()
@@ -406,8 +414,8 @@ func (s *scheduler) do(ctx context.Context, a *graph.Action) *Outcome {
 // or else, through the shared cache, in the remote one (then fromRemote).
 // A result referring to a missing blob is a miss: the stage runs again.
 func (s *scheduler) lookup(ctx context.Context, a *graph.Action, key cas.Digest) (res *cas.ActionResult, fromRemote bool, err error) {
-	if b, ok := s.preload[key]; ok {
-		res, _ = cas.DecodeResult(b) // undecodable: fall through to the query
+	if e, ok := s.preload[key]; ok {
+		res, _ = cas.DecodeResult(e.Result) // undecodable: fall through to the query
 	}
 	if res == nil {
 		if res, err = s.opts.DB.GetAction(ctx, key); err != nil {

@@ -37,6 +37,7 @@ type buildFlags struct {
 	// affectedSince: build only what changed since this git revision (affected.go).
 	affectedSince string
 	obs           observeFlags // --explain, --profile, --history (observe.go)
+	images        imageFlags   // --push, --registry (images.go)
 }
 
 func (b *buildFlags) register(fs interface {
@@ -58,6 +59,8 @@ func (b *buildFlags) register(fs interface {
 	fs.BoolVar(&b.remoteReq, "remote-required", false, "a failing shared cache is an error (exit 3) instead of a warning")
 	fs.StringVar(&b.runners, "runners", "local", "where stages run: local")
 	fs.StringVar(&b.affectedSince, "affected-since", "", "only the stages affected by changes since git revision REV (no pattern: //...)")
+	fs.BoolVar(&b.images.push, "push", false, "push the images built that have a repository (--deploy pushes too)")
+	fs.StringVar(&b.images.registry, "registry", "", "registry HOST[:PORT][/PATH] images are pushed to; overrides MC_REGISTRY and WORKSPACE.mc")
 	b.obs.register(fs)
 }
 
@@ -169,6 +172,10 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 	if err != nil {
 		return err
 	}
+	images, err := imageOptions(e, ag, registrySetting(e, bf.images.registry, s.ws), bf.images.pushRequested(bf.deploy))
+	if err != nil {
+		return err
+	}
 	obs.startPhase("execute")
 	// exec.Run syncs the store before each batch of results it records
 	// (group commit), so blobs need not be fsynced one by one.
@@ -179,6 +186,8 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 		MountsDir:   filepath.Join(s.cache, "mounts"),
 		KeepSandbox: bf.keepSandbox,
 		Warn:        warn,
+		RootfsDir:   filepath.Join(s.cache, "rootfs"),
+		ImagesDir:   filepath.Join(s.cache, "images"),
 	})
 	if err != nil {
 		return &infraError{err}
@@ -197,6 +206,7 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 		Remote: exec.RemoteOptions{Cache: remote, Write: cacheWrite, Required: bf.remoteReq},
 		Want:   func(a *graph.Action) bool { return wanted[a] },
 		Warn:   warn,
+		Images: images,
 	})
 	if runErr != nil {
 		if errors.Is(runErr, context.Canceled) {
@@ -258,6 +268,9 @@ func selectRoots(g *graph.Graph, pats []graph.Pattern, args []string, test, depl
 		}
 	}
 	wanted := func(t *graph.Target) bool {
+		if t.Kind == graph.KindImage {
+			return true
+		}
 		if t.Kind != graph.KindStage {
 			return false
 		}
@@ -313,9 +326,14 @@ func selectRoots(g *graph.Graph, pats []graph.Pattern, args []string, test, depl
 	return roots, nil
 }
 
-// materialize copies the outputs of the requested stages under mc-out/,
-// skipping files that already hold the right bytes (the stat cache knows
-// them), so a null build writes nothing.
+// materialize places the outputs of the requested stages under mc-out/ as
+// read-only hard links into the store (as Bazel's outputs are read-only):
+// a copy would cost a new inode per output, which on many filesystems is
+// the most expensive part of a cold build. Executables are read-only copies
+// (a blob's mode is 0444). Like every blob, a linked file that is edited in
+// place is caught by verify-on-read and dropped from the store. Files that
+// already hold the right bytes are skipped (the stat cache knows them), so a
+// null build writes nothing.
 func materialize(s *session, ag *graph.ActionGraph, roots []graph.Label, rep *exec.Report) error {
 	outDir := filepath.Join(s.root, "mc-out")
 	var mu sync.Mutex
@@ -343,7 +361,7 @@ func materialize(s *session, ag *graph.ActionGraph, roots []graph.Label, rep *ex
 				dst := filepath.Join(outDir, filepath.FromSlash(out.Path))
 				if out.IsDir {
 					// Built aside and swapped in whole by the store.
-					if err := s.store.MaterializeTree(out.Digest, dst, false); err != nil {
+					if err := s.store.MaterializeTree(out.Digest, dst, true); err != nil {
 						fail(fmt.Errorf("%s: %w", out.Path, err))
 					}
 					return nil
@@ -353,7 +371,7 @@ func materialize(s *session, ag *graph.ActionGraph, roots []graph.Label, rep *ex
 				}
 				// Not hashed again here: a file written just now is too recent
 				// for the stat cache to record; the next build records it.
-				if err := s.store.Materialize(out.Digest, dst, out.Exec, false); err != nil {
+				if err := s.store.Materialize(out.Digest, dst, out.Exec, true); err != nil {
 					fail(fmt.Errorf("%s: %w", out.Path, err))
 				}
 				return nil

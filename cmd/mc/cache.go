@@ -328,6 +328,10 @@ type gcReportJSON struct {
 	MaxSize          *int64 `json:"max_size"` // null: no limit
 	SandboxesRemoved int    `json:"sandboxes_removed"`
 	SandboxBytes     int64  `json:"sandbox_bytes_removed"`
+	// Unpacked image filesystems (<cache>/rootfs) and, with --max-size=0,
+	// pulled registry images (<cache>/images).
+	ImageDirsRemoved int   `json:"image_dirs_removed"`
+	ImageDirBytes    int64 `json:"image_dir_bytes_removed"`
 }
 
 func runCacheGC(ctx context.Context, e *env, args []string) error {
@@ -374,6 +378,9 @@ func runCacheGC(ctx context.Context, e *env, args []string) error {
 	if r.TempFilesRemoved > 0 {
 		fmt.Fprintf(e.stdout, ", %s (%s)", plural(r.TempFilesRemoved, "temp file"), formatSize(r.TempBytesRemoved))
 	}
+	if rep.ImageDirsRemoved > 0 {
+		fmt.Fprintf(e.stdout, ", %s (%s)", plural(rep.ImageDirsRemoved, "unpacked image"), formatSize(rep.ImageDirBytes))
+	}
 	if rep.SandboxesRemoved > 0 {
 		fmt.Fprintf(e.stdout, ", %s (%s)", plural(rep.SandboxesRemoved, "leftover sandbox"), formatSize(rep.SandboxBytes))
 	}
@@ -411,7 +418,46 @@ func collectGarbage(ctx context.Context, e *env, c *cacheDirs, limit int64, wait
 	if err != nil {
 		return nil, &infraError{fmt.Errorf("removing leftover sandboxes: %w", err)}
 	}
+	// Unpacked image filesystems are derived from the store and unpacked
+	// again on demand; no build uses them while gc holds the lock. Pulled
+	// registry images would need the network again: only --max-size=0.
+	dirs := []string{filepath.Join(c.dir, "rootfs")}
+	if limit == 0 {
+		dirs = append(dirs, filepath.Join(c.dir, "images"))
+	}
+	for _, d := range dirs {
+		n, size, err := removeChildren(ctx, d)
+		rep.ImageDirsRemoved += n
+		rep.ImageDirBytes += size
+		if err != nil {
+			return nil, &infraError{fmt.Errorf("removing %s: %w", d, err)}
+		}
+	}
 	return rep, nil
+}
+
+// removeChildren removes every entry of dir (absent: nothing to do).
+func removeChildren(ctx context.Context, dir string) (n int, size int64, err error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, ent := range ents {
+		if err := ctx.Err(); err != nil {
+			return n, size, err
+		}
+		p := filepath.Join(dir, ent.Name())
+		bytes := treeSize(p)
+		if err := removeTree(p); err != nil {
+			return n, size, err
+		}
+		n++
+		size += bytes
+	}
+	return n, size, nil
 }
 
 // lockCacheForGC takes <cache>/gc.lock exclusively, waiting up to wait for
@@ -496,6 +542,19 @@ func sandboxAge(p string, cutoff time.Time) (bytes int64, recent bool) {
 		return nil
 	})
 	return bytes, recent
+}
+
+// treeSize is the total size of the regular files under p.
+func treeSize(p string) (bytes int64) {
+	filepath.WalkDir(p, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if info, err := d.Info(); err == nil {
+				bytes += info.Size()
+			}
+		}
+		return nil
+	})
+	return bytes
 }
 
 // removeTree removes p; a stage may have left read-only directories, which

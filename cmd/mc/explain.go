@@ -13,6 +13,7 @@ import (
 	"github.com/mc-build/mc/cas"
 	"github.com/mc-build/mc/exec"
 	"github.com/mc-build/mc/graph"
+	"github.com/mc-build/mc/oci"
 )
 
 // runExplain is `mc explain LABEL`: the parts of a stage's current key,
@@ -55,8 +56,8 @@ func runExplain(ctx context.Context, e *env, args []string) error {
 // explainTarget finds the stage a label names; anything else is exit 2.
 func explainTarget(g *graph.Graph, l graph.Label, arg string, isSource func(pkg, name string) bool) (*graph.Target, error) {
 	if t, ok := g.Targets[l]; ok {
-		if t.Kind != graph.KindStage {
-			return nil, usagef("%s is a %s, not a stage: only stages have action keys", l, t.Kind)
+		if t.Kind != graph.KindStage && t.Kind != graph.KindImage {
+			return nil, usagef("%s is a %s, not a stage: only stages and images have action keys", l, t.Kind)
 		}
 		return t, nil
 	}
@@ -116,7 +117,11 @@ func (x *explainer) explain(ag *graph.ActionGraph, target *graph.Action) error {
 }
 
 func (x *explainer) state(a *graph.Action) (*depState, error) {
-	parts, _, err := exec.KeyParts(a, x.s.root, platform(), x.s.stat, func(d *graph.Action) []cas.Output { return x.known[d].outputs })
+	// Registry references resolve to digests as a build resolves them.
+	resolve := func(ref string) (string, error) {
+		return oci.Resolve(x.ctx, ref, registryOptions(ref))
+	}
+	parts, _, err := exec.KeyPartsResolved(a, x.s.root, platform(), x.s.stat, func(d *graph.Action) []cas.Output { return x.known[d].outputs }, resolve)
 	if err != nil {
 		return nil, err
 	}

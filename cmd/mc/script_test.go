@@ -75,6 +75,7 @@ func TestScripts(t *testing.T) {
 			"emptydir":   cmdEmptydir,
 			"tracecheck": cmdTracecheck, // profile_check_test.go
 			"s3":         cmdS3,         // s3_script_test.go
+			"registry":   cmdRegistry,   // registry_script_test.go
 		},
 	})
 }
