@@ -34,9 +34,11 @@ type buildFlags struct {
 	cacheWrite  bool
 	remoteReq   bool
 	runners     string
+	keepRunner  string // --keep-runner (runners_setup.go)
 	// affectedSince: build only what changed since this git revision (affected.go).
 	affectedSince string
 	obs           observeFlags // --explain, --profile, --history (observe.go)
+	report        string       // --report=URL: tee events to mc serve (report.go)
 	images        imageFlags   // --push, --registry (images.go)
 }
 
@@ -57,11 +59,13 @@ func (b *buildFlags) register(fs interface {
 	fs.StringVar(&b.cacheURL, "cache", "", "shared cache URL (s3://bucket/prefix); overrides WORKSPACE.mc and MC_CACHE")
 	fs.BoolVar(&b.cacheWrite, "cache-write", true, "write results to the shared cache (false: read it only; also MC_CACHE_WRITE=0)")
 	fs.BoolVar(&b.remoteReq, "remote-required", false, "a failing shared cache is an error (exit 3) instead of a warning")
-	fs.StringVar(&b.runners, "runners", "local", "where stages run: local")
+	fs.StringVar(&b.runners, "runners", "", "where stages run: none (this machine), local (agent processes here, the runner protocol) or ec2; default ec2 when WORKSPACE.mc sets runners (also MC_RUNNERS)")
+	fs.StringVar(&b.keepRunner, "keep-runner", "", "keep the runner of this stage (until its TTL) and print how to reach it")
 	fs.StringVar(&b.affectedSince, "affected-since", "", "only the stages affected by changes since git revision REV (no pattern: //...)")
 	fs.BoolVar(&b.images.push, "push", false, "push the images built that have a repository (--deploy pushes too)")
 	fs.StringVar(&b.images.registry, "registry", "", "registry HOST[:PORT][/PATH] images are pushed to; overrides MC_REGISTRY and WORKSPACE.mc")
 	b.obs.register(fs)
+	fs.StringVar(&b.report, "report", "", "also stream the events to the mc serve at URL (token: MC_REPORT_TOKEN)")
 }
 
 func runBuild(ctx context.Context, e *env, args []string) error {
@@ -93,9 +97,6 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 	if bf.jobs < 1 {
 		return usagef("-j must be at least 1")
 	}
-	if bf.runners != "local" {
-		return usagef("--runners=%s: remote runners are not implemented yet; only --runners=local works", bf.runners)
-	}
 	s, err := openSession(ctx, e, bf.cacheDir)
 	if err != nil {
 		return err
@@ -118,6 +119,8 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 		return err
 	}
 	defer obs.flush()
+	reporter, sink := newReporter(ctx, e, bf.report, name, fs.Args(), sink)
+	defer reporter.close()
 	warn := func(msg string) {
 		if bf.output == "json" {
 			sink.Event(exec.Event{Type: exec.EventLog, Time: time.Now(), Line: "warning: " + msg})
@@ -193,6 +196,11 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 		return &infraError{err}
 	}
 	defer local.Close()
+	executor, endRunners, err := setupRunners(ctx, e, s, &bf, fs.Changed("jobs"), remote, local, g, warn)
+	if err != nil {
+		return err
+	}
+	defer endRunners()
 	wanted := make(map[*graph.Action]bool, len(roots))
 	for _, l := range roots {
 		if a := ag.ByLabel[l]; a != nil {
@@ -201,7 +209,7 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 	}
 	rep, runErr := exec.Run(ctx, ag, exec.Options{
 		Root: s.root, Scope: s.root, Jobs: bf.jobs, KeepGoing: bf.keepGoing, NoCache: bf.noCache,
-		Platform: platform(), Store: s.store, DB: s.db, Files: s.stat, Executor: local, Sink: sink,
+		Platform: platform(), Store: s.store, DB: s.db, Files: s.stat, Executor: executor, Sink: sink,
 		Getenv: e.getenv,
 		Remote: exec.RemoteOptions{Cache: remote, Write: cacheWrite, Required: bf.remoteReq},
 		Want:   func(a *graph.Action) bool { return wanted[a] },

@@ -66,9 +66,12 @@ func commands() []command {
 		{"query", "query the target graph (deps, rdeps, affected, ...)", runQuery},
 		{"explain", "why a stage would run (or is cached): its key's parts and what changed", runExplain},
 		{"cache", "inspect and trim the local and remote cache (stats, gc, purge)", runCache},
+		{"serve", "the CI server and web interface (GitHub webhooks, run history)", runServe},
 		{"fmt", "format BUILD.mc, WORKSPACE.mc and .star files (--check: list unformatted ones)", runFmt},
 		{"init", "start a workspace in the current directory", runInit},
 		{"version", "print the version", runVersion},
+		{"agent", "the runner agent started on remote machines (by their bootstrap)", runAgent},
+		{"runners", "remote runners of this workspace: list, reap (terminate strays)", runRunners},
 	}
 }
 

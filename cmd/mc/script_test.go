@@ -76,6 +76,9 @@ func TestScripts(t *testing.T) {
 			"tracecheck": cmdTracecheck, // profile_check_test.go
 			"s3":         cmdS3,         // s3_script_test.go
 			"registry":   cmdRegistry,   // registry_script_test.go
+			"runnerproc": cmdRunnerproc, // runners_script_test.go
+			"ec2double":  cmdEC2double,  // ec2double_script_test.go
+			"logearly":   cmdLogearly,   // runners_script_test.go
 		},
 	})
 }

@@ -1,0 +1,39 @@
+package main
+
+import (
+	"context"
+
+	"github.com/mc-build/mc/runner"
+)
+
+// runAgent is `mc agent`: the runner side of the remote protocol, started by
+// a runner's bootstrap (user-data). It reaches S3 only; credentials come from
+// the instance role (EC2) or the environment (local runners).
+func runAgent(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "agent", "--cache s3://BUCKET/PREFIX --run RUN --job JOB")
+	var o runner.AgentOptions
+	var region string
+	fs.StringVar(&o.CacheURL, "cache", "", "the shared cache the coordinator uses")
+	fs.StringVar(&o.Endpoint, "endpoint", "", "S3-compatible endpoint (default: AWS, or MC_S3_ENDPOINT)")
+	fs.StringVar(&region, "region", "", "the bucket's AWS region")
+	fs.StringVar(&o.RunID, "run", "", "the run ID")
+	fs.StringVar(&o.JobID, "job", "", "the job ID")
+	fs.StringVar(&o.Dir, "dir", "", "scratch directory (default: a temporary one)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if o.CacheURL == "" || o.RunID == "" || o.JobID == "" {
+		return usagef("agent: --cache, --run and --job are required")
+	}
+	o.Getenv = func(k string) (string, bool) {
+		if k == "AWS_REGION" && region != "" {
+			return region, true
+		}
+		return e.getenv(k)
+	}
+	o.Stderr = e.stderr
+	if err := runner.RunAgent(ctx, o); err != nil {
+		return &infraError{err}
+	}
+	return nil
+}

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/mc-build/mc/runner"
+)
+
+// runRunners is `mc runners list|reap`: the workspace's runner machines,
+// and terminating those that should not be running (their run is over, or
+// their mc:expires-at has passed; --all: every one).
+func runRunners(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 || (args[0] != "list" && args[0] != "reap") {
+		return usagef("usage: mc runners list|reap [--runners=local|ec2] [--all]")
+	}
+	sub := args[0]
+	fs := newFlags(e, "runners "+sub, "[--runners=local|ec2]")
+	var kind, cacheURL, cacheDir string
+	var all bool
+	var stale time.Duration
+	fs.StringVar(&kind, "runners", "", "local or ec2 (default: ec2 when WORKSPACE.mc sets runners)")
+	fs.StringVar(&cacheURL, "cache", "", "shared cache URL (s3://bucket/prefix)")
+	fs.StringVar(&cacheDir, "cache-dir", "", "local cache directory (default $XDG_CACHE_HOME/mc)")
+	fs.BoolVar(&all, "all", false, "reap: terminate every runner of the workspace, running builds' and kept ones too")
+	fs.DurationVar(&stale, "stale", time.Minute, "a run whose coordinator is silent this long (on another host) is over")
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	s, err := openSession(ctx, e, cacheDir)
+	if err != nil {
+		return err
+	}
+	defer s.close(ctx)
+	k, err := runnersSetting(e, s.ws, kind)
+	if err != nil {
+		return err
+	}
+	if k == "none" {
+		return usagef("runners %s: which runners? pass --runners=local or --runners=ec2", sub)
+	}
+	url := remoteURL(e, s.ws, cacheURL)
+	if url == "" {
+		return usagef("runners %s needs the shared cache the runs use (cache = \"s3://…\", --cache or MC_CACHE)", sub)
+	}
+	prov, err := newProvider(ctx, e, s, k)
+	if err != nil {
+		return err
+	}
+	ep, _ := e.getenv("MC_S3_ENDPOINT")
+	objs, err := runner.OpenObjects(ctx, url, ep, e.getenv)
+	if err != nil {
+		return usagef("shared cache: %v", err)
+	}
+	o := runner.ReapOptions{Provider: prov, Objects: objs, Workspace: runnerWorkspace(s), All: all && sub == "reap", Stale: stale}
+	if sub == "list" {
+		sts, err := runner.Survey(ctx, o)
+		if err != nil {
+			return &infraError{err}
+		}
+		live := 0
+		for _, st := range sts {
+			if !st.Live() {
+				continue
+			}
+			live++
+			note := "in use"
+			if st.Stray != "" {
+				note = "STRAY: " + st.Stray
+			}
+			fmt.Fprintf(e.stdout, "%s\t%s\t%s\t%s\texpires %s\t%s\n", st.ID, st.State, st.Tags[runner.TagStage],
+				st.Tags[runner.TagRun], st.Tags[runner.TagExpiresAt], note)
+		}
+		fmt.Fprintf(e.stderr, "%d %s runners running for workspace %s\n", live, k, o.Workspace)
+		return nil
+	}
+	reaped, err := runner.Reap(ctx, o)
+	for _, st := range reaped {
+		fmt.Fprintf(e.stdout, "terminated %s (%s): %s\n", st.ID, st.Tags[runner.TagStage], st.Stray)
+	}
+	if err != nil {
+		return &infraError{err}
+	}
+	fmt.Fprintf(e.stderr, "%d %s runners terminated\n", len(reaped), k)
+	return nil
+}

@@ -1,0 +1,363 @@
+package runner
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/mc-build/mc/cas"
+	"github.com/mc-build/mc/cas/s3"
+	"github.com/mc-build/mc/exec"
+)
+
+// AgentOptions configure RunAgent.
+type AgentOptions struct {
+	CacheURL string // s3://bucket/prefix of the shared cache
+	Endpoint string // S3-compatible endpoint; "" for AWS (or MC_S3_ENDPOINT)
+	RunID    string
+	JobID    string
+	// Dir is the agent's scratch directory (its private store and
+	// sandboxes); "" for a new temporary directory, removed at the end.
+	Dir    string
+	Getenv func(string) (string, bool)
+	// Stderr receives the agent's own diagnostics (the machine's console).
+	Stderr io.Writer
+	// Objects and Remote replace the S3 clients opened from CacheURL (tests).
+	Objects Objects
+	Remote  cas.Remote
+}
+
+// agentRetry bounds how long the agent retries S3 when it is briefly
+// unavailable before giving up on an operation.
+const agentRetry = 60 * time.Second
+
+// RunAgent runs one job of the protocol: it fetches the job (and its
+// one-time secrets, deleting them), materializes the inputs from the CAS in a
+// private store, runs the stage with the local executor exactly as a local
+// build would, uploads outputs and log, and writes the result. It returns
+// an error only when it could not report a result at all.
+func RunAgent(ctx context.Context, o AgentOptions) error {
+	if o.Stderr == nil {
+		o.Stderr = os.Stderr
+	}
+	objs, remote := o.Objects, o.Remote
+	if objs == nil {
+		so, err := OpenObjects(ctx, o.CacheURL, o.Endpoint, o.Getenv)
+		if err != nil {
+			return err
+		}
+		objs = so
+	}
+	if remote == nil {
+		r, err := s3.Open(ctx, o.CacheURL, s3.Options{Endpoint: o.Endpoint, Getenv: o.Getenv})
+		if err != nil {
+			return err
+		}
+		remote = r
+	}
+	dir := o.Dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "mc-agent-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	a := &agent{o: o, objs: objs, remote: remote, dir: dir, jobDir: JobDir(o.RunID, o.JobID)}
+	hbCtx, stopBeat := context.WithCancel(ctx)
+	defer stopBeat()
+	a.interval.Store(int64(2 * time.Second))
+	go a.heartbeat(hbCtx)
+
+	res := a.run(ctx)
+	if res.Infra != "" {
+		fmt.Fprintf(o.Stderr, "mc agent: %s\n", res.Infra)
+	}
+	err := withRetry(ctx, agentRetry, func() error { return objs.Put(ctx, a.jobDir+objResult, encode(res)) })
+	stopBeat()
+	if err != nil {
+		return fmt.Errorf("reporting the result: %w", err)
+	}
+	return nil
+}
+
+type agent struct {
+	o      AgentOptions
+	objs   Objects
+	remote cas.Remote
+	dir    string
+	jobDir string
+
+	interval atomicDuration
+	phase    atomicString
+}
+
+// heartbeat rewrites the heartbeat object until ctx ends; failures are
+// ignored (the coordinator tolerates a gap up to its lease).
+func (a *agent) heartbeat(ctx context.Context) {
+	var seq int64
+	for {
+		seq++
+		hb := Heartbeat{Seq: seq, Time: time.Now().UTC(), Phase: a.phase.Load()}
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_ = a.objs.Put(pctx, a.jobDir+objHeartbeat, encode(hb))
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Duration(a.interval.Load())):
+		}
+	}
+}
+
+func (a *agent) run(ctx context.Context) *ResultSpec {
+	infra := func(format string, args ...any) *ResultSpec {
+		return &ResultSpec{ExitCode: -1, Infra: fmt.Sprintf(format, args...)}
+	}
+	a.phase.Store("fetching")
+	var raw []byte
+	err := withRetry(ctx, agentRetry, func() (err error) { raw, err = a.objs.Get(ctx, a.jobDir+objJob); return err })
+	if err != nil {
+		return infra("reading the job: %v", err)
+	}
+	var spec JobSpec
+	if err := json.Unmarshal(raw, &spec); err != nil {
+		return infra("decoding the job: %v", err)
+	}
+	if spec.HeartbeatMS > 0 {
+		a.interval.Store(int64(time.Duration(spec.HeartbeatMS) * time.Millisecond))
+	}
+	secrets := map[string]string{}
+	if len(spec.SecretNames) > 0 {
+		// One-time: read, then delete, before anything runs.
+		err := withRetry(ctx, agentRetry, func() (err error) { raw, err = a.objs.Get(ctx, a.jobDir+objSecrets); return err })
+		if errors.Is(err, ErrNotFound) {
+			return infra("the job's secrets were already consumed (one-time channel)")
+		}
+		if err != nil {
+			return infra("reading the secrets: %v", err)
+		}
+		if err := withRetry(ctx, agentRetry, func() error { return a.objs.Delete(ctx, a.jobDir+objSecrets) }); err != nil {
+			return infra("deleting the secrets: %v", err)
+		}
+		if err := json.Unmarshal(raw, &secrets); err != nil {
+			return infra("decoding the secrets: %v", err)
+		}
+	}
+	job, err := spec.job(secrets)
+	if err != nil {
+		return infra("%v", err)
+	}
+	store, err := cas.OpenStore(filepath.Join(a.dir, "cas"))
+	if err != nil {
+		return infra("opening the store: %v", err)
+	}
+	if err := a.fetchInputs(ctx, store, job.Inputs); err != nil {
+		return infra("fetching inputs: %v", err)
+	}
+
+	a.phase.Store("running")
+	logs := newLogShipper(a.objs, a.o.RunID, a.o.JobID, time.Second)
+	job.Log = logs
+	local, err := exec.NewLocal(exec.LocalOptions{
+		Store: store, SandboxDir: filepath.Join(a.dir, "sandbox"), MountsDir: filepath.Join(a.dir, "mounts"),
+		KeepSandbox: spec.Keep, RootfsDir: filepath.Join(a.dir, "rootfs"), ImagesDir: filepath.Join(a.dir, "images"),
+		Warn: func(msg string) { fmt.Fprintf(a.o.Stderr, "mc agent: warning: %s\n", msg) },
+	})
+	if err != nil {
+		logs.close(ctx)
+		return infra("%v", err)
+	}
+	res, err := local.Run(ctx, job)
+	local.Close()
+	logs.close(ctx)
+	if err != nil {
+		return infra("running the stage: %v", err)
+	}
+
+	a.phase.Store("uploading")
+	out := &ResultSpec{ExitCode: res.ExitCode, Outputs: res.Outputs, Log: res.Log, DurationMS: res.Duration.Milliseconds()}
+	if res.Err != nil {
+		out.Error = res.Err.Error()
+	}
+	if err := a.upload(ctx, store, res); err != nil {
+		return infra("uploading outputs: %v", err)
+	}
+	return out
+}
+
+// fetchInputs downloads every input blob (tree members too) into store.
+func (a *agent) fetchInputs(ctx context.Context, store *cas.Store, inputs []exec.Input) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	fetch := func(d cas.Digest, size int64) error {
+		if d == cas.Empty {
+			_, err := store.PutBytes(nil)
+			return err
+		}
+		return withRetry(gctx, agentRetry, func() error { return a.remote.Fetch(gctx, d, size, store) })
+	}
+	for _, in := range inputs {
+		g.Go(func() error {
+			if !in.IsTree {
+				return fetch(in.Digest, in.Size)
+			}
+			if err := fetch(in.Digest, -1); err != nil {
+				return fmt.Errorf("%s: %w", in.Path, err)
+			}
+			tree, err := store.GetTree(in.Digest)
+			if err != nil {
+				return fmt.Errorf("%s: %w", in.Path, err)
+			}
+			for _, e := range tree.Entries {
+				if !e.Digest.IsZero() {
+					if err := fetch(e.Digest, e.Size); err != nil {
+						return fmt.Errorf("%s/%s: %w", in.Path, e.Path, err)
+					}
+				}
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// upload sends the outputs (tree members before their tree) and the log.
+func (a *agent) upload(ctx context.Context, store *cas.Store, res *exec.Result) error {
+	type blob struct {
+		d    cas.Digest
+		size int64
+	}
+	var files, trees []blob
+	if !res.Log.IsZero() {
+		files = append(files, blob{res.Log, -1})
+	}
+	for _, o := range res.Outputs {
+		if !o.IsDir {
+			files = append(files, blob{o.Digest, o.Size})
+			continue
+		}
+		tree, err := store.GetTree(o.Digest)
+		if err != nil {
+			return err
+		}
+		for _, e := range tree.Entries {
+			if !e.Digest.IsZero() {
+				files = append(files, blob{e.Digest, e.Size})
+			}
+		}
+		trees = append(trees, blob{o.Digest, -1})
+	}
+	for _, set := range [][]blob{files, trees} {
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(16)
+		for _, b := range set {
+			g.Go(func() error {
+				return withRetry(gctx, agentRetry, func() error { return a.remote.Upload(gctx, b.d, b.size, store) })
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// logShipper collects the stage's (already masked) output and writes it as
+// numbered chunks about once per interval, so the coordinator can stream it.
+type logShipper struct {
+	objs      Objects
+	run, job  string
+	mu        sync.Mutex
+	buf       bytes.Buffer
+	seq       int
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+func newLogShipper(objs Objects, run, job string, every time.Duration) *logShipper {
+	l := &logShipper{objs: objs, run: run, job: job, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-l.stop:
+				return
+			case <-t.C:
+				l.flush(context.Background(), 5*time.Second)
+			}
+		}
+	}()
+	return l
+}
+
+func (l *logShipper) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// flush ships what is buffered as the next chunk. A chunk that cannot be
+// written stays buffered and goes with the next one.
+func (l *logShipper) flush(ctx context.Context, within time.Duration) {
+	l.mu.Lock()
+	if l.buf.Len() == 0 {
+		l.mu.Unlock()
+		return
+	}
+	chunk := append([]byte(nil), l.buf.Bytes()...)
+	seq := l.seq
+	l.mu.Unlock()
+	err := withRetry(ctx, within, func() error { return l.objs.Put(ctx, logKey(l.run, l.job, seq), chunk) })
+	if err != nil {
+		return
+	}
+	l.mu.Lock()
+	l.buf.Next(len(chunk))
+	l.seq++
+	l.mu.Unlock()
+}
+
+// close stops the ticker and ships the rest.
+func (l *logShipper) close(ctx context.Context) {
+	l.closeOnce.Do(func() {
+		close(l.stop)
+		<-l.done
+		l.flush(ctx, agentRetry)
+	})
+}
+
+// withRetry runs f until it succeeds, fails with ErrNotFound or
+// cas.ErrNotFound (not transient), or within has passed.
+func withRetry(ctx context.Context, within time.Duration, f func() error) error {
+	deadline := time.Now().Add(within)
+	wait := 100 * time.Millisecond
+	for {
+		err := f()
+		if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, cas.ErrNotFound) || ctx.Err() != nil {
+			return err
+		}
+		if time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}

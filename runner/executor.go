@@ -1,0 +1,632 @@
+package runner
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/mc-build/mc/cas"
+	"github.com/mc-build/mc/exec"
+	"github.com/mc-build/mc/graph"
+)
+
+// Options configure an Executor. Provider, Objects, Remote, Store,
+// Workspace and CacheURL are required.
+type Options struct {
+	Provider Provider
+	Objects  Objects
+	Remote   cas.Remote
+	Store    *cas.Store // the coordinator's local store
+	// Workspace names the workspace in the mc:workspace tag.
+	Workspace string
+	CacheURL  string // given to the agent
+	Endpoint  string // S3-compatible endpoint given to the agent ("" for AWS)
+	Region    string // S3 region given to the agent ("" for its default)
+	// Binary is the mc executable runners fetch; "" for this process's own
+	// (MC_RUNNER_BINARY overrides it in cmd/mc). It must run on the
+	// runner's OS: see the README on static builds.
+	Binary string
+	// MaxInstances bounds runners alive at once (0: unbounded; -j bounds
+	// them anyway).
+	MaxInstances int
+	TTL          time.Duration // hard lifetime of a runner; 0: 2h
+	// Machine returns a stage's machine hints (instance_type, disk_gb, ami).
+	Machine func(graph.Label) map[string]string
+	// Keep names the stage whose runner is kept (--keep-runner).
+	Keep graph.Label
+	// Fallback runs what has no command to run remotely (image builds).
+	Fallback exec.Executor
+	// Timing of the protocol; zero values take the defaults.
+	Heartbeat   time.Duration // agent heartbeat interval (2s)
+	Lease       time.Duration // a runner silent this long is lost (3×Heartbeat)
+	BootTimeout time.Duration // first heartbeat expected within (5m)
+	Poll        time.Duration // coordinator polling interval (500ms)
+	MaxRetries  int           // new runners after a lost one (0: 2; negative: none)
+	// Capacity retries: launch errors wrapping ErrCapacity are retried this
+	// many times (8), waiting CapacityBackoff (2s) doubled each time (at
+	// most 1m).
+	CapacityRetries int
+	CapacityBackoff time.Duration
+	// Notify receives one-line reports (capacity retries, lost runners,
+	// kept runners); nil drops them.
+	Notify func(string)
+	// RunID names this run; "" for a new random one.
+	RunID string
+}
+
+// Executor runs each job on a fresh runner (see the package documentation).
+type Executor struct {
+	o     Options
+	slots chan struct{}
+
+	binOnce sync.Once
+	binDig  cas.Digest
+	binErr  error
+
+	known sync.Map // cas.Digest -> true: blobs known to be in the remote
+
+	mu       sync.Mutex
+	launched map[string]bool // instance IDs of this run
+	kept     map[string]bool
+
+	stopBeat context.CancelFunc
+	beatDone chan struct{}
+}
+
+var _ exec.Executor = (*Executor)(nil)
+
+// NewExecutor returns an executor and starts the run's coordinator
+// heartbeat (the reaper's proof that the run is alive). Close ends the run.
+func NewExecutor(ctx context.Context, o Options) (*Executor, error) {
+	if o.Provider == nil || o.Objects == nil || o.Remote == nil || o.Store == nil || o.CacheURL == "" {
+		return nil, errors.New("runner executor: Provider, Objects, Remote, Store and CacheURL are required")
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.TTL, 2*time.Hour)
+	def(&o.Heartbeat, 2*time.Second)
+	def(&o.Lease, 3*o.Heartbeat)
+	def(&o.BootTimeout, 5*time.Minute)
+	def(&o.Poll, 500*time.Millisecond)
+	def(&o.CapacityBackoff, 2*time.Second)
+	if o.MaxRetries == 0 {
+		o.MaxRetries = 2
+	} else if o.MaxRetries < 0 {
+		o.MaxRetries = 0
+	}
+	if o.CapacityRetries == 0 {
+		o.CapacityRetries = 8
+	}
+	if o.RunID == "" {
+		o.RunID = NewRunID()
+	}
+	e := &Executor{o: o, launched: map[string]bool{}, kept: map[string]bool{}, beatDone: make(chan struct{})}
+	if o.MaxInstances > 0 {
+		e.slots = make(chan struct{}, o.MaxInstances)
+	}
+	bctx, cancel := context.WithCancel(context.Background())
+	e.stopBeat = cancel
+	go e.coordinatorBeat(bctx)
+	return e, nil
+}
+
+// NewRunID returns a new run ID: sortable by time, unique.
+func NewRunID() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
+// RunID is this run's ID (the mc:run tag).
+func (e *Executor) RunID() string { return e.o.RunID }
+
+func (e *Executor) notify(format string, args ...any) {
+	if e.o.Notify != nil {
+		e.o.Notify(fmt.Sprintf(format, args...))
+	}
+}
+
+// coordinatorBeat writes runs/<run>/coordinator every 5 s until Close.
+func (e *Executor) coordinatorBeat(ctx context.Context) {
+	defer close(e.beatDone)
+	host, _ := os.Hostname()
+	pid := os.Getpid()
+	start, _ := procStart(pid)
+	for {
+		b := CoordinatorBeat{Host: host, PID: pid, Start: start, Time: time.Now().UTC()}
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_ = e.o.Objects.Put(pctx, RunDir(e.o.RunID)+objCoordinator, encode(b))
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Second):
+		}
+	}
+}
+
+// Close ends the run: every runner of this run still alive (except a kept
+// one) is terminated — whatever the build's outcome, Ctrl-C included — and
+// the run is marked done for the reaper.
+func (e *Executor) Close(ctx context.Context) error {
+	e.stopBeat()
+	<-e.beatDone
+	err := e.reconcile(ctx)
+	if perr := e.o.Objects.Put(ctx, RunDir(e.o.RunID)+objDone, encode(map[string]any{"time": time.Now().UTC()})); perr != nil && err == nil {
+		err = fmt.Errorf("marking run %s done: %w", e.o.RunID, perr)
+	}
+	return err
+}
+
+// reconcile terminates this run's live instances: those the provider lists
+// with our mc:run tag, and those we launched (in case listing lags).
+func (e *Executor) reconcile(ctx context.Context) error {
+	e.mu.Lock()
+	ids := map[string]bool{}
+	kept := map[string]bool{}
+	for id := range e.launched {
+		if e.kept[id] {
+			kept[id] = true
+		} else {
+			ids[id] = true
+		}
+	}
+	e.mu.Unlock()
+	insts, lerr := e.o.Provider.List(ctx, e.o.Workspace)
+	for _, in := range insts {
+		if in.Tags[TagRun] == e.o.RunID && in.Live() && !kept[in.ID] {
+			ids[in.ID] = true
+		}
+	}
+	var list []string
+	for id := range ids {
+		list = append(list, id)
+	}
+	sort.Strings(list)
+	var terr error
+	if len(list) > 0 {
+		terr = e.o.Provider.Terminate(ctx, list)
+	}
+	if err := errors.Join(lerr, terr); err != nil {
+		return fmt.Errorf("terminating the runners of run %s: %w", e.o.RunID, err)
+	}
+	return nil
+}
+
+// Run runs job on a new runner, retrying on a new one when a runner is
+// lost. A lost runner after every retry is a failed stage (Result.Err says
+// why); a launch that keeps failing for lack of capacity is an error.
+func (e *Executor) Run(ctx context.Context, job *exec.Job) (*exec.Result, error) {
+	if job.Build != nil {
+		if e.o.Fallback == nil {
+			return nil, errors.New("image builds need a local executor")
+		}
+		return e.o.Fallback.Run(ctx, job)
+	}
+	start := time.Now()
+	if err := e.prepare(ctx, job); err != nil {
+		return nil, err
+	}
+	keep := e.o.Keep != (graph.Label{}) && e.o.Keep == job.Label
+	var why []string
+	for attempt := 0; attempt <= e.o.MaxRetries; attempt++ {
+		jobID := fmt.Sprintf("%s-%d", job.Key.Hex()[:16], attempt)
+		spec, lost, err := e.attempt(ctx, job, jobID, keep)
+		if err != nil {
+			return nil, err
+		}
+		if lost == "" {
+			res, err := e.finish(ctx, job, spec)
+			if err != nil {
+				return nil, err
+			}
+			res.Duration = time.Since(start)
+			return res, nil
+		}
+		why = append(why, lost)
+		if attempt < e.o.MaxRetries {
+			e.notify("%s: %s; retrying on a new runner (attempt %d of %d)", job.Label, lost, attempt+2, e.o.MaxRetries+1)
+			fmt.Fprintf(logOf(job), "mc: %s; retrying on a new runner\n", lost)
+		}
+	}
+	err := fmt.Errorf("runner lost %d times: %s", len(why), strings.Join(why, "; "))
+	return &exec.Result{ExitCode: -1, Err: err, Duration: time.Since(start)}, nil
+}
+
+func logOf(job *exec.Job) io.Writer {
+	if job.Log == nil {
+		return io.Discard
+	}
+	return job.Log
+}
+
+// prepare uploads the binary (once) and the job's inputs the remote lacks.
+func (e *Executor) prepare(ctx context.Context, job *exec.Job) error {
+	e.binOnce.Do(func() { e.binErr = e.uploadBinary(ctx) })
+	if e.binErr != nil {
+		return e.binErr
+	}
+	st := e.o.Store
+	var want []cas.Digest
+	sizes := map[cas.Digest]int64{}
+	add := func(d cas.Digest, size int64) {
+		if d.IsZero() || d == cas.Empty {
+			return
+		}
+		if _, ok := e.known.Load(d); ok {
+			return
+		}
+		if _, ok := sizes[d]; !ok {
+			want = append(want, d)
+		}
+		sizes[d] = size
+	}
+	for _, in := range job.Inputs {
+		if in.Source != "" && !st.Has(in.Digest) {
+			if err := st.PutFileExpect(in.Source, in.Digest); err != nil {
+				if errors.Is(err, cas.ErrCorrupt) {
+					return fmt.Errorf("source %s changed during the build; run mc again", in.Path)
+				}
+				return fmt.Errorf("input %s: %w", in.Path, err)
+			}
+		}
+		if !in.IsTree {
+			add(in.Digest, in.Size)
+			continue
+		}
+		add(in.Digest, -1)
+		tree, err := st.GetTree(in.Digest)
+		if err != nil {
+			return fmt.Errorf("input %s: %w", in.Path, err)
+		}
+		for _, en := range tree.Entries {
+			add(en.Digest, en.Size)
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	missing, err := e.o.Remote.FindMissing(ctx, want)
+	if err != nil {
+		return fmt.Errorf("checking inputs in the shared cache: %w", err)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for _, d := range missing {
+		g.Go(func() error {
+			return withRetry(gctx, 30*time.Second, func() error { return e.o.Remote.Upload(gctx, d, sizes[d], st) })
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("uploading inputs to the shared cache: %w", err)
+	}
+	for _, d := range want {
+		e.known.Store(d, true)
+	}
+	return nil
+}
+
+// uploadBinary puts the mc binary into the CAS and presigns its URL.
+func (e *Executor) uploadBinary(ctx context.Context) error {
+	bin := e.o.Binary
+	if bin == "" {
+		p, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("finding mc's own binary for the runners: %w", err)
+		}
+		bin = p
+	}
+	d, size, err := e.o.Store.PutFile(bin)
+	if err != nil {
+		return fmt.Errorf("storing the runner binary %s: %w", bin, err)
+	}
+	missing, err := e.o.Remote.FindMissing(ctx, []cas.Digest{d})
+	if err == nil && len(missing) > 0 {
+		err = e.o.Remote.Upload(ctx, d, size, e.o.Store)
+	}
+	if err != nil {
+		return fmt.Errorf("uploading the runner binary: %w", err)
+	}
+	e.binDig = d
+	return nil
+}
+
+// binaryURLTTL is how long a runner's presigned binary URL works: it is
+// used once, at boot, and made anew for every launch.
+const binaryURLTTL = 30 * time.Minute
+
+// attempt runs one try of job on a new runner. lost is why the runner was
+// lost ("" when a result came back, returned in spec).
+func (e *Executor) attempt(ctx context.Context, job *exec.Job, jobID string, keep bool) (res *ResultSpec, lost string, err error) {
+	dir := JobDir(e.o.RunID, jobID)
+	if len(job.Secrets) > 0 {
+		b, _ := json.Marshal(job.Secrets)
+		// The agent deletes them once read; this makes sure of it when no
+		// agent got that far (a launch failed, a runner never booted).
+		defer func() {
+			dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_ = withRetry(dctx, 20*time.Second, func() error { return e.o.Objects.Delete(dctx, dir+objSecrets) })
+		}()
+		if err := e.o.Objects.Put(ctx, dir+objSecrets, b); err != nil {
+			return nil, "", fmt.Errorf("writing the job's secrets: %w", err)
+		}
+	}
+	if err := e.o.Objects.Put(ctx, dir+objJob, encode(specOf(job, e.o.Heartbeat, keep))); err != nil {
+		return nil, "", fmt.Errorf("writing the job: %w", err)
+	}
+	if e.slots != nil {
+		select {
+		case e.slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil, "", ctx.Err()
+		}
+		defer func() { <-e.slots }()
+	}
+	id, err := e.launch(ctx, job, jobID, keep)
+	if err != nil {
+		return nil, "", err
+	}
+	defer func() {
+		if keep && lost == "" && err == nil {
+			e.mu.Lock()
+			e.kept[id] = true
+			e.mu.Unlock()
+			e.notify("kept runner for %s (until its TTL): %s", job.Label, e.o.Provider.Reach(id))
+			return
+		}
+		// The runner powers itself off; terminating makes sure of it.
+		tctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_ = e.o.Provider.Terminate(tctx, []string{id})
+		cancel()
+	}()
+	res, lost, err = e.watch(ctx, job, jobID, id)
+	if err == nil && lost == "" && res.Infra != "" {
+		lost = "runner " + id + " failed: " + res.Infra
+	}
+	return res, lost, err
+}
+
+// launch asks the provider for a runner, retrying capacity errors.
+func (e *Executor) launch(ctx context.Context, job *exec.Job, jobID string, keep bool) (string, error) {
+	args := []string{"--cache", e.o.CacheURL, "--run", e.o.RunID, "--job", jobID}
+	if e.o.Endpoint != "" {
+		args = append(args, "--endpoint", e.o.Endpoint)
+	}
+	if e.o.Region != "" {
+		args = append(args, "--region", e.o.Region)
+	}
+	url, err := e.o.Objects.PresignGet(ctx, BlobKey(e.binDig), binaryURLTTL)
+	if err != nil {
+		return "", err
+	}
+	spec := LaunchSpec{
+		Workspace: e.o.Workspace, RunID: e.o.RunID, JobID: jobID, Label: job.Label.String(),
+		ExpiresAt: time.Now().Add(e.o.TTL), Keep: keep,
+		UserData: Bootstrap(BootstrapSpec{BinaryURL: url, BinaryDigest: e.binDig, AgentArgs: args,
+			TTL: e.o.TTL, Keep: keep, Local: e.o.Provider.Name() == "local"}),
+	}
+	if e.o.Machine != nil {
+		m := e.o.Machine(job.Label)
+		spec.InstanceType, spec.AMI = m["instance_type"], m["ami"]
+		spec.DiskGB, _ = strconv.Atoi(m["disk_gb"])
+	}
+	wait := e.o.CapacityBackoff
+	for try := 0; ; try++ {
+		spec.Try = try
+		id, err := e.o.Provider.Launch(ctx, spec)
+		if err == nil {
+			e.mu.Lock()
+			e.launched[id] = true
+			e.mu.Unlock()
+			return id, nil
+		}
+		if !errors.Is(err, ErrCapacity) || try >= e.o.CapacityRetries || ctx.Err() != nil {
+			return "", fmt.Errorf("launching a runner: %w", err)
+		}
+		e.notify("%s: %v; retrying in %s", job.Label, err, wait)
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Minute)
+	}
+}
+
+// watch polls the job's objects until its result, streaming log chunks to
+// job.Log, until the runner misses its lease.
+func (e *Executor) watch(ctx context.Context, job *exec.Job, jobID, id string) (*ResultSpec, string, error) {
+	dir := JobDir(e.o.RunID, jobID)
+	launched := time.Now()
+	var lastBeat time.Time // zero until the first heartbeat
+	var beatTag string
+	nextLog := 0
+	lastOK := time.Now()
+	lastProbe := time.Now()
+	t := time.NewTicker(e.o.Poll)
+	defer t.Stop()
+	for {
+		objs, err := e.o.Objects.List(ctx, dir)
+		now := time.Now()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, "", ctx.Err()
+			}
+			// S3 unreachable from here: the lease clock stops, since the
+			// runner cannot be seen (nor, probably, write) — for a while.
+			if down := now.Sub(lastOK); down > maxOutage {
+				return nil, "", fmt.Errorf("shared cache unreachable for %s while runner %s ran: %w", down.Round(time.Second), id, err)
+			}
+		} else {
+			if gap := now.Sub(lastOK); gap > 2*e.o.Poll {
+				launched = launched.Add(gap)
+				if !lastBeat.IsZero() {
+					lastBeat = lastBeat.Add(gap)
+				}
+			}
+			lastOK = now
+			var logs []string
+			var result bool
+			for _, o := range objs {
+				rel := strings.TrimPrefix(o.Key, dir)
+				switch {
+				case rel == objHeartbeat:
+					tag := o.ETag + o.Modified.String()
+					if tag != beatTag {
+						beatTag, lastBeat = tag, now
+					}
+				case rel == objResult:
+					result = true
+				case strings.HasPrefix(rel, objLogDir):
+					logs = append(logs, rel)
+				}
+			}
+			sort.Strings(logs)
+			for _, rel := range logs {
+				n, err := strconv.Atoi(strings.TrimPrefix(rel, objLogDir))
+				if err != nil || n < nextLog {
+					continue
+				}
+				if n > nextLog {
+					break // a gap: the chunk is not listed yet
+				}
+				b, err := e.o.Objects.Get(ctx, dir+rel)
+				if err != nil {
+					break
+				}
+				logOf(job).Write(b)
+				nextLog++
+			}
+			if result {
+				b, err := e.o.Objects.Get(ctx, dir+objResult)
+				if err == nil {
+					var r ResultSpec
+					if err := json.Unmarshal(b, &r); err != nil {
+						return nil, "runner " + id + " sent an undecodable result", nil
+					}
+					// The agent ships its last chunk before the result.
+					e.drainLogs(ctx, job, dir, nextLog)
+					return &r, "", nil
+				}
+			}
+			if lastBeat.IsZero() && now.Sub(lastProbe) >= bootProbe {
+				// Before its first heartbeat, a runner that already ended
+				// (its bootstrap failed) need not be waited for.
+				lastProbe = now
+				if e.ended(ctx, id) {
+					return nil, fmt.Sprintf("runner %s ended before its agent started", id), nil
+				}
+			}
+			switch {
+			case lastBeat.IsZero() && now.Sub(launched) > e.o.BootTimeout:
+				return nil, fmt.Sprintf("runner %s did not start within %s", id, e.o.BootTimeout), nil
+			case !lastBeat.IsZero() && now.Sub(lastBeat) > e.o.Lease:
+				return nil, fmt.Sprintf("runner %s missed its lease (no heartbeat for %s)", id, now.Sub(lastBeat).Round(100*time.Millisecond)), nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, "", ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// maxOutage is how long the coordinator waits for an unreachable shared
+// cache to come back before the build fails (exit 3).
+const maxOutage = 2 * time.Minute
+
+// bootProbe is how often a booting runner's state is asked for.
+const bootProbe = 5 * time.Second
+
+// ended reports whether the provider lists instance id as no longer live.
+func (e *Executor) ended(ctx context.Context, id string) bool {
+	insts, err := e.o.Provider.List(ctx, e.o.Workspace)
+	if err != nil {
+		return false
+	}
+	for _, in := range insts {
+		if in.ID == id {
+			return !in.Live()
+		}
+	}
+	return false // not listed yet (eventual consistency)
+}
+
+func (e *Executor) drainLogs(ctx context.Context, job *exec.Job, dir string, next int) {
+	for ; ; next++ {
+		b, err := e.o.Objects.Get(ctx, dir+objLogDir+fmt.Sprintf("%08d", next))
+		if err != nil {
+			return
+		}
+		logOf(job).Write(b)
+	}
+}
+
+// finish turns the agent's result into an exec.Result, with the outputs
+// and log downloaded into the local store: the scheduler records the result
+// locally (a runner-built stage is a local cache hit next time), uploads it
+// to the shared cache's ac/ space, and writes mc-out/ from the local store.
+func (e *Executor) finish(ctx context.Context, job *exec.Job, r *ResultSpec) (*exec.Result, error) {
+	res := &exec.Result{ExitCode: r.ExitCode, Outputs: r.Outputs, Log: r.Log, Duration: time.Duration(r.DurationMS) * time.Millisecond}
+	if r.Error != "" {
+		res.Err = errors.New(r.Error)
+	}
+	st := e.o.Store
+	fetch := func(ctx context.Context, d cas.Digest, size int64) error {
+		if d.IsZero() || st.Has(d) {
+			return nil
+		}
+		if d == cas.Empty {
+			_, err := st.PutBytes(nil)
+			return err
+		}
+		return withRetry(ctx, 30*time.Second, func() error { return e.o.Remote.Fetch(ctx, d, size, st) })
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	g.Go(func() error { return fetch(gctx, r.Log, -1) })
+	for _, o := range r.Outputs {
+		g.Go(func() error {
+			if !o.IsDir {
+				return fetch(gctx, o.Digest, o.Size)
+			}
+			if err := fetch(gctx, o.Digest, -1); err != nil {
+				return err
+			}
+			tree, err := st.GetTree(o.Digest)
+			if err != nil {
+				return err
+			}
+			for _, en := range tree.Entries {
+				if err := fetch(gctx, en.Digest, en.Size); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, fmt.Errorf("downloading the runner's outputs: %w", err)
+	}
+	for _, o := range r.Outputs {
+		e.known.Store(o.Digest, true)
+	}
+	return res, nil
+}

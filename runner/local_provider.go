@@ -1,0 +1,178 @@
+package runner
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// LocalProvider runs each "instance" as a process group on this machine:
+// `sh user-data` in a directory of its own, with this process's environment
+// (which stands in for an instance role: the agent's S3 credentials come from
+// it). Instances are recorded in files under Dir, per workspace, so that
+// `mc runners list|reap --runners=local` in another process finds them, and
+// a recorded PID is trusted only with its process start time.
+type LocalProvider struct {
+	Dir string
+	// Env is the instances' environment; nil: os.Environ().
+	Env []string
+}
+
+var _ Provider = (*LocalProvider)(nil)
+
+type localRecord struct {
+	ID       string            `json:"id"`
+	PID      int               `json:"pid"`
+	Start    uint64            `json:"start"`
+	Tags     map[string]string `json:"tags"`
+	Launched time.Time         `json:"launched"`
+}
+
+// Name is "local".
+func (p *LocalProvider) Name() string { return "local" }
+
+func (p *LocalProvider) wsDir(workspace string) string {
+	h := sha256.Sum256([]byte(workspace))
+	return filepath.Join(p.Dir, "ws", hex.EncodeToString(h[:8]))
+}
+
+func (p *LocalProvider) instDir(id string) string { return filepath.Join(p.Dir, "instances", id) }
+
+// Launch starts the user-data as a new process group.
+func (p *LocalProvider) Launch(ctx context.Context, spec LaunchSpec) (string, error) {
+	var rnd [6]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return "", err
+	}
+	id := "local-" + hex.EncodeToString(rnd[:])
+	dir := p.instDir(id)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("local runner: %w", err)
+	}
+	script := filepath.Join(dir, "user-data")
+	if err := os.WriteFile(script, []byte(spec.UserData), 0o600); err != nil {
+		return "", fmt.Errorf("local runner: %w", err)
+	}
+	console, err := os.Create(filepath.Join(dir, "console.log"))
+	if err != nil {
+		return "", fmt.Errorf("local runner: %w", err)
+	}
+	defer console.Close()
+	cmd := osexec.Command("/bin/sh", script)
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = console, console
+	cmd.Env = p.Env
+	if cmd.Env == nil {
+		cmd.Env = os.Environ()
+	}
+	cmd.Env = append(cmd.Env, "TMPDIR="+dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return "", fmt.Errorf("local runner: %w", err)
+	}
+	go cmd.Wait() // reap it while we live; init does after
+	start, _ := procStart(cmd.Process.Pid)
+	rec := localRecord{ID: id, PID: cmd.Process.Pid, Start: start, Tags: spec.Tags(), Launched: time.Now()}
+	wd := p.wsDir(spec.Workspace)
+	if err := os.MkdirAll(wd, 0o700); err == nil {
+		err = os.WriteFile(filepath.Join(wd, id+".json"), encode(rec), 0o600)
+	}
+	if err != nil {
+		_ = killGroup(rec.PID)
+		return "", fmt.Errorf("local runner: recording %s: %w", id, err)
+	}
+	return id, nil
+}
+
+func (p *LocalProvider) records() (map[string]string, error) {
+	files, err := filepath.Glob(filepath.Join(p.Dir, "ws", "*", "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]string{}
+	for _, f := range files {
+		m[strings.TrimSuffix(filepath.Base(f), ".json")] = f
+	}
+	return m, nil
+}
+
+func readRecord(file string) (*localRecord, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	var r localRecord
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return &r, nil
+}
+
+// Terminate kills the instances' process groups and forgets them.
+func (p *LocalProvider) Terminate(ctx context.Context, ids []string) error {
+	recs, err := p.records()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, id := range ids {
+		f, ok := recs[id]
+		if !ok {
+			continue
+		}
+		r, err := readRecord(f)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if procAlive(r.PID, r.Start) {
+			if err := killGroup(r.PID); err != nil {
+				errs = append(errs, fmt.Errorf("terminating %s: %w", id, err))
+				continue
+			}
+		}
+		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// List returns the workspace's instances. Ended ones are reported once as
+// terminated, then forgotten.
+func (p *LocalProvider) List(ctx context.Context, workspace string) ([]Instance, error) {
+	files, err := filepath.Glob(filepath.Join(p.wsDir(workspace), "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	var out []Instance
+	for _, f := range files {
+		r, err := readRecord(f)
+		if err != nil {
+			continue // being written, or garbage: not an instance
+		}
+		st := StateRunning
+		if !procAlive(r.PID, r.Start) {
+			st = StateTerminated
+			_ = os.Remove(f)
+		}
+		out = append(out, Instance{ID: r.ID, State: st, Tags: r.Tags, Launched: r.Launched})
+	}
+	return out, nil
+}
+
+// Reach says where a kept local runner's files are.
+func (p *LocalProvider) Reach(id string) string {
+	return fmt.Sprintf("local runner %s: its files and console.log are in %s (the stage's log names the kept sandbox); end it with `mc runners reap --runners=local --all`", id, p.instDir(id))
+}

@@ -1,0 +1,17 @@
+// Package server is `mc serve`: the CI server and its web interface.
+//
+// It receives GitHub webhooks (push, pull_request), checks the commit out
+// into a workspace of its own and runs the mc binary on it as a subprocess
+// (`mc test --output=json //...`), reading the JSON event stream of package
+// exec from its standard output: the server never imports the build
+// internals. Runs, stages, events and log lines are kept in a SQLite
+// database under the data directory, so a restart loses nothing; runs that
+// were in progress when the server stopped are shown as interrupted. Each run
+// is reported to GitHub as a commit status (context "mc") through go-github.
+// `mc build --report=URL` posts the events of a local build to the same
+// history through the JSON API.
+//
+// The web pages are server-rendered html/template pages that read without
+// JavaScript; a little plain JavaScript follows a live run through
+// Server-Sent Events.
+package server

@@ -1,0 +1,51 @@
+package server
+
+const testSecret = "s3cret-webhook"
+
+// fakeMC is a stand-in for the mc binary: the server only runs it and
+// reads its JSON event stream, so these tests control the stream (and its
+// timing) exactly. The real binary is exercised by cmd/mc's serve tests.
+// Per commit C (the checkout's HEAD), in $FAKE_MC_DIR: args-C receives the
+// build's arguments, started-C appears when the build started, and the
+// build waits for gate-C if $FAKE_MC_GATE is set; fail-C makes it fail.
+const fakeMC = `#!/bin/sh
+if [ "$1" = query ]; then
+cat <<'JSON'
+[
+{"label":"//a:a","kind":"stage rule","attrs":{"deps":[],"srcs":["//a:a.txt"]}},
+{"label":"//a:a.txt","kind":"source file"},
+{"label":"//a:a.out","kind":"generated file","generating_rule":"//a:a"},
+{"label":"//b:b","kind":"stage rule","attrs":{"deps":["//a:a"],"srcs":["//a:a.out"]}},
+{"label":"//b:b_test","kind":"stage rule","attrs":{"deps":["//b:b"]}}
+]
+JSON
+exit 0
+fi
+c=$(git rev-parse HEAD)
+d=$FAKE_MC_DIR
+echo "$@" > "$d/args-$c"
+env > "$d/env-$c"
+now() { date -u +%Y-%m-%dT%H:%M:%S.%NZ; }
+trap 'echo "{\"type\":\"stage_failed\",\"time\":\"$(now)\",\"label\":\"//b:b\",\"error\":\"interrupted\"}"; echo "{\"type\":\"build_finished\",\"time\":\"$(now)\",\"summary\":{\"built\":0,\"cached\":1,\"failed\":1,\"skipped\":0,\"critical_path_ms\":0}}"; exit 130' INT
+echo "{\"type\":\"build_started\",\"time\":\"$(now)\",\"total\":3}"
+echo "{\"type\":\"stage_cached\",\"time\":\"$(now)\",\"label\":\"//a:a\",\"key\":\"aaaa1111\"}"
+echo "{\"type\":\"stage_started\",\"time\":\"$(now)\",\"label\":\"//b:b\",\"key\":\"bbbb2222\"}"
+echo "{\"type\":\"log\",\"time\":\"$(now)\",\"label\":\"//b:b\",\"line\":\"\\u001b[32mcompiling\\u001b[0m <b> & more\"}"
+touch "$d/started-$c"
+if [ -n "$FAKE_MC_GATE" ]; then
+  while [ ! -e "$d/gate-$c" ]; do sleep 0.05; done
+fi
+echo "{\"type\":\"log\",\"time\":\"$(now)\",\"label\":\"//b:b\",\"line\":\"second line of b\"}"
+echo "mc: a line on stderr" >&2
+if [ -e "$d/fail-$c" ]; then
+  echo "{\"type\":\"stage_failed\",\"time\":\"$(now)\",\"label\":\"//b:b\",\"key\":\"bbbb2222\",\"duration_ms\":120,\"exit_code\":2,\"error\":\"exit status 2\"}"
+  echo "{\"type\":\"stage_skipped\",\"time\":\"$(now)\",\"label\":\"//b:b_test\",\"reason\":\"a dependency failed\"}"
+  echo "{\"type\":\"build_finished\",\"time\":\"$(now)\",\"duration_ms\":300,\"summary\":{\"built\":0,\"cached\":1,\"failed\":1,\"skipped\":1,\"critical_path_ms\":120}}"
+  exit 1
+fi
+echo "{\"type\":\"stage_finished\",\"time\":\"$(now)\",\"label\":\"//b:b\",\"key\":\"bbbb2222\",\"duration_ms\":120,\"outputs\":[{\"path\":\"b/b.out\",\"digest\":\"cccc3333\",\"size\":12}]}"
+echo "{\"type\":\"stage_started\",\"time\":\"$(now)\",\"label\":\"//b:b_test\",\"key\":\"dddd4444\"}"
+echo "{\"type\":\"log\",\"time\":\"$(now)\",\"label\":\"//b:b_test\",\"line\":\"PASS\"}"
+echo "{\"type\":\"stage_finished\",\"time\":\"$(now)\",\"label\":\"//b:b_test\",\"key\":\"dddd4444\",\"duration_ms\":30}"
+echo "{\"type\":\"build_finished\",\"time\":\"$(now)\",\"duration_ms\":300,\"summary\":{\"built\":2,\"cached\":1,\"failed\":0,\"skipped\":0,\"critical_path\":[\"//a:a\",\"//b:b\",\"//b:b_test\"],\"critical_path_ms\":150}}"
+`

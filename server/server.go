@@ -1,0 +1,306 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Config is what `mc serve` is told. Secrets (WebhookSecret, GitHubToken,
+// AuthToken) are never written to the database nor shown in a page, and are
+// removed from the environment of the builds.
+type Config struct {
+	// DataDir holds server.db and the runs' workspaces (work/<id>).
+	DataDir string
+	// PublicURL is the base of the links in commit statuses (no trailing /).
+	PublicURL string
+	// WebhookSecret verifies X-Hub-Signature-256; without one every
+	// delivery is refused.
+	WebhookSecret string
+	// GitHubToken authenticates commit statuses; without one none are sent.
+	GitHubToken string
+	// GitHubAPI is the API base URL (default https://api.github.com/; GitHub
+	// Enterprise: https://HOST/api/v3/).
+	GitHubAPI string
+	// AuthToken is required (Authorization: Bearer) by everything that
+	// starts or cancels a run; without one nothing can, except webhooks.
+	AuthToken string
+	// Parallel is how many runs build at once (default 1).
+	Parallel int
+	// CancelSuperseded cancels the queued or running runs of a branch (or
+	// pull request) when a newer commit of it arrives.
+	CancelSuperseded bool
+	// KeepWorkspaces keeps each run's checkout after the run.
+	KeepWorkspaces bool
+	// Exe is the mc binary the builds run (os.Executable() in mc serve);
+	// it is started with argv[0] "mc".
+	Exe string
+	// BuildArgs are added to every build command (e.g. -j 2, --cache-dir).
+	BuildArgs []string
+	// Env is added to the builds' environment (after the process's own).
+	Env []string
+	// PREnv names variables of the server's environment that pull-request
+	// builds may see besides a safe list (see prSafeEnv): for example
+	// read-only credentials of the shared cache. Pull requests see no
+	// other variable, so no secret of trusted builds.
+	PREnv []string
+	// Log receives the server's own messages (default: discarded).
+	Log io.Writer
+	// Now is the clock (tests); default time.Now.
+	Now func() time.Time
+}
+
+// Server is a running mc serve.
+type Server struct {
+	cfg    Config
+	st     *store
+	gh     *statusClient
+	logMu  sync.Mutex
+	mux    *http.ServeMux
+	closed chan struct{}
+
+	mu       sync.Mutex
+	pending  []int64                           // queued run ids, oldest first
+	active   map[int64]context.CancelCauseFunc // running runs
+	notify   map[int64]chan struct{}           // closed on each new event of a run
+	wake     chan struct{}
+	stopping bool // Run is stopping: no run may start
+	workers  sync.WaitGroup
+
+	statuses   chan *Run // commit statuses to post, in order (status.go)
+	statusDone chan struct{}
+}
+
+// errSuperseded and errShutdown are the causes a running run is cancelled
+// with.
+var (
+	errShutdown = errors.New("the server stopped during the run")
+)
+
+type supersededError struct{ by int64 }
+
+func (e *supersededError) Error() string { return fmt.Sprintf("superseded by run %d", e.by) }
+
+// New opens the server's state under cfg.DataDir. Runs its predecessor left
+// queued or running are marked interrupted (and so reported to GitHub).
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("server: no data directory")
+	}
+	if cfg.Parallel < 1 {
+		cfg.Parallel = 1
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
+	st, err := openStore(filepath.Join(cfg.DataDir, "server.db"))
+	if err != nil {
+		return nil, err
+	}
+	gh, err := newStatusClient(cfg.GitHubAPI, cfg.GitHubToken)
+	if err != nil {
+		st.close()
+		return nil, err
+	}
+	s := &Server{
+		cfg: cfg, st: st, gh: gh, closed: make(chan struct{}),
+		active: map[int64]context.CancelCauseFunc{}, notify: map[int64]chan struct{}{},
+		wake: make(chan struct{}, 1), statuses: make(chan *Run, 4096), statusDone: make(chan struct{}),
+	}
+	go s.statusLoop()
+	ids, err := st.interruptActive(ctx, cfg.Now())
+	if err != nil {
+		close(s.statuses)
+		st.close()
+		return nil, err
+	}
+	for _, id := range ids {
+		if r, err := st.getRun(ctx, id); err == nil && r != nil {
+			s.logf("run %d: interrupted (the server stopped during it)", id)
+			s.postStatus(ctx, r)
+		}
+	}
+	s.mux = s.routes()
+	return s, nil
+}
+
+// Handler serves the web pages, the API and the webhook endpoint.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Run starts cfg.Parallel workers that build queued runs, and blocks until
+// ctx is done; runs still building then are cancelled and recorded as
+// interrupted.
+func (s *Server) Run(ctx context.Context) error {
+	for range s.cfg.Parallel {
+		s.workers.Add(1)
+		go func() {
+			defer s.workers.Done()
+			s.worker(ctx)
+		}()
+	}
+	<-ctx.Done()
+	close(s.closed) // live pages' streams end
+	s.mu.Lock()
+	s.stopping = true
+	for _, cancel := range s.active {
+		cancel(errShutdown)
+	}
+	pending := s.pending
+	s.pending = nil
+	s.mu.Unlock()
+	s.workers.Wait()
+	for _, id := range pending {
+		_ = s.st.finishRun(context.WithoutCancel(ctx), id, StatusInterrupted, errShutdown.Error(), s.cfg.Now())
+	}
+	return nil
+}
+
+// Close posts the commit statuses still queued (for up to 30 s) and closes
+// the database. Call it after Run returned.
+func (s *Server) Close() error {
+	close(s.statuses)
+	select {
+	case <-s.statusDone:
+	case <-time.After(30 * time.Second):
+		s.logf("commit statuses not posted: GitHub did not answer in time")
+	}
+	return s.st.close()
+}
+
+func (s *Server) logf(format string, args ...any) {
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	fmt.Fprintf(s.cfg.Log, "mc serve: "+format+"\n", args...)
+}
+
+// enqueue records r as queued and hands it to the workers; with
+// CancelSuperseded, older queued or running runs of the same branch or pull
+// request are cancelled.
+func (s *Server) enqueue(ctx context.Context, r *Run) error {
+	r.Status = StatusQueued
+	r.Created = s.cfg.Now()
+	if err := s.st.createRun(ctx, r); err != nil {
+		return err
+	}
+	s.logf("run %d queued: %s %s %s", r.ID, r.Trigger, r.Branch, r.Commit)
+	if s.cfg.CancelSuperseded {
+		older, err := s.st.activeRunsLike(ctx, r)
+		if err != nil {
+			return err
+		}
+		for _, id := range older {
+			if id < r.ID {
+				s.cancel(ctx, id, &supersededError{by: r.ID})
+			}
+		}
+	}
+	s.mu.Lock()
+	s.pending = append(s.pending, r.ID)
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	s.postStatus(ctx, r)
+	return nil
+}
+
+// cancel stops run id: a queued one never starts, a running one has its
+// build interrupted. It reports false when the run is neither.
+func (s *Server) cancel(ctx context.Context, id int64, cause error) bool {
+	s.mu.Lock()
+	if i := slices.Index(s.pending, id); i >= 0 {
+		s.pending = slices.Delete(s.pending, i, i+1)
+		s.mu.Unlock()
+		s.logf("run %d cancelled before it started: %v", id, cause)
+		if err := s.st.finishRun(ctx, id, StatusCancelled, cause.Error(), s.cfg.Now()); err != nil {
+			s.logf("%v", err)
+		}
+		s.wakeWatchers(id)
+		if r, err := s.st.getRun(ctx, id); err == nil && r != nil {
+			s.postStatus(ctx, r)
+		}
+		return true
+	}
+	c, ok := s.active[id]
+	s.mu.Unlock()
+	if ok {
+		s.logf("run %d: cancelling: %v", id, cause)
+		c(cause)
+	}
+	return ok
+}
+
+func (s *Server) worker(ctx context.Context) {
+	for {
+		s.mu.Lock()
+		var id int64
+		if len(s.pending) > 0 {
+			id = s.pending[0]
+			s.pending = s.pending[1:]
+		}
+		s.mu.Unlock()
+		if id == 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.wake:
+			}
+			continue
+		}
+		// Another worker may sleep while more runs wait.
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+		// Only cancel() ends a run, with its cause (superseded, the API,
+		// or errShutdown, which Run gives every active run when it stops).
+		runCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+		s.mu.Lock()
+		s.active[id] = cancel
+		if s.stopping {
+			cancel(errShutdown)
+		}
+		s.mu.Unlock()
+		s.execute(runCtx, id)
+		s.mu.Lock()
+		delete(s.active, id)
+		s.mu.Unlock()
+		cancel(nil)
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// watch returns a channel closed at the next event of run id.
+func (s *Server) watch(id int64) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch, ok := s.notify[id]
+	if !ok {
+		ch = make(chan struct{})
+		s.notify[id] = ch
+	}
+	return ch
+}
+
+func (s *Server) wakeWatchers(id int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ch, ok := s.notify[id]; ok {
+		close(ch)
+		delete(s.notify, id)
+	}
+}

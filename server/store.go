@@ -1,0 +1,646 @@
+package server
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+
+	"github.com/mc-build/mc/exec"
+)
+
+// Run states. queued and running are the only ones that change again.
+const (
+	StatusQueued      = "queued"
+	StatusRunning     = "running"
+	StatusSuccess     = "success"
+	StatusFailure     = "failure"
+	StatusError       = "error"
+	StatusCancelled   = "cancelled"
+	StatusInterrupted = "interrupted"
+)
+
+// Triggers.
+const (
+	TriggerPush        = "push"
+	TriggerPullRequest = "pull_request"
+	TriggerCLI         = "cli"
+)
+
+// Stage states (the colours of the graph).
+const (
+	StageRunning     = "running"
+	StageBuilt       = "built"
+	StageCached      = "cached"
+	StageFailed      = "failed"
+	StageSkipped     = "skipped"
+	StageInterrupted = "interrupted"
+)
+
+// logLimit bounds the log lines kept per stage (and for the run's own log):
+// the oldest are dropped, as a terminal's scrollback does.
+const logLimit = 10000
+
+// storeMigrations are the schema steps of the server's own database
+// (server.db, separate from the build cache's), applied in order; PRAGMA
+// user_version counts those applied. Never edit a shipped one: append.
+func storeMigrations() []string {
+	return []string{
+		`CREATE TABLE runs (
+			id            INTEGER PRIMARY KEY AUTOINCREMENT,
+			trigger       TEXT NOT NULL,              -- push | pull_request | cli
+			repo          TEXT NOT NULL DEFAULT '',   -- owner/name (statuses)
+			clone_url     TEXT NOT NULL DEFAULT '',   -- without credentials
+			base_url      TEXT NOT NULL DEFAULT '',   -- pull request: the base's clone URL
+			commit_sha    TEXT NOT NULL DEFAULT '',
+			base_sha      TEXT NOT NULL DEFAULT '',   -- pull request: the base branch's head
+			branch        TEXT NOT NULL DEFAULT '',
+			pr            INTEGER NOT NULL DEFAULT 0,
+			deploy        INTEGER NOT NULL DEFAULT 0,
+			command       TEXT NOT NULL DEFAULT '',
+			status        TEXT NOT NULL,
+			reason        TEXT NOT NULL DEFAULT '',   -- why it ended so (cancelled, error)
+			created       INTEGER NOT NULL,           -- unix nanoseconds
+			started       INTEGER NOT NULL DEFAULT 0,
+			finished      INTEGER NOT NULL DEFAULT 0,
+			total         INTEGER NOT NULL DEFAULT 0, -- stages in the build graph
+			built         INTEGER NOT NULL DEFAULT 0,
+			cached        INTEGER NOT NULL DEFAULT 0,
+			failed        INTEGER NOT NULL DEFAULT 0,
+			skipped       INTEGER NOT NULL DEFAULT 0,
+			critical_path TEXT NOT NULL DEFAULT '[]', -- JSON labels
+			critical_ms   INTEGER NOT NULL DEFAULT 0,
+			graph         TEXT NOT NULL DEFAULT '',   -- JSON Graph
+			next_seq      INTEGER NOT NULL DEFAULT 1,
+			log_lines     INTEGER NOT NULL DEFAULT 0  -- the run's own log (label '')
+		);
+		CREATE INDEX runs_status ON runs (status);
+		CREATE TABLE stages (
+			run        INTEGER NOT NULL,
+			label      TEXT NOT NULL,
+			status     TEXT NOT NULL,
+			key        TEXT NOT NULL DEFAULT '',
+			started    INTEGER NOT NULL DEFAULT 0,
+			finished   INTEGER NOT NULL DEFAULT 0,
+			duration_ms INTEGER NOT NULL DEFAULT 0,
+			queued_ms  INTEGER NOT NULL DEFAULT 0,
+			exit_code  INTEGER NOT NULL DEFAULT 0,
+			error      TEXT NOT NULL DEFAULT '',
+			reason     TEXT NOT NULL DEFAULT '',
+			remote     INTEGER NOT NULL DEFAULT 0,
+			outputs    TEXT NOT NULL DEFAULT '[]',  -- JSON []exec.EventOutput
+			log_lines  INTEGER NOT NULL DEFAULT 0,
+			PRIMARY KEY (run, label)
+		) WITHOUT ROWID;
+		-- Every event of a run in order, log lines included (the log of a
+		-- stage is its rows of type 'log'); data is the exec.Event as JSON.
+		CREATE TABLE events (
+			run   INTEGER NOT NULL,
+			seq   INTEGER NOT NULL,
+			type  TEXT NOT NULL,
+			label TEXT NOT NULL,
+			data  TEXT NOT NULL,
+			PRIMARY KEY (run, seq)
+		) WITHOUT ROWID;
+		CREATE INDEX events_label ON events (run, label, type, seq);
+		-- X-GitHub-Delivery ids seen: a replayed delivery starts nothing.
+		CREATE TABLE deliveries (
+			id       TEXT PRIMARY KEY,
+			received INTEGER NOT NULL
+		) WITHOUT ROWID;`,
+	}
+}
+
+// store is the server's SQLite database.
+type store struct{ db *sql.DB }
+
+func openStore(path string) (*store, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("server: open database: %w", err)
+	}
+	q := url.Values{}
+	q.Set("_busy_timeout", "30000")
+	q.Set("_journal_mode", "WAL")
+	q.Set("_synchronous", "NORMAL")
+	q.Set("_txlock", "immediate")
+	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+	db, err := sql.Open("sqlite3", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("server: open database %s: %w", path, err)
+	}
+	st := &store{db: db}
+	if err := st.migrate(context.Background()); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("server: open database %s: %w", path, err)
+	}
+	return st, nil
+}
+
+func (st *store) migrate(ctx context.Context) error {
+	tx, err := st.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	steps := storeMigrations()
+	var v int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return err
+	}
+	if v > len(steps) {
+		return fmt.Errorf("schema version %d is newer than this mc knows (%d)", v, len(steps))
+	}
+	for i := v; i < len(steps); i++ {
+		if _, err := tx.ExecContext(ctx, steps[i]); err != nil {
+			return fmt.Errorf("migration %d: %w", i+1, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(steps))); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func (st *store) close() error { return st.db.Close() }
+
+// Run is one build of the history.
+type Run struct {
+	ID           int64
+	Trigger      string
+	Repo         string
+	CloneURL     string
+	BaseURL      string
+	Commit       string
+	BaseSHA      string
+	Branch       string
+	PR           int
+	Deploy       bool
+	Command      string
+	Status       string
+	Reason       string
+	Created      time.Time
+	Started      time.Time
+	Finished     time.Time
+	Total        int
+	Built        int
+	Cached       int
+	Failed       int
+	Skipped      int
+	CriticalPath []string
+	CriticalMS   int64
+	Graph        *Graph
+	NextSeq      int64
+}
+
+// Done reports whether the run has ended.
+func (r *Run) Done() bool { return r.Status != StatusQueued && r.Status != StatusRunning }
+
+// Duration is how long the run took (so far).
+func (r *Run) Duration() time.Duration {
+	if r.Started.IsZero() {
+		return 0
+	}
+	end := r.Finished
+	if end.IsZero() {
+		if r.Done() {
+			return 0
+		}
+		end = time.Now()
+	}
+	return end.Sub(r.Started)
+}
+
+// CacheHitPercent is cached stages over stages that ran or were cached; -1
+// when there were none.
+func (r *Run) CacheHitPercent() int {
+	n := r.Built + r.Cached + r.Failed
+	if n == 0 {
+		return -1
+	}
+	return r.Cached * 100 / n
+}
+
+// Stage is one stage of a run, as its events left it.
+type Stage struct {
+	Label      string
+	Status     string
+	Key        string
+	Started    time.Time
+	Finished   time.Time
+	DurationMS int64
+	QueuedMS   int64
+	ExitCode   int
+	Error      string
+	Reason     string
+	Remote     bool
+	Outputs    []exec.EventOutput
+	LogLines   int
+}
+
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+func (st *store) createRun(ctx context.Context, r *Run) error {
+	res, err := st.db.ExecContext(ctx, `INSERT INTO runs (trigger, repo, clone_url, base_url, commit_sha, base_sha,
+		branch, pr, deploy, command, status, created, started) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		r.Trigger, r.Repo, r.CloneURL, r.BaseURL, r.Commit, r.BaseSHA, r.Branch, r.PR, r.Deploy, r.Command,
+		r.Status, nanos(r.Created), nanos(r.Started))
+	if err != nil {
+		return fmt.Errorf("server: create run: %w", err)
+	}
+	r.ID, err = res.LastInsertId()
+	return err
+}
+
+const runColumns = `id, trigger, repo, clone_url, base_url, commit_sha, base_sha, branch, pr, deploy, command,
+	status, reason, created, started, finished, total, built, cached, failed, skipped, critical_path, critical_ms,
+	graph, next_seq`
+
+type scanner interface{ Scan(...any) error }
+
+func scanRun(s scanner) (*Run, error) {
+	var r Run
+	var created, started, finished int64
+	var crit, graph string
+	err := s.Scan(&r.ID, &r.Trigger, &r.Repo, &r.CloneURL, &r.BaseURL, &r.Commit, &r.BaseSHA, &r.Branch, &r.PR,
+		&r.Deploy, &r.Command, &r.Status, &r.Reason, &created, &started, &finished, &r.Total, &r.Built, &r.Cached,
+		&r.Failed, &r.Skipped, &crit, &r.CriticalMS, &graph, &r.NextSeq)
+	if err != nil {
+		return nil, err
+	}
+	r.Created, r.Started, r.Finished = fromNanos(created), fromNanos(started), fromNanos(finished)
+	_ = json.Unmarshal([]byte(crit), &r.CriticalPath) // written by us; empty on damage
+	if graph != "" {
+		var g Graph
+		if json.Unmarshal([]byte(graph), &g) == nil {
+			r.Graph = &g
+		}
+	}
+	return &r, nil
+}
+
+// getRun returns the run, or nil, nil when there is none.
+func (st *store) getRun(ctx context.Context, id int64) (*Run, error) {
+	r, err := scanRun(st.db.QueryRowContext(ctx, "SELECT "+runColumns+" FROM runs WHERE id = ?", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("server: run %d: %w", id, err)
+	}
+	return r, nil
+}
+
+// listRuns returns the newest runs first.
+func (st *store) listRuns(ctx context.Context, limit int) ([]*Run, error) {
+	rows, err := st.db.QueryContext(ctx, "SELECT "+runColumns+" FROM runs ORDER BY id DESC LIMIT ?", limit)
+	if err != nil {
+		return nil, fmt.Errorf("server: list runs: %w", err)
+	}
+	defer rows.Close()
+	var out []*Run
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			return nil, fmt.Errorf("server: list runs: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// activeRunsLike returns the queued or running runs of the same branch (a
+// push) or pull request as r, other than r.
+func (st *store) activeRunsLike(ctx context.Context, r *Run) ([]int64, error) {
+	q := `SELECT id FROM runs WHERE status IN ('queued','running') AND id != ? AND trigger = ? AND repo = ? AND `
+	arg := any(r.Branch)
+	if r.Trigger == TriggerPullRequest {
+		q += "pr = ?"
+		arg = r.PR
+	} else {
+		q += "branch = ?"
+	}
+	rows, err := st.db.QueryContext(ctx, q, r.ID, r.Trigger, r.Repo, arg)
+	if err != nil {
+		return nil, fmt.Errorf("server: runs like %d: %w", r.ID, err)
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+func (st *store) setStarted(ctx context.Context, id int64, t time.Time) error {
+	_, err := st.db.ExecContext(ctx, "UPDATE runs SET status = 'running', started = ? WHERE id = ?", nanos(t), id)
+	if err != nil {
+		return fmt.Errorf("server: run %d: %w", id, err)
+	}
+	return nil
+}
+
+func (st *store) setGraph(ctx context.Context, id int64, g *Graph) error {
+	b, err := json.Marshal(g)
+	if err != nil {
+		return err
+	}
+	if _, err := st.db.ExecContext(ctx, "UPDATE runs SET graph = ? WHERE id = ?", string(b), id); err != nil {
+		return fmt.Errorf("server: run %d: %w", id, err)
+	}
+	return nil
+}
+
+// finishRun records how the run ended, marks stages still running as
+// interrupted, and appends a run_status event for the live page.
+func (st *store) finishRun(ctx context.Context, id int64, status, reason string, t time.Time) error {
+	tx, err := st.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("server: finish run %d: %w", id, err)
+	}
+	defer tx.Rollback()
+	if err := finishRunTx(ctx, tx, id, status, reason, t); err != nil {
+		return fmt.Errorf("server: finish run %d: %w", id, err)
+	}
+	return tx.Commit()
+}
+
+func finishRunTx(ctx context.Context, tx *sql.Tx, id int64, status, reason string, t time.Time) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE runs SET status = ?, reason = ?, finished = ? WHERE id = ?`,
+		status, reason, nanos(t), id); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE stages SET status = 'interrupted', finished = ? WHERE run = ? AND status = 'running'`,
+		nanos(t), id); err != nil {
+		return err
+	}
+	var seq int64
+	if err := tx.QueryRowContext(ctx, "SELECT next_seq FROM runs WHERE id = ?", id).Scan(&seq); err != nil {
+		return err
+	}
+	data, _ := json.Marshal(statusEvent{Type: eventRunStatus, Time: t, Status: status, Reason: reason})
+	if _, err := tx.ExecContext(ctx, "INSERT INTO events (run, seq, type, label, data) VALUES (?,?,?,?,?)",
+		id, seq, eventRunStatus, "", string(data)); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, "UPDATE runs SET next_seq = ? WHERE id = ?", seq+1, id)
+	return err
+}
+
+// eventRunStatus is the server's own event: the run reached a state.
+const eventRunStatus = "run_status"
+
+type statusEvent struct {
+	Type   string    `json:"type"`
+	Time   time.Time `json:"time"`
+	Status string    `json:"status"`
+	Reason string    `json:"reason,omitempty"`
+}
+
+// interruptActive marks every queued or running run interrupted: what a
+// server that starts finds of the runs its predecessor did not finish.
+func (st *store) interruptActive(ctx context.Context, t time.Time) ([]int64, error) {
+	rows, err := st.db.QueryContext(ctx, "SELECT id FROM runs WHERE status IN ('queued','running')")
+	if err != nil {
+		return nil, fmt.Errorf("server: interrupted runs: %w", err)
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	for _, id := range ids {
+		if err := st.finishRun(ctx, id, StatusInterrupted, "the server stopped during the run", t); err != nil {
+			return nil, err
+		}
+	}
+	return ids, nil
+}
+
+// seenDelivery records a webhook delivery id; it reports false when the id
+// was recorded before (a replay).
+func (st *store) recordDelivery(ctx context.Context, id string, t time.Time) (bool, error) {
+	res, err := st.db.ExecContext(ctx, "INSERT OR IGNORE INTO deliveries (id, received) VALUES (?, ?)", id, nanos(t))
+	if err != nil {
+		return false, fmt.Errorf("server: record delivery: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// appendEvents stores a batch of build events of run id in one
+// transaction: each event, and its effect on the stage and run rows.
+// finishCLI: a build_finished also ends the run (runs reported by the CLI,
+// whose process the server does not see exit).
+func (st *store) appendEvents(ctx context.Context, id int64, evs []exec.Event, finishCLI bool) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	tx, err := st.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("server: events of run %d: %w", id, err)
+	}
+	defer tx.Rollback()
+	var seq int64
+	if err := tx.QueryRowContext(ctx, "SELECT next_seq FROM runs WHERE id = ?", id).Scan(&seq); err != nil {
+		return fmt.Errorf("server: events of run %d: %w", id, err)
+	}
+	for _, e := range evs {
+		if err := applyEvent(ctx, tx, id, e); err != nil {
+			return fmt.Errorf("server: events of run %d: %s: %w", id, e.Type, err)
+		}
+		data, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO events (run, seq, type, label, data) VALUES (?,?,?,?,?)",
+			id, seq, e.Type, e.Label, string(data)); err != nil {
+			return fmt.Errorf("server: events of run %d: %w", id, err)
+		}
+		seq++
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE runs SET next_seq = ? WHERE id = ?", seq, id); err != nil {
+		return fmt.Errorf("server: events of run %d: %w", id, err)
+	}
+	if last := evs[len(evs)-1]; finishCLI && last.Type == exec.EventBuildFinished && last.Summary != nil {
+		status := StatusSuccess
+		if last.Summary.Failed > 0 || last.Summary.Skipped > 0 {
+			status = StatusFailure
+		}
+		if err := finishRunTx(ctx, tx, id, status, "", last.Time); err != nil {
+			return fmt.Errorf("server: events of run %d: %w", id, err)
+		}
+	}
+	return tx.Commit()
+}
+
+func applyEvent(ctx context.Context, tx *sql.Tx, id int64, e exec.Event) error {
+	upsert := func(status string, set string, args ...any) error {
+		if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO stages (run, label, status) VALUES (?,?,?)", id, e.Label, status); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, "UPDATE stages SET status = ?"+set+" WHERE run = ? AND label = ?",
+			append(append([]any{status}, args...), id, e.Label)...)
+		return err
+	}
+	outputs := func() string {
+		b, _ := json.Marshal(e.Outputs)
+		if e.Outputs == nil {
+			return "[]"
+		}
+		return string(b)
+	}
+	t := nanos(e.Time)
+	switch e.Type {
+	case exec.EventBuildStarted:
+		_, err := tx.ExecContext(ctx, "UPDATE runs SET total = ? WHERE id = ?", e.Total, id)
+		return err
+	case exec.EventStageStarted:
+		return upsert(StageRunning, ", key = ?, started = ?, queued_ms = ?", e.Key, t, e.QueuedMS)
+	case exec.EventStageCached:
+		return upsert(StageCached, ", key = ?, started = ?, finished = ?, remote = ?, outputs = ?", e.Key, t, t, e.Remote, outputs())
+	case exec.EventStageFinished:
+		return upsert(StageBuilt, ", key = ?, finished = ?, duration_ms = ?, outputs = ?, started = CASE WHEN started = 0 THEN ? ELSE started END",
+			e.Key, t, e.DurationMS, outputs(), t-e.DurationMS*1e6)
+	case exec.EventStageFailed:
+		return upsert(StageFailed, ", finished = ?, duration_ms = ?, exit_code = ?, error = ?, started = CASE WHEN started = 0 THEN ? ELSE started END",
+			t, e.DurationMS, e.ExitCode, e.Error, t-e.DurationMS*1e6)
+	case exec.EventStageSkipped:
+		return upsert(StageSkipped, ", reason = ?", e.Reason)
+	case exec.EventLog:
+		return boundLog(ctx, tx, id, e.Label)
+	case exec.EventBuildFinished:
+		if e.Summary == nil {
+			return nil
+		}
+		s := e.Summary
+		crit, _ := json.Marshal(s.CriticalPath)
+		if s.CriticalPath == nil {
+			crit = []byte("[]")
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE runs SET built = ?, cached = ?, failed = ?, skipped = ?, critical_path = ?,
+			critical_ms = ? WHERE id = ?`, s.Built, s.Cached, s.Failed, s.Skipped, string(crit), s.CriticalPathMS, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// boundLog counts a new log line of label and, past logLimit, deletes the
+// stage's oldest line.
+func boundLog(ctx context.Context, tx *sql.Tx, id int64, label string) error {
+	var n int
+	var err error
+	if label == "" {
+		err = tx.QueryRowContext(ctx, "UPDATE runs SET log_lines = log_lines + 1 WHERE id = ? RETURNING log_lines", id).Scan(&n)
+	} else {
+		if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO stages (run, label, status) VALUES (?,?,?)", id, label, StageRunning); err != nil {
+			return err
+		}
+		err = tx.QueryRowContext(ctx, "UPDATE stages SET log_lines = log_lines + 1 WHERE run = ? AND label = ? RETURNING log_lines", id, label).Scan(&n)
+	}
+	if err != nil || n <= logLimit {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `DELETE FROM events WHERE run = ? AND seq = (SELECT MIN(seq) FROM events
+		WHERE run = ? AND label = ? AND type = 'log')`, id, id, label)
+	return err
+}
+
+func (st *store) stages(ctx context.Context, id int64) ([]*Stage, error) {
+	rows, err := st.db.QueryContext(ctx, `SELECT label, status, key, started, finished, duration_ms, queued_ms, exit_code,
+		error, reason, remote, outputs, log_lines FROM stages WHERE run = ? ORDER BY started, label`, id)
+	if err != nil {
+		return nil, fmt.Errorf("server: stages of run %d: %w", id, err)
+	}
+	defer rows.Close()
+	var out []*Stage
+	for rows.Next() {
+		var s Stage
+		var started, finished int64
+		var outputs string
+		if err := rows.Scan(&s.Label, &s.Status, &s.Key, &started, &finished, &s.DurationMS, &s.QueuedMS, &s.ExitCode,
+			&s.Error, &s.Reason, &s.Remote, &outputs, &s.LogLines); err != nil {
+			return nil, fmt.Errorf("server: stages of run %d: %w", id, err)
+		}
+		s.Started, s.Finished = fromNanos(started), fromNanos(finished)
+		_ = json.Unmarshal([]byte(outputs), &s.Outputs)
+		out = append(out, &s)
+	}
+	return out, rows.Err()
+}
+
+// storedEvent is one row of the events table.
+type storedEvent struct {
+	Seq   int64
+	Type  string
+	Label string
+	Data  string
+}
+
+// eventsAfter returns up to limit events of run id with seq > after.
+func (st *store) eventsAfter(ctx context.Context, id, after int64, limit int) ([]storedEvent, error) {
+	rows, err := st.db.QueryContext(ctx, "SELECT seq, type, label, data FROM events WHERE run = ? AND seq > ? ORDER BY seq LIMIT ?", id, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("server: events of run %d: %w", id, err)
+	}
+	defer rows.Close()
+	var out []storedEvent
+	for rows.Next() {
+		var e storedEvent
+		if err := rows.Scan(&e.Seq, &e.Type, &e.Label, &e.Data); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// logLines returns the kept log lines of run id before seq, by label (""
+// is the run's own log), in order.
+func (st *store) logLines(ctx context.Context, id, before int64) (map[string][]exec.Event, error) {
+	rows, err := st.db.QueryContext(ctx, "SELECT data FROM events WHERE run = ? AND type = 'log' AND seq < ? ORDER BY seq", id, before)
+	if err != nil {
+		return nil, fmt.Errorf("server: logs of run %d: %w", id, err)
+	}
+	defer rows.Close()
+	out := map[string][]exec.Event{}
+	for rows.Next() {
+		var data string
+		if err := rows.Scan(&data); err != nil {
+			return nil, err
+		}
+		var e exec.Event
+		if json.Unmarshal([]byte(data), &e) == nil {
+			out[e.Label] = append(out[e.Label], e)
+		}
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,218 @@
+package server
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// maxPayload is GitHub's own cap on webhook payloads.
+const maxPayload = 25 << 20
+
+// validSignature checks X-Hub-Signature-256 ("sha256=" + hex HMAC-SHA256 of
+// the body with the secret) in constant time. No secret: nothing is valid.
+func validSignature(secret []byte, header string, body []byte) bool {
+	if len(secret) == 0 {
+		return false
+	}
+	hexSig, ok := strings.CutPrefix(header, "sha256=")
+	if !ok {
+		return false
+	}
+	got, err := hex.DecodeString(hexSig)
+	if err != nil {
+		return false
+	}
+	m := hmac.New(sha256.New, secret)
+	m.Write(body)
+	return hmac.Equal(got, m.Sum(nil))
+}
+
+// The fields of the payloads mc reads.
+type hookRepo struct {
+	FullName      string `json:"full_name"`
+	CloneURL      string `json:"clone_url"`
+	DefaultBranch string `json:"default_branch"`
+}
+
+type pushPayload struct {
+	Ref        string   `json:"ref"`
+	After      string   `json:"after"`
+	Deleted    bool     `json:"deleted"`
+	Repository hookRepo `json:"repository"`
+}
+
+type prPayload struct {
+	Action      string `json:"action"`
+	Number      int    `json:"number"`
+	PullRequest struct {
+		Head struct {
+			SHA  string   `json:"sha"`
+			Ref  string   `json:"ref"`
+			Repo hookRepo `json:"repo"`
+		} `json:"head"`
+		Base struct {
+			SHA  string   `json:"sha"`
+			Ref  string   `json:"ref"`
+			Repo hookRepo `json:"repo"`
+		} `json:"base"`
+	} `json:"pull_request"`
+	Repository hookRepo `json:"repository"`
+}
+
+// handleGitHub is POST /hooks/github. The signature is verified before
+// anything else is looked at, the delivery id before anything is started.
+func (s *Server) handleGitHub(w http.ResponseWriter, req *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(req.Body, maxPayload+1))
+	if err != nil || len(body) > maxPayload {
+		http.Error(w, "unreadable or too large payload", http.StatusBadRequest)
+		return
+	}
+	if !validSignature([]byte(s.cfg.WebhookSecret), req.Header.Get("X-Hub-Signature-256"), body) {
+		http.Error(w, "missing or invalid X-Hub-Signature-256", http.StatusUnauthorized)
+		return
+	}
+	delivery := req.Header.Get("X-GitHub-Delivery")
+	if delivery == "" {
+		http.Error(w, "missing X-GitHub-Delivery", http.StatusBadRequest)
+		return
+	}
+	fresh, err := s.st.recordDelivery(req.Context(), delivery, s.cfg.Now())
+	if err != nil {
+		s.logf("%v", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	if !fresh {
+		http.Error(w, "delivery "+delivery+" was already received", http.StatusConflict)
+		return
+	}
+	var r *Run
+	switch event := req.Header.Get("X-GitHub-Event"); event {
+	case "ping":
+		w.WriteHeader(http.StatusOK)
+		fmt.Fprintln(w, "pong")
+		return
+	case "push":
+		r, err = pushRun(body)
+	case "pull_request":
+		r, err = pullRequestRun(body)
+	default:
+		w.WriteHeader(http.StatusAccepted)
+		fmt.Fprintf(w, "event %q ignored\n", event)
+		return
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if r == nil {
+		w.WriteHeader(http.StatusAccepted)
+		fmt.Fprintln(w, "nothing to build")
+		return
+	}
+	if err := s.enqueue(req.Context(), r); err != nil {
+		s.logf("%v", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"id": r.ID, "url": fmt.Sprintf("%s/runs/%d", s.cfg.PublicURL, r.ID)})
+}
+
+func pushRun(body []byte) (*Run, error) {
+	var p pushPayload
+	if err := json.Unmarshal(body, &p); err != nil {
+		return nil, fmt.Errorf("push payload: %w", err)
+	}
+	branch, isBranch := strings.CutPrefix(p.Ref, "refs/heads/")
+	if p.Deleted || !isBranch || strings.Trim(p.After, "0") == "" {
+		return nil, nil // a deleted branch or a tag: nothing to build
+	}
+	if err := checkCommit(p.After); err != nil {
+		return nil, err
+	}
+	clone, err := cleanCloneURL(p.Repository.CloneURL)
+	if err != nil {
+		return nil, err
+	}
+	deploy := p.Repository.DefaultBranch != "" && branch == p.Repository.DefaultBranch
+	return &Run{Trigger: TriggerPush, Repo: p.Repository.FullName, CloneURL: clone, Commit: p.After, Branch: branch, Deploy: deploy}, nil
+}
+
+func pullRequestRun(body []byte) (*Run, error) {
+	var p prPayload
+	if err := json.Unmarshal(body, &p); err != nil {
+		return nil, fmt.Errorf("pull_request payload: %w", err)
+	}
+	switch p.Action {
+	case "opened", "synchronize", "reopened":
+	default:
+		return nil, nil
+	}
+	pr := p.PullRequest
+	for _, c := range []string{pr.Head.SHA, pr.Base.SHA} {
+		if err := checkCommit(c); err != nil {
+			return nil, err
+		}
+	}
+	head, err := cleanCloneURL(pr.Head.Repo.CloneURL)
+	if err != nil {
+		return nil, err
+	}
+	base, err := cleanCloneURL(pr.Base.Repo.CloneURL)
+	if err != nil {
+		return nil, err
+	}
+	repo := p.Repository.FullName
+	if repo == "" {
+		repo = pr.Base.Repo.FullName
+	}
+	return &Run{Trigger: TriggerPullRequest, Repo: repo, CloneURL: head, BaseURL: base, Commit: pr.Head.SHA,
+		BaseSHA: pr.Base.SHA, Branch: pr.Head.Ref, PR: p.Number}, nil
+}
+
+// checkCommit accepts a full hexadecimal object name: it is given to git.
+func checkCommit(c string) error {
+	if len(c) != 40 && len(c) != 64 {
+		return fmt.Errorf("commit %q: not a full object name", c)
+	}
+	if _, err := hex.DecodeString(c); err != nil {
+		return fmt.Errorf("commit %q: not a full object name", c)
+	}
+	return nil
+}
+
+// cleanCloneURL accepts https, http, ssh, git and file URLs and drops any
+// credentials in them, which must appear neither in pages nor in the
+// database.
+func cleanCloneURL(s string) (string, error) {
+	u, err := url.Parse(s)
+	if err != nil || s == "" {
+		return "", fmt.Errorf("clone URL %q: not a URL", s)
+	}
+	switch u.Scheme {
+	case "https", "http", "ssh", "git", "file":
+	default:
+		return "", fmt.Errorf("clone URL %q: unsupported scheme", s)
+	}
+	if u.Scheme == "ssh" && u.User != nil {
+		u.User = url.User(u.User.Username()) // git@: a name, not a secret
+	} else {
+		u.User = nil
+	}
+	return u.String(), nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v) // the client went away
+}
