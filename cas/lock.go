@@ -25,6 +25,21 @@ const (
 // lock is per open file, so it also excludes other goroutines of the same
 // process, and the kernel drops it if the process dies.
 func Lock(ctx context.Context, path string) (unlock func() error, err error) {
+	return lockWait(ctx, path, unix.LOCK_EX)
+}
+
+// LockShared takes a shared flock on path (creating the file and its parent
+// directories), waiting while someone holds it exclusively (Lock) or ctx is
+// done. Any number of shared holders coexist. Builds hold the cache's
+// gc.lock shared while `mc cache gc` takes it exclusively, so that gc never
+// deletes a blob a running build is about to record a result for.
+func LockShared(ctx context.Context, path string) (unlock func() error, err error) {
+	return lockWait(ctx, path, unix.LOCK_SH)
+}
+
+// lockWait takes a flock of mode (LOCK_EX or LOCK_SH) on path, polling
+// until it is free or ctx is done.
+func lockWait(ctx context.Context, path string, mode int) (unlock func() error, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("cas: lock %s: %w", path, context.Cause(ctx))
 	}
@@ -34,7 +49,7 @@ func Lock(ctx context.Context, path string) (unlock func() error, err error) {
 	}
 	wait := lockPollMin
 	for {
-		ok, err := tryFlock(f)
+		ok, err := tryFlock(f, mode)
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("cas: lock %s: %w", path, err)
@@ -57,11 +72,21 @@ func Lock(ctx context.Context, path string) (unlock func() error, err error) {
 // TryLock takes the lock Lock takes if it is free; ok is false (and err nil)
 // when someone else holds it.
 func TryLock(path string) (unlock func() error, ok bool, err error) {
+	return tryLock(path, unix.LOCK_EX)
+}
+
+// TryLockShared takes the lock LockShared takes if no one holds it
+// exclusively; ok is false (and err nil) when someone does.
+func TryLockShared(path string) (unlock func() error, ok bool, err error) {
+	return tryLock(path, unix.LOCK_SH)
+}
+
+func tryLock(path string, mode int) (unlock func() error, ok bool, err error) {
 	f, err := openLockFile(path)
 	if err != nil {
 		return nil, false, err
 	}
-	ok, err = tryFlock(f)
+	ok, err = tryFlock(f, mode)
 	if err != nil || !ok {
 		f.Close()
 		if err != nil {
@@ -83,10 +108,10 @@ func openLockFile(path string) (*os.File, error) {
 	return f, nil
 }
 
-// tryFlock attempts a non-blocking exclusive flock on f.
-func tryFlock(f *os.File) (bool, error) {
+// tryFlock attempts a non-blocking flock of mode (LOCK_EX, LOCK_SH) on f.
+func tryFlock(f *os.File, mode int) (bool, error) {
 	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		err := unix.Flock(int(f.Fd()), mode|unix.LOCK_NB)
 		switch {
 		case err == nil:
 			return true, nil
