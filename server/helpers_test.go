@@ -47,5 +47,6 @@ echo "{\"type\":\"stage_finished\",\"time\":\"$(now)\",\"label\":\"//b:b\",\"key
 echo "{\"type\":\"stage_started\",\"time\":\"$(now)\",\"label\":\"//b:b_test\",\"key\":\"dddd4444\"}"
 echo "{\"type\":\"log\",\"time\":\"$(now)\",\"label\":\"//b:b_test\",\"line\":\"PASS\"}"
 echo "{\"type\":\"stage_finished\",\"time\":\"$(now)\",\"label\":\"//b:b_test\",\"key\":\"dddd4444\",\"duration_ms\":30}"
+echo "{\"type\":\"stage_explained\",\"time\":\"$(now)\",\"label\":\"//b:b\",\"key\":\"bbbb2222\",\"reason\":\"input a/a.out changed\"}"
 echo "{\"type\":\"build_finished\",\"time\":\"$(now)\",\"duration_ms\":300,\"summary\":{\"built\":2,\"cached\":1,\"failed\":0,\"skipped\":0,\"critical_path\":[\"//a:a\",\"//b:b\",\"//b:b_test\"],\"critical_path_ms\":150}}"
 `

@@ -140,7 +140,9 @@ func (s *Server) build(ctx context.Context, r *Run) (status, reason string) {
 		return StatusCancelled, ""
 	}
 
-	args := []string{"test", "--output=json"}
+	// --explain: every stage that ran says why (its key's parts that
+	// changed), shown on the run page.
+	args := []string{"test", "--output=json", "--explain"}
 	if r.Deploy {
 		args = append(args, "--deploy")
 	}

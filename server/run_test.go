@@ -29,7 +29,7 @@ func TestServePushRun(t *testing.T) {
 	if r.Status != StatusSuccess || r.Commit != sha || r.Branch != "main" || r.Trigger != TriggerPush || !r.Deploy {
 		t.Fatalf("run: %+v", r)
 	}
-	if got := ts.read("args-" + sha); got != "test --output=json --deploy //..." {
+	if got := ts.read("args-" + sha); got != "test --output=json --explain --deploy //..." {
 		t.Errorf("build args %q", got)
 	}
 	if r.Built != 2 || r.Cached != 1 || r.CacheHitPercent != 33 || len(r.Stages) != 3 {
@@ -50,6 +50,7 @@ func TestServePushRun(t *testing.T) {
 		`<svg id="timeline"`, `class="bar st-built crit" data-label="//b:b"`,
 		`<span class="fg32">compiling</span> &lt;b&gt; &amp; more`, `second line of b`, `mc: a line on stderr`,
 		`$ git fetch -q --no-tags ` + repo.url() + " " + sha, `data-live="0"`, `b/b.out`,
+		`input a/a.out changed`, // why //b:b ran (--explain)
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("run page lacks %q", want)
@@ -113,7 +114,7 @@ func TestServePullRequestRun(t *testing.T) {
 	if r.Status != StatusFailure || r.PR != 7 || r.Deploy || r.Failed != 1 || r.Skipped != 1 {
 		t.Fatalf("run: %+v", r)
 	}
-	want := "test --output=json --affected-since=" + fork + " --cache-write=false //..."
+	want := "test --output=json --explain --affected-since=" + fork + " --cache-write=false //..."
 	if got := ts.read("args-" + head); got != want {
 		t.Errorf("build args %q, want %q", got, want)
 	}
@@ -196,6 +197,13 @@ func TestServeRestart(t *testing.T) {
 	id2 := ts.accept("push", "r-2", pushPayloadFor(repo, "feature", busy))
 	ts.waitFile("started-" + busy)
 	ts.waitRun(id2, StatusRunning)
+	// Both workers busy: a third run waits in the queue across the restart.
+	other := repo.commit("other")
+	ts.accept("push", "r-4", pushPayloadFor(repo, "other", other))
+	ts.waitFile("started-" + other)
+	queued := repo.commit("queued")
+	id5 := ts.accept("push", "r-5", pushPayloadFor(repo, "later", queued))
+	ts.waitRun(id5, StatusQueued)
 	ts.stop()
 
 	ts2 := startServer(t, data, gh, gated)
@@ -219,6 +227,10 @@ func TestServeRestart(t *testing.T) {
 		t.Errorf("the interrupted run's log is gone")
 	}
 	gh.waitStates(t, busy, "pending", "pending", "error")
+	// The queued run was not lost: it builds after the restart.
+	ts2.waitFile("started-" + queued)
+	ts2.touch("gate-" + queued)
+	ts2.waitRun(id5, StatusSuccess)
 	// A delivery seen before the restart is still a replay.
 	if code, _ := ts2.deliver("push", "r-1", pushPayloadFor(repo, "main", done), ""); code != http.StatusConflict {
 		t.Errorf("replay after restart: %d, want 409", code)

@@ -89,7 +89,8 @@ type supersededError struct{ by int64 }
 func (e *supersededError) Error() string { return fmt.Sprintf("superseded by run %d", e.by) }
 
 // New opens the server's state under cfg.DataDir. Runs its predecessor left
-// queued or running are marked interrupted (and so reported to GitHub).
+// running are marked interrupted (and so reported to GitHub); runs it left
+// queued are queued again, to build once Run starts.
 func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("server: no data directory")
@@ -131,6 +132,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			s.postStatus(ctx, r)
 		}
 	}
+	if s.pending, err = st.queuedRuns(ctx); err != nil {
+		close(s.statuses)
+		st.close()
+		return nil, err
+	}
 	s.mux = s.routes()
 	return s, nil
 }
@@ -140,7 +146,7 @@ func (s *Server) Handler() http.Handler { return s.mux }
 
 // Run starts cfg.Parallel workers that build queued runs, and blocks until
 // ctx is done; runs still building then are cancelled and recorded as
-// interrupted.
+// interrupted, runs still queued stay queued for the next start.
 func (s *Server) Run(ctx context.Context) error {
 	for range s.cfg.Parallel {
 		s.workers.Add(1)
@@ -156,13 +162,9 @@ func (s *Server) Run(ctx context.Context) error {
 	for _, cancel := range s.active {
 		cancel(errShutdown)
 	}
-	pending := s.pending
 	s.pending = nil
 	s.mu.Unlock()
 	s.workers.Wait()
-	for _, id := range pending {
-		_ = s.st.finishRun(context.WithoutCancel(ctx), id, StatusInterrupted, errShutdown.Error(), s.cfg.Now())
-	}
 	return nil
 }
 

@@ -419,10 +419,11 @@ type statusEvent struct {
 	Reason string    `json:"reason,omitempty"`
 }
 
-// interruptActive marks every queued or running run interrupted: what a
-// server that starts finds of the runs its predecessor did not finish.
+// interruptActive marks every running run interrupted: what a server that
+// starts finds of the builds its predecessor did not finish. Queued runs
+// stay queued (queuedRuns): their build has not started, so nothing is lost.
 func (st *store) interruptActive(ctx context.Context, t time.Time) ([]int64, error) {
-	rows, err := st.db.QueryContext(ctx, "SELECT id FROM runs WHERE status IN ('queued','running')")
+	rows, err := st.db.QueryContext(ctx, "SELECT id FROM runs WHERE status = 'running'")
 	if err != nil {
 		return nil, fmt.Errorf("server: interrupted runs: %w", err)
 	}
@@ -442,6 +443,24 @@ func (st *store) interruptActive(ctx context.Context, t time.Time) ([]int64, err
 		}
 	}
 	return ids, nil
+}
+
+// queuedRuns lists the runs still queued, oldest first.
+func (st *store) queuedRuns(ctx context.Context) ([]int64, error) {
+	rows, err := st.db.QueryContext(ctx, "SELECT id FROM runs WHERE status = 'queued' ORDER BY id")
+	if err != nil {
+		return nil, fmt.Errorf("server: queued runs: %w", err)
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
 }
 
 // seenDelivery records a webhook delivery id; it reports false when the id
@@ -501,6 +520,10 @@ func (st *store) appendEvents(ctx context.Context, id int64, evs []exec.Event, f
 	return tx.Commit()
 }
 
+// eventStageExplained is the event `mc build --explain --output=json`
+// sends for each stage that ran, with the reason (cmd/mc/observe.go).
+const eventStageExplained = "stage_explained"
+
 func applyEvent(ctx context.Context, tx *sql.Tx, id int64, e exec.Event) error {
 	upsert := func(status string, set string, args ...any) error {
 		if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO stages (run, label, status) VALUES (?,?,?)", id, e.Label, status); err != nil {
@@ -534,6 +557,10 @@ func applyEvent(ctx context.Context, tx *sql.Tx, id int64, e exec.Event) error {
 			t, e.DurationMS, e.ExitCode, e.Error, t-e.DurationMS*1e6)
 	case exec.EventStageSkipped:
 		return upsert(StageSkipped, ", reason = ?", e.Reason)
+	case eventStageExplained:
+		// Why a stage ran (mc build --explain); no change of state.
+		_, err := tx.ExecContext(ctx, "UPDATE stages SET reason = ? WHERE run = ? AND label = ?", e.Reason, id, e.Label)
+		return err
 	case exec.EventLog:
 		return boundLog(ctx, tx, id, e.Label)
 	case exec.EventBuildFinished:
