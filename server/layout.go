@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"html/template"
+	"maps"
 	"sort"
 	"strings"
 	"time"
@@ -136,8 +137,16 @@ func graphSVG(g *Graph, states map[string]string) template.HTML {
 	if len(nodes) == 0 {
 		return ""
 	}
+	note := ""
 	if len(nodes) > maxGraphNodes {
-		return template.HTML(fmt.Sprintf(`<p class="note">The graph has %d targets: too many to draw; see the stages below.</p>`, len(nodes)))
+		// A big monorepo: draw what this run did (stages that ran, failed
+		// or were skipped) and what they depend on directly.
+		total := len(nodes)
+		nodes = activeSubgraph(nodes, states)
+		if len(nodes) == 0 || len(nodes) > maxGraphNodes {
+			return template.HTML(fmt.Sprintf(`<p class="note">The graph has %d targets: too many to draw; see the stages below.</p>`, total))
+		}
+		note = fmt.Sprintf(`<p class="note">%d of the graph's %d targets: the stages this run did not find in the cache and their direct dependencies.</p>`, len(nodes), total)
 	}
 	full := &Graph{}
 	for _, n := range nodes {
@@ -162,6 +171,7 @@ func graphSVG(g *Graph, states map[string]string) template.HTML {
 	w := 2*pad + (maxLayer+1)*(nodeW+colGap) - colGap
 	h := 2*pad + maxRows*(nodeH+rowGap) - rowGap
 	var b strings.Builder
+	b.WriteString(note)
 	fmt.Fprintf(&b, `<svg id="graph" xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" role="img" aria-label="stage graph">`, w, h, w, h)
 	b.WriteString(`<g class="edges">`)
 	for _, n := range full.Nodes {
@@ -193,6 +203,25 @@ func graphSVG(g *Graph, states map[string]string) template.HTML {
 	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String())
+}
+
+// activeSubgraph keeps the nodes whose stage did something other than a
+// cache hit in this run, and their direct dependencies.
+func activeSubgraph(nodes map[string]GraphNode, states map[string]string) map[string]GraphNode {
+	keep := map[string]GraphNode{}
+	for l, st := range states {
+		if n, ok := nodes[l]; ok && st != "" && st != StageCached {
+			keep[l] = n
+		}
+	}
+	for _, n := range maps.Clone(keep) {
+		for _, d := range n.Deps {
+			if dn, ok := nodes[d]; ok {
+				keep[d] = dn
+			}
+		}
+	}
+	return keep
 }
 
 // timelineSVG draws one bar per stage that ran, from its start to its end

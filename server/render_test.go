@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -74,5 +75,42 @@ func TestServeTimelineCriticalPath(t *testing.T) {
 	}
 	if strings.Contains(svg, "//c:c") {
 		t.Errorf("a cached stage has a bar")
+	}
+}
+
+// A graph too big to draw whole: the page draws the stages the run did not
+// find in the cache and their direct dependencies, and says so.
+func TestServeGraphBigRunsSubgraph(t *testing.T) {
+	g := &Graph{}
+	states := map[string]string{}
+	for i := range 1000 {
+		n := GraphNode{Label: fmt.Sprintf("//p%04d:s", i), Kind: "stage"}
+		if i > 0 {
+			n.Deps = []string{fmt.Sprintf("//p%04d:s", i-1)}
+		}
+		g.Nodes = append(g.Nodes, n)
+		states[n.Label] = StageCached
+	}
+	states["//p0500:s"] = StageBuilt
+	states["//p0501:s"] = StageFailed
+	svg := string(graphSVG(g, states))
+	for _, want := range []string{`3 of the graph&#39;s 1000 targets`, `class="node st-built" data-label="//p0500:s"`,
+		`class="node st-failed" data-label="//p0501:s"`, `class="node st-cached" data-label="//p0499:s"`} {
+		if !strings.Contains(svg, want) && !strings.Contains(svg, strings.ReplaceAll(want, "&#39;", "'")) {
+			t.Errorf("svg lacks %q", want)
+		}
+	}
+	if n := strings.Count(svg, `class="node `); n != 3 {
+		t.Errorf("%d nodes drawn, want 3", n)
+	}
+	if n := strings.Count(svg, "<path"); n != 2 {
+		t.Errorf("%d edges, want 2", n)
+	}
+	// Nothing ran: nothing to draw but the note.
+	for l := range states {
+		states[l] = StageCached
+	}
+	if svg := string(graphSVG(g, states)); !strings.Contains(svg, "too many to draw") || strings.Contains(svg, "<svg") {
+		t.Errorf("all cached: %s", svg)
 	}
 }
