@@ -24,7 +24,7 @@ var allowed = map[string][]string{
 	"ui":                 {"exec"},
 	"vcs":                {},
 	"profile":            {"exec"},
-	"cmd/mc":             {"builtins", "lang", "graph", "cas", "cas/s3", "exec", "ui", "vcs", "profile", "oci", "server", "runner"},
+	"cmd/mc":             {"builtins", "lang", "graph", "cas", "cas/s3", "exec", "ui", "vcs", "profile", "oci", "server", "runner", "exec/runc"},
 	"runner":             {"exec", "graph", "cas", "cas/s3"},
 	"internal/ec2double": {},
 	"cas/s3":             {"cas"},

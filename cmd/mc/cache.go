@@ -18,6 +18,7 @@ import (
 
 	"github.com/mc-build/mc/builtins"
 	"github.com/mc-build/mc/cas"
+	"github.com/mc-build/mc/exec/runc"
 	"github.com/mc-build/mc/graph"
 	"github.com/mc-build/mc/lang"
 )
@@ -417,6 +418,13 @@ func collectGarbage(ctx context.Context, e *env, c *cacheDirs, limit int64, wait
 	rep.SandboxesRemoved, rep.SandboxBytes, err = removeStaleSandboxes(ctx, filepath.Join(c.dir, "sandbox"), time.Now().Add(-staleSandbox))
 	if err != nil {
 		return nil, &infraError{fmt.Errorf("removing leftover sandboxes: %w", err)}
+	}
+	// Containers of stages whose mc was killed (runc outlived it): with the
+	// lock held no build runs one. No runc here: there are none to clean.
+	if rt, err := runc.Find(e.getenv); err == nil {
+		if err := rt.Cleanup(filepath.Join(c.dir, "sandbox", "runc")); err != nil {
+			return nil, &infraError{fmt.Errorf("removing leftover containers: %w", err)}
+		}
 	}
 	// Unpacked image filesystems are derived from the store and unpacked
 	// again on demand; no build uses them while gc holds the lock. Pulled
