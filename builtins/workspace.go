@@ -175,14 +175,17 @@ var (
 	securityRE     = regexp.MustCompile(`^sg-[0-9a-f]+$`)
 	amiRE          = regexp.MustCompile(`^ami-[0-9a-f]+$`)
 	instanceTypeRE = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9-]+$`)
+	// An IAM instance profile: a name, or an ARN of one.
+	instanceProfileRE = regexp.MustCompile(`^([\w+=,.@-]{1,128}|arn:aws[\w-]*:iam::\d{12}:instance-profile/[\w+=,.@/-]{1,128})$`)
 )
 
 // ec2(region, subnet, security_groups, ami, instance_type, max_instances,
-// ttl) describes remote runners on EC2.
+// ttl, instance_profile) describes remote runners on EC2.
 func ec2Builtin(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	const fn = "ec2"
 	var (
 		region, subnet, ami, instanceType string
+		instanceProfile                   string
 		securityGroups                    stringList
 		maxInstances                      = defaultMaxInstances
 		ttl                               = defaultRunnerTTL
@@ -190,7 +193,7 @@ func ec2Builtin(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 	if err := unpackKeywords(thread, fn, args, kwargs,
 		"region", &region, "ami", &ami, "instance_type", &instanceType,
 		"subnet??", &subnet, "security_groups??", &securityGroups,
-		"max_instances??", &maxInstances, "ttl??", &ttl,
+		"max_instances??", &maxInstances, "ttl??", &ttl, "instance_profile??", &instanceProfile,
 	); err != nil {
 		return nil, err
 	}
@@ -219,6 +222,9 @@ func ec2Builtin(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 	if !instanceTypeRE.MatchString(instanceType) {
 		return nil, fail("instance_type: %q is not an EC2 instance type (like \"c6i.xlarge\")", instanceType)
 	}
+	if instanceProfile != "" && !instanceProfileRE.MatchString(instanceProfile) {
+		return nil, fail("instance_profile: %q is not an IAM instance profile name or ARN (like \"mc-runner\")", instanceProfile)
+	}
 	if maxInstances <= 0 {
 		return nil, fail("max_instances: must be at least 1, got %d", maxInstances)
 	}
@@ -227,13 +233,14 @@ func ec2Builtin(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 		return nil, fail("ttl: %v", err)
 	}
 	return &ec2Value{r: graph.EC2Runners{
-		Region:         region,
-		Subnet:         subnet,
-		SecurityGroups: securityGroups,
-		AMI:            ami,
-		InstanceType:   instanceType,
-		MaxInstances:   maxInstances,
-		TTL:            d,
+		Region:          region,
+		Subnet:          subnet,
+		SecurityGroups:  securityGroups,
+		AMI:             ami,
+		InstanceType:    instanceType,
+		MaxInstances:    maxInstances,
+		TTL:             d,
+		InstanceProfile: instanceProfile,
 	}}, nil
 }
 

@@ -53,6 +53,12 @@ workspace(name = "w", cache = "s3://bucket/", registry = "localhost:5000", runne
 		{"go-style ttl", `workspace(name = "w", runners = ec2(region = "us-gov-west-1", ami = "ami-1", instance_type = "c6i.large", ttl = "1h30m"))`,
 			graph.Workspace{Name: "w", Runners: &graph.EC2Runners{Region: "us-gov-west-1", AMI: "ami-1", InstanceType: "c6i.large", MaxInstances: 4, TTL: 90 * time.Minute}}},
 		{"None runners", `workspace(name = "w", runners = None)`, graph.Workspace{Name: "w"}},
+		{"instance profile ARN", `workspace(name = "w", runners = ec2(region = "us-east-2", ami = "ami-1", instance_type = "c6i.large", instance_profile = "arn:aws:iam::123456789012:instance-profile/mc-runner"))`,
+			graph.Workspace{Name: "w", Runners: &graph.EC2Runners{Region: "us-east-2", AMI: "ami-1", InstanceType: "c6i.large", MaxInstances: 4, TTL: 2 * time.Hour,
+				InstanceProfile: "arn:aws:iam::123456789012:instance-profile/mc-runner"}}},
+		{"instance profile name", `workspace(name = "w", runners = ec2(region = "us-east-2", ami = "ami-1", instance_type = "c6i.large", instance_profile = "mc-runner"))`,
+			graph.Workspace{Name: "w", Runners: &graph.EC2Runners{Region: "us-east-2", AMI: "ami-1", InstanceType: "c6i.large", MaxInstances: 4, TTL: 2 * time.Hour,
+				InstanceProfile: "mc-runner"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -103,6 +109,7 @@ func TestLoadWorkspaceErrors(t *testing.T) {
 		{"ec2 max_instances", `ec2(` + ec2OK + `, max_instances = 0)`, `WORKSPACE.mc:1:4: ec2: max_instances: must be at least 1, got 0`},
 		{"ec2 max_instances type", `ec2(` + ec2OK + `, max_instances = "3")`, `WORKSPACE.mc:1:4: ec2: for parameter "max_instances": got string, want int`},
 		{"ec2 ttl", `ec2(` + ec2OK + `, ttl = "2 hours")`, `WORKSPACE.mc:1:4: ec2: ttl: invalid duration "2 hours" (want a number with a unit, like "90s", "30m" or "2h")`},
+		{"ec2 instance profile", `ec2(` + ec2OK + `, instance_profile = "mc runner")`, `WORKSPACE.mc:1:4: ec2: instance_profile: "mc runner" is not an IAM instance profile name or ARN (like "mc-runner")`},
 		{"ec2 ttl zero", `ec2(` + ec2OK + `, ttl = "0s")`, `WORKSPACE.mc:1:4: ec2: ttl: duration "0s" must be positive`},
 		{"no load", `load("//x.star", "y")`, `WORKSPACE.mc:1:1: cannot load //x.star: load() is not supported in WORKSPACE.mc`},
 		{"no stage", `stage(name = "x", cmd = "y")`, `WORKSPACE.mc:1:1: undefined: stage`},

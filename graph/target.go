@@ -107,4 +107,7 @@ type EC2Runners struct {
 	InstanceType   string
 	MaxInstances   int
 	TTL            time.Duration
+	// InstanceProfile is the IAM instance profile (name or ARN) whose role
+	// gives the agent access to the shared cache; "" for none.
+	InstanceProfile string
 }

@@ -56,7 +56,10 @@ func newProvider(ctx context.Context, e *env, s *session, kind string) (runner.P
 			return nil, usagef("--runners=ec2: WORKSPACE.mc sets no runners = ec2(...) (region, subnet, security_groups, ami, instance_type)")
 		}
 		ep, _ := e.getenv("MC_EC2_ENDPOINT")
-		profile, _ := e.getenv("MC_EC2_INSTANCE_PROFILE")
+		profile := r.InstanceProfile
+		if v, ok := e.getenv("MC_EC2_INSTANCE_PROFILE"); ok && v != "" {
+			profile = v // the environment overrides WORKSPACE.mc, as for every setting
+		}
 		p, err := runner.NewEC2(ctx, runner.EC2Options{
 			Region: r.Region, Subnet: r.Subnet, SecurityGroups: r.SecurityGroups, AMI: r.AMI,
 			InstanceType: r.InstanceType, Endpoint: ep, Getenv: e.getenv, InstanceProfile: profile,
