@@ -19,13 +19,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 note() { printf 'bench: %s\n' "$*" >&2; }
 die() { printf 'bench: FAIL: %s\n' "$*" >&2; exit 1; }
 
-MINIO=$(command -v minio || echo "$(go env GOPATH)/bin/minio")
-[[ -x $MINIO ]] || die "minio not found: go install github.com/minio/minio@latest"
-
 TMP=$(mktemp -d "$BENCH_TMP/mc-remote.XXXXXX")
-MINIO_PID=
 cleanup() {
-	[[ -n $MINIO_PID ]] && kill "$MINIO_PID" 2>/dev/null && wait "$MINIO_PID" 2>/dev/null
+	minio_stop
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -35,21 +31,7 @@ if [[ -z ${MC:-} ]]; then
 	(cd "$ROOT" && go build -o "$TMP/mc" ./cmd/mc)
 	MC=$TMP/mc
 fi
-(cd "$ROOT" && go build -o "$TMP/s3get" ./bench/s3get)
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-export AWS_ACCESS_KEY_ID=benchadmin AWS_SECRET_ACCESS_KEY=benchsecret123 AWS_REGION=us-east-1
-export MC_S3_ENDPOINT=http://127.0.0.1:$port
-MINIO_ROOT_USER=$AWS_ACCESS_KEY_ID MINIO_ROOT_PASSWORD=$AWS_SECRET_ACCESS_KEY MINIO_BROWSER=off MINIO_UPDATE=off \
-	"$MINIO" server --quiet --address "127.0.0.1:$port" --console-address "127.0.0.1:$cport" "$TMP/minio" >"$TMP/minio.log" 2>&1 &
-MINIO_PID=$!
-for _ in $(seq 100); do
-	curl -sf "$MC_S3_ENDPOINT/minio/health/ready" >/dev/null && break
-	sleep 0.1
-done
-curl -sf "$MC_S3_ENDPOINT/minio/health/ready" >/dev/null || die "minio did not start: $(cat "$TMP/minio.log")"
-"$TMP/s3get" -bucket bench -mkbucket
+source "$ROOT/bench/minio.sh"
 
 note "generating $PACKAGES x $STAGES stages"
 (cd "$ROOT" && go run ./bench/gen -out "$TMP/ws" -packages "$PACKAGES" -stages "$STAGES" -seed 1 >/dev/null)
