@@ -30,6 +30,7 @@ var allowed = map[string][]string{
 	"cas/s3":             {"cas"},
 	"oci":                {},
 	"exec/runc":          {},
+	"internal/syncbuf":   {},
 	"server":             {"exec", "graph", "cas"},
 }
 

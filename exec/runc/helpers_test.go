@@ -13,9 +13,10 @@ import (
 	osexec "os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/mc-build/mc/internal/syncbuf"
 )
 
 // needRunc is the runc under test. A missing runc fails the test (with
@@ -113,29 +114,11 @@ func baseSpec(t testing.TB, rootfs string, args ...string) Spec {
 	}
 }
 
-// syncBuffer is an io.Writer safe to read while a Run writes to it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // run runs spec to the end and returns its status and output, failing
 // the test on an error.
 func run(t testing.TB, rt *Runtime, spec Spec, stateDir string) (int, string) {
 	t.Helper()
-	var out syncBuffer
+	var out syncbuf.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	code, err := rt.Run(ctx, spec, stateDir, &out)

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mc-build/mc/internal/syncbuf"
 )
 
 func TestRun(t *testing.T) {
@@ -307,7 +309,7 @@ func TestCancel(t *testing.T) {
 				ctx, cancel = context.WithTimeout(context.Background(), time.Second)
 			}
 			defer cancel()
-			var out syncBuffer
+			var out syncbuf.Buffer
 			var code int
 			var err error
 			var ended time.Time
@@ -455,7 +457,7 @@ func TestConcurrent(t *testing.T) {
 			ws := t.TempDir()
 			spec := baseSpec(t, rootfs, "/bin/sh", "-c", fmt.Sprintf("sleep 0.2; echo %d > /mc/ws/f; cat /mc/ws/f", i))
 			spec.Mounts = []Mount{{Source: ws, Dest: "/mc/ws"}}
-			var out syncBuffer
+			var out syncbuf.Buffer
 			codes[i], errs[i] = rt.Run(context.Background(), spec, state, &out)
 			outs[i] = out.String()
 		}()
@@ -523,7 +525,7 @@ func TestCleanup(t *testing.T) {
 	}
 
 	active := baseSpec(t, rootfs, "/bin/sh", "-c", "echo started; sleep 1; echo done")
-	var out syncBuffer
+	var out syncbuf.Buffer
 	var code int
 	var runErr error
 	finished := make(chan struct{})

@@ -9,7 +9,6 @@
 package testminio
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -26,6 +25,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/mc-build/mc/internal/syncbuf"
 )
 
 // readyTimeout bounds how long Start waits for a new server to be ready.
@@ -50,7 +51,7 @@ type Server struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when cmd has been waited for
-	log    *lockedBuffer
+	log    *syncbuf.Buffer
 
 	clientOnce sync.Once
 	client     *s3.Client
@@ -131,7 +132,7 @@ func (s *Server) start(t testing.TB) {
 		// Like AWS, reject requests signed for another region.
 		"MINIO_SITE_REGION=us-east-1",
 	)
-	log := &lockedBuffer{}
+	log := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = procAttr()
 	if err := cmd.Start(); err != nil {
@@ -273,23 +274,4 @@ func randomHex(t testing.TB, n int) string {
 		t.Fatalf("testminio: random: %v", err)
 	}
 	return hex.EncodeToString(b)
-}
-
-// lockedBuffer collects the server's output; the process writes to it from
-// exec's copying goroutines while a failing test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

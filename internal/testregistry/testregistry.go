@@ -8,7 +8,6 @@
 package testregistry
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"net/http"
@@ -16,9 +15,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/mc-build/mc/internal/syncbuf"
 )
 
 // Binary is the registry executable, looked up in PATH first.
@@ -29,7 +29,7 @@ type Registry struct {
 	Addr string // "127.0.0.1:PORT"
 	Dir  string // storage root directory
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *syncbuf.Buffer
 }
 
 // Start runs a fresh, empty registry and stops it when the test ends. A
@@ -75,7 +75,7 @@ func start(t testing.TB, bin, dir string, attempt int) (*Registry, error) {
 	if err := os.WriteFile(cfg, []byte(config(addr, storage)), 0o644); err != nil {
 		return nil, err
 	}
-	r := &Registry{Addr: addr, Dir: storage, log: &syncBuffer{}}
+	r := &Registry{Addr: addr, Dir: storage, log: &syncbuf.Buffer{}}
 	r.cmd = exec.Command(bin, "serve", cfg)
 	r.cmd.Env = cleanEnv()
 	r.cmd.Stdout = r.log
@@ -113,7 +113,7 @@ func start(t testing.TB, bin, dir string, attempt int) (*Registry, error) {
 	}
 	t.Cleanup(func() {
 		stop()
-		if t.Failed() && r.log.Len() > 0 {
+		if t.Failed() && r.log.String() != "" {
 			t.Logf("docker-registry log:\n%s", r.log.String())
 		}
 	})
@@ -159,28 +159,4 @@ func freeAddr() (string, error) {
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
-}
-
-// syncBuffer collects the registry's output from two pipes at once.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *syncBuffer) Len() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Len()
 }
