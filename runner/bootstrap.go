@@ -58,6 +58,9 @@ func Bootstrap(s BootstrapSpec) string {
 	}
 	w("./mc agent %s", strings.Join(args, " "))
 	w("echo \"mc runner: agent exited with status $?\" >&2")
+	// The binary is tens of megabytes and no longer needed: a local runner
+	// (or a kept one) must not leave one behind per stage.
+	w("cd / && rm -rf \"$dir\"")
 	if s.Keep {
 		if s.Local {
 			w("wait") // for the TTL's power-off

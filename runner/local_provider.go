@@ -145,6 +145,10 @@ func (p *LocalProvider) Terminate(ctx context.Context, ids []string) error {
 		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}
+		// Its disk goes with it, as an EC2 root volume does.
+		if err := os.RemoveAll(p.instDir(id)); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -166,6 +170,7 @@ func (p *LocalProvider) List(ctx context.Context, workspace string) ([]Instance,
 		if !procAlive(r.PID, r.Start) {
 			st = StateTerminated
 			_ = os.Remove(f)
+			_ = os.RemoveAll(p.instDir(r.ID)) // its disk goes with it
 		}
 		out = append(out, Instance{ID: r.ID, State: st, Tags: r.Tags, Launched: r.Launched})
 	}

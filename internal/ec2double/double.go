@@ -281,9 +281,11 @@ func (s *Server) boot(in *instance, userData []byte, delay time.Duration) {
 	s.mu.Unlock()
 	_ = cmd.Wait()
 	// The user-data's shell is gone: the machine powered off (or crashed);
-	// make sure nothing of its group survives it.
+	// make sure nothing of its group survives it, and drop its disk, as
+	// DeleteOnTermination does (a benchmark launches hundreds).
 	_ = syscall.Kill(-in.pgid, syscall.SIGKILL)
 	s.setState(in, "terminated")
+	_ = os.RemoveAll(dir)
 }
 
 func (s *Server) setState(in *instance, st string) {
