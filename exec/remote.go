@@ -347,7 +347,7 @@ func (t *remoteTier) uploadResult(ctx context.Context, key cas.Digest, res *cas.
 	}
 	var blobs []blob
 	if !res.Log.IsZero() && res.Log != cas.Empty {
-		if fi, err := t.blobSize(res.Log); err == nil {
+		if fi, err := t.store.Size(res.Log); err == nil {
 			blobs = append(blobs, blob{res.Log, fi})
 		}
 	}
@@ -362,7 +362,7 @@ func (t *remoteTier) uploadResult(ctx context.Context, key cas.Digest, res *cas.
 					blobs = append(blobs, blob{e.Digest, e.Size})
 				}
 			}
-			size, err := t.blobSize(o.Digest)
+			size, err := t.store.Size(o.Digest)
 			if err != nil {
 				return err
 			}
@@ -380,10 +380,6 @@ func (t *remoteTier) uploadResult(ctx context.Context, key cas.Digest, res *cas.
 		return err
 	}
 	return t.opts.Cache.PutAction(ctx, key, res)
-}
-
-func (t *remoteTier) blobSize(d cas.Digest) (int64, error) {
-	return t.store.Size(d)
 }
 
 // finish waits for the uploads and returns the build's statistics.

@@ -1,7 +1,6 @@
 package s3
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -56,18 +55,7 @@ func (r *Remote) PutAction(ctx context.Context, key cas.Digest, res *cas.ActionR
 	if err != nil {
 		return fmt.Errorf("s3 put %s: %w", n, err)
 	}
-	release, err := r.acquire(ctx, 1)
-	if err != nil {
-		return fmt.Errorf("s3 put %s: %w", n, err)
-	}
-	defer release()
-	_, err = r.client.PutObject(ctx, &s3api.PutObjectInput{
-		Bucket:        aws.String(r.bucket),
-		Key:           aws.String(r.key(nsAction, key)),
-		Body:          bytes.NewReader(b),
-		ContentLength: aws.Int64(int64(len(b))),
-	})
-	if err != nil {
+	if err := r.putBytes(ctx, nsAction, key, b); err != nil {
 		return fmt.Errorf("s3 put %s: %w", n, err)
 	}
 	return nil

@@ -166,21 +166,27 @@ func (r *Remote) uploadSmall(ctx context.Context, d cas.Digest, size int64, src 
 	if err != nil {
 		return fmt.Errorf("s3 put %s: %w", n, err)
 	}
+	if err := r.putBytes(ctx, nsBlob, d, buf.Bytes()); err != nil {
+		return fmt.Errorf("s3 put %s: %w", n, err)
+	}
+	return nil
+}
+
+// putBytes stores b as the object of d in namespace ns with one PUT, in a
+// request slot of its own.
+func (r *Remote) putBytes(ctx context.Context, ns string, d cas.Digest, b []byte) error {
 	release, err := r.acquire(ctx, 1)
 	if err != nil {
-		return fmt.Errorf("s3 put %s: %w", n, err)
+		return err
 	}
 	defer release()
 	_, err = r.client.PutObject(ctx, &s3api.PutObjectInput{
 		Bucket:        aws.String(r.bucket),
-		Key:           aws.String(r.key(nsBlob, d)),
-		Body:          bytes.NewReader(buf.Bytes()),
-		ContentLength: aws.Int64(int64(buf.Len())),
+		Key:           aws.String(r.key(ns, d)),
+		Body:          bytes.NewReader(b),
+		ContentLength: aws.Int64(int64(len(b))),
 	})
-	if err != nil {
-		return fmt.Errorf("s3 put %s: %w", n, err)
-	}
-	return nil
+	return err
 }
 
 // uploadLarge streams the blob as a multipart upload. If the local blob
