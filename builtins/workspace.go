@@ -180,7 +180,7 @@ var (
 )
 
 // ec2(region, subnet, security_groups, ami, instance_type, max_instances,
-// ttl, instance_profile) describes remote runners on EC2.
+// warm, ttl, instance_profile) describes remote runners on EC2.
 func ec2Builtin(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	const fn = "ec2"
 	var (
@@ -188,12 +188,13 @@ func ec2Builtin(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 		instanceProfile                   string
 		securityGroups                    stringList
 		maxInstances                      = defaultMaxInstances
+		warm                              = -1
 		ttl                               = defaultRunnerTTL
 	)
 	if err := unpackKeywords(thread, fn, args, kwargs,
 		"region", &region, "ami", &ami, "instance_type", &instanceType,
 		"subnet??", &subnet, "security_groups??", &securityGroups,
-		"max_instances??", &maxInstances, "ttl??", &ttl, "instance_profile??", &instanceProfile,
+		"max_instances??", &maxInstances, "warm??", &warm, "ttl??", &ttl, "instance_profile??", &instanceProfile,
 	); err != nil {
 		return nil, err
 	}
@@ -228,6 +229,9 @@ func ec2Builtin(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 	if maxInstances <= 0 {
 		return nil, fail("max_instances: must be at least 1, got %d", maxInstances)
 	}
+	if warm < -1 {
+		return nil, fail("warm: must be 0 (no spare runners) or more, got %d", warm)
+	}
 	d, err := parseDuration(ttl)
 	if err != nil {
 		return nil, fail("ttl: %v", err)
@@ -239,6 +243,7 @@ func ec2Builtin(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 		AMI:             ami,
 		InstanceType:    instanceType,
 		MaxInstances:    maxInstances,
+		Warm:            warm,
 		TTL:             d,
 		InstanceProfile: instanceProfile,
 	}}, nil

@@ -40,7 +40,7 @@ workspace(
 			Registry: "registry.example.com/acme",
 			Runners: &graph.EC2Runners{
 				Region: "us-east-2", Subnet: "subnet-0abc", SecurityGroups: []string{"sg-0abc"}, AMI: "ami-0abc",
-				InstanceType: "c6i.xlarge", MaxInstances: 20, TTL: 2 * time.Hour,
+				InstanceType: "c6i.xlarge", MaxInstances: 20, Warm: -1, TTL: 2 * time.Hour,
 			},
 		}},
 		{"ec2 defaults, trailing slash on cache, registry with port", `
@@ -48,16 +48,18 @@ r = ec2(region = "eu-central-1", ami = "ami-1", instance_type = "m7g.metal-48xl"
 workspace(name = "w", cache = "s3://bucket/", registry = "localhost:5000", runners = r)
 `, graph.Workspace{
 			Name: "w", Cache: "s3://bucket", Registry: "localhost:5000",
-			Runners: &graph.EC2Runners{Region: "eu-central-1", AMI: "ami-1", InstanceType: "m7g.metal-48xl", MaxInstances: 4, TTL: 2 * time.Hour},
+			Runners: &graph.EC2Runners{Region: "eu-central-1", AMI: "ami-1", InstanceType: "m7g.metal-48xl", MaxInstances: 4, Warm: -1, TTL: 2 * time.Hour},
 		}},
 		{"go-style ttl", `workspace(name = "w", runners = ec2(region = "us-gov-west-1", ami = "ami-1", instance_type = "c6i.large", ttl = "1h30m"))`,
-			graph.Workspace{Name: "w", Runners: &graph.EC2Runners{Region: "us-gov-west-1", AMI: "ami-1", InstanceType: "c6i.large", MaxInstances: 4, TTL: 90 * time.Minute}}},
+			graph.Workspace{Name: "w", Runners: &graph.EC2Runners{Region: "us-gov-west-1", AMI: "ami-1", InstanceType: "c6i.large", MaxInstances: 4, Warm: -1, TTL: 90 * time.Minute}}},
+		{"warm pool cap", `workspace(name = "w", runners = ec2(region = "us-east-2", ami = "ami-1", instance_type = "c6i.large", warm = 0))`,
+			graph.Workspace{Name: "w", Runners: &graph.EC2Runners{Region: "us-east-2", AMI: "ami-1", InstanceType: "c6i.large", MaxInstances: 4, Warm: 0, TTL: 2 * time.Hour}}},
 		{"None runners", `workspace(name = "w", runners = None)`, graph.Workspace{Name: "w"}},
 		{"instance profile ARN", `workspace(name = "w", runners = ec2(region = "us-east-2", ami = "ami-1", instance_type = "c6i.large", instance_profile = "arn:aws:iam::123456789012:instance-profile/mc-runner"))`,
-			graph.Workspace{Name: "w", Runners: &graph.EC2Runners{Region: "us-east-2", AMI: "ami-1", InstanceType: "c6i.large", MaxInstances: 4, TTL: 2 * time.Hour,
+			graph.Workspace{Name: "w", Runners: &graph.EC2Runners{Region: "us-east-2", AMI: "ami-1", InstanceType: "c6i.large", MaxInstances: 4, Warm: -1, TTL: 2 * time.Hour,
 				InstanceProfile: "arn:aws:iam::123456789012:instance-profile/mc-runner"}}},
 		{"instance profile name", `workspace(name = "w", runners = ec2(region = "us-east-2", ami = "ami-1", instance_type = "c6i.large", instance_profile = "mc-runner"))`,
-			graph.Workspace{Name: "w", Runners: &graph.EC2Runners{Region: "us-east-2", AMI: "ami-1", InstanceType: "c6i.large", MaxInstances: 4, TTL: 2 * time.Hour,
+			graph.Workspace{Name: "w", Runners: &graph.EC2Runners{Region: "us-east-2", AMI: "ami-1", InstanceType: "c6i.large", MaxInstances: 4, Warm: -1, TTL: 2 * time.Hour,
 				InstanceProfile: "mc-runner"}}},
 	}
 	for _, tt := range tests {
@@ -108,6 +110,7 @@ func TestLoadWorkspaceErrors(t *testing.T) {
 		{"ec2 instance type", `ec2(region = "us-east-2", ami = "ami-1", instance_type = "large")`, `WORKSPACE.mc:1:4: ec2: instance_type: "large" is not an EC2 instance type (like "c6i.xlarge")`},
 		{"ec2 max_instances", `ec2(` + ec2OK + `, max_instances = 0)`, `WORKSPACE.mc:1:4: ec2: max_instances: must be at least 1, got 0`},
 		{"ec2 max_instances type", `ec2(` + ec2OK + `, max_instances = "3")`, `WORKSPACE.mc:1:4: ec2: for parameter "max_instances": got string, want int`},
+		{"ec2 warm", `ec2(` + ec2OK + `, warm = -3)`, `WORKSPACE.mc:1:4: ec2: warm: must be 0 (no spare runners) or more, got -3`},
 		{"ec2 ttl", `ec2(` + ec2OK + `, ttl = "2 hours")`, `WORKSPACE.mc:1:4: ec2: ttl: invalid duration "2 hours" (want a number with a unit, like "90s", "30m" or "2h")`},
 		{"ec2 instance profile", `ec2(` + ec2OK + `, instance_profile = "mc runner")`, `WORKSPACE.mc:1:4: ec2: instance_profile: "mc runner" is not an IAM instance profile name or ARN (like "mc-runner")`},
 		{"ec2 ttl zero", `ec2(` + ec2OK + `, ttl = "0s")`, `WORKSPACE.mc:1:4: ec2: ttl: duration "0s" must be positive`},

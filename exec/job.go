@@ -20,6 +20,15 @@ type Executor interface {
 	Run(ctx context.Context, job *Job) (*Result, error)
 }
 
+// Lookahead is implemented by executors that get machines ready before the
+// jobs that will need them arrive (the remote runners' warm pool). The
+// scheduler calls Ahead with the number of actions not finished yet (cached
+// ones included: it cannot know which will be hits) at the start and
+// whenever that number drops. Ahead must not block.
+type Lookahead interface {
+	Ahead(remaining int)
+}
+
 // Input is one file placed in the sandbox before the stage runs.
 type Input struct {
 	Path   string     // workspace-relative

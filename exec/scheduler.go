@@ -112,6 +112,10 @@ func Run(ctx context.Context, ag *graph.ActionGraph, opts Options) (*Report, err
 		s.preload = pre
 	}
 	opts.Sink.Event(Event{Type: EventBuildStarted, Time: start, Total: len(ag.Actions)})
+	if la, ok := opts.Executor.(Lookahead); ok {
+		s.ahead = la
+		la.Ahead(len(ag.Actions))
+	}
 	s.commit = newCommitter(opts.Store, opts.DB, opts.Scope)
 	if opts.Remote.Cache != nil && !opts.NoCache {
 		warn := opts.Warn
@@ -171,6 +175,7 @@ type scheduler struct {
 	remote   *remoteTier  // nil: no shared cache
 	hitKeys  []cas.Digest // cache hits, for TouchActions; guarded by mu
 	images   imageHooks   // registry references resolved, image builds (image_sched.go)
+	ahead    Lookahead    // nil unless the executor prepares ahead of demand
 }
 
 // flight lets actions with the same digest share one execution.
@@ -214,6 +219,9 @@ func (s *scheduler) finish(ctx context.Context, a *graph.Action, o *Outcome) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.outcomes[a] = o
+	if s.ahead != nil {
+		s.ahead.Ahead(len(s.ag.Actions) - len(s.outcomes))
+	}
 	if o.Status == StatusFailed && !s.opts.KeepGoing {
 		s.stopped = true
 	}

@@ -106,7 +106,10 @@ type EC2Runners struct {
 	AMI            string
 	InstanceType   string
 	MaxInstances   int
-	TTL            time.Duration
+	// Warm caps the spare runners booting ahead of the stages that will
+	// take them; -1 for the default (8×MaxInstances), 0 for none.
+	Warm int
+	TTL  time.Duration
 	// InstanceProfile is the IAM instance profile (name or ARN) whose role
 	// gives the agent access to the shared cache; "" for none.
 	InstanceProfile string

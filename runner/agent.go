@@ -34,6 +34,16 @@ type AgentOptions struct {
 	// Objects and Remote replace the S3 clients opened from CacheURL (tests).
 	Objects Objects
 	Remote  cas.Remote
+	// Heartbeat is the heartbeat interval until the job names its own (2s).
+	Heartbeat time.Duration
+	// Poll is how often a runner waiting for its job looks for it (50ms):
+	// warm-pool runners boot before their stage is known, and this is most
+	// of the delay between a stage's dispatch and its start.
+	Poll time.Duration
+	// IdleTimeout ends a runner that got no job for this long (1h); it also
+	// ends as soon as the run is over (runs/<run>/done, or the coordinator's
+	// heartbeat older than runOverAfter).
+	IdleTimeout time.Duration
 }
 
 // agentRetry bounds how long the agent retries S3 when it is briefly
@@ -73,13 +83,28 @@ func RunAgent(ctx context.Context, o AgentOptions) error {
 		defer os.RemoveAll(d)
 		dir = d
 	}
+	if o.Heartbeat <= 0 {
+		o.Heartbeat = 2 * time.Second
+	}
+	if o.Poll <= 0 {
+		o.Poll = 50 * time.Millisecond
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = time.Hour
+	}
 	a := &agent{o: o, objs: objs, remote: remote, dir: dir, jobDir: JobDir(o.RunID, o.JobID)}
 	hbCtx, stopBeat := context.WithCancel(ctx)
 	defer stopBeat()
-	a.interval.Store(int64(2 * time.Second))
+	a.interval.Store(int64(o.Heartbeat))
+	a.phase.Store("idle")
 	go a.heartbeat(hbCtx)
 
 	res := a.run(ctx)
+	if res == nil {
+		stopBeat()
+		fmt.Fprintf(o.Stderr, "mc agent: %s\n", a.noJob)
+		return nil
+	}
 	if res.Infra != "" {
 		fmt.Fprintf(o.Stderr, "mc agent: %s\n", res.Infra)
 	}
@@ -100,6 +125,7 @@ type agent struct {
 
 	interval atomicDuration
 	phase    atomicString
+	noJob    string // why run returned no result: no job came
 }
 
 // heartbeat rewrites the heartbeat object until ctx ends; failures are
@@ -120,16 +146,33 @@ func (a *agent) heartbeat(ctx context.Context) {
 	}
 }
 
+// run waits for the job and runs it. It returns nil when no job came (the
+// run ended first, or IdleTimeout passed): there is nobody to report to.
 func (a *agent) run(ctx context.Context) *ResultSpec {
 	infra := func(format string, args ...any) *ResultSpec {
 		return &ResultSpec{ExitCode: -1, Infra: fmt.Sprintf(format, args...)}
 	}
-	a.phase.Store("fetching")
-	var raw []byte
-	err := withRetry(ctx, agentRetry, func() (err error) { raw, err = a.objs.Get(ctx, a.jobDir+objJob); return err })
+	// Everything that does not depend on the job is done before it comes:
+	// the store, the executor and its sandbox probe.
+	store, err := cas.OpenStore(filepath.Join(a.dir, "cas"))
+	if err != nil {
+		return infra("opening the store: %v", err)
+	}
+	local, err := a.newLocal(store, false)
+	if err != nil {
+		return infra("%v", err)
+	}
+	defer func() { local.Close() }()
+	local.Isolated()
+
+	raw, err := a.waitJob(ctx)
 	if err != nil {
 		return infra("reading the job: %v", err)
 	}
+	if raw == nil {
+		return nil
+	}
+	a.phase.Store("fetching")
 	var spec JobSpec
 	if err := json.Unmarshal(raw, &spec); err != nil {
 		return infra("decoding the job: %v", err)
@@ -158,9 +201,11 @@ func (a *agent) run(ctx context.Context) *ResultSpec {
 	if err != nil {
 		return infra("%v", err)
 	}
-	store, err := cas.OpenStore(filepath.Join(a.dir, "cas"))
-	if err != nil {
-		return infra("opening the store: %v", err)
+	if spec.Keep {
+		local.Close()
+		if local, err = a.newLocal(store, true); err != nil {
+			return infra("%v", err)
+		}
 	}
 	if err := a.fetchInputs(ctx, store, job.Inputs); err != nil {
 		return infra("fetching inputs: %v", err)
@@ -169,17 +214,7 @@ func (a *agent) run(ctx context.Context) *ResultSpec {
 	a.phase.Store("running")
 	logs := newLogShipper(a.objs, a.o.RunID, a.o.JobID, time.Second)
 	job.Log = logs
-	local, err := exec.NewLocal(exec.LocalOptions{
-		Store: store, SandboxDir: filepath.Join(a.dir, "sandbox"), MountsDir: filepath.Join(a.dir, "mounts"),
-		KeepSandbox: spec.Keep, RootfsDir: filepath.Join(a.dir, "rootfs"), ImagesDir: filepath.Join(a.dir, "images"),
-		Warn: func(msg string) { fmt.Fprintf(a.o.Stderr, "mc agent: warning: %s\n", msg) },
-	})
-	if err != nil {
-		logs.close(ctx)
-		return infra("%v", err)
-	}
 	res, err := local.Run(ctx, job)
-	local.Close()
 	logs.close(ctx)
 	if err != nil {
 		return infra("running the stage: %v", err)
@@ -194,6 +229,79 @@ func (a *agent) run(ctx context.Context) *ResultSpec {
 		return infra("uploading outputs: %v", err)
 	}
 	return out
+}
+
+func (a *agent) newLocal(store *cas.Store, keep bool) (*exec.Local, error) {
+	return exec.NewLocal(exec.LocalOptions{
+		Store: store, SandboxDir: filepath.Join(a.dir, "sandbox"), MountsDir: filepath.Join(a.dir, "mounts"),
+		KeepSandbox: keep, RootfsDir: filepath.Join(a.dir, "rootfs"), ImagesDir: filepath.Join(a.dir, "images"),
+		Warn: func(msg string) { fmt.Fprintf(a.o.Stderr, "mc agent: warning: %s\n", msg) },
+	})
+}
+
+// runOverAfter is how stale the coordinator's heartbeat (rewritten every
+// 5 s) must be for a waiting runner to give up on its run.
+const runOverAfter = 2 * time.Minute
+
+// runCheck is how often a waiting runner checks whether its run is over.
+const runCheck = 5 * time.Second
+
+// waitJob polls for the job object until it appears. A runner launched
+// ahead of demand (the warm pool) waits here until the coordinator assigns
+// it a stage; one launched for a stage finds its job at once. It returns
+// nil, nil when no job will come: the run is over, or IdleTimeout passed.
+func (a *agent) waitJob(ctx context.Context) ([]byte, error) {
+	start := time.Now()
+	lastCheck := start
+	lastOK := start
+	for {
+		raw, err := a.objs.Get(ctx, a.jobDir+objJob)
+		now := time.Now()
+		switch {
+		case err == nil:
+			return raw, nil
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case errors.Is(err, ErrNotFound):
+			lastOK = now
+		case now.Sub(lastOK) > agentRetry:
+			return nil, err
+		}
+		if now.Sub(start) > a.o.IdleTimeout {
+			a.noJob = fmt.Sprintf("no job within %s; ending", a.o.IdleTimeout)
+			return nil, nil
+		}
+		if now.Sub(lastCheck) >= runCheck {
+			lastCheck = now
+			if why := a.runOver(ctx, now); why != "" {
+				a.noJob = why + " before a job came; ending"
+				return nil, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(a.o.Poll):
+		}
+	}
+}
+
+// runOver says why the run is over ("" while it is not, or when that
+// cannot be told): marked done, or its coordinator silent.
+func (a *agent) runOver(ctx context.Context, now time.Time) string {
+	run := RunDir(a.o.RunID)
+	if _, err := a.objs.Get(ctx, run+objDone); err == nil {
+		return "the run is over"
+	}
+	raw, err := a.objs.Get(ctx, run+objCoordinator)
+	if err != nil {
+		return ""
+	}
+	var b CoordinatorBeat
+	if json.Unmarshal(raw, &b) == nil && !b.Time.IsZero() && now.Sub(b.Time) > runOverAfter {
+		return fmt.Sprintf("the coordinator is silent since %s", b.Time.Format(time.RFC3339))
+	}
+	return ""
 }
 
 // fetchInputs downloads every input blob (tree members too) into store.

@@ -38,10 +38,15 @@ type Options struct {
 	// (MC_RUNNER_BINARY overrides it in cmd/mc). It must run on the
 	// runner's OS: see the README on static builds.
 	Binary string
-	// MaxInstances bounds runners alive at once (0: unbounded; -j bounds
-	// them anyway).
+	// MaxInstances bounds the stages running on runners at once (0:
+	// unbounded; -j bounds them anyway). Spares of the warm pool come on
+	// top: at most MaxInstances + Warm machines are up at once.
 	MaxInstances int
-	TTL          time.Duration // hard lifetime of a runner; 0: 2h
+	// Warm caps the spare runners booting ahead of the stages that will
+	// take them (pool.go sizes the pool below it); 0 turns the pool off,
+	// negative means the default, 8×MaxInstances (32 when unbounded).
+	Warm int
+	TTL  time.Duration // hard lifetime of a runner; 0: 2h
 	// Machine returns a stage's machine hints (instance_type, disk_gb, ami).
 	Machine func(graph.Label) map[string]string
 	// Keep names the stage whose runner is kept (--keep-runner).
@@ -52,7 +57,9 @@ type Options struct {
 	Heartbeat   time.Duration // agent heartbeat interval (2s)
 	Lease       time.Duration // a runner silent this long is lost (3×Heartbeat)
 	BootTimeout time.Duration // first heartbeat expected within (5m)
-	Poll        time.Duration // coordinator polling interval (500ms)
+	Poll        time.Duration // coordinator polling interval of heartbeats and logs (500ms)
+	ResultPoll  time.Duration // how often a running job's result is looked for (50ms)
+	AgentPoll   time.Duration // how often a waiting agent looks for its job (50ms)
 	MaxRetries  int           // new runners after a lost one (0: 2; negative: none)
 	// Capacity retries: launch errors wrapping ErrCapacity are retried this
 	// many times (8), waiting CapacityBackoff (2s) doubled each time (at
@@ -62,6 +69,9 @@ type Options struct {
 	// Notify receives one-line reports (capacity retries, lost runners,
 	// kept runners); nil drops them.
 	Notify func(string)
+	// Debug receives the warm pool's decisions (MC_RUNNER_DEBUG=1); nil
+	// drops them.
+	Debug func(format string, args ...any)
 	// RunID names this run; "" for a new random one.
 	RunID string
 }
@@ -80,6 +90,23 @@ type Executor struct {
 	mu       sync.Mutex
 	launched map[string]bool // instance IDs of this run
 	kept     map[string]bool
+	closed   bool
+
+	// The warm pool (pool.go), guarded by mu.
+	spares       map[string][]*spare // by machine, oldest first
+	spareCount   int
+	remaining    int // actions not finished (Ahead)
+	active       int // jobs holding or getting a runner
+	seq          int // runner directories w00001…
+	lastMachine  string
+	lastHints    map[string]string
+	spareBackoff time.Time     // no spare launches before (capacity errors)
+	bootEst      time.Duration // a runner's boot, launch to first heartbeat
+	stageEst     time.Duration // a stage's time on its runner
+
+	bg     sync.WaitGroup // spare launches, terminations
+	bgCtx  context.Context
+	bgStop context.CancelFunc
 
 	stopBeat context.CancelFunc
 	beatDone chan struct{}
@@ -103,6 +130,8 @@ func NewExecutor(ctx context.Context, o Options) (*Executor, error) {
 	def(&o.Lease, 3*o.Heartbeat)
 	def(&o.BootTimeout, 5*time.Minute)
 	def(&o.Poll, 500*time.Millisecond)
+	def(&o.ResultPoll, 50*time.Millisecond)
+	def(&o.AgentPoll, 50*time.Millisecond)
 	def(&o.CapacityBackoff, 2*time.Second)
 	if o.MaxRetries == 0 {
 		o.MaxRetries = 2
@@ -115,7 +144,15 @@ func NewExecutor(ctx context.Context, o Options) (*Executor, error) {
 	if o.RunID == "" {
 		o.RunID = NewRunID()
 	}
-	e := &Executor{o: o, launched: map[string]bool{}, kept: map[string]bool{}, beatDone: make(chan struct{})}
+	if o.Warm < 0 {
+		o.Warm = 8 * o.MaxInstances
+		if o.Warm == 0 {
+			o.Warm = 32
+		}
+	}
+	e := &Executor{o: o, launched: map[string]bool{}, kept: map[string]bool{}, beatDone: make(chan struct{}),
+		spares: map[string][]*spare{}}
+	e.bgCtx, e.bgStop = context.WithCancel(context.Background())
 	if o.MaxInstances > 0 {
 		e.slots = make(chan struct{}, o.MaxInstances)
 	}
@@ -164,6 +201,18 @@ func (e *Executor) coordinatorBeat(ctx context.Context) {
 // one) is terminated — whatever the build's outcome, Ctrl-C included — and
 // the run is marked done for the reaper.
 func (e *Executor) Close(ctx context.Context) error {
+	e.mu.Lock()
+	e.closed = true // no more spares
+	e.mu.Unlock()
+	// Launches in flight end (their instances are then known), terminations
+	// finish; reconcile ends whatever is left, spares included.
+	waited := make(chan struct{})
+	go func() { e.bg.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-ctx.Done():
+	}
+	e.bgStop()
 	e.stopBeat()
 	<-e.beatDone
 	err := e.reconcile(ctx)
@@ -225,8 +274,7 @@ func (e *Executor) Run(ctx context.Context, job *exec.Job) (*exec.Result, error)
 	keep := e.o.Keep != (graph.Label{}) && e.o.Keep == job.Label
 	var why []string
 	for attempt := 0; attempt <= e.o.MaxRetries; attempt++ {
-		jobID := fmt.Sprintf("%s-%d", job.Key.Hex()[:16], attempt)
-		spec, lost, err := e.attempt(ctx, job, jobID, keep)
+		spec, lost, err := e.attempt(ctx, job, keep)
 		if err != nil {
 			return nil, err
 		}
@@ -255,11 +303,16 @@ func logOf(job *exec.Job) io.Writer {
 	return job.Log
 }
 
+// ensureBinary uploads the runners' mc binary, once per run.
+func (e *Executor) ensureBinary(ctx context.Context) error {
+	e.binOnce.Do(func() { e.binErr = e.uploadBinary(ctx) })
+	return e.binErr
+}
+
 // prepare uploads the binary (once) and the job's inputs the remote lacks.
 func (e *Executor) prepare(ctx context.Context, job *exec.Job) error {
-	e.binOnce.Do(func() { e.binErr = e.uploadBinary(ctx) })
-	if e.binErr != nil {
-		return e.binErr
+	if err := e.ensureBinary(ctx); err != nil {
+		return err
 	}
 	st := e.o.Store
 	var want []cas.Digest
@@ -350,9 +403,46 @@ func (e *Executor) uploadBinary(ctx context.Context) error {
 // used once, at boot, and made anew for every launch.
 const binaryURLTTL = 30 * time.Minute
 
-// attempt runs one try of job on a new runner. lost is why the runner was
-// lost ("" when a result came back, returned in spec).
-func (e *Executor) attempt(ctx context.Context, job *exec.Job, jobID string, keep bool) (res *ResultSpec, lost string, err error) {
+// attempt runs one try of job on a runner nobody used before: a spare of
+// the warm pool when one of its machine is there, else one launched for it.
+// lost is why the runner was lost ("" when a result came back, returned in
+// res).
+func (e *Executor) attempt(ctx context.Context, job *exec.Job, keep bool) (res *ResultSpec, lost string, err error) {
+	if e.slots != nil {
+		select {
+		case e.slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil, "", ctx.Err()
+		}
+		defer func() { <-e.slots }()
+	}
+	e.mu.Lock()
+	e.active++
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		e.active--
+		e.mu.Unlock()
+	}()
+	var hints map[string]string
+	if e.o.Machine != nil {
+		hints = e.o.Machine(job.Label)
+	}
+	var sp *spare
+	if !keep {
+		if sp, err = e.take(ctx, machineKey(hints), hints); err != nil {
+			return nil, "", err
+		}
+	}
+	var jobID string
+	if sp != nil {
+		jobID = sp.jobID
+	} else {
+		e.mu.Lock()
+		e.seq++
+		jobID = fmt.Sprintf("r%05d", e.seq)
+		e.mu.Unlock()
+	}
 	dir := JobDir(e.o.RunID, jobID)
 	if len(job.Secrets) > 0 {
 		b, _ := json.Marshal(job.Secrets)
@@ -367,20 +457,19 @@ func (e *Executor) attempt(ctx context.Context, job *exec.Job, jobID string, kee
 			return nil, "", fmt.Errorf("writing the job's secrets: %w", err)
 		}
 	}
+	// The job object is what a waiting agent looks for: written last.
 	if err := e.o.Objects.Put(ctx, dir+objJob, encode(specOf(job, e.o.Heartbeat, keep))); err != nil {
 		return nil, "", fmt.Errorf("writing the job: %w", err)
 	}
-	if e.slots != nil {
-		select {
-		case e.slots <- struct{}{}:
-		case <-ctx.Done():
-			return nil, "", ctx.Err()
+	var id string
+	var launched time.Time
+	if sp != nil {
+		id, launched = sp.id, sp.launched
+	} else {
+		launched = time.Now()
+		if id, err = e.launch(ctx, job, jobID, keep, hints); err != nil {
+			return nil, "", err
 		}
-		defer func() { <-e.slots }()
-	}
-	id, err := e.launch(ctx, job, jobID, keep)
-	if err != nil {
-		return nil, "", err
 	}
 	defer func() {
 		if keep && lost == "" && err == nil {
@@ -390,21 +479,28 @@ func (e *Executor) attempt(ctx context.Context, job *exec.Job, jobID string, kee
 			e.notify("kept runner for %s (until its TTL): %s", job.Label, e.o.Provider.Reach(id))
 			return
 		}
-		// The runner powers itself off; terminating makes sure of it.
-		tctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		_ = e.o.Provider.Terminate(tctx, []string{id})
-		cancel()
+		// The runner powers itself off; terminating makes sure of it, off
+		// the stage's critical path (Close waits for it).
+		e.bg.Add(1)
+		go func() {
+			defer e.bg.Done()
+			tctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			_ = e.o.Provider.Terminate(tctx, []string{id})
+			cancel()
+		}()
 	}()
-	res, lost, err = e.watch(ctx, job, jobID, id)
+	res, lost, err = e.watch(ctx, job, jobID, id, launched)
 	if err == nil && lost == "" && res.Infra != "" {
 		lost = "runner " + id + " failed: " + res.Infra
 	}
 	return res, lost, err
 }
 
-// launch asks the provider for a runner, retrying capacity errors.
-func (e *Executor) launch(ctx context.Context, job *exec.Job, jobID string, keep bool) (string, error) {
-	args := []string{"--cache", e.o.CacheURL, "--run", e.o.RunID, "--job", jobID}
+// launchSpec describes a runner for jobID; label is "" for a spare (its
+// stage is not known yet).
+func (e *Executor) launchSpec(ctx context.Context, jobID, label string, keep bool, hints map[string]string) (LaunchSpec, error) {
+	args := []string{"--cache", e.o.CacheURL, "--run", e.o.RunID, "--job", jobID,
+		"--heartbeat", e.o.Heartbeat.String(), "--poll", e.o.AgentPoll.String()}
 	if e.o.Endpoint != "" {
 		args = append(args, "--endpoint", e.o.Endpoint)
 	}
@@ -413,18 +509,27 @@ func (e *Executor) launch(ctx context.Context, job *exec.Job, jobID string, keep
 	}
 	url, err := e.o.Objects.PresignGet(ctx, BlobKey(e.binDig), binaryURLTTL)
 	if err != nil {
-		return "", err
+		return LaunchSpec{}, err
+	}
+	if label == "" {
+		label = "(warm)"
 	}
 	spec := LaunchSpec{
-		Workspace: e.o.Workspace, RunID: e.o.RunID, JobID: jobID, Label: job.Label.String(),
+		Workspace: e.o.Workspace, RunID: e.o.RunID, JobID: jobID, Label: label,
 		ExpiresAt: time.Now().Add(e.o.TTL), Keep: keep,
 		UserData: Bootstrap(BootstrapSpec{BinaryURL: url, BinaryDigest: e.binDig, AgentArgs: args,
 			TTL: e.o.TTL, Keep: keep, Local: e.o.Provider.Name() == "local"}),
 	}
-	if e.o.Machine != nil {
-		m := e.o.Machine(job.Label)
-		spec.InstanceType, spec.AMI = m["instance_type"], m["ami"]
-		spec.DiskGB, _ = strconv.Atoi(m["disk_gb"])
+	spec.InstanceType, spec.AMI = hints["instance_type"], hints["ami"]
+	spec.DiskGB, _ = strconv.Atoi(hints["disk_gb"])
+	return spec, nil
+}
+
+// launch asks the provider for a runner for job, retrying capacity errors.
+func (e *Executor) launch(ctx context.Context, job *exec.Job, jobID string, keep bool, hints map[string]string) (string, error) {
+	spec, err := e.launchSpec(ctx, jobID, job.Label.String(), keep, hints)
+	if err != nil {
+		return "", err
 	}
 	wait := e.o.CapacityBackoff
 	for try := 0; ; try++ {
@@ -449,95 +554,113 @@ func (e *Executor) launch(ctx context.Context, job *exec.Job, jobID string, keep
 	}
 }
 
-// watch polls the job's objects until its result, streaming log chunks to
-// job.Log, until the runner misses its lease.
-func (e *Executor) watch(ctx context.Context, job *exec.Job, jobID, id string) (*ResultSpec, string, error) {
+// watch follows the job until its result: every ResultPoll it looks for
+// the result object (the one delay every stage pays, so it is a cheap GET
+// polled often), and every Poll it lists the job's objects for the
+// heartbeat (the lease) and the log chunks (streamed to job.Log). launched
+// is when the runner was launched: a spare may have booted long ago.
+func (e *Executor) watch(ctx context.Context, job *exec.Job, jobID, id string, launched time.Time) (*ResultSpec, string, error) {
 	dir := JobDir(e.o.RunID, jobID)
-	launched := time.Now()
 	var lastBeat time.Time // zero until the first heartbeat
 	var beatTag string
 	nextLog := 0
 	lastOK := time.Now()
 	lastProbe := time.Now()
-	t := time.NewTicker(e.o.Poll)
+	var lastList time.Time
+	lists := 0
+	assigned := time.Now()
+	var beatSeen time.Time // when the first heartbeat was seen
+	t := time.NewTicker(e.o.ResultPoll)
 	defer t.Stop()
 	for {
-		objs, err := e.o.Objects.List(ctx, dir)
-		now := time.Now()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, "", ctx.Err()
+		if b, err := e.o.Objects.Get(ctx, dir+objResult); err == nil {
+			var r ResultSpec
+			if err := json.Unmarshal(b, &r); err != nil {
+				return nil, "runner " + id + " sent an undecodable result", nil
 			}
-			// S3 unreachable from here: the lease clock stops, since the
-			// runner cannot be seen (nor, probably, write) — for a while.
-			if down := now.Sub(lastOK); down > maxOutage {
-				return nil, "", fmt.Errorf("shared cache unreachable for %s while runner %s ran: %w", down.Round(time.Second), id, err)
+			// A stage's time on a runner that is up: from its job's
+			// assignment or the runner's boot, whichever came later.
+			up := assigned
+			if beatSeen.After(up) {
+				up = beatSeen
 			}
-		} else {
-			if gap := now.Sub(lastOK); gap > 2*e.o.Poll {
-				launched = launched.Add(gap)
-				if !lastBeat.IsZero() {
-					lastBeat = lastBeat.Add(gap)
+			e.observeStage(time.Since(up))
+			// The agent ships its last chunk before the result.
+			e.drainLogs(ctx, job, dir, nextLog)
+			return &r, "", nil
+		} else if ctx.Err() != nil {
+			return nil, "", ctx.Err()
+		}
+		if now := time.Now(); now.Sub(lastList) >= e.o.Poll {
+			lastList = now
+			lists++
+			objs, err := e.o.Objects.List(ctx, dir)
+			now = time.Now()
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil, "", ctx.Err()
 				}
-			}
-			lastOK = now
-			var logs []string
-			var result bool
-			for _, o := range objs {
-				rel := strings.TrimPrefix(o.Key, dir)
+				// S3 unreachable from here: the lease clock stops, since the
+				// runner cannot be seen (nor, probably, write) — for a while.
+				if down := now.Sub(lastOK); down > maxOutage {
+					return nil, "", fmt.Errorf("shared cache unreachable for %s while runner %s ran: %w", down.Round(time.Second), id, err)
+				}
+			} else {
+				if gap := now.Sub(lastOK); gap > 2*e.o.Poll {
+					launched = launched.Add(gap)
+					if !lastBeat.IsZero() {
+						lastBeat = lastBeat.Add(gap)
+					}
+				}
+				lastOK = now
+				var logs []string
+				for _, o := range objs {
+					rel := strings.TrimPrefix(o.Key, dir)
+					switch {
+					case rel == objHeartbeat:
+						tag := o.ETag + o.Modified.String()
+						if tag != beatTag {
+							if beatTag == "" {
+								// Seen on the first listing: it was up before its job came.
+								e.observeBoot(launched, assigned, now, lists == 1)
+								beatSeen = now
+							}
+							beatTag, lastBeat = tag, now
+						}
+					case strings.HasPrefix(rel, objLogDir):
+						logs = append(logs, rel)
+					}
+				}
+				sort.Strings(logs)
+				for _, rel := range logs {
+					n, err := strconv.Atoi(strings.TrimPrefix(rel, objLogDir))
+					if err != nil || n < nextLog {
+						continue
+					}
+					if n > nextLog {
+						break // a gap: the chunk is not listed yet
+					}
+					b, err := e.o.Objects.Get(ctx, dir+rel)
+					if err != nil {
+						break
+					}
+					logOf(job).Write(b)
+					nextLog++
+				}
+				if lastBeat.IsZero() && now.Sub(lastProbe) >= bootProbe {
+					// Before its first heartbeat, a runner that already ended
+					// (its bootstrap failed) need not be waited for.
+					lastProbe = now
+					if e.ended(ctx, id) {
+						return nil, fmt.Sprintf("runner %s ended before its agent started", id), nil
+					}
+				}
 				switch {
-				case rel == objHeartbeat:
-					tag := o.ETag + o.Modified.String()
-					if tag != beatTag {
-						beatTag, lastBeat = tag, now
-					}
-				case rel == objResult:
-					result = true
-				case strings.HasPrefix(rel, objLogDir):
-					logs = append(logs, rel)
+				case lastBeat.IsZero() && now.Sub(launched) > e.o.BootTimeout:
+					return nil, fmt.Sprintf("runner %s did not start within %s", id, e.o.BootTimeout), nil
+				case !lastBeat.IsZero() && now.Sub(lastBeat) > e.o.Lease:
+					return nil, fmt.Sprintf("runner %s missed its lease (no heartbeat for %s)", id, now.Sub(lastBeat).Round(100*time.Millisecond)), nil
 				}
-			}
-			sort.Strings(logs)
-			for _, rel := range logs {
-				n, err := strconv.Atoi(strings.TrimPrefix(rel, objLogDir))
-				if err != nil || n < nextLog {
-					continue
-				}
-				if n > nextLog {
-					break // a gap: the chunk is not listed yet
-				}
-				b, err := e.o.Objects.Get(ctx, dir+rel)
-				if err != nil {
-					break
-				}
-				logOf(job).Write(b)
-				nextLog++
-			}
-			if result {
-				b, err := e.o.Objects.Get(ctx, dir+objResult)
-				if err == nil {
-					var r ResultSpec
-					if err := json.Unmarshal(b, &r); err != nil {
-						return nil, "runner " + id + " sent an undecodable result", nil
-					}
-					// The agent ships its last chunk before the result.
-					e.drainLogs(ctx, job, dir, nextLog)
-					return &r, "", nil
-				}
-			}
-			if lastBeat.IsZero() && now.Sub(lastProbe) >= bootProbe {
-				// Before its first heartbeat, a runner that already ended
-				// (its bootstrap failed) need not be waited for.
-				lastProbe = now
-				if e.ended(ctx, id) {
-					return nil, fmt.Sprintf("runner %s ended before its agent started", id), nil
-				}
-			}
-			switch {
-			case lastBeat.IsZero() && now.Sub(launched) > e.o.BootTimeout:
-				return nil, fmt.Sprintf("runner %s did not start within %s", id, e.o.BootTimeout), nil
-			case !lastBeat.IsZero() && now.Sub(lastBeat) > e.o.Lease:
-				return nil, fmt.Sprintf("runner %s missed its lease (no heartbeat for %s)", id, now.Sub(lastBeat).Round(100*time.Millisecond)), nil
 			}
 		}
 		select {

@@ -28,6 +28,7 @@ type goProvider struct {
 	mu        sync.Mutex
 	neverBoot int
 	n         int
+	specs     []LaunchSpec
 	live      map[string]context.CancelFunc
 	done      sync.WaitGroup
 }
@@ -37,6 +38,7 @@ func (p *goProvider) Launch(ctx context.Context, spec LaunchSpec) (string, error
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.n++
+	p.specs = append(p.specs, spec)
 	id := fmt.Sprintf("go-%d", p.n)
 	actx, cancel := context.WithCancel(context.Background())
 	p.live[id] = cancel

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"time"
 
 	"github.com/mc-build/mc/runner"
 )
@@ -19,6 +20,9 @@ func runAgent(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&o.RunID, "run", "", "the run ID")
 	fs.StringVar(&o.JobID, "job", "", "the job ID")
 	fs.StringVar(&o.Dir, "dir", "", "scratch directory (default: a temporary one)")
+	fs.DurationVar(&o.Heartbeat, "heartbeat", 2*time.Second, "heartbeat interval until the job sets its own")
+	fs.DurationVar(&o.Poll, "poll", 50*time.Millisecond, "how often to look for the job while waiting for one")
+	fs.DurationVar(&o.IdleTimeout, "idle-timeout", time.Hour, "end when no job came within this long (the run's end ends it sooner)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

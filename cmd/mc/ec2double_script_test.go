@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -91,6 +92,22 @@ func cmdEC2double(ts *testscript.TestScript, neg bool, args []string) {
 			if got := f.Get(key); (got == val) == neg {
 				ts.Fatalf("RunInstances request %d: %s=%q, want %q (all: %s)", i+1, key, got, val, strings.Join(keys(f), " "))
 			}
+		}
+	case "tagged":
+		// tagged KEY VALUE N: exactly N RunInstances requests tagged the
+		// instance KEY=VALUE (since the double started).
+		key, val, want := arg(1), arg(2), num(3)
+		n := 0
+		for _, f := range s.Launches() {
+			for i := 1; f.Get(fmt.Sprintf("TagSpecification.1.Tag.%d.Key", i)) != ""; i++ {
+				if f.Get(fmt.Sprintf("TagSpecification.1.Tag.%d.Key", i)) == key &&
+					f.Get(fmt.Sprintf("TagSpecification.1.Tag.%d.Value", i)) == val {
+					n++
+				}
+			}
+		}
+		if (n == want) == neg {
+			ts.Fatalf("%d launches tagged %s=%s, want %d", n, key, val, want)
 		}
 	default:
 		ts.Fatalf("ec2double: unknown subcommand %q", args[0])

@@ -139,16 +139,31 @@ func setupRunners(ctx context.Context, e *env, s *session, bf *buildFlags, jobsS
 		},
 	}
 	opts.Binary, _ = e.getenv("MC_RUNNER_BINARY")
+	if v, _ := e.getenv("MC_RUNNER_DEBUG"); v == "1" {
+		opts.Debug = func(format string, args ...any) {
+			fmt.Fprintf(e.stderr, "mc: %s %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
+		}
+	}
+	// Local runners: -j bounds them; the pool's cap is the default.
+	opts.MaxInstances, opts.Warm = bf.jobs, -1
 	if r := s.ws.Runners; r != nil && kind == "ec2" {
-		opts.MaxInstances, opts.TTL = r.MaxInstances, r.TTL
+		opts.MaxInstances, opts.TTL, opts.Warm = r.MaxInstances, r.TTL, r.Warm
 		if !jobsSet {
 			bf.jobs = r.MaxInstances
 		}
+	}
+	if v, ok := e.getenv("MC_RUNNER_WARM"); ok && v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return nil, nil, usagef("MC_RUNNER_WARM=%q: want a number of spare runners (0 or more)", v)
+		}
+		opts.Warm = n
 	}
 	// Tuning (and test) knobs: the protocol's timing.
 	for name, d := range map[string]*time.Duration{
 		"MC_RUNNER_TTL": &opts.TTL, "MC_RUNNER_HEARTBEAT": &opts.Heartbeat, "MC_RUNNER_LEASE": &opts.Lease,
 		"MC_RUNNER_BOOT_TIMEOUT": &opts.BootTimeout, "MC_RUNNER_POLL": &opts.Poll,
+		"MC_RUNNER_RESULT_POLL": &opts.ResultPoll, "MC_RUNNER_AGENT_POLL": &opts.AgentPoll,
 		"MC_RUNNER_CAPACITY_BACKOFF": &opts.CapacityBackoff,
 	} {
 		v, err := envDuration(e, name)
