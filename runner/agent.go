@@ -100,6 +100,13 @@ func RunAgent(ctx context.Context, o AgentOptions) error {
 	go a.heartbeat(hbCtx)
 
 	res := a.run(ctx)
+	if res != nil && !a.jobSeen.IsZero() {
+		for _, p := range a.phases {
+			res.Phases = append(res.Phases, PhaseSpec{Name: p.Name, StartUS: p.Start.Sub(a.jobSeen).Microseconds(),
+				DurationUS: p.End.Sub(p.Start).Microseconds()})
+		}
+		res.TotalUS = time.Since(a.jobSeen).Microseconds()
+	}
 	if res == nil {
 		stopBeat()
 		fmt.Fprintf(o.Stderr, "mc agent: %s\n", a.noJob)
@@ -126,6 +133,8 @@ type agent struct {
 	interval atomicDuration
 	phase    atomicString
 	noJob    string // why run returned no result: no job came
+	jobSeen  time.Time
+	phases   []exec.Phase // on this machine's clock
 }
 
 // heartbeat rewrites the heartbeat object until ctx ends; failures are
@@ -172,6 +181,7 @@ func (a *agent) run(ctx context.Context) *ResultSpec {
 	if raw == nil {
 		return nil
 	}
+	a.jobSeen = time.Now()
 	a.phase.Store("fetching")
 	var spec JobSpec
 	if err := json.Unmarshal(raw, &spec); err != nil {
@@ -210,6 +220,7 @@ func (a *agent) run(ctx context.Context) *ResultSpec {
 	if err := a.fetchInputs(ctx, store, job.Inputs); err != nil {
 		return infra("fetching inputs: %v", err)
 	}
+	a.phases = append(a.phases, exec.Phase{Name: "fetching", Start: a.jobSeen, End: time.Now()})
 
 	a.phase.Store("running")
 	logs := newLogShipper(a.objs, a.o.RunID, a.o.JobID, time.Second)
@@ -221,6 +232,8 @@ func (a *agent) run(ctx context.Context) *ResultSpec {
 	}
 
 	a.phase.Store("uploading")
+	a.phases = append(a.phases, res.Phases...)
+	upStart := time.Now()
 	out := &ResultSpec{ExitCode: res.ExitCode, Outputs: res.Outputs, Log: res.Log, DurationMS: res.Duration.Milliseconds()}
 	if res.Err != nil {
 		out.Error = res.Err.Error()
@@ -228,6 +241,7 @@ func (a *agent) run(ctx context.Context) *ResultSpec {
 	if err := a.upload(ctx, store, res); err != nil {
 		return infra("uploading outputs: %v", err)
 	}
+	a.phases = append(a.phases, exec.Phase{Name: "uploading", Start: upStart, End: time.Now()})
 	return out
 }
 

@@ -21,6 +21,23 @@ type BootstrapSpec struct {
 	// Local: the "machine" is a process group on this host (the local
 	// provider): power-off kills the group instead of calling shutdown.
 	Local bool
+	// BakedDir is where an image may already hold mc, as
+	// BakedDir/<sha256>/mc (DefaultBakedDir when ""): a runner whose image
+	// has this very binary skips the download. The digest in the path is
+	// the check — the directory belongs to the image's root, like a Nix
+	// store path — so a baked binary is not hashed again at every boot.
+	BakedDir string
+}
+
+// DefaultBakedDir is where runner images may hold mc binaries by digest.
+const DefaultBakedDir = "/opt/mc"
+
+// BakedPath is where an image holds the mc binary of digest d.
+func BakedPath(dir string, d cas.Digest) string {
+	if dir == "" {
+		dir = DefaultBakedDir
+	}
+	return strings.TrimRight(dir, "/") + "/" + d.Hex() + "/mc"
 }
 
 // Bootstrap returns the user-data script: a POSIX sh script that needs only
@@ -43,20 +60,24 @@ func Bootstrap(s BootstrapSpec) string {
 	}
 	w("dir=$(mktemp -d \"${TMPDIR:-/tmp}/mc-runner.XXXXXX\") || poweroff_now")
 	w("cd \"$dir\" || poweroff_now")
-	w("url=%s", shq(s.BinaryURL))
-	w("ok=")
-	w("for i in 1 2 3 4 5; do")
-	w("  if command -v curl >/dev/null 2>&1; then curl -fsS -o mc \"$url\" && ok=1; else wget -q -O mc \"$url\" && ok=1; fi")
-	w("  [ -n \"$ok\" ] && break; sleep $i")
-	w("done")
-	w("[ -n \"$ok\" ] || { echo 'mc runner: cannot download mc' >&2; poweroff_now; }")
-	w("echo %s | sha256sum -c - >/dev/null || { echo 'mc runner: mc binary digest mismatch' >&2; poweroff_now; }", shq(s.BinaryDigest.Hex()+"  mc"))
-	w("chmod +x mc")
+	w("mc=%s", shq(BakedPath(s.BakedDir, s.BinaryDigest)))
+	w("if [ ! -x \"$mc\" ]; then")
+	w("  mc=./mc")
+	w("  url=%s", shq(s.BinaryURL))
+	w("  ok=")
+	w("  for i in 1 2 3 4 5; do")
+	w("    if command -v curl >/dev/null 2>&1; then curl -fsS -o mc \"$url\" && ok=1; else wget -q -O mc \"$url\" && ok=1; fi")
+	w("    [ -n \"$ok\" ] && break; sleep $i")
+	w("  done")
+	w("  [ -n \"$ok\" ] || { echo 'mc runner: cannot download mc' >&2; poweroff_now; }")
+	w("  echo %s | sha256sum -c - >/dev/null || { echo 'mc runner: mc binary digest mismatch' >&2; poweroff_now; }", shq(s.BinaryDigest.Hex()+"  mc"))
+	w("  chmod +x mc")
+	w("fi")
 	args := make([]string, len(s.AgentArgs))
 	for i, a := range s.AgentArgs {
 		args[i] = shq(a)
 	}
-	w("./mc agent %s", strings.Join(args, " "))
+	w("\"$mc\" agent %s", strings.Join(args, " "))
 	w("echo \"mc runner: agent exited with status $?\" >&2")
 	// The binary is tens of megabytes and no longer needed: a local runner
 	// (or a kept one) must not leave one behind per stage.

@@ -21,10 +21,12 @@ func TestBootstrap(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		digest  cas.Digest
+		baked   bool // the image holds the binary: nothing to download
 		wantRun bool
 	}{
-		{"digest matches", cas.FromBytes(fake), true},
-		{"digest mismatch", cas.FromBytes([]byte("other")), false},
+		{"digest matches", cas.FromBytes(fake), false, true},
+		{"digest mismatch", cas.FromBytes([]byte("other")), false, false},
+		{"baked into the image", cas.FromBytes(fake), true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -32,8 +34,20 @@ func TestBootstrap(t *testing.T) {
 			if err := os.WriteFile(bin, fake, 0o644); err != nil {
 				t.Fatal(err)
 			}
+			url := "file://" + bin
+			baked := filepath.Join(dir, "ami")
+			if tc.baked {
+				p := BakedPath(baked, tc.digest)
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, fake, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				url = "file://" + filepath.Join(dir, "nothing-to-download")
+			}
 			out := filepath.Join(dir, "args")
-			script := Bootstrap(BootstrapSpec{BinaryURL: "file://" + bin, BinaryDigest: tc.digest,
+			script := Bootstrap(BootstrapSpec{BinaryURL: url, BinaryDigest: tc.digest, BakedDir: baked,
 				AgentArgs: []string{"--run", "r'1", "--job", "j 2"}, TTL: time.Minute, Local: true})
 			if strings.Contains(script, "AWS_SECRET") {
 				t.Fatal("user-data mentions credentials")

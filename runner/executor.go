@@ -69,6 +69,9 @@ type Options struct {
 	// Notify receives one-line reports (capacity retries, lost runners,
 	// kept runners); nil drops them.
 	Notify func(string)
+	// BakedDir is where runner images may hold mc by digest (see
+	// BootstrapSpec); "" for DefaultBakedDir.
+	BakedDir string
 	// Debug receives the warm pool's decisions (MC_RUNNER_DEBUG=1); nil
 	// drops them.
 	Debug func(format string, args ...any)
@@ -271,6 +274,7 @@ func (e *Executor) Run(ctx context.Context, job *exec.Job) (*exec.Result, error)
 	if err := e.prepare(ctx, job); err != nil {
 		return nil, err
 	}
+	prepared := time.Now()
 	keep := e.o.Keep != (graph.Label{}) && e.o.Keep == job.Label
 	var why []string
 	for attempt := 0; attempt <= e.o.MaxRetries; attempt++ {
@@ -284,6 +288,8 @@ func (e *Executor) Run(ctx context.Context, job *exec.Job) (*exec.Result, error)
 				return nil, err
 			}
 			res.Duration = time.Since(start)
+			spec.prepared = prepared
+			res.Phases = phasesOf(start, spec, time.Now())
 			return res, nil
 		}
 		why = append(why, lost)
@@ -489,7 +495,11 @@ func (e *Executor) attempt(ctx context.Context, job *exec.Job, keep bool) (res *
 			cancel()
 		}()
 	}()
+	written := time.Now()
 	res, lost, err = e.watch(ctx, job, jobID, id, launched)
+	if res != nil {
+		res.written = written
+	}
 	if err == nil && lost == "" && res.Infra != "" {
 		lost = "runner " + id + " failed: " + res.Infra
 	}
@@ -518,7 +528,7 @@ func (e *Executor) launchSpec(ctx context.Context, jobID, label string, keep boo
 		Workspace: e.o.Workspace, RunID: e.o.RunID, JobID: jobID, Label: label,
 		ExpiresAt: time.Now().Add(e.o.TTL), Keep: keep,
 		UserData: Bootstrap(BootstrapSpec{BinaryURL: url, BinaryDigest: e.binDig, AgentArgs: args,
-			TTL: e.o.TTL, Keep: keep, Local: e.o.Provider.Name() == "local"}),
+			TTL: e.o.TTL, Keep: keep, Local: e.o.Provider.Name() == "local", BakedDir: e.o.BakedDir}),
 	}
 	spec.InstanceType, spec.AMI = hints["instance_type"], hints["ami"]
 	spec.DiskGB, _ = strconv.Atoi(hints["disk_gb"])
@@ -578,6 +588,7 @@ func (e *Executor) watch(ctx context.Context, job *exec.Job, jobID, id string, l
 			if err := json.Unmarshal(b, &r); err != nil {
 				return nil, "runner " + id + " sent an undecodable result", nil
 			}
+			r.seen = time.Now()
 			// A stage's time on a runner that is up: from its job's
 			// assignment or the runner's boot, whichever came later.
 			up := assigned
@@ -700,6 +711,41 @@ func (e *Executor) drainLogs(ctx context.Context, job *exec.Job, dir string, nex
 		}
 		logOf(job).Write(b)
 	}
+}
+
+// phasesOf places a job's phases on this machine's clock: "inputs" from
+// start (the job handed to this executor) until its inputs are in the
+// shared cache, "runner" until a runner is there for it (a spare taken, or
+// a launch returned) and its job written, "dispatch" until the runner
+// found the job (its polling — and its boot when it was not up yet), the
+// runner's own phases, and "collecting" from the result's appearance until
+// end (outputs downloaded). The runner's clock is anchored by taking its
+// result as written when it was seen (at most ResultPoll late).
+func phasesOf(start time.Time, r *ResultSpec, end time.Time) []exec.Phase {
+	if r.TotalUS == 0 || r.seen.IsZero() {
+		return nil
+	}
+	seenJob := r.seen.Add(-time.Duration(r.TotalUS) * time.Microsecond)
+	if seenJob.Before(start) {
+		seenJob = start
+	}
+	clamp := func(t time.Time) time.Time {
+		if t.Before(start) {
+			return start
+		}
+		if t.After(seenJob) {
+			return seenJob
+		}
+		return t
+	}
+	prepared, written := clamp(r.prepared), clamp(r.written)
+	ps := []exec.Phase{{Name: "inputs", Start: start, End: prepared}, {Name: "runner", Start: prepared, End: written},
+		{Name: "dispatch", Start: written, End: seenJob}}
+	for _, p := range r.Phases {
+		s := seenJob.Add(time.Duration(p.StartUS) * time.Microsecond)
+		ps = append(ps, exec.Phase{Name: p.Name, Start: s, End: s.Add(time.Duration(p.DurationUS) * time.Microsecond)})
+	}
+	return append(ps, exec.Phase{Name: "collecting", Start: r.seen, End: end})
 }
 
 // finish turns the agent's result into an exec.Result, with the outputs

@@ -117,6 +117,23 @@ type ResultSpec struct {
 	// Infra is set when the agent could not run the job at all (inputs not
 	// fetched, outputs not uploaded): the attempt is retried elsewhere.
 	Infra string `json:"infra,omitempty"`
+	// Phases are where the runner's time went (fetching, restoring,
+	// running, storing, uploading), as offsets from when it found its job;
+	// TotalUS is from then until the result was written. Offsets, not
+	// times: the runner's clock is not the coordinator's.
+	Phases  []PhaseSpec `json:"phases,omitempty"`
+	TotalUS int64       `json:"total_us,omitempty"`
+
+	// Not sent: when the coordinator had the inputs in the shared cache,
+	// wrote the job, and found the result.
+	prepared, written, seen time.Time
+}
+
+// PhaseSpec is one timed part of a job on the runner.
+type PhaseSpec struct {
+	Name       string `json:"name"`
+	StartUS    int64  `json:"start_us"`
+	DurationUS int64  `json:"duration_us"`
 }
 
 // Heartbeat is the agent's proof of life.

@@ -23,7 +23,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mc-build/mc/cas"
 	"github.com/mc-build/mc/internal/ec2double"
+	"github.com/mc-build/mc/runner"
 )
 
 func main() {
@@ -41,6 +43,7 @@ func run() error {
 	ns := flag.String("n", "4,16,64", "runner counts")
 	dir := flag.String("dir", "", "work directory")
 	bucket := flag.String("bucket", "bench", "bucket of the shared cache")
+	baked := flag.Bool("baked", true, "the runners' image holds mc (runner.BakedPath), as a baked AMI would; false: each runner downloads it")
 	flag.Parse()
 	if *mc == "" || *dir == "" {
 		return fmt.Errorf("-mc and -dir are required")
@@ -51,6 +54,24 @@ func run() error {
 	}
 	defer d.Close()
 	d.SetBootDelay(*boot)
+	var env []string
+	if *baked {
+		// Here every "instance" shares this machine's CPU: 500 downloads
+		// of a 76 MB binary would measure this machine, not the design.
+		b, err := os.ReadFile(*mc)
+		if err != nil {
+			return err
+		}
+		ami := filepath.Join(*dir, "ami")
+		p := runner.BakedPath(ami, cas.FromBytes(b))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, b, 0o755); err != nil {
+			return err
+		}
+		env = append(env, "MC_RUNNER_BAKED_DIR="+ami)
+	}
 
 	ws := filepath.Join(*dir, "ws")
 	gen := osexec.Command("go", "run", "./bench/gen", "-out", ws, "-packages", strconv.Itoa(*packages), "-stages", "10", "-seed", "1")
@@ -74,9 +95,13 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("remote runners on the EC2 double: %d stages (critical path %d stages), %s of work each, boot %s\n\n",
-		stages, depth, *work, *boot)
-	fmt.Printf("%6s %12s %12s %8s %14s %10s\n", "N", "makespan (s)", "bound (s)", "ratio", "overhead p50 (s)", "p90 (s)")
+	how := "downloaded by each runner"
+	if *baked {
+		how = "baked into the image"
+	}
+	fmt.Printf("remote runners on the EC2 double: %d stages (critical path %d stages), %s of work each, boot %s, mc %s\n\n",
+		stages, depth, *work, *boot, how)
+	fmt.Printf("%6s %12s %12s %8s %18s %18s %10s\n", "N", "makespan (s)", "bound (s)", "ratio", "dispatch->run p50", "done->record p50", "ovh p90")
 	for _, field := range strings.Split(*ns, ",") {
 		n, err := strconv.Atoi(field)
 		if err != nil {
@@ -91,14 +116,15 @@ func run() error {
 		cmd := osexec.Command(*mc, "build", "-j", strconv.Itoa(n), "--runners=ec2", "--output=json",
 			"--cache-dir", filepath.Join(*dir, fmt.Sprintf("cache-%d", n)), "//...")
 		cmd.Dir = ws
-		cmd.Env = append(os.Environ(), "MC_EC2_ENDPOINT="+d.URL)
+		cmd.Env = append(append(os.Environ(), env...), "MC_EC2_ENDPOINT="+d.URL)
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		start := time.Now()
 		err = cmd.Run()
 		wall := time.Since(start)
-		if p := os.Getenv("MC_STDERR_DIR"); p != "" { // where to keep mc's stderr (diagnostics)
+		if p := os.Getenv("MC_STDERR_DIR"); p != "" { // where to keep mc's stderr and events (diagnostics)
 			_ = os.WriteFile(filepath.Join(p, fmt.Sprintf("stderr-%d.txt", n)), stderr.Bytes(), 0o644)
+			_ = os.WriteFile(filepath.Join(p, fmt.Sprintf("events-%d.json", n)), stdout.Bytes(), 0o644)
 		}
 		if err != nil {
 			return fmt.Errorf("N=%d: %v: %s", n, err, tail(stderr.String()))
@@ -106,22 +132,22 @@ func run() error {
 		if live := d.Live(); len(live) != 0 {
 			return fmt.Errorf("N=%d: %d instances still live after the build", n, len(live))
 		}
-		durations := stageDurations(stdout.Bytes())
-		if len(durations) != stages {
-			return fmt.Errorf("N=%d: %d stages ran, want %d", n, len(durations), stages)
+		st := stageTimes(stdout.Bytes())
+		if len(st.total) != stages {
+			return fmt.Errorf("N=%d: %d stages ran, want %d", n, len(st.total), stages)
 		}
 		total := time.Duration(stages) * *work
 		bound := max(time.Duration(depth)**work, total/time.Duration(n)) + *boot
-		// A stage's time on its slot beyond its own work: dispatch (inputs
-		// uploaded, job written, the waiting agent finding it), input
-		// download, sandbox, upload, the result found and the outputs
-		// downloaded. Stages whose spare had not finished booting wait
-		// for it too: the median leaves those out when the pool works,
-		// the 90th percentile shows them.
-		sort.Slice(durations, func(i, j int) bool { return durations[i] < durations[j] })
-		median := durations[len(durations)/2] - *work
-		p90 := durations[len(durations)*9/10] - *work
-		fmt.Printf("%6d %12.1f %12.1f %7.2fx %14.3f %10.3f\n", n, wall.Seconds(), bound.Seconds(), wall.Seconds()/bound.Seconds(), median.Seconds(), p90.Seconds())
+		// A stage's time on its slot beyond its own work, in two parts
+		// (from the stages' phases, runner phases placed on this clock):
+		// dispatch -> running is inputs uploaded, the job written, the
+		// waiting agent finding it (or, when its spare had not finished
+		// booting, waiting for that), inputs fetched, the sandbox set up;
+		// done -> recorded is outputs stored and uploaded, the result found
+		// and the outputs downloaded. Medians, and the 90th percentile of
+		// the whole, where stages that waited for a boot show.
+		fmt.Printf("%6d %12.1f %12.1f %7.2fx %18.3f %18.3f %10.3f\n", n, wall.Seconds(), bound.Seconds(), wall.Seconds()/bound.Seconds(),
+			pct(st.before, 50).Seconds(), pct(st.after, 50).Seconds(), (pct(st.total, 90) - *work).Seconds())
 	}
 	fmt.Println("\ngoal: makespan <= 1.15x the bound")
 	return nil
@@ -153,20 +179,56 @@ func graphShape(path string) (stages, depth int, err error) {
 	return stages, depth, sc.Err()
 }
 
-// stageDurations returns the run time of every finished stage in a JSON
-// event stream.
-func stageDurations(events []byte) []time.Duration {
-	var out []time.Duration
+// times are per-stage durations from a JSON event stream.
+type times struct {
+	total, before, after []time.Duration
+}
+
+// stageTimes reads every finished stage's duration and, from its phases,
+// dispatch -> running and done -> recorded.
+func stageTimes(events []byte) times {
+	var t times
 	for _, line := range bytes.Split(events, []byte("\n")) {
 		var e struct {
 			Type       string `json:"type"`
 			DurationMS int64  `json:"duration_ms"`
+			Phases     []struct {
+				Name       string    `json:"name"`
+				Start      time.Time `json:"start"`
+				DurationUS int64     `json:"duration_us"`
+			} `json:"phases"`
 		}
-		if json.Unmarshal(line, &e) == nil && e.Type == "stage_finished" {
-			out = append(out, time.Duration(e.DurationMS)*time.Millisecond)
+		if json.Unmarshal(line, &e) != nil || e.Type != "stage_finished" {
+			continue
+		}
+		t.total = append(t.total, time.Duration(e.DurationMS)*time.Millisecond)
+		var first, runStart, runEnd, last time.Time
+		for _, p := range e.Phases {
+			end := p.Start.Add(time.Duration(p.DurationUS) * time.Microsecond)
+			if first.IsZero() {
+				first = p.Start
+			}
+			if p.Name == "running" {
+				runStart, runEnd = p.Start, end
+			}
+			last = end
+		}
+		if !runStart.IsZero() {
+			t.before = append(t.before, runStart.Sub(first))
+			t.after = append(t.after, last.Sub(runEnd))
 		}
 	}
-	return out
+	return t
+}
+
+// pct is the p-th percentile of ds (0 when empty).
+func pct(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[min(len(s)-1, len(s)*p/100)]
 }
 
 func tail(s string) string {

@@ -139,6 +139,7 @@ func setupRunners(ctx context.Context, e *env, s *session, bf *buildFlags, jobsS
 		},
 	}
 	opts.Binary, _ = e.getenv("MC_RUNNER_BINARY")
+	opts.BakedDir, _ = e.getenv("MC_RUNNER_BAKED_DIR")
 	if v, _ := e.getenv("MC_RUNNER_DEBUG"); v == "1" {
 		opts.Debug = func(format string, args ...any) {
 			fmt.Fprintf(e.stderr, "mc: %s %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
