@@ -8,6 +8,7 @@
 #   bash bench/runners.sh                       # 500 stages, 0.5 s of work each, 2 s boot
 #   PACKAGES=10 N=4 bash bench/runners.sh       # quick
 #   BAKED=false bash bench/runners.sh           # each runner downloads mc (default: baked into the image)
+#   NOTIFY=false bash bench/runners.sh          # runners cannot reach the coordinator: S3 polling only
 #
 # Needs minio (go install github.com/minio/minio@latest), bubblewrap, curl.
 # MC=PATH uses a prebuilt mc (for real EC2 it would have to be static; here
@@ -35,4 +36,4 @@ if [[ -z ${MC:-} ]]; then
 	MC=$TMP/mc
 fi
 source "$ROOT/bench/minio.sh"
-(cd "$ROOT" && go run ./bench/runners -mc "$MC" -dir "$TMP" -packages "$PACKAGES" -work "$WORK" -boot "$BOOT" -n "$N" -baked="${BAKED:-true}")
+(cd "$ROOT" && go run ./bench/runners -mc "$MC" -dir "$TMP" -packages "$PACKAGES" -work "$WORK" -boot "$BOOT" -n "$N" -baked="${BAKED:-true}" -notify="${NOTIFY:-true}")

@@ -40,6 +40,9 @@ type AgentOptions struct {
 	// warm-pool runners boot before their stage is known, and this is most
 	// of the delay between a stage's dispatch and its start.
 	Poll time.Duration
+	// Notify is the coordinator's wake-up URL (notify.go); "" when it
+	// cannot be reached and only S3 is polled.
+	Notify string
 	// IdleTimeout ends a runner that got no job for this long (1h); it also
 	// ends as soon as the run is over (runs/<run>/done, or the coordinator's
 	// heartbeat older than runOverAfter).
@@ -92,7 +95,8 @@ func RunAgent(ctx context.Context, o AgentOptions) error {
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = time.Hour
 	}
-	a := &agent{o: o, objs: objs, remote: remote, dir: dir, jobDir: JobDir(o.RunID, o.JobID)}
+	a := &agent{o: o, objs: objs, remote: remote, dir: dir, jobDir: JobDir(o.RunID, o.JobID),
+		wake: newWakeClient(o.Notify, o.RunID, o.JobID)}
 	hbCtx, stopBeat := context.WithCancel(ctx)
 	defer stopBeat()
 	a.interval.Store(int64(o.Heartbeat))
@@ -120,6 +124,9 @@ func RunAgent(ctx context.Context, o AgentOptions) error {
 	if err != nil {
 		return fmt.Errorf("reporting the result: %w", err)
 	}
+	if a.wake != nil {
+		a.wake.resultWritten(ctx)
+	}
 	return nil
 }
 
@@ -135,6 +142,7 @@ type agent struct {
 	noJob    string // why run returned no result: no job came
 	jobSeen  time.Time
 	phases   []exec.Phase // on this machine's clock
+	wake     *wakeClient  // nil: the coordinator is not reachable
 }
 
 // heartbeat rewrites the heartbeat object until ctx ends; failures are
@@ -167,6 +175,9 @@ func (a *agent) run(ctx context.Context) *ResultSpec {
 	if err != nil {
 		return infra("opening the store: %v", err)
 	}
+	// Never synced: this store dies with the runner; what must last is in
+	// S3 before the result says so.
+	store.DeferSync()
 	local, err := a.newLocal(store, false)
 	if err != nil {
 		return infra("%v", err)
@@ -268,6 +279,7 @@ func (a *agent) waitJob(ctx context.Context) ([]byte, error) {
 	start := time.Now()
 	lastCheck := start
 	lastOK := start
+	woke := false
 	for {
 		raw, err := a.objs.Get(ctx, a.jobDir+objJob)
 		now := time.Now()
@@ -292,6 +304,24 @@ func (a *agent) waitJob(ctx context.Context) ([]byte, error) {
 				return nil, nil
 			}
 		}
+		if a.wake != nil && !woke {
+			// Wait for the coordinator's word instead of polling S3.
+			ok, werr := a.wake.waitJob(ctx)
+			switch {
+			case werr == nil:
+				woke = ok // look now; if the job is not there yet, wait a poll interval before asking again
+				continue
+			case errors.Is(werr, errRunOver):
+				a.noJob = "the coordinator says the run is over before a job came; ending"
+				return nil, nil
+			case ctx.Err() != nil:
+				return nil, ctx.Err()
+			default:
+				fmt.Fprintf(a.o.Stderr, "mc agent: the coordinator cannot be reached (%v); polling the shared cache instead\n", werr)
+				a.wake = nil
+			}
+		}
+		woke = false
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()

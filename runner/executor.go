@@ -69,6 +69,11 @@ type Options struct {
 	// Notify receives one-line reports (capacity retries, lost runners,
 	// kept runners); nil drops them.
 	Notify func(string)
+	// NotifyListen, when set, is the host:port runners can reach this
+	// machine at: the coordinator serves wake-ups there (notify.go) and
+	// both sides poll S3 only as a fallback. "127.0.0.1:0" for local
+	// runners.
+	NotifyListen string
 	// BakedDir is where runner images may hold mc by digest (see
 	// BootstrapSpec); "" for DefaultBakedDir.
 	BakedDir string
@@ -106,6 +111,8 @@ type Executor struct {
 	spareBackoff time.Time     // no spare launches before (capacity errors)
 	bootEst      time.Duration // a runner's boot, launch to first heartbeat
 	stageEst     time.Duration // a stage's time on its runner
+
+	wake *notifier // nil without NotifyListen
 
 	bg     sync.WaitGroup // spare launches, terminations
 	bgCtx  context.Context
@@ -156,6 +163,13 @@ func NewExecutor(ctx context.Context, o Options) (*Executor, error) {
 	e := &Executor{o: o, launched: map[string]bool{}, kept: map[string]bool{}, beatDone: make(chan struct{}),
 		spares: map[string][]*spare{}}
 	e.bgCtx, e.bgStop = context.WithCancel(context.Background())
+	if o.NotifyListen != "" {
+		n, err := startNotifier(o.NotifyListen, o.RunID)
+		if err != nil {
+			return nil, err
+		}
+		e.wake = n
+	}
 	if o.MaxInstances > 0 {
 		e.slots = make(chan struct{}, o.MaxInstances)
 	}
@@ -207,6 +221,9 @@ func (e *Executor) Close(ctx context.Context) error {
 	e.mu.Lock()
 	e.closed = true // no more spares
 	e.mu.Unlock()
+	if e.wake != nil {
+		e.wake.close() // waiting spares hear that the run is over
+	}
 	// Launches in flight end (their instances are then known), terminations
 	// finish; reconcile ends whatever is left, spares included.
 	waited := make(chan struct{})
@@ -467,6 +484,10 @@ func (e *Executor) attempt(ctx context.Context, job *exec.Job, keep bool) (res *
 	if err := e.o.Objects.Put(ctx, dir+objJob, encode(specOf(job, e.o.Heartbeat, keep))); err != nil {
 		return nil, "", fmt.Errorf("writing the job: %w", err)
 	}
+	if e.wake != nil {
+		e.wake.jobWritten(jobID)
+		defer e.wake.forget(jobID)
+	}
 	var id string
 	var launched time.Time
 	if sp != nil {
@@ -516,6 +537,9 @@ func (e *Executor) launchSpec(ctx context.Context, jobID, label string, keep boo
 	}
 	if e.o.Region != "" {
 		args = append(args, "--region", e.o.Region)
+	}
+	if e.wake != nil {
+		args = append(args, "--notify", e.wake.url)
 	}
 	url, err := e.o.Objects.PresignGet(ctx, BlobKey(e.binDig), binaryURLTTL)
 	if err != nil {
@@ -582,8 +606,25 @@ func (e *Executor) watch(ctx context.Context, job *exec.Job, jobID, id string, l
 	var beatSeen time.Time // when the first heartbeat was seen
 	t := time.NewTicker(e.o.ResultPoll)
 	defer t.Stop()
+	var wake <-chan struct{}
+	if e.wake != nil {
+		wake = e.wake.resultWake(jobID)
+	}
+	var lastGet time.Time
+	woken := true
 	for {
-		if b, err := e.o.Objects.Get(ctx, dir+objResult); err == nil {
+		// An agent that reached us says when its result is there: then S3
+		// is only looked at every Poll, in case that word is lost.
+		now := time.Now()
+		look := woken || now.Sub(lastGet) >= e.o.Poll || e.wake == nil || !e.wake.agentReached(jobID)
+		woken = false
+		var b []byte
+		err := ErrNotFound
+		if look {
+			lastGet = now
+			b, err = e.o.Objects.Get(ctx, dir+objResult)
+		}
+		if err == nil {
 			var r ResultSpec
 			if err := json.Unmarshal(b, &r); err != nil {
 				return nil, "runner " + id + " sent an undecodable result", nil
@@ -678,6 +719,8 @@ func (e *Executor) watch(ctx context.Context, job *exec.Job, jobID, id string, l
 		case <-ctx.Done():
 			return nil, "", ctx.Err()
 		case <-t.C:
+		case <-wake:
+			woken = true
 		}
 	}
 }

@@ -29,6 +29,9 @@ type goProvider struct {
 	neverBoot int
 	n         int
 	specs     []LaunchSpec
+	notify    string        // the wake-up URL given to agents
+	agentPoll time.Duration
+	stderr    lockedBuf     // the agents' diagnostics
 	live      map[string]context.CancelFunc
 	done      sync.WaitGroup
 }
@@ -50,7 +53,7 @@ func (p *goProvider) Launch(ctx context.Context, spec LaunchSpec) (string, error
 	go func() {
 		defer p.done.Done()
 		err := RunAgent(actx, AgentOptions{CacheURL: p.url, Endpoint: p.ep, RunID: spec.RunID, JobID: spec.JobID,
-			Dir: p.t.TempDir(), Getenv: p.getenv, Stderr: &bytes.Buffer{}})
+			Dir: p.t.TempDir(), Getenv: p.getenv, Stderr: &p.stderr, Notify: p.notify, Poll: p.agentPoll})
 		if err != nil && actx.Err() == nil {
 			p.t.Errorf("agent %s: %v", id, err)
 		}

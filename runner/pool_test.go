@@ -249,3 +249,124 @@ func TestAgentWaitsThenEnds(t *testing.T) {
 		})
 	}
 }
+
+// TestExecutorWakeUps: when runners can reach the coordinator, the job and
+// the result travel by S3 as always but nobody waits for a poll: with every
+// S3 polling interval at a minute, a stage on a spare still completes at
+// once. An agent given an address it cannot reach says so and polls S3.
+func TestExecutorWakeUps(t *testing.T) {
+	pe := newPoolEnv(t)
+	ctx := context.Background()
+	ws := t.TempDir()
+	src := filepath.Join(ws, "in.txt")
+	if err := os.WriteFile(src, []byte("hello\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srcDigest := cas.FromBytes([]byte("hello\n"))
+	for _, tc := range []struct {
+		name      string
+		reachable bool
+	}{
+		{"coordinator reachable", true},
+		{"coordinator unreachable", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store, err := cas.OpenStore(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			prov := &goProvider{t: t, url: pe.url, ep: pe.srv.Endpoint, getenv: pe.getenv, live: map[string]context.CancelFunc{}}
+			o := Options{Provider: prov, Objects: pe.objs, Remote: pe.remote, Store: store,
+				Workspace: "w", CacheURL: pe.url, Binary: src, Heartbeat: 200 * time.Millisecond,
+				Lease: time.Minute, MaxInstances: 1, Warm: 1, NotifyListen: "127.0.0.1:0"}
+			if tc.reachable {
+				o.Poll, o.ResultPoll, prov.agentPoll = time.Minute, time.Minute, time.Minute
+			} else {
+				// Nothing listens on port 1: the agent falls back to S3.
+				prov.notify = "http://127.0.0.1:1"
+				o.Poll, o.ResultPoll, prov.agentPoll = 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond
+			}
+			ex, err := NewExecutor(ctx, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.reachable {
+				prov.notify = ex.wake.url
+			}
+			ex.Ahead(1)
+			// The spare is up and waiting: on the coordinator, or (having
+			// failed to reach it) on S3.
+			deadline := time.Now().Add(20 * time.Second)
+			for !ex.wake.agentReached("w00001") && !strings.Contains(prov.stderr.String(), "cannot be reached") {
+				if time.Now().After(deadline) {
+					t.Fatal("the spare did not come up")
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			var log lockedBuf
+			job := &exec.Job{
+				Label: graph.Label{Pkg: "p", Name: "s"}, Key: cas.FromBytes([]byte(tc.name)), Pkg: "p",
+				Cmds:   []string{"tr a-z A-Z < in.txt > out.txt"},
+				Inputs: []exec.Input{{Path: "p/in.txt", Digest: srcDigest, Size: 6, Source: src}},
+				Outs:   []string{"p/out.txt"}, Log: &log,
+			}
+			rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			defer cancel()
+			res, err := ex.Run(rctx, job)
+			if err != nil {
+				t.Fatalf("the stage did not complete within 15 s though every poll is a minute apart: %v", err)
+			}
+			if res.Err != nil {
+				t.Fatalf("stage failed: %v\nlog:\n%s", res.Err, log.String())
+			}
+			ex.Ahead(0)
+			if err := ex.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			prov.done.Wait()
+			said := prov.stderr.String()
+			if got := strings.Contains(said, "cannot be reached"); got == tc.reachable {
+				t.Fatalf("agent diagnostics %q: fallback reported = %v, want %v", said, got, !tc.reachable)
+			}
+			if insts, _ := prov.List(ctx, "w"); len(insts) != 0 {
+				t.Fatalf("instances left: %+v", insts)
+			}
+		})
+	}
+}
+
+// TestAgentHearsRunOver: a waiting spare ends when the coordinator closes
+// the run, without waiting for its next look at S3.
+func TestAgentHearsRunOver(t *testing.T) {
+	pe := newPoolEnv(t)
+	ctx := context.Background()
+	n, err := startNotifier("127.0.0.1:0", "run1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr lockedBuf
+	errc := make(chan error, 1)
+	go func() {
+		errc <- RunAgent(ctx, AgentOptions{CacheURL: pe.url, Endpoint: pe.srv.Endpoint, RunID: "run1", JobID: "w00001",
+			Dir: t.TempDir(), Getenv: pe.getenv, Stderr: &stderr, Notify: n.url, Poll: time.Minute})
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for !n.agentReached("w00001") {
+		if time.Now().After(deadline) {
+			t.Fatal("the agent never waited on the coordinator")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	n.close()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the agent did not end when the run closed")
+	}
+	if !strings.Contains(stderr.String(), "the coordinator says the run is over") {
+		t.Fatalf("agent said %q", stderr.String())
+	}
+}

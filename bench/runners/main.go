@@ -43,6 +43,7 @@ func run() error {
 	ns := flag.String("n", "4,16,64", "runner counts")
 	dir := flag.String("dir", "", "work directory")
 	bucket := flag.String("bucket", "bench", "bucket of the shared cache")
+	notify := flag.Bool("notify", true, "runners can reach the coordinator (MC_RUNNER_NOTIFY: a coordinator in the runners' network); false: S3 polling only")
 	baked := flag.Bool("baked", true, "the runners' image holds mc (runner.BakedPath), as a baked AMI would; false: each runner downloads it")
 	flag.Parse()
 	if *mc == "" || *dir == "" {
@@ -55,6 +56,9 @@ func run() error {
 	defer d.Close()
 	d.SetBootDelay(*boot)
 	var env []string
+	if *notify {
+		env = append(env, "MC_RUNNER_NOTIFY=127.0.0.1:0")
+	}
 	if *baked {
 		// Here every "instance" shares this machine's CPU: 500 downloads
 		// of a 76 MB binary would measure this machine, not the design.
@@ -99,8 +103,12 @@ func run() error {
 	if *baked {
 		how = "baked into the image"
 	}
-	fmt.Printf("remote runners on the EC2 double: %d stages (critical path %d stages), %s of work each, boot %s, mc %s\n\n",
-		stages, depth, *work, *boot, how)
+	reach := "S3 polling only"
+	if *notify {
+		reach = "wake-ups from the coordinator"
+	}
+	fmt.Printf("remote runners on the EC2 double: %d stages (critical path %d stages), %s of work each, boot %s, mc %s, %s\n\n",
+		stages, depth, *work, *boot, how, reach)
 	fmt.Printf("%6s %12s %12s %8s %18s %18s %10s\n", "N", "makespan (s)", "bound (s)", "ratio", "dispatch->run p50", "done->record p50", "ovh p90")
 	for _, field := range strings.Split(*ns, ",") {
 		n, err := strconv.Atoi(field)

@@ -20,6 +20,7 @@ func runAgent(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&o.RunID, "run", "", "the run ID")
 	fs.StringVar(&o.JobID, "job", "", "the job ID")
 	fs.StringVar(&o.Dir, "dir", "", "scratch directory (default: a temporary one)")
+	fs.StringVar(&o.Notify, "notify", "", "the coordinator's wake-up URL, when runners can reach it")
 	fs.DurationVar(&o.Heartbeat, "heartbeat", 2*time.Second, "heartbeat interval until the job sets its own")
 	fs.DurationVar(&o.Poll, "poll", 50*time.Millisecond, "how often to look for the job while waiting for one")
 	fs.DurationVar(&o.IdleTimeout, "idle-timeout", time.Hour, "end when no job came within this long (the run's end ends it sooner)")

@@ -140,6 +140,17 @@ func setupRunners(ctx context.Context, e *env, s *session, bf *buildFlags, jobsS
 	}
 	opts.Binary, _ = e.getenv("MC_RUNNER_BINARY")
 	opts.BakedDir, _ = e.getenv("MC_RUNNER_BAKED_DIR")
+	// Wake-ups (runner/notify.go): local runners reach this machine; EC2
+	// runners only when MC_RUNNER_NOTIFY names an address they can reach.
+	if kind == "local" {
+		opts.NotifyListen = "127.0.0.1:0"
+	}
+	if v, ok := e.getenv("MC_RUNNER_NOTIFY"); ok && v != "" {
+		opts.NotifyListen = v
+		if v == "none" {
+			opts.NotifyListen = ""
+		}
+	}
 	if v, _ := e.getenv("MC_RUNNER_DEBUG"); v == "1" {
 		opts.Debug = func(format string, args ...any) {
 			fmt.Fprintf(e.stderr, "mc: %s %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
