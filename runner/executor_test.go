@@ -29,9 +29,9 @@ type goProvider struct {
 	neverBoot int
 	n         int
 	specs     []LaunchSpec
-	notify    string        // the wake-up URL given to agents
+	notify    string // the wake-up URL given to agents
 	agentPoll time.Duration
-	stderr    lockedBuf     // the agents' diagnostics
+	stderr    lockedBuf // the agents' diagnostics
 	live      map[string]context.CancelFunc
 	done      sync.WaitGroup
 }
