@@ -17,33 +17,25 @@ import (
 func (r *Remote) GetAction(ctx context.Context, key cas.Digest) (_ *cas.ActionResult, err error) {
 	defer r.count(&err)
 	n := name(nsAction, key)
-	var b []byte
-	var found bool
-	werr := r.do(ctx, func() {
-		var out *s3api.GetObjectOutput
-		out, err = r.client.GetObject(ctx, &s3api.GetObjectInput{
-			Bucket: aws.String(r.bucket),
-			Key:    aws.String(r.key(nsAction, key)),
-		})
-		if isNotFound(err) {
-			err = nil
-			return
-		}
-		if err != nil {
-			return
-		}
-		defer out.Body.Close()
-		found = true
-		b, err = io.ReadAll(io.LimitReader(out.Body, maxResultSize+1))
+	release, err := r.acquire(ctx, 1)
+	if err != nil {
+		return nil, fmt.Errorf("s3 get %s: %w", n, err)
+	}
+	defer release()
+	out, err := r.client.GetObject(ctx, &s3api.GetObjectInput{
+		Bucket: aws.String(r.bucket),
+		Key:    aws.String(r.key(nsAction, key)),
 	})
-	if err == nil {
-		err = werr
+	if isNotFound(err) {
+		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("s3 get %s: %w", n, err)
 	}
-	if !found {
-		return nil, nil
+	defer out.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(out.Body, maxResultSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("s3 get %s: %w", n, err)
 	}
 	if len(b) > maxResultSize {
 		return nil, fmt.Errorf("s3 get %s: action result larger than %d bytes: %w", n, maxResultSize, cas.ErrCorrupt)
@@ -73,15 +65,15 @@ func (r *Remote) PutAction(ctx context.Context, key cas.Digest, res *cas.ActionR
 func (r *Remote) DeleteAction(ctx context.Context, key cas.Digest) (err error) {
 	defer r.count(&err)
 	n := name(nsAction, key)
-	werr := r.do(ctx, func() {
-		_, err = r.client.DeleteObject(ctx, &s3api.DeleteObjectInput{
-			Bucket: aws.String(r.bucket),
-			Key:    aws.String(r.key(nsAction, key)),
-		})
-	})
-	if werr != nil {
-		err = werr
+	release, err := r.acquire(ctx, 1)
+	if err != nil {
+		return fmt.Errorf("s3 delete %s: %w", n, err)
 	}
+	defer release()
+	_, err = r.client.DeleteObject(ctx, &s3api.DeleteObjectInput{
+		Bucket: aws.String(r.bucket),
+		Key:    aws.String(r.key(nsAction, key)),
+	})
 	if err != nil && !isNotFound(err) {
 		return fmt.Errorf("s3 delete %s: %w", n, err)
 	}

@@ -32,31 +32,26 @@ func (r *Remote) Fetch(ctx context.Context, d cas.Digest, size int64, dst *cas.S
 // keeps nothing unless the content matches d.
 func (r *Remote) fetchSmall(ctx context.Context, d cas.Digest, size int64, dst *cas.Store) error {
 	n := name(nsBlob, d)
-	var err, getErr error
-	werr := r.do(ctx, func() {
-		var out *s3api.GetObjectOutput
-		out, getErr = r.client.GetObject(ctx, &s3api.GetObjectInput{
-			Bucket: aws.String(r.bucket),
-			Key:    aws.String(r.key(nsBlob, d)),
-		})
-		if getErr != nil {
-			return
-		}
-		defer out.Body.Close()
-		var body io.Reader = out.Body
-		if size >= 0 {
-			// One byte more than expected is enough to fail the digest; a
-			// tampered object cannot make us download without bound.
-			body = io.LimitReader(body, size+1)
-		}
-		err = dst.PutReaderExpect(body, d)
+	release, err := r.acquire(ctx, 1)
+	if err != nil {
+		return fmt.Errorf("s3 get %s: %w", n, err)
+	}
+	defer release()
+	out, err := r.client.GetObject(ctx, &s3api.GetObjectInput{
+		Bucket: aws.String(r.bucket),
+		Key:    aws.String(r.key(nsBlob, d)),
 	})
-	switch {
-	case werr != nil:
-		return fmt.Errorf("s3 get %s: %w", n, werr)
-	case getErr != nil:
-		return opError("get", n, getErr)
-	case err != nil:
+	if err != nil {
+		return opError("get", n, err)
+	}
+	defer out.Body.Close()
+	var body io.Reader = out.Body
+	if size >= 0 {
+		// One byte more than expected is enough to fail the digest; a
+		// tampered object cannot make us download without bound.
+		body = io.LimitReader(body, size+1)
+	}
+	if err := dst.PutReaderExpect(body, d); err != nil {
 		return fmt.Errorf("s3 get %s: %w", n, err)
 	}
 	return nil
@@ -180,17 +175,17 @@ func (r *Remote) uploadSmall(ctx context.Context, d cas.Digest, size int64, src 
 // putBytes stores b as the object of d in namespace ns with one PUT, in a
 // request slot of its own.
 func (r *Remote) putBytes(ctx context.Context, ns string, d cas.Digest, b []byte) error {
-	var err error
-	if werr := r.do(ctx, func() {
-		_, err = r.client.PutObject(ctx, &s3api.PutObjectInput{
-			Bucket:        aws.String(r.bucket),
-			Key:           aws.String(r.key(ns, d)),
-			Body:          bytes.NewReader(b),
-			ContentLength: aws.Int64(int64(len(b))),
-		})
-	}); werr != nil {
-		return werr
+	release, err := r.acquire(ctx, 1)
+	if err != nil {
+		return err
 	}
+	defer release()
+	_, err = r.client.PutObject(ctx, &s3api.PutObjectInput{
+		Bucket:        aws.String(r.bucket),
+		Key:           aws.String(r.key(ns, d)),
+		Body:          bytes.NewReader(b),
+		ContentLength: aws.Int64(int64(len(b))),
+	})
 	return err
 }
 
@@ -228,16 +223,15 @@ func (r *Remote) uploadLarge(ctx context.Context, d cas.Digest, src *cas.Store) 
 // head reports whether blob d is present. With size >= 0 an object of
 // another size counts as absent, so that Upload replaces a truncated one.
 func (r *Remote) head(ctx context.Context, d cas.Digest, size int64) (bool, error) {
-	var out *s3api.HeadObjectOutput
-	var err error
-	if werr := r.do(ctx, func() {
-		out, err = r.client.HeadObject(ctx, &s3api.HeadObjectInput{
-			Bucket: aws.String(r.bucket),
-			Key:    aws.String(r.key(nsBlob, d)),
-		})
-	}); werr != nil {
-		return false, werr
+	release, err := r.acquire(ctx, 1)
+	if err != nil {
+		return false, err
 	}
+	defer release()
+	out, err := r.client.HeadObject(ctx, &s3api.HeadObjectInput{
+		Bucket: aws.String(r.bucket),
+		Key:    aws.String(r.key(nsBlob, d)),
+	})
 	if isNotFound(err) {
 		return false, nil
 	}

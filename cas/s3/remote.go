@@ -30,7 +30,6 @@ import (
 	"fmt"
 	"os"
 	"sync/atomic"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
 	s3api "github.com/aws/aws-sdk-go-v2/service/s3"
@@ -96,8 +95,6 @@ type Remote struct {
 	mem      *semaphore.Weighted // bytes of upload buffers
 
 	stats *counters
-
-	tasks chan func() // to idle workers (see do)
 }
 
 var _ cas.Remote = (*Remote)(nil)
@@ -150,7 +147,6 @@ func Open(ctx context.Context, url string, opts Options) (*Remote, error) {
 		reqs:     semaphore.NewWeighted(int64(parallel)),
 		mem:      semaphore.NewWeighted(memBudget),
 		stats:    &counters{},
-		tasks:    make(chan func()),
 	}
 	client, err := newClient(ctx, getenv, endpoint, parallel, r.stats)
 	if err != nil {
@@ -212,50 +208,6 @@ func (r *Remote) acquire(ctx context.Context, n int) (func(), error) {
 		return nil, err
 	}
 	return func() { r.reqs.Release(w) }, nil
-}
-
-// do runs f in one request slot, on one of the Remote's worker goroutines.
-// Why not the caller's goroutine: an SDK call runs through a deep
-// middleware stack, and on a goroutine that has not run one before (the
-// scheduler starts one per action) the stack grows from 8 KiB by copying —
-// 13% of the CPU of a remote-cached build in a profile. Workers keep their
-// grown stacks; there are at most as many as requests in flight, and one
-// idle for workerIdle ends.
-func (r *Remote) do(ctx context.Context, f func()) error {
-	release, err := r.acquire(ctx, 1)
-	if err != nil {
-		return err
-	}
-	defer release()
-	done := make(chan struct{})
-	task := func() {
-		defer close(done)
-		f()
-	}
-	select {
-	case r.tasks <- task:
-	default:
-		go r.worker(task)
-	}
-	<-done
-	return nil
-}
-
-// workerIdle is how long a worker waits for its next request.
-const workerIdle = 10 * time.Second
-
-func (r *Remote) worker(task func()) {
-	t := time.NewTimer(workerIdle)
-	defer t.Stop()
-	for {
-		task()
-		t.Reset(workerIdle)
-		select {
-		case task = <-r.tasks:
-		case <-t.C:
-			return
-		}
-	}
 }
 
 // acquireMem takes n bytes of the upload buffer budget.
