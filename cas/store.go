@@ -2,10 +2,13 @@ package cas
 
 import (
 	"bytes"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
@@ -156,7 +159,7 @@ func (s *Store) PutBytes(b []byte) (Digest, error) {
 	}
 	if got != d {
 		// Only possible if b changed under us (a caller's data race).
-		discard(f)
+		f.discard()
 		return Zero, fmt.Errorf("cas: put bytes: buffer changed while being stored: %w", ErrCorrupt)
 	}
 	if err := s.commit(f, d); err != nil {
@@ -168,14 +171,11 @@ func (s *Store) PutBytes(b []byte) (Digest, error) {
 // PutFile copies the file at path into the store and returns its digest and
 // size. It does nothing (beyond reading the file) when the blob is present.
 func (s *Store) PutFile(path string) (Digest, int64, error) {
-	src, err := os.Open(path)
+	src, err := openRegular(path)
 	if err != nil {
-		return Zero, 0, fmt.Errorf("cas: put %s: %w", path, err)
-	}
-	defer src.Close()
-	if err := checkRegular(src, path); err != nil {
 		return Zero, 0, err
 	}
+	defer unix.Close(int(src))
 	// One pass: copy and hash together; the copy is thrown away if the blob
 	// turns out to be present. No fsync is paid in that case.
 	f, d, n, err := s.copyToTemp(src)
@@ -183,7 +183,7 @@ func (s *Store) PutFile(path string) (Digest, int64, error) {
 		return Zero, 0, fmt.Errorf("cas: put %s: %w", path, err)
 	}
 	if s.Has(d) {
-		discard(f)
+		f.discard()
 		return d, n, nil
 	}
 	if err := s.commit(f, d); err != nil {
@@ -200,20 +200,17 @@ func (s *Store) PutFileExpect(path string, want Digest) error {
 	if s.Has(want) {
 		return nil
 	}
-	src, err := os.Open(path)
+	src, err := openRegular(path)
 	if err != nil {
-		return fmt.Errorf("cas: put %s: %w", path, err)
-	}
-	defer src.Close()
-	if err := checkRegular(src, path); err != nil {
 		return err
 	}
+	defer unix.Close(int(src))
 	f, d, _, err := s.copyToTemp(src)
 	if err != nil {
 		return fmt.Errorf("cas: put %s: %w", path, err)
 	}
 	if d != want {
-		discard(f)
+		f.discard()
 		return fmt.Errorf("cas: put %s: content is %s, want %s: %w", path, d.Short(), want.Short(), ErrCorrupt)
 	}
 	return s.commit(f, d)
@@ -232,7 +229,7 @@ func (s *Store) PutReaderExpect(r io.Reader, want Digest) error {
 		return fmt.Errorf("cas: put %s: %w", want.Short(), err)
 	}
 	if d != want {
-		discard(f)
+		f.discard()
 		return fmt.Errorf("cas: put: content is %s, want %s: %w", d.Short(), want.Short(), ErrCorrupt)
 	}
 	return s.commit(f, d)
@@ -247,43 +244,60 @@ func (s *Store) TempDir() string { return s.tmp }
 // it read-only and renames it into place. Across filesystems it copies
 // instead. If the blob is already present the file is left where it is.
 func (s *Store) AdoptFile(path string) (Digest, int64, error) {
-	fi, err := os.Lstat(path)
+	// Not following a symlink, and not blocking on a FIFO: neither is
+	// adopted.
+	fd, err := openRaw(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if err != nil {
+		if fi, lerr := os.Lstat(path); lerr == nil && !fi.Mode().IsRegular() {
+			return Zero, 0, fmt.Errorf("cas: adopt %s: not a regular file (%s)", path, fi.Mode().Type())
+		}
+		return Zero, 0, fmt.Errorf("cas: adopt %s: %w", path, &os.PathError{Op: "open", Path: path, Err: err})
+	}
+	defer unix.Close(fd)
+	var before unix.Stat_t
+	if err := fstat(fd, &before); err != nil {
 		return Zero, 0, fmt.Errorf("cas: adopt %s: %w", path, err)
 	}
-	if !fi.Mode().IsRegular() {
+	if before.Mode&unix.S_IFMT != unix.S_IFREG {
+		fi, err := os.Lstat(path)
+		if err != nil {
+			return Zero, 0, fmt.Errorf("cas: adopt %s: %w", path, err)
+		}
 		return Zero, 0, fmt.Errorf("cas: adopt %s: not a regular file (%s)", path, fi.Mode().Type())
 	}
-	f, err := os.Open(path)
+	d, n, err := hashFD(fdReader(fd))
 	if err != nil {
 		return Zero, 0, fmt.Errorf("cas: adopt %s: %w", path, err)
-	}
-	defer f.Close()
-	d, n, err := FromReader(f)
-	if err != nil {
-		return Zero, 0, fmt.Errorf("cas: adopt %s: %w", path, err)
-	}
-	if s.Has(d) {
-		return d, n, nil
 	}
 	// The file must be on disk before its name says it is a blob (unless
 	// the caller syncs the store before recording results, DeferSync).
+	// Without that fsync to save, a blob already there is found by the
+	// rename, which never replaces one (and the file gets its mode back).
 	if !s.deferSync {
-		if err := f.Sync(); err != nil {
+		if s.Has(d) {
+			return d, n, nil
+		}
+		if err := fsync(fd); err != nil {
 			return Zero, 0, fmt.Errorf("cas: adopt %s: %w", path, err)
 		}
 	}
-	after, err := f.Stat()
-	if err != nil {
+	var after unix.Stat_t
+	if err := fstat(fd, &after); err != nil {
 		return Zero, 0, fmt.Errorf("cas: adopt %s: %w", path, err)
 	}
-	if after.Size() != n || !after.ModTime().Equal(fi.ModTime()) || !os.SameFile(fi, after) {
+	if after.Size != n || after.Mtim != before.Mtim {
 		return Zero, 0, fmt.Errorf("cas: adopt %s: file changed while being hashed", path)
 	}
-	if err := f.Chmod(0o444); err != nil {
+	if err := fchmod(fd, 0o444); err != nil {
 		return Zero, 0, fmt.Errorf("cas: adopt %s: %w", path, err)
 	}
-	err = s.renameIn(path, d)
+	placed, err := s.moveIn(path, d)
+	if err == nil && !placed {
+		if err := fchmod(fd, before.Mode&0o7777); err != nil {
+			return Zero, 0, fmt.Errorf("cas: adopt %s: %w", path, err)
+		}
+		return d, n, nil
+	}
 	if isCrossDevice(err) {
 		if err := s.PutFileExpect(path, d); err != nil {
 			return Zero, 0, err
@@ -381,44 +395,90 @@ func (s *Store) corrupt(d Digest, f *os.File, got Digest) error {
 	return err
 }
 
+// tempFile is a file in the store's temp directory about to become a
+// blob, open for writing.
+type tempFile struct {
+	fd   int
+	name string
+}
+
+// createTemp creates a new, empty temp file. It works on the descriptor
+// directly: os.CreateTemp would first try to register a regular file with
+// the runtime's poller, several system calls that fail on every one of the
+// thousands of small files a build stores.
+func (s *Store) createTemp() (tempFile, error) {
+	var rnd [8]byte
+	for try := 0; ; try++ {
+		binary.LittleEndian.PutUint64(rnd[:], rand.Uint64())
+		name := filepath.Join(s.tmp, "put-"+hex.EncodeToString(rnd[:]))
+		fd, err := openRaw(name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL, 0o600)
+		if err == nil {
+			return tempFile{fd: fd, name: name}, nil
+		}
+		if err != unix.EEXIST || try == 100 {
+			return tempFile{}, fmt.Errorf("temp file: %w", &os.PathError{Op: "open", Path: name, Err: err})
+		}
+	}
+}
+
+// discard closes and deletes a temp file that will not become a blob.
+func (t tempFile) discard() {
+	unix.Close(t.fd)
+	os.Remove(t.name)
+}
+
 // copyToTemp copies r into a new file in the store's temp directory and
 // returns it open, with the digest and size of what was written.
-func (s *Store) copyToTemp(r io.Reader) (*os.File, Digest, int64, error) {
-	f, err := os.CreateTemp(s.tmp, "put-*")
+func (s *Store) copyToTemp(r io.Reader) (tempFile, Digest, int64, error) {
+	f, err := s.createTemp()
 	if err != nil {
-		return nil, Zero, 0, fmt.Errorf("temp file: %w", err)
+		return tempFile{}, Zero, 0, err
 	}
 	h := NewHasher()
 	buf := getBuf()
 	defer putBuf(buf)
-	n, err := io.CopyBuffer(io.MultiWriter(f, h), r, buf)
-	if err != nil {
-		discard(f)
-		return nil, Zero, 0, err
+	var n int64
+	for {
+		m, rerr := r.Read(buf)
+		if m > 0 {
+			h.Write(buf[:m])
+			if err := writeAll(f.fd, buf[:m]); err != nil {
+				f.discard()
+				return tempFile{}, Zero, 0, &os.PathError{Op: "write", Path: f.name, Err: err}
+			}
+			n += int64(m)
+		}
+		if rerr == io.EOF {
+			return f, h.Sum(), n, nil
+		}
+		if rerr != nil {
+			f.discard()
+			return tempFile{}, Zero, 0, rerr
+		}
 	}
-	return f, h.Sum(), n, nil
 }
 
 // commit makes the temp file f the blob d: fsync, read-only, rename. It
 // always closes f, and removes it on failure.
-func (s *Store) commit(f *os.File, d Digest) error {
+func (s *Store) commit(f tempFile, d Digest) error {
 	if !s.deferSync {
-		if err := f.Sync(); err != nil {
-			discard(f)
+		if err := fsync(f.fd); err != nil {
+			f.discard()
 			return fmt.Errorf("cas: put %s: fsync: %w", d.Short(), err)
 		}
 	}
-	if err := f.Chmod(0o444); err != nil {
-		discard(f)
+	if err := fchmod(f.fd, 0o444); err != nil {
+		f.discard()
 		return fmt.Errorf("cas: put %s: %w", d.Short(), err)
 	}
-	name := f.Name()
-	if err := f.Close(); err != nil {
-		os.Remove(name)
+	if err := unix.Close(f.fd); err != nil {
+		os.Remove(f.name)
 		return fmt.Errorf("cas: put %s: %w", d.Short(), err)
 	}
-	err := s.renameIn(name, d)
-	os.Remove(name) // still there if the blob appeared meanwhile
+	placed, err := s.moveIn(f.name, d)
+	if !placed {
+		os.Remove(f.name) // the blob appeared meanwhile, or the rename failed
+	}
 	if err != nil {
 		return fmt.Errorf("cas: put %s: %w", d.Short(), err)
 	}
@@ -431,21 +491,28 @@ func (s *Store) commit(f *os.File, d Digest) error {
 // fail with ENOENT). If the blob appeared meanwhile, src is left in place and
 // renameIn reports success; callers that own src remove it.
 func (s *Store) renameIn(src string, d Digest) error {
+	_, err := s.moveIn(src, d)
+	return err
+}
+
+// moveIn is renameIn, also reporting whether src became the blob (false
+// when the blob was there already, or on error).
+func (s *Store) moveIn(src string, d Digest) (placed bool, err error) {
 	dst := s.Path(d)
-	err := renameNoReplace(src, dst)
+	err = renameNoReplace(src, dst)
 	if errors.Is(err, fs.ErrNotExist) {
 		if _, serr := os.Lstat(src); serr != nil {
-			return err
+			return false, err
 		}
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return err
+			return false, err
 		}
 		err = renameNoReplace(src, dst)
 	}
 	if errors.Is(err, fs.ErrExist) {
-		return nil
+		return false, nil
 	}
-	return err
+	return err == nil, err
 }
 
 // renameNoReplace renames src to dst unless dst exists (fs.ErrExist). Where
@@ -462,22 +529,119 @@ func renameNoReplace(src, dst string) error {
 	return nil
 }
 
-// discard closes and deletes a temp file that will not become a blob.
-func discard(f *os.File) {
-	f.Close()
-	os.Remove(f.Name())
+// openRegular opens the regular file at path (following symlinks) for
+// reading.
+func openRegular(path string) (fdReader, error) {
+	// Not blocking on a FIFO, which is refused below.
+	fd, err := openRaw(path, unix.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return -1, fmt.Errorf("cas: put %s: %w", path, &os.PathError{Op: "open", Path: path, Err: err})
+	}
+	var st unix.Stat_t
+	if err := fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("cas: %s: %w", path, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		fi, err := os.Stat(path)
+		if err != nil {
+			return -1, fmt.Errorf("cas: %s: %w", path, err)
+		}
+		return -1, fmt.Errorf("cas: %s: not a regular file (%s)", path, fi.Mode().Type())
+	}
+	return fdReader(fd), nil
 }
 
-// checkRegular fails unless the open file f (named path) is a regular file.
-func checkRegular(f *os.File, path string) error {
-	fi, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("cas: %s: %w", path, err)
+// The descriptor-level helpers below retry on EINTR, as package os does.
+
+// openRaw opens path with flags (and O_CLOEXEC).
+func openRaw(path string, flags int, mode uint32) (int, error) {
+	for {
+		fd, err := unix.Open(path, flags|unix.O_CLOEXEC, mode)
+		if err != unix.EINTR {
+			return fd, err
+		}
 	}
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("cas: %s: not a regular file (%s)", path, fi.Mode().Type())
+}
+
+func fstat(fd int, st *unix.Stat_t) error {
+	for {
+		if err := unix.Fstat(fd, st); err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+func fsync(fd int) error {
+	for {
+		if err := unix.Fsync(fd); err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+func fchmod(fd int, mode uint32) error {
+	for {
+		if err := unix.Fchmod(fd, mode); err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// writeAll writes all of p to fd.
+func writeAll(fd int, p []byte) error {
+	for len(p) > 0 {
+		n, err := unix.Write(fd, p)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		p = p[n:]
 	}
 	return nil
+}
+
+// fdReader reads a descriptor.
+type fdReader int
+
+func (fd fdReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	for {
+		n, err := unix.Read(int(fd), p)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return 0, err
+		case n == 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
+// hashFD hashes what r yields, with a pooled buffer.
+func hashFD(r fdReader) (Digest, int64, error) {
+	h := NewHasher()
+	buf := getBuf()
+	defer putBuf(buf)
+	var n int64
+	for {
+		m, err := r.Read(buf)
+		h.Write(buf[:m])
+		n += int64(m)
+		if err == io.EOF {
+			return h.Sum(), n, nil
+		}
+		if err != nil {
+			return Zero, n, err
+		}
+	}
 }
 
 // verifyingReader hashes what it reads and checks the digest at EOF.

@@ -66,14 +66,20 @@ func (s *stage) checkInputs() error {
 	var changed []string
 	for _, li := range s.linked {
 		blob := s.l.opts.Store.Path(li.digest)
-		if li.changedAt(blob) {
+		same, modified := li.stateAt(blob)
+		if modified {
 			changed = append(changed, li.rel)
 			if err := s.l.opts.Store.Remove(li.digest); err != nil {
 				return fmt.Errorf("removing the modified blob of %s: %w", li.rel, err)
 			}
 			continue
 		}
-		if li.changedAt(li.path) {
+		// The blob is the input's inode, unchanged: so is the input, if
+		// the sandbox path still names it.
+		if same {
+			continue
+		}
+		if _, modified := li.stateAt(li.path); modified {
 			changed = append(changed, li.rel)
 		}
 	}
@@ -86,18 +92,18 @@ func (s *stage) checkInputs() error {
 	return stageErrorf("stage modified its inputs %s (inputs are read-only)", strings.Join(changed, ", "))
 }
 
-// changedAt reports whether p is still the recorded inode, with a
-// different content time, size or mode.
-func (li *linkedInput) changedAt(p string) bool {
+// stateAt reports whether p is still the recorded inode (same), and
+// whether it is, with a different content time, size or mode (modified).
+func (li *linkedInput) stateAt(p string) (same, modified bool) {
 	fi, err := os.Lstat(p)
 	if err != nil {
-		return false
+		return false, false
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok || st.Ino != li.ino {
-		return false
+		return false, false
 	}
-	return !fi.ModTime().Equal(li.mtime) || fi.Size() != li.size || fi.Mode() != li.mode
+	return true, !fi.ModTime().Equal(li.mtime) || fi.Size() != li.size || fi.Mode() != li.mode
 }
 
 // collectOutputs puts every declared output into the store. A missing or

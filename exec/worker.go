@@ -3,7 +3,6 @@ package exec
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -45,6 +44,10 @@ type worker struct {
 	// shape is the tree of the empty directories in the workspace, as
 	// clear left it; nil when not known.
 	shape dirTree
+	// pool keeps the directories stages no longer need (worker_tidy.go).
+	pool *dirPool
+	// dirBuf is the buffer clear reads directories with.
+	dirBuf []byte
 
 	mu  sync.Mutex // serializes requests
 	buf []byte     // frame buffer, used by one job at a time
@@ -77,6 +80,13 @@ func (l *Local) startWorker(key poolKey, covers []string) (w *worker, err error)
 			removeAll(dir)
 		}
 	}()
+	// The workspace a stage sees is a directory below ws, next to the
+	// worker's pool of spare directories (worker_tidy.go), which no stage
+	// sees: an idle worker holds empty directories only.
+	sb.ws = filepath.Join(dir, "ws", "stage")
+	if err := os.Mkdir(sb.ws, 0o755); err != nil {
+		return nil, fmt.Errorf("creating a worker sandbox: %w", err)
+	}
 	// The runner is executed from an open descriptor (fd 3 in bubblewrap,
 	// which passes it on): the sandbox then shows no trace of it.
 	self, err := os.Open(l.runner)
@@ -117,6 +127,7 @@ func (l *Local) startWorker(key poolKey, covers []string) (w *worker, err error)
 		exited: make(chan struct{}),
 		mounts: ids,
 		shape:  dirTree{},
+		pool:   &dirPool{dir: filepath.Join(dir, "ws", "spare")},
 	}
 	w.cmd = &osexec.Cmd{
 		Path:       argv[0],
@@ -252,7 +263,7 @@ func (w *worker) run(ctx context.Context, req *runRequest, out io.Writer, timeou
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var r workerRun
-	if err := writeJSONFrame(w.stdin, frameRun, req); err != nil {
+	if err := writeFrame(w.stdin, frameRun, req.encode(nil)); err != nil {
 		w.broken = true
 		r.err = errWorkerLost
 		return r
@@ -310,7 +321,7 @@ func (w *worker) readFrames(out io.Writer) frameEnd {
 				_, e.werr = out.Write(p)
 			}
 		case frameExit:
-			if err := json.Unmarshal(p, &e.exit); err != nil {
+			if err := e.exit.decode(p); err != nil {
 				e.lost = true
 			}
 			return e

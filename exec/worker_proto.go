@@ -2,7 +2,7 @@ package exec
 
 import (
 	"encoding/binary"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 )
@@ -12,14 +12,14 @@ import (
 // a 4-byte big-endian payload length and the payload.
 const (
 	// Host to runner.
-	frameRun  = 'R' // a runRequest (JSON): run one stage
+	frameRun  = 'R' // a runRequest (see encode): run one stage
 	frameKill = 'K' // kill the running stage (and everything else in the sandbox)
 
 	// Runner to host.
 	frameHello   = 'H' // the runner is up and waiting for requests
 	frameStarted = 'S' // the stage's shell has been started
 	frameOutput  = 'O' // a chunk of the stage's combined stdout and stderr
-	frameExit    = 'X' // a runExit (JSON): the stage is over and nothing of it runs
+	frameExit    = 'X' // a runExit (see encode): the stage is over and nothing of it runs
 )
 
 // maxFrame bounds a frame's payload: anything larger is a broken stream.
@@ -28,20 +28,156 @@ const maxFrame = 16 << 20
 // runRequest is one stage for the runner: the shell command line of
 // shellArgs(cmds), run with exactly env in dir, in a process group of its own.
 type runRequest struct {
-	Cmds []string `json:"cmds"`
-	Env  []string `json:"env"`
-	Dir  string   `json:"dir"`
+	Cmds []string
+	Env  []string
+	Dir  string
 }
 
 // runExit is how a stage ended.
 type runExit struct {
-	Code   int `json:"code"`   // exit status when not signalled
-	Signal int `json:"signal"` // the signal that killed the shell, 0 if none
+	Code   int // exit status when not signalled
+	Signal int // the signal that killed the shell, 0 if none
 	// Err is set when the stage could not be started at all.
-	Err string `json:"err,omitempty"`
+	Err string
 	// Broken says the runner could not clean the sandbox's processes up:
 	// the worker must not be reused.
-	Broken bool `json:"broken,omitempty"`
+	Broken bool
+}
+
+// The payloads of run and exit frames are a plain binary encoding
+// (varints, and strings as a length and their bytes) rather than JSON:
+// both ends are this program, and the runner's CPU time is the stages'.
+
+// encode appends the request's encoding to b.
+func (r *runRequest) encode(b []byte) []byte {
+	b = appendStrings(b, r.Cmds)
+	b = appendStrings(b, r.Env)
+	return appendString(b, r.Dir)
+}
+
+// decode sets r from p, as encode wrote it.
+func (r *runRequest) decode(p []byte) error {
+	d := decoder{p: p}
+	r.Cmds = d.strings()
+	r.Env = d.strings()
+	r.Dir = d.string()
+	return d.end("run request")
+}
+
+// encode appends the exit's encoding to b.
+func (e *runExit) encode(b []byte) []byte {
+	b = binary.AppendVarint(b, int64(e.Code))
+	b = binary.AppendVarint(b, int64(e.Signal))
+	b = appendString(b, e.Err)
+	broken := byte(0)
+	if e.Broken {
+		broken = 1
+	}
+	return append(b, broken)
+}
+
+// decode sets e from p, as encode wrote it.
+func (e *runExit) decode(p []byte) error {
+	d := decoder{p: p}
+	e.Code = int(d.varint())
+	e.Signal = int(d.varint())
+	e.Err = d.string()
+	e.Broken = d.oneByte() == 1
+	return d.end("exit")
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendStrings(b []byte, ss []string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(ss)))
+	for _, s := range ss {
+		b = appendString(b, s)
+	}
+	return b
+}
+
+// decoder reads an encoding; the first error sticks.
+type decoder struct {
+	p   []byte
+	err error
+}
+
+func (d *decoder) fail() {
+	if d.err == nil {
+		d.err = errors.New("truncated")
+	}
+	d.p = nil
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.p)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.p = d.p[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.p)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.p = d.p[n:]
+	return v
+}
+
+func (d *decoder) oneByte() byte {
+	if len(d.p) == 0 {
+		d.fail()
+		return 0
+	}
+	c := d.p[0]
+	d.p = d.p[1:]
+	return c
+}
+
+func (d *decoder) string() string {
+	n := d.uvarint()
+	if n > uint64(len(d.p)) {
+		d.fail()
+		return ""
+	}
+	s := string(d.p[:n])
+	d.p = d.p[n:]
+	return s
+}
+
+func (d *decoder) strings() []string {
+	n := d.uvarint()
+	if n > uint64(len(d.p)) { // each string takes a byte at least
+		d.fail()
+		return nil
+	}
+	var ss []string
+	if n > 0 {
+		ss = make([]string, n)
+	}
+	for i := range ss {
+		ss[i] = d.string()
+	}
+	return ss
+}
+
+// end reports an error for a truncated or overlong encoding of what.
+func (d *decoder) end(what string) error {
+	if d.err == nil && len(d.p) != 0 {
+		d.err = errors.New("trailing bytes")
+	}
+	if d.err != nil {
+		return fmt.Errorf("bad %s: %w", what, d.err)
+	}
+	return nil
 }
 
 // writeFrame writes one frame in one write call, so that frames written by
@@ -53,14 +189,6 @@ func writeFrame(w io.Writer, typ byte, payload []byte) error {
 	copy(buf[5:], payload)
 	_, err := w.Write(buf)
 	return err
-}
-
-func writeJSONFrame(w io.Writer, typ byte, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return writeFrame(w, typ, b)
 }
 
 // readFrame reads one frame. buf is reused for the payload when it is

@@ -5,10 +5,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -21,9 +23,10 @@ import (
 // exact shape without reading it. Before the next stage, reshape turns
 // that shape into the one the stage needs, renaming a directory that is
 // not needed to one that is missing (another package's src/ and out/
-// become this one's) and making or removing only what is left over.
-// Making and removing directories on a disk filesystem costs as much as a
-// small stage's own work; most stages need the same few shapes.
+// become this one's), and keeping what is left over in a pool for later
+// stages rather than removing it. Making and removing directories on a
+// disk filesystem costs as much as a small stage's own work; most stages
+// need the same few shapes.
 
 // dirTree is a tree of directories: name -> subdirectories.
 type dirTree map[string]dirTree
@@ -78,14 +81,17 @@ func keptDirs(job *Job) map[string]bool {
 // but for the empty directories of keep, whose tree it records.
 func (w *worker) clear(keep map[string]bool, logFile bool) error {
 	w.shape = nil
-	shape, err := clearDir(w.sb.ws, "", keep)
+	if w.dirBuf == nil {
+		w.dirBuf = make([]byte, direntBuf)
+	}
+	shape, err := w.clearDir(w.sb.ws, keep)
 	if err != nil {
 		return err
 	}
-	if _, err := clearDir(w.sb.home, "", nil); err != nil {
+	if _, err := w.clearDir(w.sb.home, nil); err != nil {
 		return err
 	}
-	if _, err := clearDir(w.sb.tmp, "", w.tmpKeep); err != nil {
+	if _, err := w.clearDir(w.sb.tmp, w.tmpKeep); err != nil {
 		return err
 	}
 	if logFile {
@@ -97,6 +103,17 @@ func (w *worker) clear(keep map[string]bool, logFile bool) error {
 	return nil
 }
 
+// clearDir clears dir as clearDir does, reading directories with the
+// worker's buffer.
+func (w *worker) clearDir(dir string, keep map[string]bool) (dirTree, error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("clearing %s: %w", dir, err)
+	}
+	defer unix.Close(fd)
+	return clearFD(fd, dir, "", keep, w.dirBuf)
+}
+
 // reshape makes the workspace, which clear left empty, hold exactly the
 // directories of keep.
 func (w *worker) reshape(keep map[string]bool) error {
@@ -104,7 +121,7 @@ func (w *worker) reshape(keep map[string]bool) error {
 		return errors.New("the worker's workspace was not cleared")
 	}
 	want := treeOf(keep)
-	err := reshapeDir(w.sb.ws, w.shape, want)
+	err := w.pool.reshapeDir(w.sb.ws, w.shape, want)
 	w.shape = nil
 	if err != nil {
 		return err
@@ -114,12 +131,15 @@ func (w *worker) reshape(keep map[string]bool) error {
 }
 
 // reshapeDir turns the directory dir, holding the empty directories have,
-// into one holding those of want.
-func reshapeDir(dir string, have, want dirTree) error {
+// into one holding those of want. A missing directory is, by preference,
+// one that is not needed renamed (another package's src/ and out/ become
+// this one's), else one from the pool, else made; what is left over goes
+// to the pool.
+func (p *dirPool) reshapeDir(dir string, have, want dirTree) error {
 	var spare []string
 	for _, name := range sortedNames(have) {
 		if sub, ok := want[name]; ok {
-			if err := reshapeDir(filepath.Join(dir, name), have[name], sub); err != nil {
+			if err := p.reshapeDir(filepath.Join(dir, name), have[name], sub); err != nil {
 				return err
 			}
 		} else {
@@ -130,28 +150,118 @@ func reshapeDir(dir string, have, want dirTree) error {
 		if _, ok := have[name]; ok {
 			continue
 		}
-		p := filepath.Join(dir, name)
+		dst := filepath.Join(dir, name)
 		var from dirTree
-		if len(spare) > 0 {
-			s := spare[0]
-			spare = spare[1:]
-			if err := os.Rename(filepath.Join(dir, s), p); err != nil {
+		if i := closest(spare, have, want[name]); i >= 0 {
+			s := spare[i]
+			spare = append(spare[:i], spare[i+1:]...)
+			if err := os.Rename(filepath.Join(dir, s), dst); err != nil {
 				return err
 			}
 			from = have[s]
-		} else if err := os.Mkdir(p, 0o755); err != nil {
+		} else if t, ok, err := p.take(dst, want[name]); err != nil {
+			return err
+		} else if ok {
+			from = t
+		} else if err := os.Mkdir(dst, 0o755); err != nil {
 			return err
 		}
-		if err := reshapeDir(p, from, want[name]); err != nil {
+		if err := p.reshapeDir(dst, from, want[name]); err != nil {
 			return err
 		}
 	}
 	for _, s := range spare {
-		if err := removeShape(filepath.Join(dir, s), have[s]); err != nil {
+		if err := p.put(filepath.Join(dir, s), have[s]); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// closest returns the index of the directory of names (all in have) whose
+// subdirectories are most like want's, -1 when names is empty.
+func closest(names []string, have dirTree, want dirTree) int {
+	best, score := -1, -1
+	for i, n := range names {
+		if s := likeness(have[n], want); s > score {
+			best, score = i, s
+		}
+	}
+	return best
+}
+
+// likeness counts the subdirectories a and b share, at any depth.
+func likeness(a, b dirTree) int {
+	n := 0
+	for name, sub := range a {
+		if bsub, ok := b[name]; ok {
+			n += 1 + likeness(sub, bsub)
+		}
+	}
+	return n
+}
+
+// A dirPool keeps empty directory trees a worker's stages needed before,
+// next to its workspace where no stage sees them, for later stages: on a
+// disk filesystem making a directory costs an inode allocation, and
+// removing one frees an inode, which (on ext4 without a journal) makes the
+// next allocations in that block group slower for minutes; renaming a
+// directory does neither.
+type dirPool struct {
+	dir   string // "": no pool, directories not needed are removed
+	made  bool   // dir exists
+	trees []pooledTree
+	next  int // the name of the next tree put in
+}
+
+type pooledTree struct {
+	name string
+	tree dirTree
+}
+
+// maxPooled bounds the trees a pool keeps; more are removed.
+const maxPooled = 64
+
+// put moves the empty directory tree t at src into the pool (or removes
+// it when the pool is full or there is none).
+func (p *dirPool) put(src string, t dirTree) error {
+	if p == nil || p.dir == "" || len(p.trees) >= maxPooled {
+		return removeShape(src, t)
+	}
+	if !p.made {
+		if err := os.Mkdir(p.dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+		p.made = true
+	}
+	name := strconv.Itoa(p.next)
+	if err := os.Rename(src, filepath.Join(p.dir, name)); err != nil {
+		return err
+	}
+	p.next++
+	p.trees = append(p.trees, pooledTree{name: name, tree: t})
+	return nil
+}
+
+// take renames the pooled tree most like want to dst and returns it; ok
+// is false when the pool is empty.
+func (p *dirPool) take(dst string, want dirTree) (t dirTree, ok bool, err error) {
+	if p == nil || len(p.trees) == 0 {
+		return nil, false, nil
+	}
+	best, score := 0, -1
+	// The most recently pooled first, among equals: its inode is warm.
+	for i := len(p.trees) - 1; i >= 0; i-- {
+		if s := likeness(p.trees[i].tree, want); s > score {
+			best, score = i, s
+		}
+	}
+	pt := p.trees[best]
+	if err := os.Rename(filepath.Join(p.dir, pt.name), dst); err != nil {
+		return nil, false, err
+	}
+	p.trees = append(p.trees[:best], p.trees[best+1:]...)
+	return pt.tree, true, nil
 }
 
 // removeShape removes dir, which holds the empty directories t.
@@ -187,6 +297,12 @@ func clearDir(dir, rel string, keep map[string]bool) (dirTree, error) {
 		return nil, fmt.Errorf("clearing %s: %w", dir, err)
 	}
 	defer unix.Close(fd)
+	return clearFD(fd, dir, rel, keep, make([]byte, direntBuf))
+}
+
+// clearFD is clearDir on the directory open as fd. Subdirectories are
+// opened relative to it, which spares a lookup of the whole path each.
+func clearFD(fd int, dir, rel string, keep map[string]bool, buf []byte) (dirTree, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return nil, fmt.Errorf("clearing %s: %w", dir, err)
@@ -196,7 +312,7 @@ func clearDir(dir, rel string, keep map[string]bool) (dirTree, error) {
 			return nil, fmt.Errorf("clearing %s: %w", dir, err)
 		}
 	}
-	ents, err := readDirents(fd)
+	ents, err := readDirentsBuf(fd, buf)
 	if err != nil {
 		return nil, fmt.Errorf("clearing %s: %w", dir, err)
 	}
@@ -206,23 +322,31 @@ func clearDir(dir, rel string, keep map[string]bool) (dirTree, error) {
 		if rel != "" {
 			sub = rel + "/" + e.name
 		}
-		p := filepath.Join(dir, e.name)
 		switch {
 		case e.typ == unix.DT_DIR && keep[sub]:
-			t, err := clearDir(p, sub, keep)
+			p := filepath.Join(dir, e.name)
+			subfd, err := unix.Openat(fd, e.name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return nil, fmt.Errorf("clearing %s: %w", p, err)
+			}
+			t, err := clearFD(subfd, p, sub, keep, buf)
+			unix.Close(subfd)
 			if err != nil {
 				return nil, err
 			}
 			kept[e.name] = t
 		case e.typ != unix.DT_DIR && e.typ != unix.DT_UNKNOWN && unix.Unlinkat(fd, e.name, 0) == nil:
 		default:
-			if err := removeAll(p); err != nil {
+			if err := removeAll(filepath.Join(dir, e.name)); err != nil {
 				return nil, err
 			}
 		}
 	}
 	return kept, nil
 }
+
+// direntBuf is the size of the buffer directories are read with.
+const direntBuf = 8 << 10
 
 type dirent struct {
 	name string
@@ -233,8 +357,12 @@ type dirent struct {
 // poller and per-entry allocations of os.File: clearing runs several times
 // per stage.
 func readDirents(fd int) ([]dirent, error) {
+	return readDirentsBuf(fd, make([]byte, direntBuf))
+}
+
+// readDirentsBuf is readDirents reading with buf.
+func readDirentsBuf(fd int, buf []byte) ([]dirent, error) {
 	var ents []dirent
-	buf := make([]byte, 8<<10)
 	for {
 		n, err := unix.Getdents(fd, buf)
 		if err == unix.EINTR {
