@@ -12,10 +12,8 @@ import (
 	"time"
 
 	"github.com/mc-build/mc/cas"
-	"github.com/mc-build/mc/cas/s3"
 	"github.com/mc-build/mc/exec"
 	"github.com/mc-build/mc/graph"
-	"github.com/mc-build/mc/internal/testminio"
 )
 
 // goProvider runs each "instance" as RunAgent in a goroutine of this test
@@ -99,25 +97,9 @@ func (l *lockedBuf) Write(p []byte) (int, error) {
 func (l *lockedBuf) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 func TestExecutorAgent(t *testing.T) {
-	srv := testminio.Start(t)
-	srv.MakeBucket(t, "mcb")
+	pe := newPoolEnv(t)
+	srv, url, getenv, objs, remote := pe.srv, pe.url, pe.getenv, pe.objs, pe.remote
 	ctx := context.Background()
-	url := "s3://mcb/c"
-	cfg := filepath.Join(t.TempDir(), "none")
-	getenv := func(k string) (string, bool) {
-		if k == "AWS_CONFIG_FILE" || k == "AWS_SHARED_CREDENTIALS_FILE" {
-			return cfg, true
-		}
-		return srv.Getenv(k)
-	}
-	remote, err := s3.Open(ctx, url, s3.Options{Getenv: getenv})
-	if err != nil {
-		t.Fatal(err)
-	}
-	objs, err := OpenObjects(ctx, url, "", getenv)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ws := t.TempDir()
 	src := filepath.Join(ws, "in.txt")
 	if err := os.WriteFile(src, []byte("hello\n"), 0o644); err != nil {
