@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -149,6 +150,8 @@ func setupRunners(ctx context.Context, e *env, s *session, bf *buildFlags, jobsS
 		opts.NotifyListen = v
 		if v == "none" {
 			opts.NotifyListen = ""
+		} else if host, _, err := net.SplitHostPort(v); err != nil || host == "" || host == "0.0.0.0" || host == "::" {
+			return nil, nil, usagef("MC_RUNNER_NOTIFY=%q: want HOST:PORT, the address runners reach this machine at (not a wildcard), or none", v)
 		}
 	}
 	if v, _ := e.getenv("MC_RUNNER_DEBUG"); v == "1" {
