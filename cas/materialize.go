@@ -31,6 +31,22 @@ const tempPrefix = ".mc-tmp-"
 // store and the error wraps ErrCorrupt. A missing blob is ErrNotFound.
 func (s *Store) Materialize(d Digest, dst string, exec bool, link bool) error {
 	dir := filepath.Dir(dst)
+	if link && !exec {
+		// A link is whole the moment it exists, so where nothing is at dst
+		// yet (a fresh mc-out/) it is made right there: one link(2) instead
+		// of a directory check, a link to a temp name, a rename and a
+		// remove. Anything else (dst exists, the directory or the blob is
+		// missing, another filesystem) takes the general path below.
+		err := os.Link(s.Path(d), dst)
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, fs.ErrNotExist) && s.Has(d) {
+			if os.MkdirAll(dir, 0o755) == nil && os.Link(s.Path(d), dst) == nil {
+				return nil
+			}
+		}
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("cas: materialize %s: %w", dst, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -47,9 +48,10 @@ func getBuf() []byte  { return *copyBufs.Get().(*[]byte) }
 func putBuf(b []byte) { copyBufs.Put(&b) }
 
 // Store is the local blob store: every blob lives read-only at
-// <dir>/<hex[:2]>/<hex>. Blobs are written to <dir>/tmp, fsynced and renamed
-// into place, so a blob's name always matches its content even if the
-// process is killed. A Store is safe for concurrent use by goroutines and by
+// <dir>/<hex[:2]>/<hex>. Blobs are written as unnamed files (or, where the
+// filesystem has none, in <dir>/tmp), fsynced and linked or renamed into
+// place, so a blob's name always matches its content even if the process is
+// killed. A Store is safe for concurrent use by goroutines and by
 // several processes sharing the directory.
 type Store struct {
 	dir string
@@ -59,6 +61,10 @@ type Store struct {
 	// (group commit: one syncfs per batch of action results instead of one
 	// fsync per blob, which dominated a build of many small stages).
 	deferSync bool
+	// tmpfile: new blobs are unnamed files linked into place (createTemp),
+	// as probed once by unnamedTemps.
+	tmpfileOnce sync.Once
+	tmpfile     bool
 }
 
 // DeferSync makes blob writes skip their own fsync; see Store.Sync. Call it
@@ -153,7 +159,7 @@ func (s *Store) PutBytes(b []byte) (Digest, error) {
 	if s.Has(d) {
 		return d, nil
 	}
-	f, got, _, err := s.copyToTemp(bytes.NewReader(b))
+	f, got, _, err := s.copyToTemp(bytes.NewReader(b), d)
 	if err != nil {
 		return Zero, err
 	}
@@ -178,7 +184,7 @@ func (s *Store) PutFile(path string) (Digest, int64, error) {
 	defer unix.Close(int(src))
 	// One pass: copy and hash together; the copy is thrown away if the blob
 	// turns out to be present. No fsync is paid in that case.
-	f, d, n, err := s.copyToTemp(src)
+	f, d, n, err := s.copyToTemp(src, Zero)
 	if err != nil {
 		return Zero, 0, fmt.Errorf("cas: put %s: %w", path, err)
 	}
@@ -205,7 +211,7 @@ func (s *Store) PutFileExpect(path string, want Digest) error {
 		return err
 	}
 	defer unix.Close(int(src))
-	f, d, _, err := s.copyToTemp(src)
+	f, d, _, err := s.copyToTemp(src, want)
 	if err != nil {
 		return fmt.Errorf("cas: put %s: %w", path, err)
 	}
@@ -224,7 +230,7 @@ func (s *Store) PutReaderExpect(r io.Reader, want Digest) error {
 	if s.Has(want) {
 		return nil
 	}
-	f, d, _, err := s.copyToTemp(r)
+	f, d, _, err := s.copyToTemp(r, want)
 	if err != nil {
 		return fmt.Errorf("cas: put %s: %w", want.Short(), err)
 	}
@@ -397,16 +403,45 @@ func (s *Store) corrupt(d Digest, f *os.File, got Digest) error {
 
 // tempFile is a file in the store's temp directory about to become a
 // blob, open for writing.
+// tempFile is a blob being written: an unnamed file (O_TMPFILE, name "")
+// that commit links into place, or, where the filesystem cannot make one, a
+// named file in <dir>/tmp that commit renames.
 type tempFile struct {
 	fd   int
 	name string
 }
 
-// createTemp creates a new, empty temp file. It works on the descriptor
+// createTemp creates a new, empty temp file for a blob, on the descriptor
 // directly: os.CreateTemp would first try to register a regular file with
 // the runtime's poller, several system calls that fail on every one of the
 // thousands of small files a build stores.
-func (s *Store) createTemp() (tempFile, error) {
+//
+// The file is unnamed and made in the shard directory of near (the expected
+// digest; a random shard for Zero): a crash leaves nothing to clean up, no
+// directory lock is held while the filesystem finds an inode, and inodes
+// spread over the shards' directories instead of piling into one. One
+// shared temp directory serialized every download of a remote-cached build
+// on its lock, and on an ext4 without a journal each new inode there
+// stepped over every recently deleted one (README of bench/).
+func (s *Store) createTemp(near Digest) (tempFile, error) {
+	if s.unnamedTemps() {
+		h := near.Hex()
+		if near.IsZero() {
+			h = fmt.Sprintf("%02x", rand.Uint32()&0xff)
+		}
+		dir := filepath.Join(s.dir, h[:2])
+		fd, err := openRaw(dir, unix.O_TMPFILE|unix.O_RDWR, 0o600)
+		if err == unix.ENOENT {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return tempFile{}, fmt.Errorf("temp file: %w", err)
+			}
+			fd, err = openRaw(dir, unix.O_TMPFILE|unix.O_RDWR, 0o600)
+		}
+		if err == nil {
+			return tempFile{fd: fd}, nil
+		}
+		// Not on this filesystem after all: a named file below.
+	}
 	var rnd [8]byte
 	for try := 0; ; try++ {
 		binary.LittleEndian.PutUint64(rnd[:], rand.Uint64())
@@ -421,16 +456,50 @@ func (s *Store) createTemp() (tempFile, error) {
 	}
 }
 
+// unnamedTemps reports whether this store's filesystem makes unnamed files
+// (O_TMPFILE) that can be linked into place through /proc/self/fd (which
+// needs no privilege, unlike AT_EMPTY_PATH): tried once per Store, with
+// one file that is linked and removed again.
+func (s *Store) unnamedTemps() bool {
+	s.tmpfileOnce.Do(func() {
+		fd, err := openRaw(s.tmp, unix.O_TMPFILE|unix.O_RDWR, 0o600)
+		if err != nil {
+			return
+		}
+		defer unix.Close(fd)
+		probe := filepath.Join(s.tmp, fmt.Sprintf("probe-%016x", rand.Uint64()))
+		if linkFD(fd, probe) == nil {
+			os.Remove(probe)
+			s.tmpfile = true
+		}
+	})
+	return s.tmpfile
+}
+
+// linkFD gives the open unnamed file fd the name path (link(2) through
+// /proc/self/fd; EEXIST if path exists).
+func linkFD(fd int, path string) error {
+	for {
+		err := unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, path, unix.AT_SYMLINK_FOLLOW)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
 // discard closes and deletes a temp file that will not become a blob.
 func (t tempFile) discard() {
 	unix.Close(t.fd)
-	os.Remove(t.name)
+	if t.name != "" {
+		os.Remove(t.name)
+	}
 }
 
-// copyToTemp copies r into a new file in the store's temp directory and
-// returns it open, with the digest and size of what was written.
-func (s *Store) copyToTemp(r io.Reader) (tempFile, Digest, int64, error) {
-	f, err := s.createTemp()
+// copyToTemp copies r into a new temp file (see createTemp; near is the
+// digest the caller expects, or Zero) and returns it open, with the digest
+// and size of what was written.
+func (s *Store) copyToTemp(r io.Reader, near Digest) (tempFile, Digest, int64, error) {
+	f, err := s.createTemp(near)
 	if err != nil {
 		return tempFile{}, Zero, 0, err
 	}
@@ -458,8 +527,9 @@ func (s *Store) copyToTemp(r io.Reader) (tempFile, Digest, int64, error) {
 	}
 }
 
-// commit makes the temp file f the blob d: fsync, read-only, rename. It
-// always closes f, and removes it on failure.
+// commit makes the temp file f the blob d: fsync, read-only, link or
+// rename into place. It always closes f, and removes it on failure. An
+// existing blob is never replaced (see renameIn).
 func (s *Store) commit(f tempFile, d Digest) error {
 	if !s.deferSync {
 		if err := fsync(f.fd); err != nil {
@@ -471,6 +541,9 @@ func (s *Store) commit(f tempFile, d Digest) error {
 		f.discard()
 		return fmt.Errorf("cas: put %s: %w", d.Short(), err)
 	}
+	if f.name == "" {
+		return s.linkIn(f.fd, d)
+	}
 	if err := unix.Close(f.fd); err != nil {
 		os.Remove(f.name)
 		return fmt.Errorf("cas: put %s: %w", d.Short(), err)
@@ -481,6 +554,34 @@ func (s *Store) commit(f tempFile, d Digest) error {
 	}
 	if err != nil {
 		return fmt.Errorf("cas: put %s: %w", d.Short(), err)
+	}
+	return nil
+}
+
+// linkIn names the unnamed file fd as the blob d and closes it. A blob that
+// appeared meanwhile stays (the file is dropped with its descriptor).
+func (s *Store) linkIn(fd int, d Digest) error {
+	dst := s.Path(d)
+	err := linkFD(fd, dst)
+	if err == unix.ENOENT {
+		if err = os.MkdirAll(filepath.Dir(dst), 0o755); err == nil {
+			err = linkFD(fd, dst)
+		}
+	}
+	placed := err == nil
+	if err == unix.EEXIST {
+		err = nil
+	}
+	if cerr := unix.Close(fd); cerr != nil && err == nil {
+		// A write the kernel reports only now (a network filesystem): the
+		// blob cannot be trusted.
+		if placed {
+			os.Remove(dst)
+		}
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("cas: put %s: %w", d.Short(), &os.LinkError{Op: "link", Old: "(new file)", New: dst, Err: err})
 	}
 	return nil
 }

@@ -1,6 +1,8 @@
 package cas
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -125,5 +127,69 @@ func TestNotRegularFiles(t *testing.T) {
 	// PutFile follows a symlink to a file, as before.
 	if d, _, err := s.PutFile(link); err != nil || d != FromBytes([]byte("x")) {
 		t.Errorf("PutFile(symlink to a file) = %s, %v", d, err)
+	}
+}
+
+// New blobs are unnamed files linked into place (O_TMPFILE), and where the
+// filesystem has none, named files in tmp/ renamed into place: both leave
+// only whole, verified blobs and nothing in tmp/.
+func TestTempFiles(t *testing.T) {
+	for _, unnamed := range []bool{true, false} {
+		t.Run(fmt.Sprintf("unnamed=%v", unnamed), func(t *testing.T) {
+			s := newStore(t)
+			if !unnamed {
+				s.tmpfileOnce.Do(func() {}) // as if the probe had failed
+			} else if !s.unnamedTemps() {
+				t.Fatalf("O_TMPFILE and linking through /proc/self/fd do not work in %s; mc's CI expects them (ext4, tmpfs)", s.Dir())
+			}
+			src := filepath.Join(t.TempDir(), "src")
+			writeFile(t, src, "from a file", 0o644)
+			d1, _, err := s.PutFile(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d2, err := s.PutBytes([]byte("from bytes"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			d3 := FromBytes([]byte("from a reader"))
+			if err := s.PutReaderExpect(strings.NewReader("from a reader"), d3); err != nil {
+				t.Fatal(err)
+			}
+			// A second writer of a present blob, past the Has check: its
+			// file is dropped and the blob stays the first one's inode.
+			before, err := os.Stat(s.Path(d3))
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, got, _, err := s.copyToTemp(strings.NewReader("from a reader"), d3)
+			if err != nil || got != d3 {
+				t.Fatalf("copyToTemp = %s, %v", got.Short(), err)
+			}
+			if err := s.commit(f, d3); err != nil {
+				t.Fatalf("commit of a present blob: %v", err)
+			}
+			after, err := os.Stat(s.Path(d3))
+			if err != nil || !os.SameFile(before, after) {
+				t.Errorf("the present blob was replaced (%v)", err)
+			}
+			// A wrong download stores nothing.
+			if err := s.PutReaderExpect(strings.NewReader("tampered"), FromBytes([]byte("x"))); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("wrong content: err = %v, want ErrCorrupt", err)
+			}
+			for _, d := range []Digest{d1, d2, d3} {
+				fi, err := os.Stat(s.Path(d))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fi.Mode().Perm() != 0o444 {
+					t.Errorf("blob %s mode %v, want 0444", d.Short(), fi.Mode().Perm())
+				}
+			}
+			if n := verifyAll(t, s); n != 3 {
+				t.Errorf("%d blobs in the store, want 3", n)
+			}
+			assertNoTemps(t, s)
+		})
 	}
 }

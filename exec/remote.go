@@ -272,39 +272,57 @@ func (t *remoteTier) fetch(ctx context.Context, d cas.Digest, size int64) error 
 // ensure makes the blobs of outs local: the outputs of cached dependencies
 // before a stage runs, or of requested targets before mc-out is written.
 func (t *remoteTier) ensure(ctx context.Context, outs []cas.Output) error {
-	var g errgroup.Group
+	// Outputs and the files of directory outputs are fetched in separate
+	// groups: an output's goroutine waiting for a slot for a file can then
+	// never hold every slot the files need.
+	var g, files errgroup.Group
 	g.SetLimit(32)
-	for _, o := range outs {
-		g.Go(func() error {
-			size := o.Size
-			if o.IsDir {
-				size = -1 // Output.Size of a directory is its files' total
-			}
-			if err := t.fetch(ctx, o.Digest, size); err != nil {
-				return fmt.Errorf("%s: %w", o.Path, err)
-			}
-			if !o.IsDir {
-				return nil
-			}
-			tree, err := t.store.GetTree(o.Digest)
-			if err != nil {
-				return fmt.Errorf("%s: %w", o.Path, err)
-			}
-			for _, e := range tree.Entries {
-				if e.Digest.IsZero() {
-					continue
-				}
-				g.Go(func() error {
-					if err := t.fetch(ctx, e.Digest, e.Size); err != nil {
-						return fmt.Errorf("%s/%s: %w", o.Path, e.Path, err)
-					}
-					return nil
-				})
-			}
+	files.SetLimit(32)
+	one := func(o cas.Output) error {
+		size := o.Size
+		if o.IsDir {
+			size = -1 // Output.Size of a directory is its files' total
+		}
+		if err := t.fetch(ctx, o.Digest, size); err != nil {
+			return fmt.Errorf("%s: %w", o.Path, err)
+		}
+		if !o.IsDir {
 			return nil
-		})
+		}
+		tree, err := t.store.GetTree(o.Digest)
+		if err != nil {
+			return fmt.Errorf("%s: %w", o.Path, err)
+		}
+		for _, e := range tree.Entries {
+			if e.Digest.IsZero() {
+				continue
+			}
+			files.Go(func() error {
+				if err := t.fetch(ctx, e.Digest, e.Size); err != nil {
+					return fmt.Errorf("%s/%s: %w", o.Path, e.Path, err)
+				}
+				return nil
+			})
+		}
+		return nil
 	}
-	err := g.Wait()
+	// The first output is fetched on the caller's goroutine, whose stack has
+	// already grown through the lookup's SDK call: a new goroutine would grow
+	// its own again (a tenth of the CPU of a remote-cached build, where most
+	// stages have one output).
+	for _, o := range outs[min(1, len(outs)):] {
+		g.Go(func() error { return one(o) })
+	}
+	var err error
+	if len(outs) > 0 {
+		err = one(outs[0])
+	}
+	if werr := g.Wait(); err == nil {
+		err = werr
+	}
+	if werr := files.Wait(); err == nil {
+		err = werr
+	}
 	// A blob that is gone (lifecycle expiry) is a miss, not a failure.
 	if err != nil && ctx.Err() == nil && !errors.Is(err, cas.ErrNotFound) {
 		if rerr := t.failed(&t.stats.DownloadFailures, "download", err); rerr != nil {

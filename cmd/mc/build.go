@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -351,8 +353,14 @@ func materialize(s *session, ag *graph.ActionGraph, roots []graph.Label, rep *ex
 		errs = append(errs, err)
 		mu.Unlock()
 	}
-	// Copies are independent: a few at a time hide the latency of creating
-	// files, which dominates for many small outputs.
+	type file struct {
+		out cas.Output
+		dst string
+	}
+	var todo []file
+	// First, which files need writing: a few at a time hide the latency of
+	// the stat calls (and of creating files, below), which dominates for
+	// many small outputs.
 	var g errgroup.Group
 	g.SetLimit(4)
 	for _, l := range roots {
@@ -377,14 +385,35 @@ func materialize(s *session, ag *graph.ActionGraph, roots []graph.Label, rep *ex
 				if fi, err := s.stat.Digest(dst); err == nil && fi.Digest == out.Digest && fi.Exec == out.Exec {
 					return nil
 				}
-				// Not hashed again here: a file written just now is too recent
-				// for the stat cache to record; the next build records it.
-				if err := s.store.Materialize(out.Digest, dst, out.Exec, true); err != nil {
-					fail(fmt.Errorf("%s: %w", out.Path, err))
-				}
+				mu.Lock()
+				todo = append(todo, file{out, dst})
+				mu.Unlock()
 				return nil
 			})
 		}
+	}
+	g.Wait()
+	// Then their directories, one at a time, parents first: creating them
+	// from several goroutines made them queue on the parent directory's lock
+	// (the kernel spins while it waits, burning the CPU the downloads need).
+	dirs := map[string]bool{}
+	for _, f := range todo {
+		dirs[filepath.Dir(f.dst)] = true
+	}
+	for _, dir := range slices.Sorted(maps.Keys(dirs)) {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			fail(err)
+		}
+	}
+	// Then the files. Not hashed again here: a file written just now is too
+	// recent for the stat cache to record; the next build records it.
+	for _, f := range todo {
+		g.Go(func() error {
+			if err := s.store.Materialize(f.out.Digest, f.dst, f.out.Exec, true); err != nil {
+				fail(fmt.Errorf("%s: %w", f.out.Path, err))
+			}
+			return nil
+		})
 	}
 	g.Wait()
 	return errors.Join(errs...)
