@@ -8,8 +8,10 @@
 #   PACKAGES=100 bash bench/remote.sh    # quick
 #   ROUNDS=5 bash bench/remote.sh        # more alternating rounds (default 3)
 #
-# Needs minio (go install github.com/minio/minio@latest). MC=PATH uses a
-# prebuilt mc. Prints one table to stdout; progress to stderr.
+# Needs minio (go install github.com/minio/minio@latest) and python3. MC=PATH
+# uses a prebuilt mc. Waits, before measuring, until creating files costs
+# what it usually does (bench/fs.sh; SETTLE=0 does not wait). Prints one
+# table to stdout; progress to stderr.
 set -euo pipefail
 export LC_ALL=C
 PACKAGES=${PACKAGES:-1000}
@@ -22,10 +24,6 @@ note() { printf 'bench: %s\n' "$*" >&2; }
 die() { printf 'bench: FAIL: %s\n' "$*" >&2; exit 1; }
 
 TMP=$(mktemp -d "$BENCH_TMP/mc-remote.XXXXXX")
-# On ext4, the top-directory flag makes the allocator give each new directory under $TMP a block group of its own
-# choosing instead of its parent's: away, most likely, from the inodes a previous run just freed, which an ext4
-# without a journal (this VM's) steps over one by one for minutes (README: recently_deleted). Elsewhere a no-op.
-chattr +T "$TMP" 2>/dev/null || true
 cleanup() {
 	minio_stop
 	rm -rf "$TMP"
@@ -53,6 +51,9 @@ median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int(
 note "machine A: cold build, uploading"
 (cd "$TMP/ws" && "$MC" build -j "$JOBS" --cache-dir "$TMP/a" //... 2>"$TMP/a.log") || die "build A failed: $(tail -5 "$TMP/a.log")"
 grep -q 'Shared cache' "$TMP/a.log" || die "no shared cache line in A's summary"
+
+source "$ROOT/bench/fs.sh"
+fs_settle "$TMP"
 
 # Rounds alternate mc and the baseline so that both see the same machine; medians are reported.
 mcwalls=() getwalls=()
@@ -92,3 +93,4 @@ verdict=MISS
 printf '\nmc reaches %.0f%% of the plain GET throughput (target >= 70%%): %s\n' "$ratio" "$verdict"
 printf '(rounds: mc %s s; GET %s s. Both read the same %d objects, %s bytes: tiny md5sum lines, so the rate of requests is what is measured)\n' \
 	"$(printf '%.2f ' "${mcwalls[@]}" | sed 's/ $//')" "$(printf '%.2f ' "${getwalls[@]}" | sed 's/ $//')" "$nobj" "$nbytes"
+printf '(creating a file in %s cost %s µs before the rounds; bench/fs.sh)\n' "$BENCH_TMP" "$FS_PROBE_US"

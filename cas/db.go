@@ -91,6 +91,9 @@ func migrations() []string {
 // (BEGIN IMMEDIATE) and wait for each other up to busyTimeout.
 type DB struct {
 	db *sql.DB
+	// getAction is prepared once: a build asks it once per stage, and
+	// preparing it each time was most of the cost of a miss.
+	getAction *sql.Stmt
 }
 
 // OpenDB opens (creating if needed) the database at path and brings its
@@ -130,6 +133,10 @@ func OpenDB(path string) (*DB, error) {
 		sdb.Close()
 		return nil, fmt.Errorf("cas: open db %s: %w", abs, err)
 	}
+	if db.getAction, err = sdb.PrepareContext(ctx, "SELECT result FROM actions WHERE key = ?"); err != nil {
+		sdb.Close()
+		return nil, fmt.Errorf("cas: open db %s: %w", abs, err)
+	}
 	return db, nil
 }
 
@@ -165,7 +172,10 @@ func (db *DB) migrate(ctx context.Context) error {
 }
 
 // Close closes the database.
-func (db *DB) Close() error { return db.db.Close() }
+func (db *DB) Close() error {
+	db.getAction.Close()
+	return db.db.Close()
+}
 
 // SQL is the underlying handle, for tables other packages own.
 func (db *DB) SQL() *sql.DB { return db.db }
@@ -173,7 +183,7 @@ func (db *DB) SQL() *sql.DB { return db.db }
 // GetAction returns the cached result for the action key, or nil, nil.
 func (db *DB) GetAction(ctx context.Context, key Digest) (*ActionResult, error) {
 	var b []byte
-	err := db.db.QueryRowContext(ctx, "SELECT result FROM actions WHERE key = ?", key[:]).Scan(&b)
+	err := db.getAction.QueryRowContext(ctx, key[:]).Scan(&b)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}

@@ -331,3 +331,23 @@ func TestDBContextCanceled(t *testing.T) {
 		t.Error("GetAction with a canceled context succeeded")
 	}
 }
+
+// A lookup that misses: what a build with a fresh local cache pays per stage
+// before it asks the shared cache.
+func BenchmarkGetActionMiss(b *testing.B) {
+	db, err := OpenDB(filepath.Join(b.TempDir(), "mc.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	// A build's context can be cancelled, as here.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var key Digest
+	for i := 0; b.Loop(); i++ {
+		key[0], key[1] = byte(i), byte(i>>8)
+		if r, err := db.GetAction(ctx, key); err != nil || r != nil {
+			b.Fatal(r, err)
+		}
+	}
+}
