@@ -42,6 +42,12 @@ type Options struct {
 	// other actions found in the shared cache are downloaded only when a
 	// stage that runs needs them. Nil: every action.
 	Want func(*Action) bool
+	// Done, if set, is told of each action's outcome as the action
+	// finishes (built, cached, failed or skipped), once, on the goroutine
+	// that finished it and outside the scheduler's lock. The outputs of a
+	// wanted action with a result are in the local store by then: mc
+	// writes mc-out/ while the rest of the graph builds. It must not block.
+	Done func(*Action, *Outcome)
 	// Warn reports a non-fatal problem (the shared cache failing); nil
 	// sends it as a log event.
 	Warn func(string)
@@ -216,6 +222,9 @@ func (s *scheduler) launch(ctx context.Context, a *graph.Action) {
 // finish records an outcome and releases dependents. A failed or skipped
 // dependency makes its dependents skipped without running them.
 func (s *scheduler) finish(ctx context.Context, a *graph.Action, o *Outcome) {
+	if s.opts.Done != nil {
+		s.opts.Done(a, o)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.outcomes[a] = o

@@ -72,6 +72,7 @@ type schedHarness struct {
 	db    *cas.DB
 	exec  *fakeExec
 	ag    *graph.ActionGraph
+	done  func(*Action, *Outcome) // Options.Done
 }
 
 func newSchedHarness(t *testing.T) *schedHarness {
@@ -130,11 +131,43 @@ func (h *schedHarness) run(jobs int, keepGoing bool) (*Report, []Event) {
 		Store: h.store, DB: h.db, Files: sc, Executor: h.exec,
 		Sink:   SinkFunc(func(e Event) { mu.Lock(); events = append(events, e); mu.Unlock() }),
 		Getenv: func(string) (string, bool) { return "", false },
+		Done:   h.done,
 	})
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	return rep, events
+}
+
+// Done hears of every action once, with the outcome the report gives it.
+func TestSchedulerDone(t *testing.T) {
+	h := newSchedHarness(t)
+	h.add("bad", "fail", "1")
+	h.add("after", "echo", "2", "bad")
+	h.add("x1", "echo", "3")
+	h.add("x2", "echo", "4", "x1")
+	var mu sync.Mutex
+	seen := map[*Action][]*Outcome{}
+	h.done = func(a *Action, o *Outcome) {
+		mu.Lock()
+		seen[a] = append(seen[a], o)
+		mu.Unlock()
+	}
+	for run, want := range []string{"first", "cached"} {
+		clear(seen)
+		rep, _ := h.run(2, true)
+		if len(seen) != len(h.ag.Actions) {
+			t.Errorf("%s run: Done heard of %d actions, want %d", want, len(seen), len(h.ag.Actions))
+		}
+		for a, os := range seen {
+			if len(os) != 1 || os[0] != rep.Outcomes[a] {
+				t.Errorf("%s run: %s: Done called %d times, outcome %v, report says %v", want, a.Label(), len(os), os, rep.Outcomes[a])
+			}
+		}
+		if run == 1 && (rep.Cached != 2 || seen[h.ag.ByLabel[graph.Label{Pkg: "p", Name: "x2"}]][0].Status != StatusCached) {
+			t.Errorf("cached run: %d cached, want 2 with //p:x2 among them", rep.Cached)
+		}
+	}
 }
 
 func TestSchedulerCachesAndCutsOff(t *testing.T) {

@@ -4,17 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
-	"golang.org/x/sync/errgroup"
 	"golang.org/x/term"
 
 	"github.com/mc-build/mc/cas"
@@ -209,23 +206,25 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 			wanted[a] = true
 		}
 	}
+	mat := newMaterializer(s, wanted)
 	rep, runErr := exec.Run(ctx, ag, exec.Options{
 		Root: s.root, Scope: s.root, Jobs: bf.jobs, KeepGoing: bf.keepGoing, NoCache: bf.noCache,
 		Platform: platform(), Store: s.store, DB: s.db, Files: s.stat, Executor: executor, Sink: sink,
 		Getenv: e.getenv,
 		Remote: exec.RemoteOptions{Cache: remote, Write: cacheWrite, Required: bf.remoteReq},
 		Want:   func(a *graph.Action) bool { return wanted[a] },
+		Done:   mat.done,
 		Warn:   warn,
 		Images: images,
 	})
+	obs.startPhase("materialize")
+	matErr := mat.wait()
 	if runErr != nil {
 		if errors.Is(runErr, context.Canceled) {
 			return runErr
 		}
 		return &infraError{runErr}
 	}
-	obs.startPhase("materialize")
-	matErr := materialize(s, ag, roots, rep)
 	obs.record(ctx, s, historyCommand(name, fs.Args()), bf.noCache, ag, rep)
 	if text != nil {
 		printSummary(e, name, ag, rep, test)
@@ -336,7 +335,7 @@ func selectRoots(g *graph.Graph, pats []graph.Pattern, args []string, test, depl
 	return roots, nil
 }
 
-// materialize places the outputs of the requested stages under mc-out/ as
+// materializer places the outputs of the requested stages under mc-out/ as
 // read-only hard links into the store (as Bazel's outputs are read-only):
 // a copy would cost a new inode per output, which on many filesystems is
 // the most expensive part of a cold build. Executables are read-only copies
@@ -344,79 +343,97 @@ func selectRoots(g *graph.Graph, pats []graph.Pattern, args []string, test, depl
 // place is caught by verify-on-read and dropped from the store. Files that
 // already hold the right bytes are skipped (the stat cache knows them), so a
 // null build writes nothing.
-func materialize(s *session, ag *graph.ActionGraph, roots []graph.Label, rep *exec.Report) error {
-	outDir := filepath.Join(s.root, "mc-out")
-	var mu sync.Mutex
-	var errs []error
-	fail := func(err error) {
-		mu.Lock()
-		errs = append(errs, err)
-		mu.Unlock()
-	}
-	type file struct {
-		out cas.Output
-		dst string
-	}
-	var todo []file
-	// First, which files need writing: a few at a time hide the latency of
-	// the stat calls (and of creating files, below), which dominates for
-	// many small outputs.
-	var g errgroup.Group
-	g.SetLimit(4)
-	for _, l := range roots {
-		a := ag.ByLabel[l]
-		if a == nil {
-			continue // a filegroup: mc-out/ holds stage outputs only
-		}
-		o := rep.Outcomes[a]
-		if o == nil || o.Result == nil {
-			continue
-		}
-		for _, out := range o.Result.Outputs {
-			g.Go(func() error {
-				dst := filepath.Join(outDir, filepath.FromSlash(out.Path))
-				if out.IsDir {
-					// Built aside and swapped in whole by the store.
-					if err := s.store.MaterializeTree(out.Digest, dst, true); err != nil {
-						fail(fmt.Errorf("%s: %w", out.Path, err))
-					}
-					return nil
+//
+// It works while the build runs: exec.Options.Done hands it each requested
+// stage's result as the stage finishes (its blobs are local by then), so
+// mc-out/ fills up behind the build instead of after it.
+type materializer struct {
+	s      *session
+	outDir string
+	want   map[*graph.Action]bool
+	queue  chan *cas.ActionResult
+	wg     sync.WaitGroup
+
+	mu   sync.Mutex
+	errs []error
+	// dirs are the directories made so far. They are made one at a time:
+	// from several goroutines they queued on the parent directory's lock,
+	// and the kernel spins while it waits, burning CPU the build needs.
+	dirMu sync.Mutex
+	dirs  map[string]bool
+}
+
+// materializeWorkers hide the latency of creating files (and of the stat
+// calls that find them already right), which dominates for small outputs.
+const materializeWorkers = 4
+
+func newMaterializer(s *session, want map[*graph.Action]bool) *materializer {
+	m := &materializer{s: s, outDir: filepath.Join(s.root, "mc-out"), want: want,
+		queue: make(chan *cas.ActionResult, len(want)), dirs: map[string]bool{}}
+	for range materializeWorkers {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			for res := range m.queue {
+				for _, out := range res.Outputs {
+					m.place(out)
 				}
-				if fi, err := s.stat.Digest(dst); err == nil && fi.Digest == out.Digest && fi.Exec == out.Exec {
-					return nil
-				}
-				mu.Lock()
-				todo = append(todo, file{out, dst})
-				mu.Unlock()
-				return nil
-			})
-		}
-	}
-	g.Wait()
-	// Then their directories, one at a time, parents first: creating them
-	// from several goroutines made them queue on the parent directory's lock
-	// (the kernel spins while it waits, burning the CPU the downloads need).
-	dirs := map[string]bool{}
-	for _, f := range todo {
-		dirs[filepath.Dir(f.dst)] = true
-	}
-	for _, dir := range slices.Sorted(maps.Keys(dirs)) {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			fail(err)
-		}
-	}
-	// Then the files. Not hashed again here: a file written just now is too
-	// recent for the stat cache to record; the next build records it.
-	for _, f := range todo {
-		g.Go(func() error {
-			if err := s.store.Materialize(f.out.Digest, f.dst, f.out.Exec, true); err != nil {
-				fail(fmt.Errorf("%s: %w", f.out.Path, err))
 			}
-			return nil
-		})
+		}()
 	}
-	g.Wait()
-	return errors.Join(errs...)
+	return m
+}
+
+// done is exec.Options.Done. The queue holds one entry per requested
+// stage, each finishing once, so it never blocks the scheduler.
+func (m *materializer) done(a *graph.Action, o *exec.Outcome) {
+	if m.want[a] && o.Result != nil {
+		m.queue <- o.Result
+	}
+}
+
+// wait lets the workers finish and returns what went wrong, each error
+// naming its output.
+func (m *materializer) wait() error {
+	close(m.queue)
+	m.wg.Wait()
+	return errors.Join(m.errs...)
+}
+
+func (m *materializer) fail(err error) {
+	m.mu.Lock()
+	m.errs = append(m.errs, err)
+	m.mu.Unlock()
+}
+
+func (m *materializer) place(out cas.Output) {
+	dst := filepath.Join(m.outDir, filepath.FromSlash(out.Path))
+	if out.IsDir {
+		// Built aside and swapped in whole by the store.
+		if err := m.s.store.MaterializeTree(out.Digest, dst, true); err != nil {
+			m.fail(fmt.Errorf("%s: %w", out.Path, err))
+		}
+		return
+	}
+	if fi, err := m.s.stat.Digest(dst); err == nil && fi.Digest == out.Digest && fi.Exec == out.Exec {
+		return
+	}
+	dir := filepath.Dir(dst)
+	m.dirMu.Lock()
+	if !m.dirs[dir] {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			m.dirMu.Unlock()
+			m.fail(fmt.Errorf("%s: %w", out.Path, err))
+			return
+		}
+		m.dirs[dir] = true
+	}
+	m.dirMu.Unlock()
+	// Not hashed again here: a file written just now is too recent for the
+	// stat cache to record; the next build records it.
+	if err := m.s.store.Materialize(out.Digest, dst, out.Exec, true); err != nil {
+		m.fail(fmt.Errorf("%s: %w", out.Path, err))
+	}
 }
 
 func printSummary(e *env, name string, ag *graph.ActionGraph, rep *exec.Report, test bool) {
