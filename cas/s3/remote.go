@@ -227,8 +227,9 @@ func (r *Remote) acquireMem(ctx context.Context, n int64) (func(), error) {
 const sdkStack = 64 << 10
 
 // growStack makes the calling goroutine's stack big enough for an SDK
-// request at once. Otherwise a fresh goroutine grows it by doubling, 2 KB to
-// 64 KB, copying and rewalking the deepening stack each time: a tenth of mc's
+// request at once (128 KB: the frame below plus what is already used).
+// Otherwise a fresh goroutine grows it by doubling from 2 KB, five times or
+// more, copying and rewalking the deepening stack each time: a tenth of mc's
 // CPU in a remote-cached build. Where the stack is already big this costs a
 // bounds check and clearing the array (about a microsecond). The argument
 // only keeps the compiler from removing the array.
