@@ -14,7 +14,11 @@
 # SETTLE_MAX=SECONDS bounds it (default 480); SETTLE_US the threshold in µs (20; a settled ext4 or tmpfs reads 5-15).
 fs_settle() {
 	local dir=$1 waited=0 i=0
-	FS_PROBE_US=
+	FS_PROBE_US=n/a
+	if ! command -v python3 >/dev/null; then
+		note "no python3: file creation is not probed, and the numbers may include the wait described in bench/fs.sh"
+		return
+	fi
 	while :; do
 		i=$((i + 1))
 		FS_PROBE_US=$(python3 - "$dir/.fs-probe-$i" <<'PY'

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mc-build/mc/internal/fdio"
 )
 
 // ErrNotFound is returned when a blob is not in the store. errors.Is(err,
@@ -425,11 +427,13 @@ type tempFile struct {
 // stepped over every recently deleted one (README of bench/).
 func (s *Store) createTemp(near Digest) (tempFile, error) {
 	if s.unnamedTemps() {
-		h := near.Hex()
+		var shard string
 		if near.IsZero() {
-			h = fmt.Sprintf("%02x", rand.Uint32()&0xff)
+			shard = fmt.Sprintf("%02x", rand.Uint32()&0xff)
+		} else {
+			shard = near.Hex()[:2]
 		}
-		dir := filepath.Join(s.dir, h[:2])
+		dir := filepath.Join(s.dir, shard)
 		fd, err := openRaw(dir, unix.O_TMPFILE|unix.O_RDWR, 0o600)
 		if err == unix.ENOENT {
 			if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -511,7 +515,7 @@ func (s *Store) copyToTemp(r io.Reader, near Digest) (tempFile, Digest, int64, e
 		m, rerr := r.Read(buf)
 		if m > 0 {
 			h.Write(buf[:m])
-			if err := writeAll(f.fd, buf[:m]); err != nil {
+			if err := fdio.WriteAll(f.fd, buf[:m]); err != nil {
 				f.discard()
 				return tempFile{}, Zero, 0, &os.PathError{Op: "write", Path: f.name, Err: err}
 			}
@@ -688,21 +692,6 @@ func fchmod(fd int, mode uint32) error {
 			return err
 		}
 	}
-}
-
-// writeAll writes all of p to fd.
-func writeAll(fd int, p []byte) error {
-	for len(p) > 0 {
-		n, err := unix.Write(fd, p)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		p = p[n:]
-	}
-	return nil
 }
 
 // fdReader reads a descriptor.

@@ -14,6 +14,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mc-build/mc/internal/fdio"
 )
 
 // runnerEnv, set to "1", makes the mc binary (or a test binary whose
@@ -168,7 +170,7 @@ func (r *runner) send(typ byte, p []byte) error {
 	r.wbuf = append(r.wbuf[:0], typ, 0, 0, 0, 0)
 	binary.BigEndian.PutUint32(r.wbuf[1:5], uint32(len(p)))
 	r.wbuf = append(r.wbuf, p...)
-	return writeFull(r.out, r.wbuf)
+	return fdio.WriteAll(r.out, r.wbuf)
 }
 
 func (r *runner) sendExit(ex runExit) error {
@@ -485,21 +487,6 @@ func waitFDs(fds []unix.PollFd, timeout time.Duration) error {
 	}
 	if _, err := unix.Ppoll(fds, ts, nil); err != nil && err != unix.EINTR {
 		return err
-	}
-	return nil
-}
-
-// writeFull writes all of p to fd.
-func writeFull(fd int, p []byte) error {
-	for len(p) > 0 {
-		n, err := unix.Write(fd, p)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		p = p[n:]
 	}
 	return nil
 }
