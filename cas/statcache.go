@@ -246,6 +246,27 @@ func (sc *StatCache) Digest(absPath string) (FileInfo, error) {
 	return sc.hash(p)
 }
 
+// Known returns what the cache knows of the file at absPath as it is now,
+// without reading it; ok is false when reading it would be needed.
+func (sc *StatCache) Known(absPath string) (info FileInfo, ok bool) {
+	p := filepath.Clean(absPath)
+	fi, err := os.Stat(p)
+	if err != nil || !fi.Mode().IsRegular() {
+		return FileInfo{}, false
+	}
+	st, err := statOf(fi)
+	if err != nil {
+		return FileInfo{}, false
+	}
+	sc.mu.Lock()
+	r, ok := sc.rows[p]
+	sc.mu.Unlock()
+	if !ok || !r.sameStat(st) {
+		return FileInfo{}, false
+	}
+	return FileInfo{Digest: r.digest, Size: r.size, Exec: isExec(fi.Mode())}, true
+}
+
 // hash reads the file at p, returns its FileInfo and queues the row if the
 // file held still while it was read and is not racily new.
 func (sc *StatCache) hash(p string) (FileInfo, error) {
@@ -287,6 +308,48 @@ func (sc *StatCache) hash(p string) (FileInfo, error) {
 	sc.pending[p] = st1
 	sc.mu.Unlock()
 	return info, nil
+}
+
+// Learn records that the regular file at absPath holds info's content
+// without reading it: the caller put it there from the store (mc-out/),
+// and then, when it had just done so, found it in the state placed. The
+// file is recorded if it still has placed's inode, size, mode and mtime;
+// its ctime may have moved, since every hard link made to or removed from
+// a blob (a stage's sandbox input) moves it, so the row takes the ctime of
+// now. Content written since changes the mtime; a write within the tick
+// of the file's own mtime would not, which is as far as exec's check of a
+// stage's inputs sees too (placed files are read-only, so only root
+// writes them). The racy rule (see racy) is therefore not applied: what
+// it guards against is a file being written while it is read, and this
+// one is not read; applying it would make the first build after every
+// build read each output back.
+func (sc *StatCache) Learn(absPath string, info FileInfo, placed os.FileInfo) error {
+	p := filepath.Clean(absPath)
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return fmt.Errorf("cas: stat cache: %w", err)
+	}
+	if err := regularFile(p, fi); err != nil {
+		return err
+	}
+	st, err := statOf(fi)
+	if err != nil {
+		return fmt.Errorf("cas: stat cache %s: %w", p, err)
+	}
+	then, err := statOf(placed)
+	if err != nil {
+		return fmt.Errorf("cas: stat cache %s: %w", p, err)
+	}
+	if st.ino != then.ino || st.size != then.size || st.mode != then.mode || st.mtime != then.mtime ||
+		st.size != info.Size || isExec(fi.Mode()) != info.Exec {
+		return nil
+	}
+	st.digest = info.Digest
+	sc.mu.Lock()
+	sc.rows[p] = st
+	sc.pending[p] = st
+	sc.mu.Unlock()
+	return nil
 }
 
 // regularFile fails with a clear message unless fi (of p) is a regular file.

@@ -503,3 +503,83 @@ func BenchmarkStatCacheNullBuild(b *testing.B) {
 		}
 	})
 }
+
+// TestStatCacheLearn: a file placed from the store is recorded without
+// being read, however new, as long as nothing but its ctime moved since it
+// was placed (another hard link to the blob); a write, or a file that does
+// not hold what the caller says, is not recorded.
+func TestStatCacheLearn(t *testing.T) {
+	ctx := context.Background()
+	db := newDB(t)
+	root := t.TempDir()
+	content := []byte("placed output\n")
+	info := FileInfo{Digest: FromBytes(content), Size: int64(len(content))}
+	place := func(name string) (string, os.FileInfo) {
+		p := filepath.Join(root, name)
+		writeFile(t, p, string(content), 0o444) // new: racy for hash
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p, fi
+	}
+	linked, linkedFI := place("linked.txt")
+	// A sandbox links the blob and removes the link again: the ctime moves.
+	time.Sleep(20 * time.Millisecond)
+	if err := os.Link(linked, linked+".sandbox"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(linked + ".sandbox"); err != nil {
+		t.Fatal(err)
+	}
+	written, writtenFI := place("written.txt")
+	time.Sleep(20 * time.Millisecond)
+	if err := os.Chmod(written, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, written, "placed outpuT\n", 0o644)
+	if err := os.Chmod(written, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	wrongSize, wrongSizeFI := place("short.txt")
+	notExec, notExecFI := place("notexec.txt")
+
+	sc, _ := countingCache(t, db, root)
+	for _, c := range []struct {
+		p    string
+		info FileInfo
+		fi   os.FileInfo
+	}{
+		{linked, info, linkedFI},
+		{written, info, writtenFI},
+		{wrongSize, FileInfo{Digest: info.Digest, Size: info.Size + 1}, wrongSizeFI},
+		{notExec, FileInfo{Digest: info.Digest, Size: info.Size, Exec: true}, notExecFI},
+	} {
+		if err := sc.Learn(c.p, c.info, c.fi); err != nil {
+			t.Fatalf("Learn(%s): %v", c.p, err)
+		}
+	}
+	if err := sc.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.Learn(filepath.Join(root, "missing"), info, linkedFI); err == nil {
+		t.Error("Learn of a missing file: no error")
+	}
+
+	// A later build: only the linked file is known without a read.
+	sc2, hashes := countingCache(t, db, root)
+	if got := digestOf(t, sc2, linked); got != info {
+		t.Errorf("linked = %+v, want %+v", got, info)
+	}
+	if n := hashes.Load(); n != 0 {
+		t.Errorf("the learned file was read again (%d reads)", n)
+	}
+	if got := digestOf(t, sc2, written); got.Digest != FromBytes([]byte("placed outpuT\n")) {
+		t.Errorf("written = %+v: the write was not seen", got)
+	}
+	digestOf(t, sc2, wrongSize)
+	digestOf(t, sc2, notExec)
+	if n := hashes.Load(); n != 3 {
+		t.Errorf("%d reads of the files not to be learned, want 3", n)
+	}
+}

@@ -354,8 +354,9 @@ type materializer struct {
 	queue  chan *cas.ActionResult
 	wg     sync.WaitGroup
 
-	mu   sync.Mutex
-	errs []error
+	mu     sync.Mutex
+	errs   []error
+	placed []placedFile
 	// dirs are the directories made so far. They are made one at a time:
 	// from several goroutines they queued on the parent directory's lock,
 	// and the kernel spins while it waits, burning CPU the build needs.
@@ -397,6 +398,7 @@ func (m *materializer) done(a *graph.Action, o *exec.Outcome) {
 func (m *materializer) wait() error {
 	close(m.queue)
 	m.wg.Wait()
+	m.learn()
 	return errors.Join(m.errs...)
 }
 
@@ -429,10 +431,33 @@ func (m *materializer) place(out cas.Output) {
 		m.dirs[dir] = true
 	}
 	m.dirMu.Unlock()
-	// Not hashed again here: a file written just now is too recent for the
-	// stat cache to record; the next build records it.
 	if err := m.s.store.Materialize(out.Digest, dst, out.Exec, true); err != nil {
 		m.fail(fmt.Errorf("%s: %w", out.Path, err))
+		return
+	}
+	// Recorded in the stat cache once the build is over (learn).
+	if fi, err := os.Lstat(dst); err == nil {
+		m.mu.Lock()
+		m.placed = append(m.placed, placedFile{path: dst, out: out, fi: fi})
+		m.mu.Unlock()
+	}
+}
+
+// placedFile is a file the materializer placed, as it found it then.
+type placedFile struct {
+	path string
+	out  cas.Output
+	fi   os.FileInfo
+}
+
+// learn records the placed files in the stat cache without reading them
+// back (cas.StatCache.Learn), so that the next build finds them right with
+// a stat instead of reading every output. It runs once no stage is left
+// to link a placed blob into its sandbox, which moves the file's ctime.
+// Errors are ignored: a file not recorded is only read by the next build.
+func (m *materializer) learn() {
+	for _, p := range m.placed {
+		_ = m.s.stat.Learn(p.path, cas.FileInfo{Digest: p.out.Digest, Size: p.out.Size, Exec: p.out.Exec}, p.fi)
 	}
 }
 

@@ -74,6 +74,7 @@ func TestScripts(t *testing.T) {
 			"noproc":     cmdNoproc,
 			"emptydir":   cmdEmptydir,
 			"tracecheck": cmdTracecheck, // profile_check_test.go
+			"statcached": cmdStatcached, // cache_test.go
 			"s3":         cmdS3,         // s3_script_test.go
 			"registry":   cmdRegistry,   // registry_script_test.go
 			"runnerproc": cmdRunnerproc, // runners_script_test.go
