@@ -3,8 +3,11 @@ package graph
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 )
 
 // PackageSource evaluates packages. The evaluator (builtins) implements it;
@@ -153,10 +156,23 @@ func Link(ctx context.Context, src PackageSource, pkgs map[string]*Package) (*Gr
 			}
 		}
 	}
+	var all []*Target
 	for _, n := range names {
-		for _, t := range pkgs[n].Targets {
-			if err := g.resolve(ctx, src, t); err != nil {
-				return nil, err
+		all = append(all, pkgs[n].Targets...)
+	}
+	refs, errs := g.resolveAll(ctx, src, all)
+	// Recorded in order: the graph and the error reported are those of
+	// resolving the targets one by one.
+	for i, t := range all {
+		if errs[i] != nil {
+			return nil, errs[i]
+		}
+		if len(refs[i]) > 0 {
+			g.Refs[t.Label] = refs[i]
+		}
+		for _, r := range refs[i] {
+			if r.Kind != RefSource {
+				g.Rdeps[r.Label] = append(g.Rdeps[r.Label], t.Label)
 			}
 		}
 	}
@@ -166,38 +182,67 @@ func Link(ctx context.Context, src PackageSource, pkgs map[string]*Package) (*Gr
 	return g, nil
 }
 
-func (g *Graph) resolve(ctx context.Context, src PackageSource, t *Target) error {
+// resolveAll resolves every target's labels, on as many goroutines as
+// there are processors: in a large graph this is most of linking, and
+// mostly one stat(2) per source file (is the label a file?). It only reads
+// the graph.
+func (g *Graph) resolveAll(ctx context.Context, src PackageSource, all []*Target) ([][]Ref, []error) {
+	refs := make([][]Ref, len(all))
+	errs := make([]error, len(all))
+	const chunk = 64
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), (len(all)+chunk-1)/chunk) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				lo := int(next.Add(chunk)) - chunk
+				if lo >= len(all) {
+					return
+				}
+				for i := lo; i < min(lo+chunk, len(all)); i++ {
+					refs[i], errs[i] = g.resolve(ctx, src, all[i])
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return refs, errs
+}
+
+// resolve returns the references of t's labels, in the order named and
+// without repeats.
+func (g *Graph) resolve(ctx context.Context, src PackageSource, t *Target) ([]Ref, error) {
+	var refs []Ref
 	seen := map[Ref]bool{}
 	add := func(r Ref) {
 		if !seen[r] {
 			seen[r] = true
-			g.Refs[t.Label] = append(g.Refs[t.Label], r)
-			if r.Kind != RefSource {
-				g.Rdeps[r.Label] = append(g.Rdeps[r.Label], t.Label)
-			}
+			refs = append(refs, r)
 		}
 	}
 	for _, l := range t.Srcs {
 		r, err := g.lookup(ctx, src, t, "srcs", l, true)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		add(r)
 	}
 	for _, l := range t.Deps {
 		r, err := g.lookup(ctx, src, t, "deps", l, false)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		add(r)
 	}
 	if l, ok := imageLabel(t.Image, t.Label.Pkg); ok {
 		r, err := g.lookup(ctx, src, t, "image", l, false)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if r.Kind != RefRule || g.Targets[r.Label].Kind != KindImage {
-			return errorf(t.Pos, "%s: image = %q is not an image target", t.Label, t.Image)
+			return nil, errorf(t.Pos, "%s: image = %q is not an image target", t.Label, t.Image)
 		}
 		add(r)
 	}
@@ -205,10 +250,10 @@ func (g *Graph) resolve(ctx context.Context, src PackageSource, t *Target) error
 		if l, ok := imageLabel(s.Base, t.Label.Pkg); ok {
 			r, err := g.lookup(ctx, src, t, "base", l, false)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if r.Kind != RefRule || g.Targets[r.Label].Kind != KindImage {
-				return errorf(t.Pos, "%s: base = %q is not an image target", t.Label, s.Base)
+				return nil, errorf(t.Pos, "%s: base = %q is not an image target", t.Label, s.Base)
 			}
 			add(r)
 		}
@@ -220,12 +265,12 @@ func (g *Graph) resolve(ctx context.Context, src PackageSource, t *Target) error
 		for _, d := range dests {
 			r, err := g.lookup(ctx, src, t, "files", s.Files[d], true)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			add(r)
 		}
 	}
-	return nil
+	return refs, nil
 }
 
 // lookup resolves one label named by attribute attr of t.

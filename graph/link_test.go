@@ -3,6 +3,7 @@ package graph
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -218,4 +219,87 @@ func TestClosest(t *testing.T) {
 	if got := Closest("x", []string{"completely-different"}); len(got) != 0 {
 		t.Errorf("unrelated names suggested: %v", got)
 	}
+}
+
+// TestLinkManyTargets links enough targets for resolution to run on
+// several goroutines: the references, the reverse dependencies (in
+// package, then target order) and the error reported (the first in that
+// order) are those of resolving one target at a time.
+func TestLinkManyTargets(t *testing.T) {
+	build := func(bad ...string) *fakeSource {
+		var targets []*Target
+		for p := range 40 {
+			pkg := fmt.Sprintf("p%02d", p)
+			for i := range 10 {
+				name := fmt.Sprintf("t%d", i)
+				targets = append(targets, stageT(pkg, name, i+1, func(t *Target) {
+					t.Srcs = mustLabelsNoT(pkg, "src/"+name+".txt")
+					if p > 0 {
+						// Every target of the previous package depends on
+						// p00:t0 .. so Rdeps of //p00:t0 lists 390 targets.
+						t.Deps = mustLabelsNoT(pkg, "//p00:t0", fmt.Sprintf("//p%02d:t%d", p-1, i))
+					}
+					for _, b := range bad {
+						if b == pkg+":"+name {
+							t.Deps = append(t.Deps, Label{pkg, "nothing"})
+						}
+					}
+				}))
+			}
+		}
+		src := newSource(targets...)
+		for _, x := range targets {
+			src.files[joinPkg(x.Label.Pkg, "src/"+x.Label.Name+".txt")] = true
+		}
+		return src
+	}
+	var roots []string
+	for p := range 40 {
+		roots = append(roots, fmt.Sprintf("//p%02d:t0", p))
+	}
+	g, err := link(t, build(), roots...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []Label
+	for p := 1; p < 40; p++ {
+		for i := range 10 {
+			want = append(want, Label{fmt.Sprintf("p%02d", p), fmt.Sprintf("t%d", i)})
+		}
+	}
+	// p01:t0 names //p00:t0 twice (as the shared dep and as its previous
+	// package's t0): once in Rdeps.
+	if got := g.Rdeps[Label{"p00", "t0"}]; !reflect.DeepEqual(got, want) {
+		t.Errorf("rdeps of //p00:t0 = %d labels %v..., want %d in package and target order", len(got), got[:min(3, len(got))], len(want))
+	}
+	wantRefs := []Ref{
+		{Label: Label{"p07", "src/t3.txt"}, Kind: RefSource, Output: "src/t3.txt"},
+		{Label: Label{"p00", "t0"}, Kind: RefRule},
+		{Label: Label{"p06", "t3"}, Kind: RefRule},
+	}
+	if got := g.Refs[Label{"p07", "t3"}]; !reflect.DeepEqual(got, wantRefs) {
+		t.Errorf("refs of //p07:t3 = %+v, want %+v", got, wantRefs)
+	}
+	if _, ok := g.Refs[Label{"p00", "t0"}]; !ok {
+		t.Error("//p00:t0 has no refs: its source is missing")
+	}
+
+	for range 5 {
+		_, err = link(t, build("p31:t2", "p05:t8", "p05:t9"), roots...)
+		if err == nil || !strings.Contains(err.Error(), "//p05:t8: deps: //p05:nothing") {
+			t.Fatalf("err = %v, want the one of //p05:t8, the first in order", err)
+		}
+	}
+}
+
+func mustLabelsNoT(pkg string, ss ...string) []Label {
+	var out []Label
+	for _, s := range ss {
+		l, err := ParseLabel(s, pkg)
+		if err != nil {
+			panic(err)
+		}
+		out = append(out, l)
+	}
+	return out
 }
