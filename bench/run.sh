@@ -240,6 +240,7 @@ for i in 1 2 3; do
 	samples+=("$ELAPSED")
 done
 N_NULL=$(median "${samples[@]}")
+N_NULL1=${samples[0]}
 note "ninja: null ${samples[*]} -> median $N_NULL"
 
 samples=()
@@ -261,7 +262,7 @@ N_RSS=$(peak_rss_mb ninja-rss ninja -C "$TMP/tree-ninja" -j "$JOBS")
 
 # --- mc ----------------------------------------------------------------------
 
-M_COLD=- M_NULL=- M_TOUCH=- M_RSS=- M_QRDEPS=- M_QDEPS=-
+M_COLD=- M_NULL=- M_NULL1=- M_TOUCH=- M_RSS=- M_QRDEPS=- M_QDEPS=-
 if [[ $MC_SKIP != 1 ]]; then
 	MC_CACHE=$TMP/mc-cache
 	# mc runs inside its workspace; cd here rather than in a subshell per run.
@@ -293,6 +294,9 @@ if [[ $MC_SKIP != 1 ]]; then
 		samples+=("$ELAPSED")
 	done
 	M_NULL=$(median "${samples[@]}")
+	# The first build after a build is the one users wait for most: it must
+	# not be the one that catches up on what the build left to do.
+	M_NULL1=${samples[0]}
 	note "mc: null ${samples[*]} -> median $M_NULL"
 
 	samples=()
@@ -349,6 +353,7 @@ row() { printf '%-26s %10s %10s %9s  %-34s %s\n' "$@"; }
 T_TOUCH=$(awk -v n="$N_TOUCH" 'BEGIN { printf "%.3f", 0.3 + n }')
 verdict V_COLD "$M_COLD" "m <= 1.5 * $N_COLD"
 verdict V_NULL "$M_NULL" "m <= 0.3"
+verdict V_NULL1 "$M_NULL1" "m <= 0.3"
 verdict V_TOUCH "$M_TOUCH" "m <= $T_TOUCH"
 verdict V_RSS "$M_RSS" "m <= 200"
 verdict V_QRDEPS "$M_QRDEPS" "m <= 0.3"
@@ -360,6 +365,7 @@ echo "$(ninja --version | sed 's/^/ninja /'), $(nproc) cores, $(uname -sr), tree
 echo
 row metric "ninja (s)" "mc (s)" mc/ninja target verdict
 row "cold (median of $COLD_ROUNDS)" "$N_COLD" "$M_COLD" "$(ratio "$N_COLD" "$M_COLD")" "mc <= 1.5x ninja" "$V_COLD"
+row "null, first after cold" "$N_NULL1" "$M_NULL1" "$(ratio "$N_NULL1" "$M_NULL1")" "mc <= 0.3 s" "$V_NULL1"
 row "null (median of 3)" "$N_NULL" "$M_NULL" "$(ratio "$N_NULL" "$M_NULL")" "mc <= 0.3 s" "$V_NULL"
 row "touched (median of 3)" "$N_TOUCH" "$M_TOUCH" "$(ratio "$N_TOUCH" "$M_TOUCH")" "mc <= 0.3 s + ninja ($N_AFFECTED stages)" "$V_TOUCH"
 row "null peak RSS (MB)" "$N_RSS" "$M_RSS" "$(ratio "$N_RSS" "$M_RSS")" "mc <= 200 MB" "$V_RSS"

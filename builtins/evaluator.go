@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"runtime"
@@ -66,6 +67,11 @@ func NewEvaluator(ws *graph.Workspace, kv KV, dig Digester) *Evaluator {
 		dig = readDigester{}
 	}
 	e := &Evaluator{ws: ws, kv: kv, dig: dig, tree: lang.NewSourceTree(ws.Root, ws.Ignore), out: os.Stderr}
+	if st, ok := dig.(interface {
+		Stat(path string) (fs.FileInfo, error)
+	}); ok {
+		e.tree.StatSourcesWith(st.Stat) // cas.StatCache: one stat(2) per source for link and digest
+	}
 	predeclared := starlark.StringDict{
 		"stage":     starlark.NewBuiltin("stage", stageBuiltin),
 		"filegroup": starlark.NewBuiltin("filegroup", filegroupBuiltin),

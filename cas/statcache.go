@@ -152,8 +152,9 @@ type StatCache struct {
 	db *DB
 
 	mu      sync.Mutex
-	rows    map[string]statRow // path -> row, loaded and learned
-	pending map[string]statRow // learned, not yet flushed
+	rows    map[string]statRow     // path -> row, loaded and learned
+	pending map[string]statRow     // learned, not yet flushed
+	stats   map[string]os.FileInfo // Stat's answers, each for one Digest
 
 	now    func() time.Time  // the clock for the racy rule
 	onHash func(path string) // called for every file actually read (tests)
@@ -203,6 +204,7 @@ func (db *DB) StatCache(ctx context.Context, root string) (*StatCache, error) {
 		// loading does not rehash the map as it grows.
 		rows:    make(map[string]statRow, total/packedRowSize),
 		pending: map[string]statRow{},
+		stats:   map[string]os.FileInfo{},
 		now:     time.Now,
 	}
 	for _, d := range dirs {
@@ -226,9 +228,15 @@ func (sc *StatCache) Digest(absPath string) (FileInfo, error) {
 	if !filepath.IsAbs(p) {
 		return FileInfo{}, fmt.Errorf("cas: digest %s: not an absolute path", absPath)
 	}
-	fi, err := os.Stat(p)
-	if err != nil {
-		return FileInfo{}, fmt.Errorf("cas: digest: %w", err)
+	sc.mu.Lock()
+	fi, ok := sc.stats[p]
+	delete(sc.stats, p)
+	sc.mu.Unlock()
+	if !ok {
+		var err error
+		if fi, err = os.Stat(p); err != nil {
+			return FileInfo{}, fmt.Errorf("cas: digest: %w", err)
+		}
 	}
 	if err := regularFile(p, fi); err != nil {
 		return FileInfo{}, err
@@ -244,6 +252,24 @@ func (sc *StatCache) Digest(absPath string) (FileInfo, error) {
 		return FileInfo{Digest: r.digest, Size: r.size, Exec: isExec(fi.Mode())}, nil
 	}
 	return sc.hash(p)
+}
+
+// Stat is os.Stat, its answer (for a regular file) kept for the next
+// Digest of the same path: a build asks whether a label is a source file
+// (graph.Link, through lang.SourceTree) and then digests that file, and one
+// stat(2) serves both. A StatCache serves one command, so an answer kept
+// is never older than the build that uses it; a file changed in between
+// is caught when its contents are copied in for a stage (Store.PutFileExpect
+// checks them against the digest).
+func (sc *StatCache) Stat(absPath string) (os.FileInfo, error) {
+	p := filepath.Clean(absPath)
+	fi, err := os.Stat(p)
+	if err == nil && fi.Mode().IsRegular() {
+		sc.mu.Lock()
+		sc.stats[p] = fi
+		sc.mu.Unlock()
+	}
+	return fi, err
 }
 
 // Known returns what the cache knows of the file at absPath as it is now,

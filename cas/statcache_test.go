@@ -583,3 +583,34 @@ func TestStatCacheLearn(t *testing.T) {
 		t.Errorf("%d reads of the files not to be learned, want 3", n)
 	}
 }
+
+// TestStatCacheStatServesOneDigest: a Stat's answer serves the next Digest
+// of the path (link asks whether a label is a file, the key digests it:
+// one stat(2)), and only that one.
+func TestStatCacheStatServesOneDigest(t *testing.T) {
+	ctx := context.Background()
+	db := newDB(t)
+	root := t.TempDir()
+	p := filepath.Join(root, "src.txt")
+	oldFile(t, p, "before", 0o644)
+	sc, _ := countingCache(t, db, root)
+	digestOf(t, sc, p) // recorded
+	if err := sc.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	sc, hashes := countingCache(t, db, root)
+	if _, err := sc.Stat(p); err != nil {
+		t.Fatal(err)
+	}
+	oldFile(t, p, "after!", 0o644) // same size, another mtime
+	if got := digestOf(t, sc, p); got.Digest != FromBytes([]byte("before")) || hashes.Load() != 0 {
+		t.Errorf("Digest after Stat = %s with %d reads, want the file as Stat saw it, from the row", got.Digest.Short(), hashes.Load())
+	}
+	if got := digestOf(t, sc, p); got.Digest != FromBytes([]byte("after!")) || hashes.Load() != 1 {
+		t.Errorf("second Digest = %s with %d reads, want the file as it is now", got.Digest.Short(), hashes.Load())
+	}
+	if _, err := sc.Stat(filepath.Join(root, "missing")); err == nil {
+		t.Error("Stat of a missing file: no error")
+	}
+}

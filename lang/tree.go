@@ -23,6 +23,8 @@ import (
 type SourceTree struct {
 	root   string
 	ignore []string // validated entries, see CheckIgnore
+	// statSource stats a file IsSourceFile asks about; see StatSourcesWith.
+	statSource func(path string) (fs.FileInfo, error)
 }
 
 // NewSourceTree returns the tree of the workspace at root (absolute) with
@@ -32,7 +34,15 @@ func NewSourceTree(root string, ignore []string) *SourceTree {
 	for _, e := range ignore {
 		cleaned = append(cleaned, strings.TrimSuffix(e, "/"))
 	}
-	return &SourceTree{root: root, ignore: cleaned}
+	return &SourceTree{root: root, ignore: cleaned, statSource: os.Stat}
+}
+
+// StatSourcesWith makes IsSourceFile stat files with stat (os.Stat's
+// contract): a build digests the source files it just asked about, and a
+// stat that remembers its answer for the digest spares one stat(2) each.
+// It must be called before the tree is used.
+func (t *SourceTree) StatSourcesWith(stat func(path string) (fs.FileInfo, error)) {
+	t.statSource = stat
 }
 
 // Root returns the absolute path of the workspace root.
@@ -142,7 +152,8 @@ func (t *SourceTree) IsSourceFile(pkg, name string) bool {
 			return false
 		}
 	}
-	return isFile(t.abs(rel))
+	fi, err := t.statSource(t.abs(rel))
+	return err == nil && fi.Mode().IsRegular()
 }
 
 // FindPackages returns every package at or below under ("" for the whole
