@@ -18,12 +18,37 @@ type Digester interface {
 	Digest(absPath string) (cas.FileInfo, error)
 }
 
+// StartPreload starts reading the latest result of every label of scope
+// (DB.LatestEntries), which Run otherwise reads first, and returns what
+// waits for it (Options.Preload): a caller starts it before evaluating the
+// graph, which leaves a core free.
+func StartPreload(ctx context.Context, db *cas.DB, scope string) func() (map[cas.Digest]cas.LatestEntry, error) {
+	type loaded struct {
+		m   map[cas.Digest]cas.LatestEntry
+		err error
+	}
+	ch := make(chan loaded, 1)
+	go func() {
+		m, err := db.LatestEntries(ctx, scope)
+		ch <- loaded{m, err}
+	}()
+	var once sync.Once
+	var res loaded
+	return func() (map[cas.Digest]cas.LatestEntry, error) {
+		once.Do(func() { res = <-ch })
+		return res.m, res.err
+	}
+}
+
 // Options configures one run of the scheduler.
 type Options struct {
 	Root string // workspace root on this machine: where sources are read
 	// Scope names this workspace in the action cache's table of latest
 	// results (the workspace root); "" disables the preload.
-	Scope     string
+	Scope string
+	// Preload, when set, gives the preload (see StartPreload) instead of
+	// Run reading it.
+	Preload   func() (map[cas.Digest]cas.LatestEntry, error)
 	Jobs      int    // stages run at once; cache lookups are not limited
 	KeepGoing bool   // go on after a failure with everything that does not depend on it
 	NoCache   bool   // neither read nor write the action cache
@@ -111,7 +136,11 @@ func Run(ctx context.Context, ag *graph.ActionGraph, opts Options) (*Report, err
 	if !opts.NoCache && opts.Scope != "" {
 		// One query for the latest result of every label: in a null build
 		// every key is among them.
-		pre, err := opts.DB.LatestEntries(ctx, opts.Scope)
+		load := opts.Preload
+		if load == nil {
+			load = func() (map[cas.Digest]cas.LatestEntry, error) { return opts.DB.LatestEntries(ctx, opts.Scope) }
+		}
+		pre, err := load()
 		if err != nil {
 			return nil, err
 		}

@@ -73,6 +73,8 @@ type schedHarness struct {
 	exec  *fakeExec
 	ag    *graph.ActionGraph
 	done  func(*Action, *Outcome) // Options.Done
+	// preload is Options.Preload, set for the next run only.
+	preload func() (map[cas.Digest]cas.LatestEntry, error)
 }
 
 func newSchedHarness(t *testing.T) *schedHarness {
@@ -129,14 +131,41 @@ func (h *schedHarness) run(jobs int, keepGoing bool) (*Report, []Event) {
 	rep, err := Run(context.Background(), h.ag, Options{
 		Root: h.root, Scope: h.root, Jobs: jobs, KeepGoing: keepGoing, Platform: "test",
 		Store: h.store, DB: h.db, Files: sc, Executor: h.exec,
-		Sink:   SinkFunc(func(e Event) { mu.Lock(); events = append(events, e); mu.Unlock() }),
-		Getenv: func(string) (string, bool) { return "", false },
-		Done:   h.done,
+		Sink:    SinkFunc(func(e Event) { mu.Lock(); events = append(events, e); mu.Unlock() }),
+		Getenv:  func(string) (string, bool) { return "", false },
+		Done:    h.done,
+		Preload: h.preload,
 	})
+	h.preload = nil
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	return rep, events
+}
+
+// A preload started before Run (StartPreload) serves its lookups: every
+// stage is a hit without Run reading the latest results itself, which the
+// preload of another scope (empty) shows.
+func TestSchedulerStartPreload(t *testing.T) {
+	h := newSchedHarness(t)
+	h.add("a", "echo a", "1")
+	h.add("b", "echo b", "2", "a")
+	h.run(2, false)
+	h.preload = StartPreload(context.Background(), h.db, h.root)
+	if rep, _ := h.run(2, false); rep.Cached != 2 || rep.Built != 0 {
+		t.Errorf("with the workspace's preload: cached %d built %d, want 2 0", rep.Cached, rep.Built)
+	}
+	var asked atomic.Int32
+	other := StartPreload(context.Background(), h.db, "/elsewhere")
+	h.preload = func() (map[cas.Digest]cas.LatestEntry, error) { asked.Add(1); return other() }
+	if rep, _ := h.run(2, false); rep.Cached != 2 || asked.Load() != 1 {
+		// Not preloaded, each key is still found by its own query.
+		t.Errorf("with an empty preload: cached %d, preload asked %d times; want 2 cached, 1 ask", rep.Cached, asked.Load())
+	}
+	m, err := other()
+	if err != nil || len(m) != 0 {
+		t.Errorf("preload of another scope: %d entries, %v; want none", len(m), err)
+	}
 }
 
 // Done hears of every action once, with the outcome the report gives it.

@@ -157,6 +157,13 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 	}
 	defer unlockGC()
 
+	// The latest results are read while the graph is evaluated.
+	var preload func() (map[cas.Digest]cas.LatestEntry, error)
+	if !bf.noCache {
+		pctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		preload = exec.StartPreload(pctx, s.db, s.root)
+	}
 	obs.startPhase("evaluate")
 	pats, g, err := s.loadGraph(ctx, fs.Args())
 	if err != nil {
@@ -208,7 +215,7 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 	}
 	mat := newMaterializer(s, wanted)
 	rep, runErr := exec.Run(ctx, ag, exec.Options{
-		Root: s.root, Scope: s.root, Jobs: bf.jobs, KeepGoing: bf.keepGoing, NoCache: bf.noCache,
+		Root: s.root, Scope: s.root, Preload: preload, Jobs: bf.jobs, KeepGoing: bf.keepGoing, NoCache: bf.noCache,
 		Platform: platform(), Store: s.store, DB: s.db, Files: s.stat, Executor: executor, Sink: sink,
 		Getenv: e.getenv,
 		Remote: exec.RemoteOptions{Cache: remote, Write: cacheWrite, Required: bf.remoteReq},
