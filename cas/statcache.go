@@ -348,12 +348,17 @@ func (sc *StatCache) hash(p string) (FileInfo, error) {
 // writes them). The racy rule (see racy) is therefore not applied: what
 // it guards against is a file being written while it is read, and this
 // one is not read; applying it would make the first build after every
-// build read each output back.
-func (sc *StatCache) Learn(absPath string, info FileInfo, placed os.FileInfo) error {
+// build read each output back. With restat false the caller knows that
+// nothing linked or unlinked the file since (no stage ran), and placed is
+// recorded as it is, without a stat.
+func (sc *StatCache) Learn(absPath string, info FileInfo, placed os.FileInfo, restat bool) error {
 	p := filepath.Clean(absPath)
-	fi, err := os.Lstat(p)
-	if err != nil {
-		return fmt.Errorf("cas: stat cache: %w", err)
+	fi := placed
+	if restat {
+		var err error
+		if fi, err = os.Lstat(p); err != nil {
+			return fmt.Errorf("cas: stat cache: %w", err)
+		}
 	}
 	if err := regularFile(p, fi); err != nil {
 		return err

@@ -507,7 +507,8 @@ func BenchmarkStatCacheNullBuild(b *testing.B) {
 // TestStatCacheLearn: a file placed from the store is recorded without
 // being read, however new, as long as nothing but its ctime moved since it
 // was placed (another hard link to the blob); a write, or a file that does
-// not hold what the caller says, is not recorded.
+// not hold what the caller says, is not recorded. Without restat, the
+// state seen when placing is recorded as it is.
 func TestStatCacheLearn(t *testing.T) {
 	ctx := context.Background()
 	db := newDB(t)
@@ -543,6 +544,7 @@ func TestStatCacheLearn(t *testing.T) {
 	}
 	wrongSize, wrongSizeFI := place("short.txt")
 	notExec, notExecFI := place("notexec.txt")
+	asPlaced, asPlacedFI := place("asplaced.txt") // no stage ran: recorded without a stat
 
 	sc, _ := countingCache(t, db, root)
 	for _, c := range []struct {
@@ -555,24 +557,29 @@ func TestStatCacheLearn(t *testing.T) {
 		{wrongSize, FileInfo{Digest: info.Digest, Size: info.Size + 1}, wrongSizeFI},
 		{notExec, FileInfo{Digest: info.Digest, Size: info.Size, Exec: true}, notExecFI},
 	} {
-		if err := sc.Learn(c.p, c.info, c.fi); err != nil {
+		if err := sc.Learn(c.p, c.info, c.fi, true); err != nil {
 			t.Fatalf("Learn(%s): %v", c.p, err)
 		}
+	}
+	if err := sc.Learn(asPlaced, info, asPlacedFI, false); err != nil {
+		t.Fatalf("Learn(%s) without a stat: %v", asPlaced, err)
 	}
 	if err := sc.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := sc.Learn(filepath.Join(root, "missing"), info, linkedFI); err == nil {
+	if err := sc.Learn(filepath.Join(root, "missing"), info, linkedFI, true); err == nil {
 		t.Error("Learn of a missing file: no error")
 	}
 
 	// A later build: only the linked file is known without a read.
 	sc2, hashes := countingCache(t, db, root)
-	if got := digestOf(t, sc2, linked); got != info {
-		t.Errorf("linked = %+v, want %+v", got, info)
+	for _, p := range []string{linked, asPlaced} {
+		if got := digestOf(t, sc2, p); got != info {
+			t.Errorf("%s = %+v, want %+v", p, got, info)
+		}
 	}
 	if n := hashes.Load(); n != 0 {
-		t.Errorf("the learned file was read again (%d reads)", n)
+		t.Errorf("the learned files were read again (%d reads)", n)
 	}
 	if got := digestOf(t, sc2, written); got.Digest != FromBytes([]byte("placed outpuT\n")) {
 		t.Errorf("written = %+v: the write was not seen", got)

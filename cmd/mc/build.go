@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/term"
@@ -225,7 +226,7 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 		Images: images,
 	})
 	obs.startPhase("materialize")
-	matErr := mat.wait()
+	matErr := mat.wait(rep == nil || rep.Built+rep.Failed > 0)
 	if runErr != nil {
 		if errors.Is(runErr, context.Canceled) {
 			return runErr
@@ -401,11 +402,11 @@ func (m *materializer) done(a *graph.Action, o *exec.Outcome) {
 }
 
 // wait lets the workers finish and returns what went wrong, each error
-// naming its output.
-func (m *materializer) wait() error {
+// naming its output. stagesRan says whether any stage ran (see learn).
+func (m *materializer) wait(stagesRan bool) error {
 	close(m.queue)
 	m.wg.Wait()
-	m.learn()
+	m.learn(stagesRan)
 	return errors.Join(m.errs...)
 }
 
@@ -460,12 +461,24 @@ type placedFile struct {
 // learn records the placed files in the stat cache without reading them
 // back (cas.StatCache.Learn), so that the next build finds them right with
 // a stat instead of reading every output. It runs once no stage is left
-// to link a placed blob into its sandbox, which moves the file's ctime.
+// to link a placed blob into its sandbox, which moves the file's ctime;
+// when no stage ran (a build of cache hits) the files are as placed.
 // Errors are ignored: a file not recorded is only read by the next build.
-func (m *materializer) learn() {
-	for _, p := range m.placed {
-		_ = m.s.stat.Learn(p.path, cas.FileInfo{Digest: p.out.Digest, Size: p.out.Size, Exec: p.out.Exec}, p.fi)
+func (m *materializer) learn(restat bool) {
+	// A stat each, on the materializer's workers: it ends the build.
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range materializeWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1)) - 1; i < len(m.placed); i = int(next.Add(1)) - 1 {
+				p := m.placed[i]
+				_ = m.s.stat.Learn(p.path, cas.FileInfo{Digest: p.out.Digest, Size: p.out.Size, Exec: p.out.Exec}, p.fi, restat)
+			}
+		}()
 	}
+	wg.Wait()
 }
 
 func printSummary(e *env, name string, ag *graph.ActionGraph, rep *exec.Report, test bool) {
