@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -349,8 +350,10 @@ func selectRoots(g *graph.Graph, pats []graph.Pattern, args []string, test, depl
 // the most expensive part of a cold build. Executables are read-only copies
 // (a blob's mode is 0444). Like every blob, a linked file that is edited in
 // place is caught by verify-on-read and dropped from the store. Files that
-// already hold the right bytes are skipped (the stat cache knows them), so a
-// null build writes nothing.
+// already hold the right bytes are skipped (the stat cache knows them), and
+// so are directory outputs that hold exactly their tree, so a null build
+// writes nothing; what it places, it records in the stat cache (learn), so
+// the next build does not read it back.
 //
 // It works while the build runs: exec.Options.Done hands it each requested
 // stage's result as the stage finishes (its blobs are local by then), so
@@ -419,9 +422,25 @@ func (m *materializer) fail(err error) {
 func (m *materializer) place(out cas.Output) {
 	dst := filepath.Join(m.outDir, filepath.FromSlash(out.Path))
 	if out.IsDir {
+		t, err := m.s.store.GetTree(out.Digest)
+		if err != nil {
+			m.fail(fmt.Errorf("%s: %w", out.Path, err))
+			return
+		}
+		if m.treeHolds(t, dst) {
+			return
+		}
 		// Built aside and swapped in whole by the store.
 		if err := m.s.store.MaterializeTree(out.Digest, dst, true); err != nil {
 			m.fail(fmt.Errorf("%s: %w", out.Path, err))
+			return
+		}
+		for _, e := range t.Entries {
+			if e.Dir || e.Symlink != "" {
+				continue
+			}
+			p := filepath.Join(dst, filepath.FromSlash(e.Path))
+			m.placedNow(p, cas.Output{Path: path.Join(out.Path, e.Path), Digest: e.Digest, Size: e.Size, Exec: e.Exec})
 		}
 		return
 	}
@@ -443,12 +462,84 @@ func (m *materializer) place(out cas.Output) {
 		m.fail(fmt.Errorf("%s: %w", out.Path, err))
 		return
 	}
-	// Recorded in the stat cache once the build is over (learn).
-	if fi, err := os.Lstat(dst); err == nil {
+	m.placedNow(dst, out)
+}
+
+// placedNow remembers the file just placed at p, to be recorded in the stat
+// cache once the build is over (learn).
+func (m *materializer) placedNow(p string, out cas.Output) {
+	if fi, err := os.Lstat(p); err == nil {
 		m.mu.Lock()
-		m.placed = append(m.placed, placedFile{path: dst, out: out, fi: fi})
+		m.placed = append(m.placed, placedFile{path: p, out: out, fi: fi})
 		m.mu.Unlock()
 	}
+}
+
+// treeHolds reports whether the directory dst holds exactly the tree t:
+// its files (known to the stat cache: a stat each), executable bits,
+// symlinks and empty directories, and nothing else. A build that finds a
+// directory output in place then leaves it alone, where rebuilding it
+// would make every null build link each of its files again.
+func (m *materializer) treeHolds(t *cas.Tree, dst string) bool {
+	// The names each directory of the tree must hold, "." for dst itself.
+	want := map[string]map[string]bool{".": {}}
+	var dirOf func(rel string) map[string]bool
+	dirOf = func(rel string) map[string]bool {
+		d, ok := want[rel]
+		if !ok {
+			d = map[string]bool{}
+			want[rel] = d
+			dirOf(path.Dir(rel))[path.Base(rel)] = true
+		}
+		return d
+	}
+	for _, e := range t.Entries {
+		if e.Dir {
+			dirOf(e.Path)
+		} else {
+			dirOf(path.Dir(e.Path))[path.Base(e.Path)] = true
+		}
+	}
+	for rel, names := range want {
+		dir := filepath.Join(dst, filepath.FromSlash(rel))
+		if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() { // a symlink to a directory is not one
+			return false
+		}
+		ents, err := os.ReadDir(dir)
+		if err != nil || len(ents) != len(names) {
+			return false
+		}
+		for _, e := range ents {
+			if !names[e.Name()] {
+				return false
+			}
+		}
+	}
+	for _, e := range t.Entries {
+		p := filepath.Join(dst, filepath.FromSlash(e.Path))
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return false
+		}
+		switch {
+		case e.Dir:
+			if !fi.IsDir() {
+				return false
+			}
+		case e.Symlink != "":
+			if target, err := os.Readlink(p); err != nil || target != e.Symlink {
+				return false
+			}
+		default:
+			if !fi.Mode().IsRegular() {
+				return false
+			}
+			if got, err := m.s.stat.Digest(p); err != nil || got.Digest != e.Digest || got.Exec != e.Exec {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // placedFile is a file the materializer placed, as it found it then.

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -75,6 +76,7 @@ func TestScripts(t *testing.T) {
 			"emptydir":   cmdEmptydir,
 			"tracecheck": cmdTracecheck, // profile_check_test.go
 			"statcached": cmdStatcached, // cache_test.go
+			"inode":      cmdInode,
 			"s3":         cmdS3,         // s3_script_test.go
 			"registry":   cmdRegistry,   // registry_script_test.go
 			"runnerproc": cmdRunnerproc, // runners_script_test.go
@@ -264,4 +266,19 @@ func cmdEmptydir(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		ts.Fatalf("%s holds %q", args[0], names)
 	}
+}
+
+// inode PATH FILE: write PATH's inode number (not following a symlink) to
+// FILE, to compare with cmp.
+func cmdInode(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: inode path file")
+	}
+	fi, err := os.Lstat(ts.MkAbs(args[0]))
+	ts.Check(err)
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		ts.Fatalf("%s: no inode number", args[0])
+	}
+	ts.Check(os.WriteFile(ts.MkAbs(args[1]), []byte(strconv.FormatUint(st.Ino, 10)+"\n"), 0o644))
 }
