@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mc-build/mc/internal/wire"
 )
 
 func newDB(t *testing.T) *DB {
@@ -196,13 +198,13 @@ func TestGetActionBadRowIsMiss(t *testing.T) {
 	db := newDB(t)
 	key := FromBytes([]byte("k"))
 	escaping := []byte{resultFormat}
-	escaping = appendString(escaping, "//a:x")
+	escaping = wire.AppendString(escaping, "//a:x")
 	escaping = binary.AppendVarint(escaping, 0)
 	escaping = binary.AppendVarint(escaping, 0)
 	escaping = binary.AppendVarint(escaping, 0)
 	escaping = append(escaping, make([]byte, 32)...)
 	escaping = binary.AppendUvarint(escaping, 1)
-	escaping = appendString(escaping, "../x")
+	escaping = wire.AppendString(escaping, "../x")
 	escaping = append(escaping, Empty[:]...)
 	escaping = binary.AppendVarint(escaping, 0)
 	escaping = append(escaping, 0)

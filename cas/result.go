@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/mc-build/mc/internal/wire"
 )
 
 // Output is one declared output of a stage as stored in the action cache.
@@ -43,14 +45,14 @@ func encodeResult(r *ActionResult) ([]byte, error) {
 	}
 	b := make([]byte, 0, 64+len(r.Label)+len(r.Outputs)*(48+len(r.Label)))
 	b = append(b, resultFormat)
-	b = appendString(b, r.Label)
+	b = wire.AppendString(b, r.Label)
 	b = binary.AppendVarint(b, r.Created.UnixNano())
 	b = binary.AppendVarint(b, int64(r.Duration))
 	b = binary.AppendVarint(b, int64(r.ExitCode))
 	b = append(b, r.Log[:]...)
 	b = binary.AppendUvarint(b, uint64(len(r.Outputs)))
 	for _, o := range r.Outputs {
-		b = appendString(b, o.Path)
+		b = wire.AppendString(b, o.Path)
 		b = append(b, o.Digest[:]...)
 		b = binary.AppendVarint(b, o.Size)
 		var flags byte
@@ -65,52 +67,12 @@ func encodeResult(r *ActionResult) ([]byte, error) {
 	return b, nil
 }
 
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
 // errBadResult is a stored result that cannot be decoded.
 var errBadResult = errors.New("malformed stored action result")
 
-// resultReader consumes the fields written by encodeResult.
-type resultReader struct {
-	b   []byte
-	bad bool
-}
-
-func (r *resultReader) uvarint() uint64 {
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.bad, r.b = true, nil
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *resultReader) varint() int64 {
-	v, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.bad, r.b = true, nil
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *resultReader) bytes(n uint64) []byte {
-	if uint64(len(r.b)) < n {
-		r.bad, r.b = true, nil
-		return nil
-	}
-	v := r.b[:n]
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *resultReader) digest() (d Digest) {
-	copy(d[:], r.bytes(uint64(len(d))))
+// readDigest reads the raw bytes of a digest.
+func readDigest(r *wire.Reader) (d Digest) {
+	copy(d[:], r.Bytes(uint64(len(d))))
 	return d
 }
 
@@ -119,29 +81,29 @@ func decodeResult(b []byte) (*ActionResult, error) {
 	if len(b) == 0 || b[0] != resultFormat {
 		return nil, errBadResult
 	}
-	rd := &resultReader{b: b[1:]}
+	rd := wire.NewReader(b[1:])
 	res := &ActionResult{}
-	res.Label = string(rd.bytes(rd.uvarint()))
-	res.Created = time.Unix(0, rd.varint())
-	res.Duration = time.Duration(rd.varint())
-	res.ExitCode = int(rd.varint())
-	res.Log = rd.digest()
-	n := rd.uvarint()
-	if n > uint64(len(rd.b)) { // each output takes at least one byte
+	res.Label = rd.Str()
+	res.Created = time.Unix(0, rd.Varint())
+	res.Duration = time.Duration(rd.Varint())
+	res.ExitCode = int(rd.Varint())
+	res.Log = readDigest(rd)
+	n := rd.Uvarint()
+	if n > uint64(rd.Len()) { // each output takes at least one byte
 		return nil, errBadResult
 	}
 	res.Outputs = make([]Output, n)
 	for i := range res.Outputs {
 		o := &res.Outputs[i]
-		o.Path = string(rd.bytes(rd.uvarint()))
-		o.Digest = rd.digest()
-		o.Size = rd.varint()
-		flags := rd.bytes(1)
+		o.Path = rd.Str()
+		o.Digest = readDigest(rd)
+		o.Size = rd.Varint()
+		flags := rd.Bytes(1)
 		if len(flags) == 1 {
 			o.Exec, o.IsDir = flags[0]&1 != 0, flags[0]&2 != 0
 		}
 	}
-	if rd.bad || len(rd.b) != 0 {
+	if rd.Bad() || rd.Len() != 0 {
 		return nil, errBadResult
 	}
 	if err := res.validate(); err != nil {

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/mc-build/mc/internal/wire"
 )
 
 // StageStatus is how a stage ended in a recorded run.
@@ -345,7 +347,7 @@ func stageSetDigest(stages []StageRecord) Digest {
 	var buf []byte
 	for i := range stages {
 		st := &stages[i]
-		buf = appendString(buf[:0], st.Label)
+		buf = wire.AppendString(buf[:0], st.Label)
 		buf = append(buf, st.Key[:]...)
 		if st.Status == StageFailed {
 			buf = append(buf, 1)
@@ -376,7 +378,7 @@ func encodeHeads(heads map[string]head) []byte {
 	b := make([]byte, 0, 1+len(heads)*72)
 	b = append(b, headsFormat)
 	for label, h := range heads {
-		b = appendString(b, label)
+		b = wire.AppendString(b, label)
 		b = binary.AppendUvarint(b, uint64(h.seq))
 		b = binary.AppendUvarint(b, uint64(h.run))
 		b = append(b, h.key[:]...)
@@ -393,16 +395,14 @@ func decodeHeads(b []byte) (map[string]head, error) {
 	if b[0] != headsFormat {
 		return nil, fmt.Errorf("history heads: unknown format %d", b[0])
 	}
-	rd := &resultReader{b: b[1:]}
-	for len(rd.b) > 0 && !rd.bad {
-		label := string(rd.bytes(rd.uvarint()))
-		h := head{seq: int64(rd.uvarint()), run: int64(rd.uvarint()), key: rd.digest()}
-		if st := rd.bytes(1); len(st) == 1 {
-			h.status = StageStatus(st[0])
-		}
+	rd := wire.NewReader(b[1:])
+	for rd.Len() > 0 && !rd.Bad() {
+		label := rd.Str()
+		h := head{seq: int64(rd.Uvarint()), run: int64(rd.Uvarint()), key: readDigest(rd)}
+		h.status = StageStatus(rd.Byte())
 		heads[label] = h
 	}
-	if rd.bad {
+	if rd.Bad() {
 		return nil, errors.New("history heads: malformed")
 	}
 	return heads, nil

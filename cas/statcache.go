@@ -241,17 +241,26 @@ func (sc *StatCache) Digest(absPath string) (FileInfo, error) {
 	if err := regularFile(p, fi); err != nil {
 		return FileInfo{}, err
 	}
+	if info, ok := sc.row(p, fi); ok {
+		return info, nil
+	}
+	return sc.hash(p)
+}
+
+// row returns the cached FileInfo of the regular file p, whose stat is fi,
+// if its row's stat tuple is fi's.
+func (sc *StatCache) row(p string, fi os.FileInfo) (FileInfo, bool) {
 	st, err := statOf(fi)
 	if err != nil {
-		return FileInfo{}, fmt.Errorf("cas: digest %s: %w", p, err)
+		return FileInfo{}, false
 	}
 	sc.mu.Lock()
 	r, ok := sc.rows[p]
 	sc.mu.Unlock()
-	if ok && r.sameStat(st) {
-		return FileInfo{Digest: r.digest, Size: r.size, Exec: isExec(fi.Mode())}, nil
+	if !ok || !r.sameStat(st) {
+		return FileInfo{}, false
 	}
-	return sc.hash(p)
+	return FileInfo{Digest: r.digest, Size: r.size, Exec: isExec(fi.Mode())}, true
 }
 
 // Stat is os.Stat, its answer (for a regular file) kept for the next
@@ -280,17 +289,7 @@ func (sc *StatCache) Known(absPath string) (info FileInfo, ok bool) {
 	if err != nil || !fi.Mode().IsRegular() {
 		return FileInfo{}, false
 	}
-	st, err := statOf(fi)
-	if err != nil {
-		return FileInfo{}, false
-	}
-	sc.mu.Lock()
-	r, ok := sc.rows[p]
-	sc.mu.Unlock()
-	if !ok || !r.sameStat(st) {
-		return FileInfo{}, false
-	}
-	return FileInfo{Digest: r.digest, Size: r.size, Exec: isExec(fi.Mode())}, true
+	return sc.row(p, fi)
 }
 
 // hash reads the file at p, returns its FileInfo and queues the row if the

@@ -2,9 +2,10 @@ package exec
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
+
+	"github.com/mc-build/mc/internal/wire"
 )
 
 // The protocol between the executor and a sandbox worker's runner, over the
@@ -52,15 +53,15 @@ type runExit struct {
 func (r *runRequest) encode(b []byte) []byte {
 	b = appendStrings(b, r.Cmds)
 	b = appendStrings(b, r.Env)
-	return appendString(b, r.Dir)
+	return wire.AppendString(b, r.Dir)
 }
 
 // decode sets r from p, as encode wrote it.
 func (r *runRequest) decode(p []byte) error {
-	d := decoder{p: p}
+	d := decoder{wire.NewReader(p)}
 	r.Cmds = d.strings()
 	r.Env = d.strings()
-	r.Dir = d.string()
+	r.Dir = d.Str()
 	return d.end("run request")
 }
 
@@ -68,7 +69,7 @@ func (r *runRequest) decode(p []byte) error {
 func (e *runExit) encode(b []byte) []byte {
 	b = binary.AppendVarint(b, int64(e.Code))
 	b = binary.AppendVarint(b, int64(e.Signal))
-	b = appendString(b, e.Err)
+	b = wire.AppendString(b, e.Err)
 	broken := byte(0)
 	if e.Broken {
 		broken = 1
@@ -78,85 +79,29 @@ func (e *runExit) encode(b []byte) []byte {
 
 // decode sets e from p, as encode wrote it.
 func (e *runExit) decode(p []byte) error {
-	d := decoder{p: p}
-	e.Code = int(d.varint())
-	e.Signal = int(d.varint())
-	e.Err = d.string()
-	e.Broken = d.oneByte() == 1
+	d := decoder{wire.NewReader(p)}
+	e.Code = int(d.Varint())
+	e.Signal = int(d.Varint())
+	e.Err = d.Str()
+	e.Broken = d.Byte() == 1
 	return d.end("exit")
-}
-
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
 }
 
 func appendStrings(b []byte, ss []string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(ss)))
 	for _, s := range ss {
-		b = appendString(b, s)
+		b = wire.AppendString(b, s)
 	}
 	return b
 }
 
-// decoder reads an encoding; the first error sticks.
-type decoder struct {
-	p   []byte
-	err error
-}
+// decoder reads the protocol's encodings.
+type decoder struct{ *wire.Reader }
 
-func (d *decoder) fail() {
-	if d.err == nil {
-		d.err = errors.New("truncated")
-	}
-	d.p = nil
-}
-
-func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.p)
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.p = d.p[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.p)
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.p = d.p[n:]
-	return v
-}
-
-func (d *decoder) oneByte() byte {
-	if len(d.p) == 0 {
-		d.fail()
-		return 0
-	}
-	c := d.p[0]
-	d.p = d.p[1:]
-	return c
-}
-
-func (d *decoder) string() string {
-	n := d.uvarint()
-	if n > uint64(len(d.p)) {
-		d.fail()
-		return ""
-	}
-	s := string(d.p[:n])
-	d.p = d.p[n:]
-	return s
-}
-
-func (d *decoder) strings() []string {
-	n := d.uvarint()
-	if n > uint64(len(d.p)) { // each string takes a byte at least
-		d.fail()
+func (d decoder) strings() []string {
+	n := d.Uvarint()
+	if n > uint64(d.Len()) { // each string takes a byte at least
+		d.Bytes(n) // fails
 		return nil
 	}
 	var ss []string
@@ -164,18 +109,18 @@ func (d *decoder) strings() []string {
 		ss = make([]string, n)
 	}
 	for i := range ss {
-		ss[i] = d.string()
+		ss[i] = d.Str()
 	}
 	return ss
 }
 
 // end reports an error for a truncated or overlong encoding of what.
-func (d *decoder) end(what string) error {
-	if d.err == nil && len(d.p) != 0 {
-		d.err = errors.New("trailing bytes")
-	}
-	if d.err != nil {
-		return fmt.Errorf("bad %s: %w", what, d.err)
+func (d decoder) end(what string) error {
+	switch {
+	case d.Bad():
+		return fmt.Errorf("bad %s: truncated", what)
+	case d.Len() != 0:
+		return fmt.Errorf("bad %s: trailing bytes", what)
 	}
 	return nil
 }
