@@ -41,7 +41,7 @@ type infraError struct{ err error }
 func (e *infraError) Error() string { return e.err.Error() }
 func (e *infraError) Unwrap() error { return e.err }
 
-// stageFailure carries exit status 1 after the summary has been printed.
+// errStageFailed carries exit status 1 after the summary has been printed.
 var errStageFailed = errors.New("one or more stages failed")
 
 // env is what a subcommand sees of the process: streams, environment, and
