@@ -2,6 +2,7 @@ package runc
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -88,6 +89,17 @@ func rootfsShift(euid int) (base, count int) {
 		return 0, 0
 	}
 	return confine.IDBase, confine.IDCount
+}
+
+// RootfsSuffix tells a prepared rootfs (its owners shifted, see
+// PrepareRootfs) from one prepared without the shift, for a cache of
+// unpacked images named by digest: empty when PrepareRootfs shifts
+// nothing (mc is not root).
+func RootfsSuffix() string {
+	if base, count := rootfsShift(os.Geteuid()); count > 0 {
+		return fmt.Sprintf("-ids%x", base)
+	}
+	return ""
 }
 
 // HostRoot returns the host ids that root in r's containers is: what a
