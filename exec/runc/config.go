@@ -117,6 +117,9 @@ func config(s *Spec, mps, extra []mountPoint, nofile uint64, c confinement) *spe
 		root.Path = c.door
 		mounts = append([]specs.Mount{{Destination: "/", Type: "bind", Source: s.Rootfs, Options: []string{"rbind", "ro"}}}, mounts...)
 	}
+	if s.weaken&noDevices != 0 && linux.Resources != nil {
+		linux.Resources.Devices = []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}
+	}
 	if s.weaken&noSeccomp == 0 {
 		linux.Seccomp = c.seccomp
 	}

@@ -47,6 +47,7 @@ const (
 	noUserNS  weakening = 1 << iota // run as host root, as before
 	noSeccomp                       // no seccomp filter
 	noMasks                         // /proc and /sys as the kernel mounts them
+	noDevices                       // the device cgroup allows every device
 )
 
 // cloneNewUser is CLONE_NEWUSER, the flag a container may not pass.

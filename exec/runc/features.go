@@ -18,8 +18,9 @@ import (
 // whether this runc can confine a container the way confine.go asks.
 type features struct {
 	Linux *struct {
-		Namespaces []string `json:"namespaces"`
-		Seccomp    *struct {
+		Namespaces   []string `json:"namespaces"`
+		Capabilities []string `json:"capabilities"`
+		Seccomp      *struct {
 			Enabled   *bool    `json:"enabled"`
 			Actions   []string `json:"actions"`
 			Operators []string `json:"operators"`

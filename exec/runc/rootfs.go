@@ -68,11 +68,15 @@ func PrepareRootfs(rootfs string) error {
 const overflowID = 65534
 
 // shiftOwners changes the owner of every file under root from N to
-// base+N (N >= count: base+overflowID), each inode once (hard links).
+// base+N (N >= count: base+overflowID; ids in the range stay), each inode
+// once (hard links).
 // chown clears setuid and setgid: they are set again.
 func shiftOwners(root string, base, count int) error {
 	shift := func(id uint32) int {
-		if int(id) >= count {
+		switch {
+		case int(id) >= base && int(id) < base+count:
+			return int(id) // shifted already: PrepareRootfs may run twice
+		case int(id) >= count:
 			return base + overflowID
 		}
 		return base + int(id)
