@@ -366,6 +366,27 @@ func TestLocalContainerErrors(t *testing.T) {
 			t.Errorf("err = %v, want an infrastructure error saying how to install runc", err)
 		}
 	})
+	t.Run("a runc that cannot confine containers", func(t *testing.T) {
+		// A runc without seccomp (a stand-in script printing its
+		// features): no stage runs, an infrastructure error says why.
+		h := newContainerHarness(t, "linux/amd64")
+		dir := t.TempDir()
+		ran := filepath.Join(dir, "ran")
+		script := "#!/bin/sh\nif [ \"$1\" = features ]; then\n" +
+			`echo '{"linux":{"namespaces":["mount","user","pid"],"seccomp":{"enabled":false}}}'` +
+			"\nexit 0\nfi\ntouch " + ran + "\nexit 1\n"
+		if err := os.WriteFile(filepath.Join(dir, "runc"), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("MC_RUNC", filepath.Join(dir, "runc"))
+		res, err := h.l.Run(context.Background(), h.job("x", "true"))
+		if err == nil || res != nil || !strings.Contains(err.Error(), "cannot confine containers") || !strings.Contains(err.Error(), "built without seccomp") {
+			t.Errorf("Run = %+v, %v; want an infrastructure error saying runc lacks seccomp", res, err)
+		}
+		if _, err := os.Stat(ran); err == nil {
+			t.Error("the stage ran anyway")
+		}
+	})
 	t.Run("an image for another platform", func(t *testing.T) {
 		h := newContainerHarness(t, "linux/arm64")
 		res := h.run(context.Background(), h.job("x", "true"))

@@ -115,7 +115,7 @@ func config(s *Spec, mps, extra []mountPoint, nofile uint64, c confinement) *spe
 		// are opened by runc from outside: the root is an empty
 		// directory anyone can reach, with the rootfs bound over it.
 		root.Path = c.door
-		mounts = append([]specs.Mount{{Destination: "/", Type: "bind", Source: s.Rootfs, Options: []string{"rbind", "ro"}}}, mounts...)
+		mounts = append([]specs.Mount{{Destination: "/", Type: "bind", Source: s.Rootfs, Options: []string{"rbind", "nodev", "ro"}}}, mounts...)
 	}
 	if s.weaken&noDevices != 0 && linux.Resources != nil {
 		linux.Resources.Devices = []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}

@@ -134,7 +134,7 @@ func TestConfig(t *testing.T) {
 			var dests []string
 			if userns && tt.euid == 0 {
 				wantRoot = door
-				if m := c.Mounts[0]; m.Source != rootfs || !reflect.DeepEqual(m.Options, []string{"rbind", "ro"}) {
+				if m := c.Mounts[0]; m.Source != rootfs || !reflect.DeepEqual(m.Options, []string{"rbind", "nodev", "ro"}) {
 					t.Errorf("root mount %+v, want %s bound read-only", m, rootfs)
 				}
 			}
