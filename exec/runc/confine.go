@@ -26,16 +26,15 @@ import (
 //     default masked and read-only /proc and /sys paths (config.go).
 //
 // Why a deny list rather than the allowlist of Docker's and containerd's
-// default profile (defaultAction SCMP_ACT_ERRNO, ~350 names allowed): the
-// two agree on what matters here (confine.Denied() is among what that
-// profile refuses a container without extra capabilities, but for ptrace
-// and process_vm_readv/writev, which it allows on kernels from 4.8 and mc
-// refuses: see confine), the user namespace already takes host privilege
-// away, and one written list
-// shared with the bubblewrap sandbox cannot drift from it. An allowlist
-// also refuses calls newer than itself, which breaks toolchains on a
-// newer C library (Docker's own history of faccessat2, clone3, ...)
-// with nothing gained here.
+// default profile (defaultAction SCMP_ACT_ERRNO, ~350 names allowed), the
+// reference: the two agree on what matters here (confine.Denied() is
+// among what that profile refuses a container without extra capabilities,
+// but for ptrace and process_vm_readv/writev, which it allows on kernels
+// from 4.8 and mc refuses: see confine); the user namespace already takes
+// host privilege away; and one written list shared with the bubblewrap
+// sandbox cannot drift from it. An allowlist also refuses calls newer
+// than itself, which breaks toolchains on a newer C library (Docker's own
+// history of faccessat2, clone3, ...) with nothing gained here.
 
 // weakening switches protections off, for tests only: each security test
 // performs an attack with everything on, then the same probe with the
