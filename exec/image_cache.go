@@ -113,7 +113,9 @@ func (l *Local) rootfs(ctx context.Context, layout string) (string, *oci.RunConf
 	if err != nil {
 		return "", nil, err
 	}
-	dir := filepath.Join(l.opts.RootfsDir, hex)
+	// Owners are shifted for the containers' user namespace: a rootfs
+	// unpacked before that has another name and is not used.
+	dir := filepath.Join(l.opts.RootfsDir, hex+runc.RootfsSuffix())
 	if complete(dir) {
 		return dir, cfg, nil
 	}

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/mc-build/mc/exec/runc"
 	"github.com/mc-build/mc/graph"
@@ -68,6 +71,9 @@ func (s *stage) execContainer(ctx context.Context, mounts []cacheMount) (code in
 	for _, m := range mounts {
 		spec.Mounts = append(spec.Mounts, runc.Mount{Source: m.host, Dest: m.inside})
 	}
+	if err := s.giveToContainer(rt, mounts); err != nil {
+		return 0, nil, err
+	}
 
 	rctx := ctx
 	if s.job.Timeout > 0 {
@@ -76,6 +82,9 @@ func (s *stage) execContainer(ctx context.Context, mounts []cacheMount) (code in
 		defer cancel()
 	}
 	code, rerr := rt.Run(rctx, spec, filepath.Join(s.l.opts.SandboxDir, runcStateDir), mw)
+	if err := s.takeOutputsBack(); err != nil {
+		return 0, nil, err
+	}
 	cerr := closeLog(mw, logf, nil)
 	switch {
 	case ctx.Err() != nil:
@@ -118,4 +127,88 @@ func containerEnv(image, stage []string) []string {
 		set(kv)
 	}
 	return env
+}
+
+// giveToContainer gives the directories mc made for the stage (the
+// workspace's, HOME, /tmp, its cache mounts) to the host ids that are
+// root in the container's user namespace: owned by mc they are nobody's
+// in there, and the stage could not write to them. The files in them,
+// the inputs (links to the store's blobs), stay mc's: read-only to the
+// stage whatever it does. Nothing to do when runc runs rootless, as mc's
+// own user.
+func (s *stage) giveToContainer(rt *runc.Runtime, mounts []cacheMount) error {
+	uid, gid, err := rt.HostRoot()
+	if err != nil {
+		return err
+	}
+	if uid == os.Geteuid() {
+		return nil
+	}
+	dirs := []string{s.sb.home, s.sb.tmp}
+	for rel := range s.made {
+		dirs = append(dirs, filepath.Join(s.sb.ws, filepath.FromSlash(rel)))
+	}
+	for _, d := range dirs {
+		if err := os.Lchown(d, uid, gid); err != nil {
+			return fmt.Errorf("giving %s to the container: %w", d, err)
+		}
+	}
+	for _, m := range mounts {
+		if err := giveTree(m.host, uid, gid); err != nil {
+			return fmt.Errorf("giving the cache mount %s to the container: %w", m.host, err)
+		}
+	}
+	return nil
+}
+
+// giveTree gives the cache mount directory dir and everything in it to
+// uid and gid, unless dir is theirs already: a cache mount filled by
+// stages run before they had a user namespace is given over whole, once
+// (dir last, so that its owner says the whole was done).
+func giveTree(dir string, uid, gid int) error {
+	var st syscall.Stat_t
+	if err := syscall.Lstat(dir, &st); err != nil {
+		return err
+	}
+	if int(st.Uid) == uid && int(st.Gid) == gid {
+		return nil
+	}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		return os.Lchown(p, uid, gid)
+	})
+	if err != nil {
+		return err
+	}
+	return os.Lchown(dir, uid, gid)
+}
+
+// takeOutputsBack gives the stage's outputs, made by the container's
+// root, back to mc before they are stored: a blob adopted with the
+// container's owner could be changed by the next stage that has it as an
+// input (they are the same ids in every container).
+func (s *stage) takeOutputsBack() error {
+	uid, gid := os.Geteuid(), os.Getegid()
+	for _, o := range s.job.Outs {
+		root := filepath.Join(s.sb.ws, filepath.FromSlash(strings.TrimSuffix(o, "/")))
+		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok && (int(st.Uid) != uid || int(st.Gid) != gid) {
+				return os.Lchown(p, uid, gid)
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("output %s: %w", o, err)
+		}
+	}
+	return nil
 }

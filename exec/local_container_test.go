@@ -7,12 +7,15 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/mc-build/mc/confine"
 	"github.com/mc-build/mc/exec/runc"
 	"github.com/mc-build/mc/oci"
 )
@@ -209,6 +212,34 @@ func TestLocalContainer(t *testing.T) {
 			t.Errorf("the cache mount did not keep the file: %v", err)
 		}
 	})
+	t.Run("root inside is nobody outside, and the outputs are mc's", func(t *testing.T) {
+		j := h.job("ids", "cat /proc/self/uid_map > out/map.txt", "touch $CACHE/by-root", "mkdir -p out/tree && echo x > out/tree/f")
+		j.Outs = []string{"app/out/map.txt", "app/out/tree/"}
+		j.CacheMounts = map[string]string{"CACHE": "ids"}
+		res := h.run(context.Background(), j)
+		mustSucceed(t, h.harness, res)
+		if got := strings.Fields(h.output(res, "app/out/map.txt")); !slices.Equal(got, []string{"0", fmt.Sprint(confine.IDBase), fmt.Sprint(confine.IDCount)}) {
+			t.Errorf("uid_map %q, want 0 mapped to %d", got, confine.IDBase)
+		}
+		var st syscall.Stat_t
+		if err := syscall.Lstat(filepath.Join(h.dir, "mounts", "ids", "by-root"), &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Uid != confine.IDBase || st.Gid != confine.IDBase {
+			t.Errorf("a file root made in the cache mount is owned by %d:%d on the host, want %d", st.Uid, st.Gid, confine.IDBase)
+		}
+		for _, o := range res.Outputs {
+			if o.IsDir {
+				continue
+			}
+			if err := syscall.Stat(h.store.Path(o.Digest), &st); err != nil {
+				t.Fatal(err)
+			}
+			if int(st.Uid) != os.Geteuid() {
+				t.Errorf("stored output %s is owned by %d, want mc's %d: the next stage could change it", o.Path, st.Uid, os.Geteuid())
+			}
+		}
+	})
 	t.Run("network", func(t *testing.T) {
 		for _, network := range []bool{false, true} {
 			j := h.job(fmt.Sprint("net-", network), "tail -n +3 /proc/net/dev | sed 's/:.*//; s/ //g' > out/ifaces.txt")
@@ -243,9 +274,10 @@ func TestLocalContainer(t *testing.T) {
 		{"exit status", "exit 3", 0, 3, "exit status 3"},
 		{"timeout", "echo started; sleep 60", time.Second, -1, "timed out after 1s"},
 		{"a command missing in the image", "make all", 0, 127, "exit status 127"},
-		// Inputs are read-only; root in the container may chmod them, and
-		// the change is found.
-		{"writing an input", "chmod u+w in.txt && echo more >> in.txt", 0, 0, "stage modified its input app/in.txt (inputs are read-only)"},
+		// Inputs are read-only, and mc's: root in the container's user
+		// namespace may not even chmod them (it could before it had one;
+		// the change was then found afterwards).
+		{"writing an input", "chmod u+w in.txt && echo more >> in.txt", 0, 1, "exit status 1"},
 	}
 	for _, f := range failures {
 		t.Run(f.name, func(t *testing.T) {
@@ -320,7 +352,7 @@ func TestLocalContainerRootfsOnce(t *testing.T) {
 		names = append(names, e.Name())
 	}
 	sort.Strings(names)
-	if len(names) != 1 || len(names[0]) != 64 {
+	if len(names) != 1 || len(names[0]) != 64+len(runc.RootfsSuffix()) || !strings.HasSuffix(names[0], runc.RootfsSuffix()) {
 		t.Errorf("rootfs dir holds %q, want one unpacked image named by its digest", names)
 	}
 }
@@ -332,6 +364,27 @@ func TestLocalContainerErrors(t *testing.T) {
 		_, err := h.l.Run(context.Background(), h.job("x", "true"))
 		if err == nil || !strings.Contains(err.Error(), "apt-get install runc") {
 			t.Errorf("err = %v, want an infrastructure error saying how to install runc", err)
+		}
+	})
+	t.Run("a runc that cannot confine containers", func(t *testing.T) {
+		// A runc without seccomp (a stand-in script printing its
+		// features): no stage runs, an infrastructure error says why.
+		h := newContainerHarness(t, "linux/amd64")
+		dir := t.TempDir()
+		ran := filepath.Join(dir, "ran")
+		script := "#!/bin/sh\nif [ \"$1\" = features ]; then\n" +
+			`echo '{"linux":{"namespaces":["mount","user","pid"],"seccomp":{"enabled":false}}}'` +
+			"\nexit 0\nfi\ntouch " + ran + "\nexit 1\n"
+		if err := os.WriteFile(filepath.Join(dir, "runc"), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("MC_RUNC", filepath.Join(dir, "runc"))
+		res, err := h.l.Run(context.Background(), h.job("x", "true"))
+		if err == nil || res != nil || !strings.Contains(err.Error(), "cannot confine containers") || !strings.Contains(err.Error(), "built without seccomp") {
+			t.Errorf("Run = %+v, %v; want an infrastructure error saying runc lacks seccomp", res, err)
+		}
+		if _, err := os.Stat(ran); err == nil {
+			t.Error("the stage ran anyway")
 		}
 	})
 	t.Run("an image for another platform", func(t *testing.T) {

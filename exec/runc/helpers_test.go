@@ -213,3 +213,41 @@ func snapshot(t testing.TB, root string) map[string]string {
 	}
 	return snap
 }
+
+// mustConfinement is what rt confines containers with, failing the test
+// when it cannot.
+func mustConfinement(t testing.TB, rt *Runtime) confinement {
+	t.Helper()
+	c, err := rt.confinement()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// rootDir is a new temporary directory owned by the host ids of root in
+// rt's containers, which may then write to it (as the directories mc
+// binds writable are).
+func rootDir(t testing.TB, rt *Runtime) string {
+	t.Helper()
+	uid, gid, err := rt.HostRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := t.TempDir()
+	if err := os.Chown(d, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// confineUID is the host uid of root in rt's containers (its gid is the
+// same number).
+func confineUID(t testing.TB, rt *Runtime) int {
+	t.Helper()
+	uid, _, err := rt.HostRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uid
+}

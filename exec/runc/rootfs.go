@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // maxLinks bounds the symlinks followed resolving one path, as the kernel
@@ -44,9 +45,99 @@ func requiredDirs() []string { return []string{mcDir, "/proc", "/dev", "/sys"} }
 // PrepareRootfs creates the mount points Run needs in a freshly unpacked
 // image filesystem: /mc, /proc, /dev, /sys, /tmp as directories, and
 // /etc/hosts and /etc/resolv.conf as empty files, each only when nothing
-// is at its path (an image's symlink is left alone). Call it once, before
-// the rootfs is shared: Run never writes to it.
+// is at its path (an image's symlink is left alone). When mc is root it
+// then shifts every owner into the containers' host id range (image id N
+// becomes confine.IDBase+N), so that root in the container's user
+// namespace owns what the image's root owns. Call it once, before the
+// rootfs is shared: Run never writes to it. A rootfs prepared by an mc
+// that did not shift owners is refused by Run.
 func PrepareRootfs(rootfs string) error {
+	if err := prepareMountPoints(rootfs); err != nil {
+		return err
+	}
+	if base, count := rootfsShift(os.Geteuid()); count > 0 {
+		if err := shiftOwners(rootfs, base, count); err != nil {
+			return fmt.Errorf("preparing rootfs: %w", err)
+		}
+	}
+	return nil
+}
+
+// overflowID is the id an image owner beyond the mapped range becomes
+// (the kernel's overflow id, nobody): it cannot be mapped as it is.
+const overflowID = 65534
+
+// shiftOwners changes the owner of every file under root from N to
+// base+N (N >= count: base+overflowID; ids in the range stay), each inode
+// once (hard links).
+// chown clears setuid and setgid: they are set again.
+func shiftOwners(root string, base, count int) error {
+	shift := func(id uint32) int {
+		switch {
+		case int(id) >= base && int(id) < base+count:
+			return int(id) // shifted already: PrepareRootfs may run twice
+		case int(id) >= count:
+			return base + overflowID
+		}
+		return base + int(id)
+	}
+	type inode struct{ dev, ino uint64 }
+	seen := map[inode]bool{}
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return fmt.Errorf("%s: no owner", p)
+		}
+		if st.Nlink > 1 && !fi.IsDir() {
+			k := inode{uint64(st.Dev), st.Ino}
+			if seen[k] {
+				return nil
+			}
+			seen[k] = true
+		}
+		if err := os.Lchown(p, shift(st.Uid), shift(st.Gid)); err != nil {
+			return err
+		}
+		if m := fi.Mode(); m.IsRegular() && m&(fs.ModeSetuid|fs.ModeSetgid) != 0 {
+			return os.Chmod(p, m&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky))
+		}
+		return nil
+	})
+}
+
+// checkRootfsOwner refuses a rootfs whose owners were not shifted for
+// the containers' user namespace (prepared by an older mc, or copied):
+// its root would not own the image's files, and root-owned host files
+// are nobody's inside.
+func checkRootfsOwner(rootfs string, ids idMapping) error {
+	if ids.rootless {
+		return nil
+	}
+	fi, err := os.Lstat(rootfs)
+	if err != nil {
+		return fmt.Errorf("rootfs: %w", err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("rootfs %s: no owner", rootfs)
+	}
+	m := ids.uids[0]
+	if st.Uid < m.HostID || st.Uid-m.HostID >= m.Size {
+		return fmt.Errorf("rootfs %s is owned by host uid %d, outside the containers' id range %d-%d: it was not prepared by PrepareRootfs for a user namespace; unpack the image again (`mc cache gc` removes old ones)",
+			rootfs, st.Uid, m.HostID, m.HostID+m.Size-1)
+	}
+	return nil
+}
+
+// prepareMountPoints is the first half of PrepareRootfs.
+func prepareMountPoints(rootfs string) error {
 	for _, d := range preparedDirs() {
 		p := filepath.Join(rootfs, d.path)
 		fi, err := os.Lstat(p)

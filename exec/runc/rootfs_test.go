@@ -6,8 +6,82 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/mc-build/mc/confine"
 )
+
+// TestShiftOwners checks that PrepareRootfs, as root, gives the image's
+// files to the containers' ids: N to IDBase+N, ids beyond the range to
+// its nobody, setuid bits kept, hard links shifted once, and a second
+// run changes nothing.
+func TestShiftOwners(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("owners are shifted when mc is root: run this test as root")
+	}
+	root := t.TempDir()
+	mustMkdir(t, filepath.Join(root, "home"))
+	files := []struct {
+		path     string
+		uid, gid int
+		mode     fs.FileMode
+		wantUID  int
+		wantGID  int
+	}{
+		{"bin/su", 0, 0, 0o755 | fs.ModeSetuid, confine.IDBase, confine.IDBase},
+		{"home/user", 1000, 100, 0o644, confine.IDBase + 1000, confine.IDBase + 100},
+		{"home/far", 70000, 65534, 0o755 | fs.ModeSetgid, confine.IDBase + overflowID, confine.IDBase + 65534},
+	}
+	mustMkdir(t, filepath.Join(root, "bin"))
+	for _, f := range files {
+		p := filepath.Join(root, f.path)
+		if err := os.WriteFile(p, []byte(f.path), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(p, f.uid, f.gid); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, f.mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Link(filepath.Join(root, "home/user"), filepath.Join(root, "bin/user-link")); err != nil {
+		t.Fatal(err)
+	}
+	mustSymlink(t, "user", filepath.Join(root, "home/link"))
+	if err := os.Lchown(filepath.Join(root, "home/link"), 1000, 1000); err != nil {
+		t.Fatal(err)
+	}
+	owner := func(p string) (int, int, fs.FileMode) {
+		t.Helper()
+		fi, err := os.Lstat(filepath.Join(root, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		return int(st.Uid), int(st.Gid), fi.Mode()
+	}
+	for run := 1; run <= 2; run++ {
+		if err := PrepareRootfs(root); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			uid, gid, mode := owner(f.path)
+			if uid != f.wantUID || gid != f.wantGID || mode != f.mode {
+				t.Errorf("run %d: %s is %d:%d %v, want %d:%d %v", run, f.path, uid, gid, mode, f.wantUID, f.wantGID, f.mode)
+			}
+		}
+		if uid, gid, _ := owner("home/link"); uid != confine.IDBase+1000 || gid != confine.IDBase+1000 {
+			t.Errorf("run %d: the symlink is %d:%d, want it shifted itself", run, uid, gid)
+		}
+		for _, d := range []string{".", "home", "mc", "etc/hosts"} {
+			if uid, gid, _ := owner(d); uid != confine.IDBase || gid != confine.IDBase {
+				t.Errorf("run %d: %s is %d:%d, want the containers' root's", run, d, uid, gid)
+			}
+		}
+	}
+}
 
 func TestPrepareRootfs(t *testing.T) {
 	t.Run("empty", func(t *testing.T) {

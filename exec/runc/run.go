@@ -62,7 +62,16 @@ func (r *Runtime) Run(ctx context.Context, spec Spec, stateDir string, out io.Wr
 	if err != nil {
 		return -1, fmt.Errorf("container %s: %w", spec.ID, err)
 	}
-	root, bundle, err := writeBundle(&spec, mps, stateDir)
+	conf, err := r.confinement()
+	if err != nil {
+		return -1, err
+	}
+	if spec.weaken&noUserNS == 0 {
+		if err := checkRootfsOwner(spec.Rootfs, conf.ids); err != nil {
+			return -1, fmt.Errorf("container %s: %w", spec.ID, err)
+		}
+	}
+	root, bundle, err := writeBundle(&spec, mps, stateDir, conf)
 	if bundle != "" {
 		defer os.RemoveAll(bundle)
 	}
@@ -138,9 +147,9 @@ func checkSpec(s *Spec) ([]mountPoint, error) {
 }
 
 // writeBundle creates runc's state directory (root) under stateDir and a
-// fresh bundle holding config.json. The bundle is returned, to be
+// fresh bundle holding config.json, confined by conf. The bundle is returned, to be
 // removed, even with an error.
-func writeBundle(s *Spec, mps []mountPoint, stateDir string) (root, bundle string, err error) {
+func writeBundle(s *Spec, mps []mountPoint, stateDir string, conf confinement) (root, bundle string, err error) {
 	stateDir, err = filepath.Abs(stateDir)
 	if err != nil {
 		return "", "", fmt.Errorf("state directory: %w", err)
@@ -160,7 +169,7 @@ func writeBundle(s *Spec, mps []mountPoint, stateDir string) (root, bundle strin
 	if err != nil {
 		return root, bundle, err
 	}
-	cfg, err := json.Marshal(config(s, mps, extra, nofileLimit()))
+	cfg, err := json.Marshal(config(s, mps, extra, nofileLimit(), conf))
 	if err != nil {
 		return root, bundle, fmt.Errorf("encoding config.json: %w", err)
 	}
@@ -269,12 +278,16 @@ func (r *Runtime) deleteIfPresent(root, id string) error {
 	return fmt.Errorf("deleting container %s: %w", id, err)
 }
 
-// command runs `runc --root root args...` and returns its standard
-// output; a failure's error holds what runc said on stderr.
+// command runs `runc --root root args...` (without --root when root is
+// "") and returns its standard output; a failure's error holds what runc said on stderr.
 func (r *Runtime) command(root string, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
-	cmd := osexec.CommandContext(ctx, r.path, append([]string{"--root", root}, args...)...)
+	argv := args
+	if root != "" {
+		argv = append([]string{"--root", root}, args...)
+	}
+	cmd := osexec.CommandContext(ctx, r.path, argv...)
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	var stderr strings.Builder
 	cmd.Stderr = &stderr

@@ -21,8 +21,11 @@ import (
 func TestRun(t *testing.T) {
 	rt := needRunc(t)
 	rootfs := busyboxRootfs(t)
-	ws := t.TempDir()
+	ws := rootDir(t, rt)
 	if err := os.Mkdir(filepath.Join(ws, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(filepath.Join(ws, "sub"), confineUID(t, rt), confineUID(t, rt)); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -158,7 +161,7 @@ func TestBindMounts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
+			dir := rootDir(t, rt)
 			if err := os.WriteFile(filepath.Join(dir, "in"), []byte("from host\n"), 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -326,8 +329,13 @@ func TestCancel(t *testing.T) {
 				case <-time.After(10 * time.Millisecond):
 				}
 			}
-			if len(processesWith(marker)) == 0 {
-				t.Fatal("the container's sleep is not running")
+			// The shell says ready once it forked the sleep, maybe
+			// before the sleep has started.
+			for try := 0; len(processesWith(marker)) == 0; try++ {
+				if try == 100 {
+					t.Fatal("the container's sleep is not running")
+				}
+				time.Sleep(10 * time.Millisecond)
 			}
 			var stopped time.Time
 			if tt.timeout {
@@ -389,7 +397,7 @@ func TestRootfsUnchanged(t *testing.T) {
 	rt := needRunc(t)
 	rootfs := busyboxRootfs(t)
 	before := snapshot(t, rootfs)
-	ws, cache := t.TempDir(), t.TempDir()
+	ws, cache := rootDir(t, rt), rootDir(t, rt)
 	state := t.TempDir()
 	specs := []Spec{
 		baseSpec(t, rootfs, "/bin/sh", "-c", "mkdir -p /mc/x /tmp/y; touch /mc/f /tmp/f /f /bin/f; true"),
@@ -454,7 +462,7 @@ func TestConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ws := t.TempDir()
+			ws := rootDir(t, rt)
 			spec := baseSpec(t, rootfs, "/bin/sh", "-c", fmt.Sprintf("sleep 0.2; echo %d > /mc/ws/f; cat /mc/ws/f", i))
 			spec.Mounts = []Mount{{Source: ws, Dest: "/mc/ws"}}
 			var out syncbuf.Buffer
@@ -489,7 +497,7 @@ func TestCleanup(t *testing.T) {
 		t.Fatal(err)
 	}
 	mps := ordered(&spec, func(string) bool { return false })
-	data, err := json.Marshal(config(&spec, mps, nil, nofileLimit()))
+	data, err := json.Marshal(config(&spec, mps, nil, nofileLimit(), mustConfinement(t, rt)))
 	if err != nil {
 		t.Fatal(err)
 	}

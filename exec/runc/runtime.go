@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
 // installHint is how to get runc, part of every "not found" error.
@@ -30,6 +31,11 @@ const installHint = "install it with `apt-get install runc`"
 // Runtime is a runc binary.
 type Runtime struct {
 	path string
+
+	// The confinement of its containers, checked once (features.go).
+	check   sync.Once
+	conf    confinement
+	confErr error
 }
 
 // Find locates runc: the binary MC_RUNC names (a path, or a name looked up

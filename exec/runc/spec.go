@@ -62,6 +62,9 @@ type Spec struct {
 	// (CAP_AUDIT_WRITE, CAP_KILL, CAP_NET_BIND_SERVICE), e.g. with
 	// CAP_CHOWN for a GNU tar that restores file owners.
 	Capabilities []string
+
+	// weaken switches protections off: tests' positive controls only.
+	weaken weakening
 }
 
 // validate checks what runc would reject late or misread, and makes host

@@ -5,10 +5,14 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/mc-build/mc/confine"
 )
 
 // TestRefused checks the specs Run refuses before starting runc (the
@@ -63,14 +67,16 @@ func TestRefused(t *testing.T) {
 		})
 	}
 	t.Run("accepted", func(t *testing.T) {
-		// The same checks pass a good spec: Run gets as far as runc.
+		// The same checks pass a good spec: Run gets as far as runc,
+		// asking it what it can confine containers with (and fails
+		// closed).
 		s := good()
 		s.Cwd = "/opt"
 		s.Mounts = []Mount{{Source: src, Dest: "/opt"}, {Source: src, Dest: "/opt/x/y"}, {Source: src, Dest: "/mc/ws"}}
 		s.Tmpfs = []string{"/tmp", "/mc/home", "/dev/extra"}
 		_, err := rt.Run(context.Background(), s, t.TempDir(), nil)
-		if err == nil || !strings.Contains(err.Error(), "starting runc") {
-			t.Errorf("Run = %v, want a failure to start the missing runc", err)
+		if err == nil || !strings.Contains(err.Error(), "/nonexistent/runc cannot confine containers") {
+			t.Errorf("Run = %v, want a failure to run the missing runc", err)
 		}
 	})
 }
@@ -94,29 +100,53 @@ func TestConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	mps := ordered(&s, func(p string) bool { return strings.HasSuffix(p, "/f") })
+	seccomp, err := seccompProfile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const door = "/run/door"
 	tests := []struct {
 		name    string
 		network bool
 		caps    []string
 		netns   bool
 		wantCap []string
+		euid    int
+		weaken  weakening
 	}{
 		{name: "private network", netns: true, wantCap: defaultCaps()},
 		{name: "host network", network: true, netns: false, wantCap: defaultCaps()},
 		{name: "capabilities", netns: true, caps: []string{"CAP_CHOWN"}, wantCap: []string{"CAP_CHOWN"}},
+		{name: "rootless", netns: true, wantCap: defaultCaps(), euid: 1000},
+		{name: "weakened", netns: true, wantCap: defaultCaps(), weaken: noUserNS | noSeccomp | noMasks},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := s
 			s.Network = tt.network
 			s.Capabilities = tt.caps
-			c := config(&s, mps, nil, 100)
-			if c.Root.Path != rootfs || !c.Root.Readonly {
-				t.Errorf("root %+v, want %s read-only", c.Root, rootfs)
+			s.weaken = tt.weaken
+			conf := confinement{ids: mappingFor(tt.euid, tt.euid), seccomp: seccomp, door: door}
+			c := config(&s, mps, nil, 100, conf)
+			userns := tt.weaken&noUserNS == 0
+			// Mapped as root: the root is the door, the rootfs bound over it.
+			wantRoot := rootfs
+			var dests []string
+			if userns && tt.euid == 0 {
+				wantRoot = door
+				if m := c.Mounts[0]; m.Source != rootfs || !reflect.DeepEqual(m.Options, []string{"rbind", "nodev", "ro"}) {
+					t.Errorf("root mount %+v, want %s bound read-only", m, rootfs)
+				}
+			}
+			if c.Root.Path != wantRoot || !c.Root.Readonly {
+				t.Errorf("root %+v, want %s read-only", c.Root, wantRoot)
 			}
 			p := c.Process
 			if p.Terminal || p.User.UID != 0 || p.Cwd != "/mc/ws" || !reflect.DeepEqual(p.Args, s.Args) || !reflect.DeepEqual(p.Env, s.Env) {
 				t.Errorf("process %+v", p)
+			}
+			if !p.NoNewPrivileges {
+				t.Error("no_new_privs is off")
 			}
 			if !reflect.DeepEqual(p.Capabilities.Bounding, tt.wantCap) || !reflect.DeepEqual(p.Capabilities.Effective, tt.wantCap) {
 				t.Errorf("capabilities %+v, want %v", p.Capabilities, tt.wantCap)
@@ -124,12 +154,14 @@ func TestConfig(t *testing.T) {
 			if len(p.Rlimits) != 1 || p.Rlimits[0] != (specs.POSIXRlimit{Type: "RLIMIT_NOFILE", Hard: 100, Soft: 100}) {
 				t.Errorf("rlimits %+v", p.Rlimits)
 			}
-			var dests []string
 			for _, m := range c.Mounts {
 				dests = append(dests, m.Destination)
 			}
 			want := []string{"/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/mc",
 				"/tmp", "/mc/ws", "/mc/home", "/mc/cache/go", "/mc/ws/pkg/f"}
+			if userns && tt.euid == 0 {
+				want = append([]string{"/"}, want...)
+			}
 			if !reflect.DeepEqual(dests, want) {
 				t.Errorf("mounts in order %v, want %v", dests, want)
 			}
@@ -137,16 +169,76 @@ func TestConfig(t *testing.T) {
 			if last.Type != "bind" || !reflect.DeepEqual(last.Options, []string{"rbind", "nosuid", "nodev", "ro"}) {
 				t.Errorf("read-only bind %+v", last)
 			}
-			netns := false
+			netns, userNS := false, false
 			for _, ns := range c.Linux.Namespaces {
 				netns = netns || ns.Type == specs.NetworkNamespace
+				userNS = userNS || ns.Type == specs.UserNamespace
 			}
 			if netns != tt.netns || len(c.Linux.Namespaces) < 4 {
 				t.Errorf("namespaces %+v, want a network one: %v", c.Linux.Namespaces, tt.netns)
+			}
+			if userNS != userns {
+				t.Errorf("namespaces %+v, want a user namespace: %v", c.Linux.Namespaces, userns)
+			}
+			wantMap := []specs.LinuxIDMapping{{ContainerID: 0, HostID: confine.IDBase, Size: confine.IDCount}}
+			if tt.euid != 0 {
+				wantMap = []specs.LinuxIDMapping{{ContainerID: 0, HostID: uint32(tt.euid), Size: 1}}
+			}
+			if !userns {
+				wantMap = nil
+			}
+			if !reflect.DeepEqual(c.Linux.UIDMappings, wantMap) || !reflect.DeepEqual(c.Linux.GIDMappings, wantMap) {
+				t.Errorf("id mappings %+v %+v, want %+v", c.Linux.UIDMappings, c.Linux.GIDMappings, wantMap)
+			}
+			if (c.Linux.Seccomp != nil) != (tt.weaken&noSeccomp == 0) {
+				t.Errorf("seccomp %+v with weakening %b", c.Linux.Seccomp, tt.weaken)
+			}
+			masked := slices.Contains(c.Linux.MaskedPaths, "/proc/kcore") && slices.Contains(c.Linux.ReadonlyPaths, "/proc/sys")
+			if masked != (tt.weaken&noMasks == 0) {
+				t.Errorf("masked %v, read-only %v with weakening %b", c.Linux.MaskedPaths, c.Linux.ReadonlyPaths, tt.weaken)
 			}
 			if c.Linux.CgroupsPath != "" {
 				t.Errorf("cgroupsPath %q, want runc's default", c.Linux.CgroupsPath)
 			}
 		})
+	}
+}
+
+// TestSeccompProfile checks the filter refuses every call of
+// confine.Denied, and new user namespaces, on every architecture the
+// kernel runs.
+func TestSeccompProfile(t *testing.T) {
+	sc, err := seccompProfile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.DefaultAction != specs.ActAllow {
+		t.Errorf("default action %s", sc.DefaultAction)
+	}
+	refused := map[string]bool{}
+	for _, r := range sc.Syscalls {
+		if r.Action == specs.ActErrno && len(r.Args) == 0 && r.ErrnoRet != nil && *r.ErrnoRet == errnoEPERM {
+			for _, n := range r.Names {
+				refused[n] = true
+			}
+		}
+	}
+	for _, d := range confine.Denied() {
+		if !refused[d.Name] {
+			t.Errorf("%s is not refused", d.Name)
+		}
+	}
+	var newUser bool
+	for _, r := range sc.Syscalls {
+		if slices.Contains(r.Names, "unshare") && len(r.Args) == 1 && r.Args[0].Op == specs.OpMaskedEqual &&
+			r.Args[0].Value == confine.DeniedCloneFlags && r.Args[0].ValueTwo == confine.DeniedCloneFlags {
+			newUser = true
+		}
+	}
+	if !newUser {
+		t.Error("unshare(CLONE_NEWUSER) is not refused")
+	}
+	if runtime.GOARCH == "amd64" && !reflect.DeepEqual(sc.Architectures, []specs.Arch{specs.ArchX86_64, specs.ArchX86, specs.ArchX32}) {
+		t.Errorf("architectures %v", sc.Architectures)
 	}
 }
