@@ -33,7 +33,7 @@ var allowed = map[string][]string{
 	"lang":     {"graph", "cas"},
 	"builtins": {"lang", "graph", "cas", "oci"},
 	// Run.
-	"exec/runc": {},
+	"exec/runc": {"confine"},
 	"exec":      {"graph", "cas", "oci", "exec/runc", "internal/fdio", "internal/wire"},
 	"runner":    {"exec", "graph", "cas", "cas/s3"},
 	// Show and serve.
