@@ -50,7 +50,7 @@ func runnerWorkspace(s *session) string {
 func newProvider(ctx context.Context, e *env, s *session, kind string) (runner.Provider, error) {
 	switch kind {
 	case "local":
-		return &runner.LocalProvider{Dir: filepath.Join(s.cache, "runners", "local")}, nil
+		return &runner.LocalProvider{Dir: filepath.Join(s.tier, "runners", "local")}, nil
 	case "ec2":
 		r := s.ws.Runners
 		if r == nil {
@@ -122,7 +122,12 @@ func setupRunners(ctx context.Context, e *env, s *session, bf *buildFlags, jobsS
 	if err != nil {
 		return nil, nil, err
 	}
-	url := remoteURL(e, s.ws, bf.cacheURL)
+	url, trustedURL := remoteURL(e, s.ws, bf.cacheURL), ""
+	if bf.untrusted {
+		// The runners of an untrusted build get the untrusted tier as their
+		// cache (jobs, inputs, outputs) and read the trusted one only.
+		url, trustedURL = untrustedURL(url), url
+	}
 	ep, _ := e.getenv("MC_S3_ENDPOINT")
 	region, _ := e.getenv("AWS_REGION")
 	objs, err := runner.OpenObjects(ctx, url, ep, e.getenv)
@@ -131,7 +136,7 @@ func setupRunners(ctx context.Context, e *env, s *session, bf *buildFlags, jobsS
 	}
 	opts := runner.Options{
 		Provider: prov, Objects: objs, Remote: remote, Store: s.store, Workspace: runnerWorkspace(s),
-		CacheURL: url, Endpoint: ep, Region: region, Keep: keep, Fallback: local, Notify: notify,
+		CacheURL: url, TrustedCacheURL: trustedURL, Endpoint: ep, Region: region, Keep: keep, Fallback: local, Notify: notify,
 		Machine: func(l graph.Label) map[string]string {
 			if t := g.Targets[l]; t != nil {
 				return t.Machine
