@@ -2,9 +2,12 @@ package cas
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
+	"os"
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
@@ -75,6 +78,44 @@ func (s *Store) fromBase(d Digest) bool {
 		return false
 	}
 	return true
+}
+
+// OpenDBReadOnly opens the existing database at path for reading only
+// (SQLite's mode=ro: every write fails): the trusted tier's action cache as
+// an untrusted build sees it. Its schema must be this mc's.
+func OpenDBReadOnly(path string) (*DB, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("cas: open db: %w", err)
+	}
+	if _, err := os.Stat(abs); err != nil {
+		return nil, fmt.Errorf("cas: open db read-only: %w", err)
+	}
+	q := url.Values{}
+	q.Set("mode", "ro")
+	q.Set("_busy_timeout", fmt.Sprint(busyTimeout.Milliseconds()))
+	dsn := "file:" + (&url.URL{Path: abs}).EscapedPath() + "?" + q.Encode()
+	sdb, err := sql.Open("sqlite3", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("cas: open db %s: %w", abs, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), busyTimeout)
+	defer cancel()
+	var v int
+	if err := sdb.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		sdb.Close()
+		return nil, fmt.Errorf("cas: open db %s: %w", abs, err)
+	}
+	if v != len(migrations()) {
+		sdb.Close()
+		return nil, fmt.Errorf("cas: open db %s read-only: schema version %d, this mc's is %d (a trusted build updates it)", abs, v, len(migrations()))
+	}
+	db := &DB{db: sdb}
+	if db.getAction, err = sdb.PrepareContext(ctx, "SELECT result FROM actions WHERE key = ?"); err != nil {
+		sdb.Close()
+		return nil, fmt.Errorf("cas: open db %s: %w", abs, err)
+	}
+	return db, nil
 }
 
 // ActionReader is the read side of an action cache: all an untrusted build

@@ -1,6 +1,7 @@
 package cas
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -231,5 +232,44 @@ func TestReadThroughRefusesItselfAndChains(t *testing.T) {
 	third := newStore(t)
 	if err := third.ReadThrough(untrusted); err == nil {
 		t.Fatal("a store reads through to a store that reads through")
+	}
+}
+
+// The trusted action cache as an untrusted build opens it refuses writes
+// at the SQLite level; it reads what the trusted build recorded. Positive
+// control: the same write through the ordinary handle succeeds.
+func TestReadOnlyDBRefusesWrites(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mc.db")
+	rw, err := OpenDB(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rw.Close()
+	key := FromBytes([]byte("key"))
+	res := &ActionResult{Label: "//p:a", Log: Empty}
+	if err := rw.PutAction(context.Background(), key, res); err != nil {
+		t.Fatalf("control: a write through the ordinary handle failed: %v", err)
+	}
+	ro, err := OpenDBReadOnly(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	got, err := ro.GetAction(context.Background(), key)
+	if err != nil || got == nil || got.Label != "//p:a" {
+		t.Fatalf("GetAction = %+v, %v", got, err)
+	}
+	other := FromBytes([]byte("other"))
+	if err := ro.PutAction(context.Background(), other, res); err == nil {
+		t.Fatal("a write through the read-only handle succeeded")
+	}
+	if err := ro.DeleteAction(context.Background(), key); err == nil {
+		t.Fatal("a delete through the read-only handle succeeded")
+	}
+	if got, _ := rw.GetAction(context.Background(), other); got != nil {
+		t.Fatal("the read-only handle's write reached the database")
+	}
+	if _, err := OpenDBReadOnly(filepath.Join(t.TempDir(), "none.db")); err == nil {
+		t.Fatal("a missing database opened")
 	}
 }

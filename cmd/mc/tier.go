@@ -31,9 +31,9 @@ import (
 // without a sandbox.
 
 // openTrusted makes store (the untrusted tier's) read through to the
-// trusted store of cacheDir and opens the trusted action cache for reading;
-// nil when the trusted tier has none yet (it is not created: an untrusted
-// build writes nothing there).
+// trusted store of cacheDir and opens the trusted action cache read-only
+// (SQLite refuses any write through it); nil when the trusted tier has
+// none yet (it is not created: an untrusted build writes nothing there).
 func openTrusted(cacheDir string, store *cas.Store) (*cas.DB, error) {
 	trustedDir := filepath.Join(cacheDir, "cas")
 	if _, err := os.Stat(trustedDir); err == nil {
@@ -49,7 +49,7 @@ func openTrusted(cacheDir string, store *cas.Store) (*cas.DB, error) {
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
-	db, err := cas.OpenDB(path)
+	db, err := cas.OpenDBReadOnly(path)
 	if err != nil {
 		return nil, &infraError{fmt.Errorf("opening the trusted cache database: %w", err)}
 	}
