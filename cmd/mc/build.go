@@ -103,6 +103,10 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 	if bf.jobs < 1 {
 		return usagef("-j must be at least 1")
 	}
+	if bf.untrusted && bf.images.pushRequested(bf.deploy) {
+		// Deploying and pushing write what trusted systems use.
+		return usagef("--untrusted builds deploy nothing and push no images: drop --deploy and --push")
+	}
 	s, err := openSessionTier(ctx, e, bf.cacheDir, bf.untrusted)
 	if err != nil {
 		return err
