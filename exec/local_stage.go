@@ -203,9 +203,12 @@ func (s *stage) cacheMounts() ([]cacheMount, error) {
 	}
 	ms := make([]cacheMount, 0, len(s.job.CacheMounts))
 	for env, name := range s.job.CacheMounts {
-		host, err := s.l.mountDir(name)
-		if err != nil {
+		if err := s.l.seedFromTrusted(name); err != nil {
 			return nil, err
+		}
+		host := filepath.Join(s.l.opts.MountsDir, name)
+		if err := os.MkdirAll(host, 0o755); err != nil {
+			return nil, fmt.Errorf("cache mount %s: %w", name, err)
 		}
 		inside := host
 		if s.isolated {

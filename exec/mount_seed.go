@@ -10,22 +10,22 @@ import (
 	"syscall"
 )
 
-// mountDir returns the host directory of the cache mount name, creating
-// it if needed. With LocalOptions.SeedMountsDir (an untrusted build), a
-// new one starts as a copy of the trusted mount of that name.
-func (l *Local) mountDir(name string) (string, error) {
+// seedFromTrusted starts the cache mount name of an untrusted build
+// (LocalOptions.SeedMountsDir set) as a copy of the trusted mount of that
+// name, unless it exists already. It is called before the mount directory
+// is made; a no-op for a trusted build.
+func (l *Local) seedFromTrusted(name string) error {
+	if l.opts.SeedMountsDir == "" {
+		return nil
+	}
 	host := filepath.Join(l.opts.MountsDir, name)
-	if l.opts.SeedMountsDir != "" {
-		if _, err := os.Lstat(host); errors.Is(err, fs.ErrNotExist) {
-			if err := seedMount(filepath.Join(l.opts.SeedMountsDir, name), host); err != nil {
-				return "", fmt.Errorf("cache mount %s: starting it from the trusted one: %w", name, err)
-			}
-		}
+	if _, err := os.Lstat(host); !errors.Is(err, fs.ErrNotExist) {
+		return nil
 	}
-	if err := os.MkdirAll(host, 0o755); err != nil {
-		return "", fmt.Errorf("cache mount %s: %w", name, err)
+	if err := seedMount(filepath.Join(l.opts.SeedMountsDir, name), host); err != nil {
+		return fmt.Errorf("cache mount %s: starting it from the trusted one: %w", name, err)
 	}
-	return host, nil
+	return nil
 }
 
 // seedMount copies the directory src (a trusted cache mount) to dst, which

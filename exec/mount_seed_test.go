@@ -113,7 +113,8 @@ func TestSeedMountOnceAndEmpty(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			host, err := l.mountDir("t")
+			host := filepath.Join(l.opts.MountsDir, "t")
+			err := l.seedFromTrusted("t")
 			if err == nil {
 				var ents []os.DirEntry
 				if ents, err = os.ReadDir(host); err == nil && len(ents) != 50 {
@@ -137,19 +138,26 @@ func TestSeedMountOnceAndEmpty(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(trusted, "later"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	host, err := l.mountDir("t")
-	if err != nil {
+	if err := l.seedFromTrusted("t"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(host, "later")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(dir, "own", "t", "later")); !os.IsNotExist(err) {
 		t.Fatalf("the mount was seeded again: %v", err)
 	}
-	// None in the trusted tier: empty.
-	host, err = l.mountDir("none")
-	if err != nil {
+	// None in the trusted tier: nothing is made (the caller makes an
+	// empty directory).
+	if err := l.seedFromTrusted("none"); err != nil {
 		t.Fatal(err)
 	}
-	if ents, err := os.ReadDir(host); err != nil || len(ents) != 0 {
-		t.Fatalf("new mount: %d entries, %v", len(ents), err)
+	if _, err := os.Lstat(filepath.Join(dir, "own", "none")); !os.IsNotExist(err) {
+		t.Fatalf("a mount the trusted tier lacks: %v", err)
+	}
+	// A trusted build seeds nothing.
+	tl := &Local{opts: LocalOptions{MountsDir: filepath.Join(dir, "trusted-own")}}
+	if err := tl.seedFromTrusted("t"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "trusted-own", "t")); !os.IsNotExist(err) {
+		t.Fatalf("a trusted build seeded a mount: %v", err)
 	}
 }
