@@ -22,13 +22,9 @@ import (
 // AgentOptions configure RunAgent.
 type AgentOptions struct {
 	CacheURL string // s3://bucket/prefix of the shared cache
-	// TrustedCacheURL is set for a job of an untrusted build: CacheURL is
-	// then the shared cache's untrusted tier (prefix/untrusted), the only
-	// one written, and this the trusted tier, only read (cas.UntrustedRemote).
-	TrustedCacheURL string
-	Endpoint        string // S3-compatible endpoint; "" for AWS (or MC_S3_ENDPOINT)
-	RunID           string
-	JobID           string
+	Endpoint string // S3-compatible endpoint; "" for AWS (or MC_S3_ENDPOINT)
+	RunID    string
+	JobID    string
 	// Dir is the agent's scratch directory (its private store and
 	// sandboxes); "" for a new temporary directory, removed at the end.
 	Dir    string
@@ -80,13 +76,6 @@ func RunAgent(ctx context.Context, o AgentOptions) error {
 			return err
 		}
 		remote = r
-		if o.TrustedCacheURL != "" {
-			t, err := s3.Open(ctx, o.TrustedCacheURL, s3.Options{Endpoint: o.Endpoint, Getenv: o.Getenv})
-			if err != nil {
-				return err
-			}
-			remote = cas.UntrustedRemote(r, t)
-		}
 	}
 	dir := o.Dir
 	if dir == "" {

@@ -32,12 +32,8 @@ type Options struct {
 	// Workspace names the workspace in the mc:workspace tag.
 	Workspace string
 	CacheURL  string // given to the agent
-	// TrustedCacheURL, for an untrusted build, is the shared cache's trusted
-	// tier, which its runners read but never write; CacheURL (and Objects,
-	// Remote) are then its untrusted tier.
-	TrustedCacheURL string
-	Endpoint        string // S3-compatible endpoint given to the agent ("" for AWS)
-	Region          string // S3 region given to the agent ("" for its default)
+	Endpoint  string // S3-compatible endpoint given to the agent ("" for AWS)
+	Region    string // S3 region given to the agent ("" for its default)
 	// Binary is the mc executable runners fetch; "" for this process's own
 	// (MC_RUNNER_BINARY overrides it in cmd/mc). It must run on the
 	// runner's OS: see the README on static builds.
@@ -536,9 +532,6 @@ func (e *Executor) attempt(ctx context.Context, job *exec.Job, keep bool) (res *
 func (e *Executor) launchSpec(ctx context.Context, jobID, label string, keep bool, hints map[string]string) (LaunchSpec, error) {
 	args := []string{"--cache", e.o.CacheURL, "--run", e.o.RunID, "--job", jobID,
 		"--heartbeat", e.o.Heartbeat.String(), "--poll", e.o.AgentPoll.String()}
-	if e.o.TrustedCacheURL != "" {
-		args = append(args, "--trusted-cache", e.o.TrustedCacheURL)
-	}
 	if e.o.Endpoint != "" {
 		args = append(args, "--endpoint", e.o.Endpoint)
 	}

@@ -15,7 +15,6 @@ func runAgent(ctx context.Context, e *env, args []string) error {
 	var o runner.AgentOptions
 	var region string
 	fs.StringVar(&o.CacheURL, "cache", "", "the shared cache the coordinator uses")
-	fs.StringVar(&o.TrustedCacheURL, "trusted-cache", "", "for an untrusted build's job: the trusted tier, read only (--cache is then the untrusted tier)")
 	fs.StringVar(&o.Endpoint, "endpoint", "", "S3-compatible endpoint (default: AWS, or MC_S3_ENDPOINT)")
 	fs.StringVar(&region, "region", "", "the bucket's AWS region")
 	fs.StringVar(&o.RunID, "run", "", "the run ID")

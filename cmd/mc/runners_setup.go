@@ -122,12 +122,7 @@ func setupRunners(ctx context.Context, e *env, s *session, bf *buildFlags, jobsS
 	if err != nil {
 		return nil, nil, err
 	}
-	url, trustedURL := remoteURL(e, s.ws, bf.cacheURL), ""
-	if bf.untrusted {
-		// The runners of an untrusted build get the untrusted tier as their
-		// cache (jobs, inputs, outputs) and read the trusted one only.
-		url, trustedURL = untrustedURL(url), url
-	}
+	url := remoteURL(e, s.ws, bf.cacheURL)
 	ep, _ := e.getenv("MC_S3_ENDPOINT")
 	region, _ := e.getenv("AWS_REGION")
 	objs, err := runner.OpenObjects(ctx, url, ep, e.getenv)
@@ -136,7 +131,7 @@ func setupRunners(ctx context.Context, e *env, s *session, bf *buildFlags, jobsS
 	}
 	opts := runner.Options{
 		Provider: prov, Objects: objs, Remote: remote, Store: s.store, Workspace: runnerWorkspace(s),
-		CacheURL: url, TrustedCacheURL: trustedURL, Endpoint: ep, Region: region, Keep: keep, Fallback: local, Notify: notify,
+		CacheURL: url, Endpoint: ep, Region: region, Keep: keep, Fallback: local, Notify: notify,
 		Machine: func(l graph.Label) map[string]string {
 			if t := g.Targets[l]; t != nil {
 				return t.Machine
