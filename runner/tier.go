@@ -2,7 +2,6 @@ package runner
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -53,52 +52,6 @@ func (t tierObjects) PresignGet(ctx context.Context, key string, ttl time.Durati
 	return t.o.PresignGet(ctx, t.prefix+key, ttl)
 }
 
-// tierRemote is the shared cache as an untrusted runner uses it: blobs are
-// read from its own tier, else the trusted one (every blob is verified
-// against its digest on the way down, whichever tier it comes from), and
-// written to its own tier only. Results are never read from or written to
-// the trusted tier through it.
-type tierRemote struct {
-	own, trusted cas.Remote
-}
-
-var _ cas.Remote = tierRemote{}
-
-func (r tierRemote) String() string { return r.own.String() }
-
-func (r tierRemote) GetAction(ctx context.Context, key cas.Digest) (*cas.ActionResult, error) {
-	return r.own.GetAction(ctx, key)
-}
-func (r tierRemote) PutAction(ctx context.Context, key cas.Digest, res *cas.ActionResult) error {
-	return r.own.PutAction(ctx, key, res)
-}
-func (r tierRemote) DeleteAction(ctx context.Context, key cas.Digest) error {
-	return r.own.DeleteAction(ctx, key)
-}
-
-// FindMissing returns what neither tier holds.
-func (r tierRemote) FindMissing(ctx context.Context, ds []cas.Digest) ([]cas.Digest, error) {
-	missing, err := r.own.FindMissing(ctx, ds)
-	if err != nil || len(missing) == 0 {
-		return missing, err
-	}
-	return r.trusted.FindMissing(ctx, missing)
-}
-
-func (r tierRemote) Fetch(ctx context.Context, d cas.Digest, size int64, dst *cas.Store) error {
-	err := r.own.Fetch(ctx, d, size, dst)
-	if errors.Is(err, cas.ErrNotFound) || errors.Is(err, cas.ErrCorrupt) {
-		return r.trusted.Fetch(ctx, d, size, dst)
-	}
-	return err
-}
-
-func (r tierRemote) Upload(ctx context.Context, d cas.Digest, size int64, src *cas.Store) error {
-	return r.own.Upload(ctx, d, size, src)
-}
-
-func (r tierRemote) Purge(ctx context.Context) (int, error) { return r.own.Purge(ctx) }
-
 // openAgentRemote opens the shared cache for an agent: the cache itself for
 // a trusted build's runner, the untrusted tier over it for an untrusted one.
 func openAgentRemote(ctx context.Context, o AgentOptions) (cas.Remote, error) {
@@ -111,5 +64,5 @@ func openAgentRemote(ctx context.Context, o AgentOptions) (cas.Remote, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the untrusted tier: %w", err)
 	}
-	return tierRemote{own: own, trusted: trusted}, nil
+	return cas.UntrustedRemote(own, trusted), nil
 }
