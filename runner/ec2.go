@@ -63,6 +63,9 @@ var capacityCodes = map[string]bool{
 // and throttling errors come back as ErrCapacity, which the executor retries
 // with its backoff and reports.
 func NewEC2(ctx context.Context, o EC2Options) (*EC2, error) {
+	if o.UntrustedInstanceProfile != "" && o.UntrustedInstanceProfile == o.InstanceProfile {
+		return nil, fmt.Errorf("ec2: the untrusted instance profile %q is also the trusted one; untrusted builds' runners need a role that cannot write the trusted tier", o.InstanceProfile)
+	}
 	getenv := o.Getenv
 	if getenv == nil {
 		getenv = os.LookupEnv
