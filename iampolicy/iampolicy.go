@@ -99,13 +99,50 @@ func Policy(role Role, bucket, prefix string) (Document, error) {
 	return Document{Version: "2012-10-17", Statement: st}, nil
 }
 
-// JSON is role's policy as indented JSON, ready for IAM (or MinIO).
+// JSON is role's policy as JSON, ready for IAM (or MinIO): one statement a
+// line, as the README shows it.
 func JSON(role Role, bucket, prefix string) ([]byte, error) {
 	d, err := Policy(role, bucket, prefix)
 	if err != nil {
 		return nil, err
 	}
-	return json.MarshalIndent(d, "", "  ")
+	var b strings.Builder
+	fmt.Fprintf(&b, "{\"Version\": %q, \"Statement\": [\n", d.Version)
+	for i, s := range d.Statement {
+		line, err := json.Marshal(s)
+		if err != nil {
+			return nil, err
+		}
+		b.WriteString("  ")
+		b.Write(spaced(line))
+		if i < len(d.Statement)-1 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('\n')
+	}
+	b.WriteString("]}\n")
+	return []byte(b.String()), nil
+}
+
+// spaced puts a space after the colons and commas of compact JSON that are
+// not inside strings.
+func spaced(compact []byte) []byte {
+	out := make([]byte, 0, len(compact)+len(compact)/8)
+	inString, escaped := false, false
+	for _, c := range compact {
+		out = append(out, c)
+		switch {
+		case escaped:
+			escaped = false
+		case inString && c == '\\':
+			escaped = true
+		case c == '"':
+			inString = !inString
+		case !inString && (c == ':' || c == ','):
+			out = append(out, ' ')
+		}
+	}
+	return out
 }
 
 func join(prefix, sub string) string {

@@ -2,6 +2,7 @@ package iampolicy
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -17,6 +18,9 @@ func TestPolicyInput(t *testing.T) {
 		var d Document
 		if err := json.Unmarshal(b, &d); err != nil || d.Version != "2012-10-17" || len(d.Statement) == 0 {
 			t.Fatalf("%s: %v %+v", r, err, d)
+		}
+		if want, _ := Policy(r, "acme-mc-cache", "v1"); !reflect.DeepEqual(d, want) {
+			t.Fatalf("%s: the JSON decodes to %+v, want %+v", r, d, want)
 		}
 		for _, s := range d.Statement {
 			for _, res := range s.Resource {
