@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -213,6 +214,11 @@ func (a *agent) run(ctx context.Context) *ResultSpec {
 		a.interval.Store(int64(time.Duration(spec.HeartbeatMS) * time.Millisecond))
 	}
 	secrets := map[string]string{}
+	if a.o.Untrusted && len(spec.SecretNames) > 0 {
+		// The coordinator never sends an untrusted build's job secrets;
+		// one that names some was not written by it.
+		return infra("an untrusted build's job names secrets (%s); its runners get none", strings.Join(spec.SecretNames, ", "))
+	}
 	if len(spec.SecretNames) > 0 {
 		// Sealed to this agent's key; read, opened and deleted before
 		// anything runs (sealed.go).

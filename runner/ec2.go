@@ -34,7 +34,7 @@ type EC2Options struct {
 	InstanceProfile string
 	// UntrustedInstanceProfile is the instance profile of untrusted builds'
 	// runners (LaunchSpec.Untrusted), whose role cannot write the trusted
-	// tier (docs/policies/untrusted-runner.json). Without it an untrusted
+	// tier (iampolicy.Untrusted). Without it an untrusted
 	// build's runner is not launched at all: never with the trusted one.
 	UntrustedInstanceProfile string
 	// Endpoint overrides the EC2 API endpoint (MC_EC2_ENDPOINT: the test

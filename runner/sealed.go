@@ -24,7 +24,7 @@ import (
 //
 // Authenticity of the key. It travels through the bucket, so whoever can
 // write runs/<run>/<job>/heartbeat could publish a key of its own and have
-// the secrets sealed to it. The policies in docs/policies/ (the README's)
+// the secrets sealed to it. The policies of package iampolicy (the README's)
 // give write access to runs/ only to trusted identities: trusted builds'
 // coordinators and trusted runners. The read-only identity writes nothing;
 // untrusted writers and untrusted runners write only under untrusted/, where

@@ -258,3 +258,31 @@ func contains(keys []string, k string) bool {
 	}
 	return false
 }
+
+// TestUntrustedAgentRefusesSecrets: a job under untrusted/runs/ that names
+// secrets (the coordinator never writes one; the untrusted identity can)
+// ends at once with why on an untrusted runner, which never waits for or
+// reads a secrets object.
+func TestUntrustedAgentRefusesSecrets(t *testing.T) {
+	pe := newPoolEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := UntrustedTier + "/" + JobDir("r1", "j1")
+	spec := JobSpec{Label: "//p:s", Cmds: []string{"true"}, SecretNames: []string{"TOKEN"}}
+	if err := pe.objs.Put(ctx, dir+objJob, encode(spec)); err != nil {
+		t.Fatal(err)
+	}
+	var stderr lockedBuf
+	err := RunAgent(ctx, AgentOptions{CacheURL: pe.url, RunID: "r1", JobID: "j1", Dir: t.TempDir(), Getenv: pe.getenv,
+		Stderr: &stderr, Objects: pe.objs, Remote: pe.remote, Untrusted: true, Poll: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := pe.objs.Get(ctx, dir+objResult)
+	if err != nil {
+		t.Fatalf("no result: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(string(raw), "its runners get none") {
+		t.Fatalf("result %s, want the job refused", raw)
+	}
+}

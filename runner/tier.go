@@ -13,7 +13,7 @@ import (
 // UntrustedTier is the shared cache's tier of untrusted builds (SPEC §4a),
 // under the cache prefix: untrusted/cas/ and untrusted/ac/ in the layout of
 // the trusted tier, and untrusted/runs/ for their runner jobs. Trusted builds
-// never read it; the policies in docs/policies/ let untrusted identities
+// never read it; the policies of package iampolicy let untrusted identities
 // write nothing else.
 const UntrustedTier = "untrusted"
 
