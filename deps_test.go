@@ -34,6 +34,7 @@ var allowed = map[string][]string{
 	"internal/syncbuf":   {},
 	"internal/fdio":      {},
 	"internal/wire":      {},
+	"iampolicy":          {},
 	"server":             {"exec", "graph", "cas"},
 }
 

@@ -61,9 +61,14 @@ func newProvider(ctx context.Context, e *env, s *session, kind string) (runner.P
 		if v, ok := e.getenv("MC_EC2_INSTANCE_PROFILE"); ok && v != "" {
 			profile = v // the environment overrides WORKSPACE.mc, as for every setting
 		}
+		untrustedProfile := r.UntrustedInstanceProfile
+		if v, ok := e.getenv("MC_EC2_UNTRUSTED_INSTANCE_PROFILE"); ok && v != "" {
+			untrustedProfile = v
+		}
 		p, err := runner.NewEC2(ctx, runner.EC2Options{
 			Region: r.Region, Subnet: r.Subnet, SecurityGroups: r.SecurityGroups, AMI: r.AMI,
 			InstanceType: r.InstanceType, Endpoint: ep, Getenv: e.getenv, InstanceProfile: profile,
+			UntrustedInstanceProfile: untrustedProfile,
 		})
 		if err != nil {
 			return nil, usagef("ec2 runners: %v", err)
