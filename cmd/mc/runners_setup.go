@@ -137,6 +137,7 @@ func setupRunners(ctx context.Context, e *env, s *session, bf *buildFlags, jobsS
 	opts := runner.Options{
 		Provider: prov, Objects: objs, Remote: remote, Store: s.store, Workspace: runnerWorkspace(s),
 		CacheURL: url, Endpoint: ep, Region: region, Keep: keep, Fallback: local, Notify: notify,
+		Untrusted: bf.untrusted, // runnersecrets: untrusted/runs/, the untrusted identity, no secrets
 		Machine: func(l graph.Label) map[string]string {
 			if t := g.Targets[l]; t != nil {
 				return t.Machine
