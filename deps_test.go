@@ -26,6 +26,7 @@ var allowed = map[string][]string{
 	"confine":          {},
 	"oci":              {},
 	"vcs":              {},
+	"iampolicy":        {},
 	"cas":              {"internal/fdio", "internal/wire"},
 	"cas/s3":           {"cas"},
 	// Evaluate and key.

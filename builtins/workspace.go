@@ -180,12 +180,12 @@ var (
 )
 
 // ec2(region, subnet, security_groups, ami, instance_type, max_instances,
-// warm, ttl, instance_profile) describes remote runners on EC2.
+// warm, ttl, instance_profile, untrusted_instance_profile) describes remote runners on EC2.
 func ec2Builtin(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	const fn = "ec2"
 	var (
 		region, subnet, ami, instanceType string
-		instanceProfile                   string
+		instanceProfile, untrustedProfile string
 		securityGroups                    stringList
 		maxInstances                      = defaultMaxInstances
 		warm                              = -1
@@ -195,6 +195,7 @@ func ec2Builtin(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 		"region", &region, "ami", &ami, "instance_type", &instanceType,
 		"subnet??", &subnet, "security_groups??", &securityGroups,
 		"max_instances??", &maxInstances, "warm??", &warm, "ttl??", &ttl, "instance_profile??", &instanceProfile,
+		"untrusted_instance_profile??", &untrustedProfile,
 	); err != nil {
 		return nil, err
 	}
@@ -226,6 +227,12 @@ func ec2Builtin(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 	if instanceProfile != "" && !instanceProfileRE.MatchString(instanceProfile) {
 		return nil, fail("instance_profile: %q is not an IAM instance profile name or ARN (like \"mc-runner\")", instanceProfile)
 	}
+	if untrustedProfile != "" && !instanceProfileRE.MatchString(untrustedProfile) {
+		return nil, fail("untrusted_instance_profile: %q is not an IAM instance profile name or ARN (like \"mc-runner-untrusted\")", untrustedProfile)
+	}
+	if untrustedProfile != "" && untrustedProfile == instanceProfile {
+		return nil, fail("untrusted_instance_profile: %q is also instance_profile; untrusted builds' runners need a role that cannot write the trusted tier", untrustedProfile)
+	}
 	if maxInstances <= 0 {
 		return nil, fail("max_instances: must be at least 1, got %d", maxInstances)
 	}
@@ -237,15 +244,16 @@ func ec2Builtin(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 		return nil, fail("ttl: %v", err)
 	}
 	return &ec2Value{r: graph.EC2Runners{
-		Region:          region,
-		Subnet:          subnet,
-		SecurityGroups:  securityGroups,
-		AMI:             ami,
-		InstanceType:    instanceType,
-		MaxInstances:    maxInstances,
-		Warm:            warm,
-		TTL:             d,
-		InstanceProfile: instanceProfile,
+		Region:                   region,
+		Subnet:                   subnet,
+		SecurityGroups:           securityGroups,
+		AMI:                      ami,
+		InstanceType:             instanceType,
+		MaxInstances:             maxInstances,
+		Warm:                     warm,
+		TTL:                      d,
+		InstanceProfile:          instanceProfile,
+		UntrustedInstanceProfile: untrustedProfile,
 	}}, nil
 }
 

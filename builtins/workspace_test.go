@@ -61,6 +61,9 @@ workspace(name = "w", cache = "s3://bucket/", registry = "localhost:5000", runne
 		{"instance profile name", `workspace(name = "w", runners = ec2(region = "us-east-2", ami = "ami-1", instance_type = "c6i.large", instance_profile = "mc-runner"))`,
 			graph.Workspace{Name: "w", Runners: &graph.EC2Runners{Region: "us-east-2", AMI: "ami-1", InstanceType: "c6i.large", MaxInstances: 4, Warm: -1, TTL: 2 * time.Hour,
 				InstanceProfile: "mc-runner"}}},
+		{"untrusted instance profile", `workspace(name = "w", runners = ec2(region = "us-east-2", ami = "ami-1", instance_type = "c6i.large", instance_profile = "mc-runner", untrusted_instance_profile = "mc-runner-untrusted"))`,
+			graph.Workspace{Name: "w", Runners: &graph.EC2Runners{Region: "us-east-2", AMI: "ami-1", InstanceType: "c6i.large", MaxInstances: 4, Warm: -1, TTL: 2 * time.Hour,
+				InstanceProfile: "mc-runner", UntrustedInstanceProfile: "mc-runner-untrusted"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -113,6 +116,8 @@ func TestLoadWorkspaceErrors(t *testing.T) {
 		{"ec2 warm", `ec2(` + ec2OK + `, warm = -3)`, `WORKSPACE.mc:1:4: ec2: warm: must be 0 (no spare runners) or more, got -3`},
 		{"ec2 ttl", `ec2(` + ec2OK + `, ttl = "2 hours")`, `WORKSPACE.mc:1:4: ec2: ttl: invalid duration "2 hours" (want a number with a unit, like "90s", "30m" or "2h")`},
 		{"ec2 instance profile", `ec2(` + ec2OK + `, instance_profile = "mc runner")`, `WORKSPACE.mc:1:4: ec2: instance_profile: "mc runner" is not an IAM instance profile name or ARN (like "mc-runner")`},
+		{"ec2 untrusted instance profile", `ec2(` + ec2OK + `, untrusted_instance_profile = "mc untrusted")`, `WORKSPACE.mc:1:4: ec2: untrusted_instance_profile: "mc untrusted" is not an IAM instance profile name or ARN (like "mc-runner-untrusted")`},
+		{"ec2 untrusted instance profile is the trusted one", `ec2(` + ec2OK + `, instance_profile = "mc-runner", untrusted_instance_profile = "mc-runner")`, `WORKSPACE.mc:1:4: ec2: untrusted_instance_profile: "mc-runner" is also instance_profile; untrusted builds' runners need a role that cannot write the trusted tier`},
 		{"ec2 ttl zero", `ec2(` + ec2OK + `, ttl = "0s")`, `WORKSPACE.mc:1:4: ec2: ttl: duration "0s" must be positive`},
 		{"no load", `load("//x.star", "y")`, `WORKSPACE.mc:1:1: cannot load //x.star: load() is not supported in WORKSPACE.mc`},
 		{"no stage", `stage(name = "x", cmd = "y")`, `WORKSPACE.mc:1:1: undefined: stage`},

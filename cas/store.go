@@ -67,6 +67,9 @@ type Store struct {
 	// as probed once by unnamedTemps.
 	tmpfileOnce sync.Once
 	tmpfile     bool
+	// base is the trusted store an untrusted tier's store reads through
+	// to, never writes (tier.go); nil for every other store.
+	base *Store
 }
 
 // DeferSync makes blob writes skip their own fsync; see Store.Sync. Call it
@@ -139,12 +142,15 @@ func (s *Store) Path(d Digest) string {
 // Has reports whether the blob d is present. It does not read or verify it.
 func (s *Store) Has(d Digest) bool {
 	fi, err := os.Stat(s.Path(d))
-	return err == nil && fi.Mode().IsRegular()
+	return err == nil && fi.Mode().IsRegular() || s.base != nil && s.fromBase(d)
 }
 
 // Size is the size of the blob d, which must be present.
 func (s *Store) Size(d Digest) (int64, error) {
 	fi, err := os.Stat(s.Path(d))
+	if errors.Is(err, fs.ErrNotExist) && s.base != nil && s.fromBase(d) {
+		fi, err = os.Stat(s.Path(d))
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, fmt.Errorf("cas: blob %s: %w", d.Short(), ErrNotFound)
 	}
@@ -379,6 +385,9 @@ func (s *Store) Remove(d Digest) error {
 // openBlob opens the blob file, mapping a missing file to ErrNotFound.
 func (s *Store) openBlob(d Digest) (*os.File, error) {
 	f, err := os.Open(s.Path(d))
+	if errors.Is(err, fs.ErrNotExist) && s.base != nil && s.fromBase(d) {
+		f, err = os.Open(s.Path(d))
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("blob %s: %w", d.Short(), ErrNotFound)
 	}

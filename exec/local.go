@@ -25,6 +25,14 @@ type LocalOptions struct {
 	SandboxDir string
 	// MountsDir is the parent of the cache_mounts directories (MountsDir/<name>).
 	MountsDir string
+	// SeedMountsDir, if set, is the trusted tier's MountsDir, for an
+	// untrusted build: a cache mount not yet in MountsDir starts as a copy
+	// of the one of the same name there (mount_seed.go). It is only read.
+	SeedMountsDir string
+	// Hide are more host directories no stage may see even where a bound
+	// system directory holds them: for an untrusted build, the trusted
+	// cache directory (its sandboxes, mounts and store).
+	Hide []string
 	// KeepSandbox leaves each sandbox on disk for debugging; the job's log
 	// and a failed Result's error say where. Each stage then gets a
 	// bubblewrap sandbox of its own rather than a worker's.
@@ -144,7 +152,7 @@ func (l *Local) probe() {
 		l.warn("bubblewrap (bwrap) is not installed: stages run without isolation and can read the whole filesystem; install it (apt-get install bubblewrap)")
 		return
 	}
-	root := newBwrapRoot(l.path, hiddenDirs(l.opts.SandboxDir, l.opts.MountsDir, l.opts.Store.Dir()))
+	root := newBwrapRoot(l.path, append(hiddenDirs(l.opts.SandboxDir, l.opts.MountsDir, l.opts.Store.Dir()), l.opts.Hide...))
 	if err := l.tryBwrap(root); err != nil {
 		l.warn(fmt.Sprintf("bubblewrap cannot create a sandbox here (%v): stages run without isolation; check that unprivileged user namespaces are enabled", err))
 		return

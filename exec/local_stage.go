@@ -203,6 +203,9 @@ func (s *stage) cacheMounts() ([]cacheMount, error) {
 	}
 	ms := make([]cacheMount, 0, len(s.job.CacheMounts))
 	for env, name := range s.job.CacheMounts {
+		if err := s.l.seedFromTrusted(name); err != nil {
+			return nil, err
+		}
 		host := filepath.Join(s.l.opts.MountsDir, name)
 		if err := os.MkdirAll(host, 0o755); err != nil {
 			return nil, fmt.Errorf("cache mount %s: %w", name, err)

@@ -78,6 +78,17 @@ type Options struct {
 	Warn func(string)
 	// Images resolves registry images and pushes built ones (image_sched.go).
 	Images ImageOptions
+	// Untrusted makes this an untrusted build (SPEC §4a): a stage that
+	// names a secret fails, cache hit or not (a trusted result of such a
+	// stage may hold what the secret unlocked). Store, DB and Remote are
+	// then the untrusted tier's; Trusted is what it may read of the
+	// trusted one.
+	Untrusted bool
+	// Trusted, if set, is the trusted tier's action cache, looked up after
+	// DB misses and never written: an untrusted build reuses trusted
+	// results (their blobs come through Store, which reads through to the
+	// trusted store by copy) but records its own in DB only.
+	Trusted cas.ActionReader
 }
 
 // Action is graph.Action, named here for Options.Want.
@@ -336,6 +347,10 @@ func (s *scheduler) do(ctx context.Context, a *graph.Action) *Outcome {
 	}
 	key := parts.Digest()
 	o := &Outcome{Key: key, Parts: parts}
+	if s.opts.Untrusted && len(t.Secrets) > 0 {
+		return fail(fmt.Errorf("secret %s: an untrusted build sees no secrets (a pull request's code must not read "+
+			"what trusted builds are given); build this stage in a trusted build", t.Secrets[0]))
+	}
 	cacheable := t.Cache && !t.Deploy && !s.opts.NoCache
 	if cacheable {
 		res, fromRemote, err := s.lookup(ctx, a, key)
@@ -466,6 +481,17 @@ func (s *scheduler) lookup(ctx context.Context, a *graph.Action, key cas.Digest)
 	if res == nil {
 		if res, err = s.opts.DB.GetAction(ctx, key); err != nil {
 			return nil, false, err
+		}
+	}
+	if res == nil && s.opts.Trusted != nil {
+		if res, err = s.opts.Trusted.GetAction(ctx, key); err != nil {
+			return nil, false, err
+		}
+		if res != nil && s.allLocal(res) {
+			// Recorded in this tier's own action cache, as a shared-cache
+			// hit is: the next lookup needs no second query.
+			s.commit.add(key, res)
+			return res, false, nil
 		}
 	}
 	if res != nil && s.allLocal(res) {

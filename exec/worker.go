@@ -97,6 +97,9 @@ func (l *Local) startWorker(key poolKey, covers []string) (w *worker, err error)
 	var mounts []cacheMount
 	var ids []mountID
 	for _, name := range key.mountNames() {
+		if err := l.seedFromTrusted(name); err != nil {
+			return nil, err
+		}
 		host := filepath.Join(l.opts.MountsDir, name)
 		if err := os.MkdirAll(host, 0o755); err != nil {
 			return nil, fmt.Errorf("cache mount %s: %w", name, err)

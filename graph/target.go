@@ -113,4 +113,8 @@ type EC2Runners struct {
 	// InstanceProfile is the IAM instance profile (name or ARN) whose role
 	// gives the agent access to the shared cache; "" for none.
 	InstanceProfile string
+	// UntrustedInstanceProfile is the instance profile of untrusted builds'
+	// runners, whose role writes only the untrusted tier; "" for none (then
+	// untrusted builds cannot use runners).
+	UntrustedInstanceProfile string
 }

@@ -9,13 +9,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mc-build/mc/cas"
-	"github.com/mc-build/mc/cas/s3"
 	"github.com/mc-build/mc/exec"
 )
 
@@ -47,6 +47,10 @@ type AgentOptions struct {
 	// ends as soon as the run is over (runs/<run>/done, or the coordinator's
 	// heartbeat older than runOverAfter).
 	IdleTimeout time.Duration
+	// Untrusted: the job is an untrusted build's (agent --untrusted). Its
+	// objects are under the untrusted tier's runs/, and its outputs go to
+	// that tier only (tier.go); the runner's role cannot write elsewhere.
+	Untrusted bool
 }
 
 // agentRetry bounds how long the agent retries S3 when it is briefly
@@ -71,11 +75,18 @@ func RunAgent(ctx context.Context, o AgentOptions) error {
 		objs = so
 	}
 	if remote == nil {
-		r, err := s3.Open(ctx, o.CacheURL, s3.Options{Endpoint: o.Endpoint, Getenv: o.Getenv})
+		r, err := openAgentRemote(ctx, o)
 		if err != nil {
 			return err
 		}
 		remote = r
+	}
+	if o.Untrusted {
+		objs = untrustedObjects(objs)
+	}
+	key, err := newAgentKey()
+	if err != nil {
+		return err
 	}
 	dir := o.Dir
 	if dir == "" {
@@ -95,7 +106,7 @@ func RunAgent(ctx context.Context, o AgentOptions) error {
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = time.Hour
 	}
-	a := &agent{o: o, objs: objs, remote: remote, dir: dir, jobDir: JobDir(o.RunID, o.JobID),
+	a := &agent{o: o, objs: objs, remote: remote, dir: dir, jobDir: JobDir(o.RunID, o.JobID), key: key,
 		wake: newWakeClient(o.Notify, o.RunID, o.JobID)}
 	hbCtx, stopBeat := context.WithCancel(ctx)
 	defer stopBeat()
@@ -119,7 +130,7 @@ func RunAgent(ctx context.Context, o AgentOptions) error {
 	if res.Infra != "" {
 		fmt.Fprintf(o.Stderr, "mc agent: %s\n", res.Infra)
 	}
-	err := withRetry(ctx, agentRetry, func() error { return objs.Put(ctx, a.jobDir+objResult, encode(res)) })
+	err = withRetry(ctx, agentRetry, func() error { return objs.Put(ctx, a.jobDir+objResult, encode(res)) })
 	stopBeat()
 	if err != nil {
 		return fmt.Errorf("reporting the result: %w", err)
@@ -136,6 +147,7 @@ type agent struct {
 	remote cas.Remote
 	dir    string
 	jobDir string
+	key    *agentKey // the job's secrets are sealed to its public half
 
 	interval atomicDuration
 	phase    atomicString
@@ -151,7 +163,7 @@ func (a *agent) heartbeat(ctx context.Context) {
 	var seq int64
 	for {
 		seq++
-		hb := Heartbeat{Seq: seq, Time: time.Now().UTC(), Phase: a.phase.Load()}
+		hb := Heartbeat{Seq: seq, Time: time.Now().UTC(), Phase: a.phase.Load(), Key: a.key.pub[:]}
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_ = a.objs.Put(pctx, a.jobDir+objHeartbeat, encode(hb))
 		cancel()
@@ -202,20 +214,16 @@ func (a *agent) run(ctx context.Context) *ResultSpec {
 		a.interval.Store(int64(time.Duration(spec.HeartbeatMS) * time.Millisecond))
 	}
 	secrets := map[string]string{}
+	if a.o.Untrusted && len(spec.SecretNames) > 0 {
+		// The coordinator never sends an untrusted build's job secrets;
+		// one that names some was not written by it.
+		return infra("an untrusted build's job names secrets (%s); its runners get none", strings.Join(spec.SecretNames, ", "))
+	}
 	if len(spec.SecretNames) > 0 {
-		// One-time: read, then delete, before anything runs.
-		err := withRetry(ctx, agentRetry, func() (err error) { raw, err = a.objs.Get(ctx, a.jobDir+objSecrets); return err })
-		if errors.Is(err, ErrNotFound) {
-			return infra("the job's secrets were already consumed (one-time channel)")
-		}
-		if err != nil {
-			return infra("reading the secrets: %v", err)
-		}
-		if err := withRetry(ctx, agentRetry, func() error { return a.objs.Delete(ctx, a.jobDir+objSecrets) }); err != nil {
-			return infra("deleting the secrets: %v", err)
-		}
-		if err := json.Unmarshal(raw, &secrets); err != nil {
-			return infra("decoding the secrets: %v", err)
+		// Sealed to this agent's key; read, opened and deleted before
+		// anything runs (sealed.go).
+		if secrets, err = a.receiveSecrets(ctx); err != nil {
+			return infra("the job's secrets: %v", err)
 		}
 	}
 	job, err := spec.job(secrets)

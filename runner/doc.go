@@ -15,10 +15,15 @@
 //	runs/<run>/coordinator          the coordinator's own heartbeat (host, pid, time)
 //	runs/<run>/done                 written when the run is over
 //	runs/<run>/<job>/job            JobSpec (JSON): the exec.Job minus Log and Secrets
-//	runs/<run>/<job>/secrets        secret values; read once and deleted by the agent
-//	runs/<run>/<job>/heartbeat      rewritten by the agent every few seconds
+//	runs/<run>/<job>/secrets        secret values sealed to the agent's public key
+//	                                (sealed.go); read once and deleted by the agent
+//	runs/<run>/<job>/heartbeat      rewritten by the agent every few seconds; it
+//	                                carries the agent's public key
 //	runs/<run>/<job>/log/<seq>      chunks of the (masked) log, about one per second
 //	runs/<run>/<job>/result         ResultSpec (JSON)
+//
+// An untrusted build's runs live under untrusted/runs/ instead, next to the
+// untrusted tier's own cas/ and ac/ (tier.go); its runners write nowhere else.
 //
 // Providers: "local" (agent processes on this machine, the same protocol
 // and bootstrap; what the tests use) and "ec2" (aws-sdk-go-v2). Reap finds

@@ -32,6 +32,11 @@ type EC2Options struct {
 	// gives the agent its S3 access; "" for none (the AMI must then bring
 	// credentials of its own).
 	InstanceProfile string
+	// UntrustedInstanceProfile is the instance profile of untrusted builds'
+	// runners (LaunchSpec.Untrusted), whose role cannot write the trusted
+	// tier (iampolicy.Untrusted). Without it an untrusted
+	// build's runner is not launched at all: never with the trusted one.
+	UntrustedInstanceProfile string
 	// Endpoint overrides the EC2 API endpoint (MC_EC2_ENDPOINT: the test
 	// double of the control plane).
 	Endpoint string
@@ -58,6 +63,9 @@ var capacityCodes = map[string]bool{
 // and throttling errors come back as ErrCapacity, which the executor retries
 // with its backoff and reports.
 func NewEC2(ctx context.Context, o EC2Options) (*EC2, error) {
+	if o.UntrustedInstanceProfile != "" && o.UntrustedInstanceProfile == o.InstanceProfile {
+		return nil, fmt.Errorf("ec2: the untrusted instance profile %q is also the trusted one; untrusted builds' runners need a role that cannot write the trusted tier", o.InstanceProfile)
+	}
 	getenv := o.Getenv
 	if getenv == nil {
 		getenv = os.LookupEnv
@@ -138,7 +146,14 @@ func (p *EC2) Launch(ctx context.Context, spec LaunchSpec) (string, error) {
 	if p.o.Subnet != "" {
 		in.SubnetId = aws.String(p.o.Subnet)
 	}
-	if ip := p.o.InstanceProfile; strings.HasPrefix(ip, "arn:") {
+	ip := p.o.InstanceProfile
+	if spec.Untrusted {
+		if p.o.UntrustedInstanceProfile == "" {
+			return "", errors.New("ec2: an untrusted build's runner needs its own instance profile (untrusted_instance_profile in ec2(...), or MC_EC2_UNTRUSTED_INSTANCE_PROFILE), whose role cannot write the trusted tier; not launched with the trusted one")
+		}
+		ip = p.o.UntrustedInstanceProfile
+	}
+	if strings.HasPrefix(ip, "arn:") {
 		in.IamInstanceProfile = &types.IamInstanceProfileSpecification{Arn: aws.String(ip)}
 	} else if ip != "" {
 		in.IamInstanceProfile = &types.IamInstanceProfileSpecification{Name: aws.String(ip)}

@@ -82,15 +82,24 @@ type Options struct {
 	Debug func(format string, args ...any)
 	// RunID names this run; "" for a new random one.
 	RunID string
+	// Untrusted: the build is untrusted (SPEC §4a). Its runs live under the
+	// untrusted tier's runs/ (Objects stays the cache's root), its runners
+	// are launched as untrusted (LaunchSpec.Untrusted: the provider gives
+	// them the untrusted identity, which cannot write the trusted tier) and
+	// told so (agent --untrusted: outputs go to the untrusted tier), and no
+	// secrets are ever sent: a stage that names one fails.
+	Untrusted bool
 }
 
 // Executor runs each job on a fresh runner (see the package documentation).
 type Executor struct {
 	o     Options
+	objs  Objects // the run's objects: Objects, or its untrusted tier
 	slots chan struct{}
 
 	binOnce sync.Once
 	binDig  cas.Digest
+	binKey  string // the binary's object, under Objects
 	binErr  error
 
 	known sync.Map // cas.Digest -> true: blobs known to be in the remote
@@ -160,8 +169,11 @@ func NewExecutor(ctx context.Context, o Options) (*Executor, error) {
 			o.Warm = 32
 		}
 	}
-	e := &Executor{o: o, launched: map[string]bool{}, kept: map[string]bool{}, beatDone: make(chan struct{}),
+	e := &Executor{o: o, objs: o.Objects, launched: map[string]bool{}, kept: map[string]bool{}, beatDone: make(chan struct{}),
 		spares: map[string][]*spare{}}
+	if o.Untrusted {
+		e.objs = untrustedObjects(o.Objects)
+	}
 	e.bgCtx, e.bgStop = context.WithCancel(context.Background())
 	if o.NotifyListen != "" {
 		n, err := startNotifier(o.NotifyListen, o.RunID)
@@ -204,7 +216,7 @@ func (e *Executor) coordinatorBeat(ctx context.Context) {
 	for {
 		b := CoordinatorBeat{Host: host, PID: pid, Start: start, Time: time.Now().UTC()}
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_ = e.o.Objects.Put(pctx, RunDir(e.o.RunID)+objCoordinator, encode(b))
+		_ = e.objs.Put(pctx, RunDir(e.o.RunID)+objCoordinator, encode(b))
 		cancel()
 		select {
 		case <-ctx.Done():
@@ -236,7 +248,7 @@ func (e *Executor) Close(ctx context.Context) error {
 	e.stopBeat()
 	<-e.beatDone
 	err := e.reconcile(ctx)
-	if perr := e.o.Objects.Put(ctx, RunDir(e.o.RunID)+objDone, encode(map[string]any{"time": time.Now().UTC()})); perr != nil && err == nil {
+	if perr := e.objs.Put(ctx, RunDir(e.o.RunID)+objDone, encode(map[string]any{"time": time.Now().UTC()})); perr != nil && err == nil {
 		err = fmt.Errorf("marking run %s done: %w", e.o.RunID, perr)
 	}
 	return err
@@ -288,6 +300,17 @@ func (e *Executor) Run(ctx context.Context, job *exec.Job) (*exec.Result, error)
 		return e.o.Fallback.Run(ctx, job)
 	}
 	start := time.Now()
+	if e.o.Untrusted && len(job.Secrets) > 0 {
+		// Untrusted builds see no secrets (SPEC §4a); whatever handed us
+		// some, none leave this machine.
+		names := make([]string, 0, len(job.Secrets))
+		for n := range job.Secrets {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return &exec.Result{ExitCode: -1, Duration: time.Since(start), Err: fmt.Errorf(
+			"the stage names secrets (%s), and an untrusted build's runners get none: not sent", strings.Join(names, ", "))}, nil
+	}
 	if err := e.prepare(ctx, job); err != nil {
 		return nil, err
 	}
@@ -419,7 +442,32 @@ func (e *Executor) uploadBinary(ctx context.Context) error {
 		return fmt.Errorf("uploading the runner binary: %w", err)
 	}
 	e.binDig = d
+	e.binKey = BlobKey(d)
+	if e.o.Untrusted {
+		// Remote is tiered: the binary was found in, or uploaded to, either
+		// tier; runners fetch it from whichever holds it.
+		if e.binKey, err = e.findBlob(ctx, d); err != nil {
+			return fmt.Errorf("the runner binary: %w", err)
+		}
+	}
 	return nil
+}
+
+// findBlob returns the object of blob d in the untrusted tier, else in the
+// trusted one.
+func (e *Executor) findBlob(ctx context.Context, d cas.Digest) (string, error) {
+	for _, key := range []string{UntrustedTier + "/" + BlobKey(d), BlobKey(d)} {
+		objs, err := e.o.Objects.List(ctx, key)
+		if err != nil {
+			return "", err
+		}
+		for _, o := range objs {
+			if o.Key == key {
+				return key, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("blob %s is in neither tier of the shared cache", d.Short())
 }
 
 // binaryURLTTL is how long a runner's presigned binary URL works: it is
@@ -468,20 +516,17 @@ func (e *Executor) attempt(ctx context.Context, job *exec.Job, keep bool) (res *
 	}
 	dir := JobDir(e.o.RunID, jobID)
 	if len(job.Secrets) > 0 {
-		b, _ := json.Marshal(job.Secrets)
-		// The agent deletes them once read; this makes sure of it when no
-		// agent got that far (a launch failed, a runner never booted).
+		// They are sealed to the runner's key once its heartbeat publishes
+		// it (watch, sealed.go). The agent deletes them once read; this
+		// makes sure of it when no agent got that far.
 		defer func() {
 			dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			_ = withRetry(dctx, 20*time.Second, func() error { return e.o.Objects.Delete(dctx, dir+objSecrets) })
+			_ = withRetry(dctx, 20*time.Second, func() error { return e.objs.Delete(dctx, dir+objSecrets) })
 		}()
-		if err := e.o.Objects.Put(ctx, dir+objSecrets, b); err != nil {
-			return nil, "", fmt.Errorf("writing the job's secrets: %w", err)
-		}
 	}
-	// The job object is what a waiting agent looks for: written last.
-	if err := e.o.Objects.Put(ctx, dir+objJob, encode(specOf(job, e.o.Heartbeat, keep))); err != nil {
+	// The job object is what a waiting agent looks for.
+	if err := e.objs.Put(ctx, dir+objJob, encode(specOf(job, e.o.Heartbeat, keep))); err != nil {
 		return nil, "", fmt.Errorf("writing the job: %w", err)
 	}
 	if e.wake != nil {
@@ -532,6 +577,9 @@ func (e *Executor) attempt(ctx context.Context, job *exec.Job, keep bool) (res *
 func (e *Executor) launchSpec(ctx context.Context, jobID, label string, keep bool, hints map[string]string) (LaunchSpec, error) {
 	args := []string{"--cache", e.o.CacheURL, "--run", e.o.RunID, "--job", jobID,
 		"--heartbeat", e.o.Heartbeat.String(), "--poll", e.o.AgentPoll.String()}
+	if e.o.Untrusted {
+		args = append(args, "--untrusted")
+	}
 	if e.o.Endpoint != "" {
 		args = append(args, "--endpoint", e.o.Endpoint)
 	}
@@ -541,7 +589,7 @@ func (e *Executor) launchSpec(ctx context.Context, jobID, label string, keep boo
 	if e.wake != nil {
 		args = append(args, "--notify", e.wake.url)
 	}
-	url, err := e.o.Objects.PresignGet(ctx, BlobKey(e.binDig), binaryURLTTL)
+	url, err := e.o.Objects.PresignGet(ctx, e.binKey, binaryURLTTL)
 	if err != nil {
 		return LaunchSpec{}, err
 	}
@@ -550,7 +598,7 @@ func (e *Executor) launchSpec(ctx context.Context, jobID, label string, keep boo
 	}
 	spec := LaunchSpec{
 		Workspace: e.o.Workspace, RunID: e.o.RunID, JobID: jobID, Label: label,
-		ExpiresAt: time.Now().Add(e.o.TTL), Keep: keep,
+		ExpiresAt: time.Now().Add(e.o.TTL), Keep: keep, Untrusted: e.o.Untrusted,
 		UserData: Bootstrap(BootstrapSpec{BinaryURL: url, BinaryDigest: e.binDig, AgentArgs: args,
 			TTL: e.o.TTL, Keep: keep, Local: e.o.Provider.Name() == "local", BakedDir: e.o.BakedDir}),
 	}
@@ -612,6 +660,7 @@ func (e *Executor) watch(ctx context.Context, job *exec.Job, jobID, id string, l
 	}
 	var lastGet time.Time
 	woken := true
+	secretsSent := len(job.Secrets) == 0
 	for {
 		// An agent that reached us says when its result is there: then S3
 		// is only looked at every Poll, in case that word is lost.
@@ -620,9 +669,18 @@ func (e *Executor) watch(ctx context.Context, job *exec.Job, jobID, id string, l
 		woken = false
 		var b []byte
 		err := ErrNotFound
+		if look && !secretsSent {
+			// The runner's key is in its heartbeat, the first included:
+			// the secrets go as soon as one is there.
+			sent, serr := e.sendSecrets(ctx, dir, job.Secrets)
+			if serr != nil {
+				return nil, "", fmt.Errorf("%s: runner %s %w", job.Label, id, serr)
+			}
+			secretsSent = sent
+		}
 		if look {
 			lastGet = now
-			b, err = e.o.Objects.Get(ctx, dir+objResult)
+			b, err = e.objs.Get(ctx, dir+objResult)
 		}
 		if err == nil {
 			var r ResultSpec
@@ -646,7 +704,7 @@ func (e *Executor) watch(ctx context.Context, job *exec.Job, jobID, id string, l
 		if now := time.Now(); now.Sub(lastList) >= e.o.Poll {
 			lastList = now
 			lists++
-			objs, err := e.o.Objects.List(ctx, dir)
+			objs, err := e.objs.List(ctx, dir)
 			now = time.Now()
 			if err != nil {
 				if ctx.Err() != nil {
@@ -692,7 +750,7 @@ func (e *Executor) watch(ctx context.Context, job *exec.Job, jobID, id string, l
 					if n > nextLog {
 						break // a gap: the chunk is not listed yet
 					}
-					b, err := e.o.Objects.Get(ctx, dir+rel)
+					b, err := e.objs.Get(ctx, dir+rel)
 					if err != nil {
 						break
 					}
@@ -748,7 +806,7 @@ func (e *Executor) ended(ctx context.Context, id string) bool {
 
 func (e *Executor) drainLogs(ctx context.Context, job *exec.Job, dir string, next int) {
 	for ; ; next++ {
-		b, err := e.o.Objects.Get(ctx, dir+objLogDir+fmt.Sprintf("%08d", next))
+		b, err := e.objs.Get(ctx, dir+objLogDir+fmt.Sprintf("%08d", next))
 		if err != nil {
 			return
 		}

@@ -32,6 +32,7 @@ type goProvider struct {
 	stderr    lockedBuf // the agents' diagnostics
 	live      map[string]context.CancelFunc
 	done      sync.WaitGroup
+	objs      Objects // the agents' Objects; nil: opened from url
 }
 
 func (p *goProvider) Name() string { return "go" }
@@ -51,7 +52,8 @@ func (p *goProvider) Launch(ctx context.Context, spec LaunchSpec) (string, error
 	go func() {
 		defer p.done.Done()
 		err := RunAgent(actx, AgentOptions{CacheURL: p.url, Endpoint: p.ep, RunID: spec.RunID, JobID: spec.JobID,
-			Dir: p.t.TempDir(), Getenv: p.getenv, Stderr: &p.stderr, Notify: p.notify, Poll: p.agentPoll})
+			Dir: p.t.TempDir(), Getenv: p.getenv, Stderr: &p.stderr, Notify: p.notify, Poll: p.agentPoll,
+			Objects: p.objs, Untrusted: spec.Untrusted})
 		if err != nil && actx.Err() == nil {
 			p.t.Errorf("agent %s: %v", id, err)
 		}

@@ -23,10 +23,51 @@ import (
 // it). Instances are recorded in files under Dir, per workspace, so that
 // `mc runners list|reap --runners=local` in another process finds them, and
 // a recorded PID is trusted only with its process start time.
+//
+// An untrusted build's instances get the untrusted identity instead: the
+// environment's AWS credentials replaced by MC_UNTRUSTED_AWS_ACCESS_KEY_ID,
+// MC_UNTRUSTED_AWS_SECRET_ACCESS_KEY (and MC_UNTRUSTED_AWS_SESSION_TOKEN),
+// whose policy (iampolicy.Untrusted) cannot write the trusted tier. Without
+// them no such instance is launched.
 type LocalProvider struct {
 	Dir string
 	// Env is the instances' environment; nil: os.Environ().
 	Env []string
+}
+
+// untrustedPrefix marks the untrusted identity's variables in LocalProvider's
+// environment.
+const untrustedPrefix = "MC_UNTRUSTED_"
+
+// untrustedEnv is env with every AWS credential source replaced by the
+// untrusted identity's keys (MC_UNTRUSTED_AWS_*), or an error when env has
+// none: the host's keys, profiles and credential files never reach an
+// untrusted build's runner.
+func untrustedEnv(env []string) ([]string, error) {
+	own := map[string]string{}
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		switch {
+		case strings.HasPrefix(k, untrustedPrefix+"AWS_"):
+			own[strings.TrimPrefix(k, untrustedPrefix)] = v
+		case strings.HasPrefix(k, "AWS_") && k != "AWS_REGION" && k != "AWS_DEFAULT_REGION":
+			// credentials, profiles, credential files, web identity, container endpoints
+		default:
+			out = append(out, kv)
+		}
+	}
+	if own["AWS_ACCESS_KEY_ID"] == "" || own["AWS_SECRET_ACCESS_KEY"] == "" {
+		return nil, errors.New("local runner: an untrusted build's runner needs the untrusted identity's credentials (MC_UNTRUSTED_AWS_ACCESS_KEY_ID and MC_UNTRUSTED_AWS_SECRET_ACCESS_KEY, a policy that writes only the untrusted tier); not launched with mc's own")
+	}
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"} {
+		if v := own[k]; v != "" {
+			out = append(out, k+"="+v)
+		}
+	}
+	// No shared config or credentials file either: the SDK must not find
+	// another identity to fall back on.
+	return append(out, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null"), nil
 }
 
 var _ Provider = (*LocalProvider)(nil)
@@ -55,6 +96,16 @@ func (p *LocalProvider) Launch(ctx context.Context, spec LaunchSpec) (string, er
 	if _, err := rand.Read(rnd[:]); err != nil {
 		return "", err
 	}
+	env := p.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	if spec.Untrusted {
+		var err error
+		if env, err = untrustedEnv(env); err != nil {
+			return "", err
+		}
+	}
 	id := "local-" + hex.EncodeToString(rnd[:])
 	dir := p.instDir(id)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -72,11 +123,7 @@ func (p *LocalProvider) Launch(ctx context.Context, spec LaunchSpec) (string, er
 	cmd := osexec.Command("/bin/sh", script)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = console, console
-	cmd.Env = p.Env
-	if cmd.Env == nil {
-		cmd.Env = os.Environ()
-	}
-	cmd.Env = append(cmd.Env, "TMPDIR="+dir)
+	cmd.Env = append(env[:len(env):len(env)], "TMPDIR="+dir)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return "", fmt.Errorf("local runner: %w", err)

@@ -47,7 +47,8 @@ type InputSpec struct {
 }
 
 // JobSpec is what the agent runs: an exec.Job minus its Log writer and
-// secret values (those travel in the one-time secrets object).
+// secret values (those travel in the one-time secrets object, sealed to the
+// agent's key).
 type JobSpec struct {
 	Label       string            `json:"label"`
 	Key         cas.Digest        `json:"key"`
@@ -136,11 +137,16 @@ type PhaseSpec struct {
 	DurationUS int64  `json:"duration_us"`
 }
 
-// Heartbeat is the agent's proof of life.
+// Heartbeat is the agent's proof of life. Every heartbeat, the first one
+// included, carries the agent's public key: the coordinator seals the job's
+// secrets to it (sealed.go).
 type Heartbeat struct {
 	Seq   int64     `json:"seq"`
 	Time  time.Time `json:"time"`
 	Phase string    `json:"phase"` // fetching, running, uploading
+	// Key is the agent's NaCl box public key (Curve25519, 32 bytes), made
+	// at boot; its private half never leaves the agent's memory.
+	Key []byte `json:"key,omitempty"`
 }
 
 // CoordinatorBeat is the coordinator's proof of life, for the reaper: on the

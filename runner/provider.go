@@ -16,6 +16,9 @@ const (
 	// TagKeep marks a runner kept with --keep-runner: the reaper leaves it
 	// until its mc:expires-at (or --all), though its run is over.
 	TagKeep = "mc:keep"
+	// TagTier is "untrusted" on an untrusted build's runners (absent on
+	// trusted ones): their run's objects are under the untrusted tier.
+	TagTier = "mc:tier"
 )
 
 // Instance states, as EC2 names them.
@@ -38,6 +41,10 @@ type LaunchSpec struct {
 	DiskGB                  int    // 0 for the provider's default
 	ExpiresAt               time.Time
 	Keep                    bool // --keep-runner: tagged mc:keep
+	// Untrusted: the runner of an untrusted build. The provider must give
+	// it an identity that cannot write the trusted tier (on EC2 the
+	// untrusted instance profile), or refuse to launch it.
+	Untrusted bool
 	// Try counts launch attempts of this job after capacity errors: with
 	// RunID and JobID it makes an idempotency token.
 	Try int
@@ -51,6 +58,9 @@ func (s LaunchSpec) Tags() map[string]string {
 	}
 	if s.Keep {
 		t[TagKeep] = "true"
+	}
+	if s.Untrusted {
+		t[TagTier] = UntrustedTier
 	}
 	return t
 }

@@ -58,9 +58,12 @@ func Survey(ctx context.Context, o ReapOptions) ([]Status, error) {
 				// Kept for a user (--keep-runner): its TTL ends it.
 			default:
 				run := in.Tags[TagRun]
+				if in.Tags[TagTier] == UntrustedTier {
+					run = UntrustedTier + "/" + run // runs of either tier are told apart
+				}
 				why, ok := runs[run]
 				if !ok {
-					why, err = runOver(ctx, o, run, in, host, now)
+					why, err = runOver(ctx, o, in.Tags[TagRun], in, host, now)
 					if err != nil {
 						return nil, err
 					}
@@ -79,6 +82,9 @@ func Survey(ctx context.Context, o ReapOptions) ([]Status, error) {
 func runOver(ctx context.Context, o ReapOptions, run string, in Instance, host string, now time.Time) (string, error) {
 	if run == "" {
 		return "no mc:run tag", nil
+	}
+	if in.Tags[TagTier] == UntrustedTier {
+		o.Objects = untrustedObjects(o.Objects)
 	}
 	if _, err := o.Objects.Get(ctx, RunDir(run)+objDone); err == nil {
 		return "run " + run + " is over", nil

@@ -74,11 +74,12 @@ func TestReap(t *testing.T) {
 	host, _ := os.Hostname()
 	start, _ := procStart(os.Getpid())
 	objs := &memObjects{m: map[string][]byte{
-		RunDir("done") + objDone:             []byte("{}"),
-		RunDir("alive") + objCoordinator:     encode(CoordinatorBeat{Host: host, PID: os.Getpid(), Start: start, Time: now}),
-		RunDir("deadpid") + objCoordinator:   encode(CoordinatorBeat{Host: host, PID: os.Getpid(), Start: start + 1, Time: now}),
-		RunDir("silent") + objCoordinator:    encode(CoordinatorBeat{Host: "elsewhere", PID: 1, Time: now.Add(-time.Hour)}),
-		RunDir("elsewhere") + objCoordinator: encode(CoordinatorBeat{Host: "elsewhere", PID: 1, Time: now}),
+		RunDir("done") + objDone:                        []byte("{}"),
+		UntrustedTier + "/" + RunDir("udone") + objDone: []byte("{}"),
+		RunDir("alive") + objCoordinator:                encode(CoordinatorBeat{Host: host, PID: os.Getpid(), Start: start, Time: now}),
+		RunDir("deadpid") + objCoordinator:              encode(CoordinatorBeat{Host: host, PID: os.Getpid(), Start: start + 1, Time: now}),
+		RunDir("silent") + objCoordinator:               encode(CoordinatorBeat{Host: "elsewhere", PID: 1, Time: now.Add(-time.Hour)}),
+		RunDir("elsewhere") + objCoordinator:            encode(CoordinatorBeat{Host: "elsewhere", PID: 1, Time: now}),
 	}}
 	inst := func(id, run string, expires time.Time, state string) Instance {
 		return Instance{ID: id, State: state, Launched: now,
@@ -96,16 +97,22 @@ func TestReap(t *testing.T) {
 		inst("i-booting", "nobeat", later, StatePending),
 		inst("i-kept", "done", later, StateRunning),
 		inst("i-kept-expired", "done", now.Add(-time.Second), StateRunning),
+		// Untrusted builds' runs are under untrusted/runs/: "done" is over
+		// in the trusted tier only, so its untrusted namesake is not.
+		inst("i-u-done", "udone", later, StateRunning),
+		inst("i-u-notdone", "done", later, StateRunning),
 	}
 	insts[8].Tags[TagKeep] = "true"
 	insts[9].Tags[TagKeep] = "true"
+	insts[10].Tags[TagTier] = UntrustedTier
+	insts[11].Tags[TagTier] = UntrustedTier
 	for _, tc := range []struct {
 		name string
 		all  bool
 		want []string
 	}{
-		{"strays", false, []string{"i-deadpid", "i-done", "i-expired", "i-kept-expired", "i-silent"}},
-		{"all", true, []string{"i-alive", "i-booting", "i-deadpid", "i-done", "i-elsewhere", "i-expired", "i-kept", "i-kept-expired", "i-silent"}},
+		{"strays", false, []string{"i-deadpid", "i-done", "i-expired", "i-kept-expired", "i-silent", "i-u-done"}},
+		{"all", true, []string{"i-alive", "i-booting", "i-deadpid", "i-done", "i-elsewhere", "i-expired", "i-kept", "i-kept-expired", "i-silent", "i-u-done", "i-u-notdone"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := &fakeProvider{insts: insts}

@@ -23,6 +23,7 @@ func runAgent(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&o.Notify, "notify", "", "the coordinator's wake-up URL, when runners can reach it")
 	fs.DurationVar(&o.Heartbeat, "heartbeat", 2*time.Second, "heartbeat interval until the job sets its own")
 	fs.DurationVar(&o.Poll, "poll", 50*time.Millisecond, "how often to look for the job while waiting for one")
+	fs.BoolVar(&o.Untrusted, "untrusted", false, "an untrusted build's job: under the untrusted tier, outputs written there only")
 	fs.DurationVar(&o.IdleTimeout, "idle-timeout", time.Hour, "end when no job came within this long (the run's end ends it sooner)")
 	if err := parseFlags(fs, args); err != nil {
 		return err

@@ -41,6 +41,10 @@ type buildFlags struct {
 	obs           observeFlags // --explain, --profile, --history (observe.go)
 	report        string       // --report=URL: tee events to mc serve (report.go)
 	images        imageFlags   // --push, --registry (images.go)
+	// untrusted: read the trusted tier, write only the untrusted one, no
+	// secrets, a sandbox required (tier.go; SPEC §4a). mc serve sets it
+	// for pull requests.
+	untrusted bool
 }
 
 func (b *buildFlags) register(fs interface {
@@ -67,6 +71,7 @@ func (b *buildFlags) register(fs interface {
 	fs.StringVar(&b.images.registry, "registry", "", "registry HOST[:PORT][/PATH] images are pushed to; overrides MC_REGISTRY and WORKSPACE.mc")
 	b.obs.register(fs)
 	fs.StringVar(&b.report, "report", "", "also stream the events to the mc serve at URL (token: MC_REPORT_TOKEN)")
+	fs.BoolVar(&b.untrusted, "untrusted", false, "build untrusted code (a pull request): read trusted results, write only the untrusted tier; no secrets; a sandbox is required")
 }
 
 func runBuild(ctx context.Context, e *env, args []string) error {
@@ -98,7 +103,11 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 	if bf.jobs < 1 {
 		return usagef("-j must be at least 1")
 	}
-	s, err := openSession(ctx, e, bf.cacheDir)
+	if bf.untrusted && bf.images.pushRequested(bf.deploy) {
+		// Deploying and pushing write what trusted systems use.
+		return usagef("--untrusted builds deploy nothing and push no images: drop --deploy and --push")
+	}
+	s, err := openSessionTier(ctx, e, bf.cacheDir, bf.untrusted)
 	if err != nil {
 		return err
 	}
@@ -132,6 +141,11 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 	remote, err := openRemote(ctx, e, s.ws, bf.cacheURL)
 	if err != nil {
 		return err
+	}
+	if remote != nil && bf.untrusted {
+		if remote, err = untrustedRemote(ctx, e, remoteURL(e, s.ws, bf.cacheURL), remote); err != nil {
+			return err
+		}
 	}
 	cacheWrite, err := cacheWriteSetting(e, fs.Changed("cache-write"), bf.cacheWrite)
 	if err != nil {
@@ -191,19 +205,29 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 	// exec.Run syncs the store before each batch of results it records
 	// (group commit), so blobs need not be fsynced one by one.
 	s.store.DeferSync()
-	local, err := exec.NewLocal(exec.LocalOptions{
+	lo := exec.LocalOptions{
 		Store:       s.store,
-		SandboxDir:  filepath.Join(s.cache, "sandbox"),
-		MountsDir:   filepath.Join(s.cache, "mounts"),
+		SandboxDir:  filepath.Join(s.tier, "sandbox"),
+		MountsDir:   filepath.Join(s.tier, "mounts"),
 		KeepSandbox: bf.keepSandbox,
 		Warn:        warn,
-		RootfsDir:   filepath.Join(s.cache, "rootfs"),
-		ImagesDir:   filepath.Join(s.cache, "images"),
-	})
+		RootfsDir:   filepath.Join(s.tier, "rootfs"),
+		ImagesDir:   filepath.Join(s.tier, "images"),
+	}
+	if bf.untrusted {
+		lo.SeedMountsDir = filepath.Join(s.cache, "mounts")
+		lo.Hide = []string{s.cache}
+	}
+	local, err := exec.NewLocal(lo)
 	if err != nil {
 		return &infraError{err}
 	}
 	defer local.Close()
+	if bf.untrusted {
+		if err := requireSandbox(local); err != nil {
+			return err
+		}
+	}
 	executor, endRunners, err := setupRunners(ctx, e, s, &bf, fs.Changed("jobs"), remote, local, g, warn)
 	if err != nil {
 		return err
@@ -219,12 +243,13 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 	rep, runErr := exec.Run(ctx, ag, exec.Options{
 		Root: s.root, Scope: s.root, Preload: preload, Jobs: bf.jobs, KeepGoing: bf.keepGoing, NoCache: bf.noCache,
 		Platform: platform(), Store: s.store, DB: s.db, Files: s.stat, Executor: executor, Sink: sink,
-		Getenv: e.getenv,
-		Remote: exec.RemoteOptions{Cache: remote, Write: cacheWrite, Required: bf.remoteReq},
-		Want:   func(a *graph.Action) bool { return wanted[a] },
-		Done:   mat.done,
-		Warn:   warn,
-		Images: images,
+		Getenv:    e.getenv,
+		Remote:    exec.RemoteOptions{Cache: remote, Write: cacheWrite, Required: bf.remoteReq},
+		Want:      func(a *graph.Action) bool { return wanted[a] },
+		Done:      mat.done,
+		Warn:      warn,
+		Images:    images,
+		Untrusted: bf.untrusted, Trusted: s.trustedReader(),
 	})
 	obs.startPhase("materialize")
 	matErr := mat.wait(rep == nil || rep.Built+rep.Failed > 0)

@@ -333,6 +333,9 @@ type gcReportJSON struct {
 	// pulled registry images (<cache>/images).
 	ImageDirsRemoved int   `json:"image_dirs_removed"`
 	ImageDirBytes    int64 `json:"image_dir_bytes_removed"`
+	// Untrusted is what gc did to the untrusted tier (tier.go), with the
+	// same limit; absent when there is none.
+	Untrusted *cas.GCReport `json:"untrusted,omitempty"`
 }
 
 func runCacheGC(ctx context.Context, e *env, args []string) error {
@@ -393,6 +396,10 @@ func runCacheGC(ctx context.Context, e *env, args []string) error {
 	fmt.Fprintf(e.stdout, "Local cache: %s, %s -> %s, %s (%s); %d results left.\n",
 		plural(r.BlobsBefore, "blob"), formatSize(r.BytesBefore), plural(r.BlobsAfter, "blob"), formatSize(r.BytesAfter),
 		limitText, r.ResultsBefore-r.ResultsRemoved)
+	if u := rep.Untrusted; u != nil {
+		fmt.Fprintf(e.stdout, "Untrusted tier: removed %s (%s), %s; %s, %s left.\n", plural(u.BlobsRemoved, "blob"),
+			formatSize(u.BytesRemoved), plural(u.ResultsRemoved, "result"), plural(u.BlobsAfter, "blob"), formatSize(u.BytesAfter))
+	}
 	return nil
 }
 
@@ -440,6 +447,9 @@ func collectGarbage(ctx context.Context, e *env, c *cacheDirs, limit int64, wait
 		if err != nil {
 			return nil, &infraError{fmt.Errorf("removing %s: %w", d, err)}
 		}
+	}
+	if rep.Untrusted, err = collectUntrusted(ctx, c.dir, limit); err != nil {
+		return nil, err
 	}
 	return rep, nil
 }

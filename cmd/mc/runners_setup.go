@@ -50,7 +50,7 @@ func runnerWorkspace(s *session) string {
 func newProvider(ctx context.Context, e *env, s *session, kind string) (runner.Provider, error) {
 	switch kind {
 	case "local":
-		return &runner.LocalProvider{Dir: filepath.Join(s.cache, "runners", "local")}, nil
+		return &runner.LocalProvider{Dir: filepath.Join(s.tier, "runners", "local")}, nil
 	case "ec2":
 		r := s.ws.Runners
 		if r == nil {
@@ -61,9 +61,14 @@ func newProvider(ctx context.Context, e *env, s *session, kind string) (runner.P
 		if v, ok := e.getenv("MC_EC2_INSTANCE_PROFILE"); ok && v != "" {
 			profile = v // the environment overrides WORKSPACE.mc, as for every setting
 		}
+		untrustedProfile := r.UntrustedInstanceProfile
+		if v, ok := e.getenv("MC_EC2_UNTRUSTED_INSTANCE_PROFILE"); ok && v != "" {
+			untrustedProfile = v
+		}
 		p, err := runner.NewEC2(ctx, runner.EC2Options{
 			Region: r.Region, Subnet: r.Subnet, SecurityGroups: r.SecurityGroups, AMI: r.AMI,
 			InstanceType: r.InstanceType, Endpoint: ep, Getenv: e.getenv, InstanceProfile: profile,
+			UntrustedInstanceProfile: untrustedProfile,
 		})
 		if err != nil {
 			return nil, usagef("ec2 runners: %v", err)
@@ -132,6 +137,7 @@ func setupRunners(ctx context.Context, e *env, s *session, bf *buildFlags, jobsS
 	opts := runner.Options{
 		Provider: prov, Objects: objs, Remote: remote, Store: s.store, Workspace: runnerWorkspace(s),
 		CacheURL: url, Endpoint: ep, Region: region, Keep: keep, Fallback: local, Notify: notify,
+		Untrusted: bf.untrusted, // runnersecrets: untrusted/runs/, the untrusted identity, no secrets
 		Machine: func(l graph.Label) map[string]string {
 			if t := g.Targets[l]; t != nil {
 				return t.Machine

@@ -82,6 +82,7 @@ func TestScripts(t *testing.T) {
 			"runnerproc": cmdRunnerproc, // runners_script_test.go
 			"ec2double":  cmdEC2double,  // ec2double_script_test.go
 			"logearly":   cmdLogearly,   // runners_script_test.go
+			"eventkey":   cmdEventkey,   // tier_script_test.go
 		},
 	})
 }

@@ -21,11 +21,19 @@ type session struct {
 	root   string // workspace root
 	relDir string // the invoking directory relative to root ("" at the root)
 	ws     *graph.Workspace
-	cache  string
-	store  *cas.Store
-	db     *cas.DB
-	stat   *cas.StatCache
-	eval   *builtins.Evaluator
+	cache  string // the cache directory (--cache-dir)
+	// tier is the directory of the trust tier this session writes: cache
+	// itself, or cas.UntrustedDir(cache) for an untrusted build (tier.go).
+	// store, db and stat are that tier's.
+	tier  string
+	store *cas.Store
+	db    *cas.DB
+	stat  *cas.StatCache
+	eval  *builtins.Evaluator
+	// trusted is the trusted tier's action cache as an untrusted build
+	// reads it (never writes it); nil for a trusted session, or when the
+	// trusted tier has none yet.
+	trusted *cas.DB
 }
 
 // defaultCacheDir is $XDG_CACHE_HOME/mc, or ~/.cache/mc.
@@ -41,6 +49,12 @@ func defaultCacheDir(e *env) (string, error) {
 }
 
 func openSession(ctx context.Context, e *env, cacheDir string) (*session, error) {
+	return openSessionTier(ctx, e, cacheDir, false)
+}
+
+// openSessionTier opens the workspace with the cache's trusted tier, or
+// with its untrusted one (SPEC §4a; tier.go).
+func openSessionTier(ctx context.Context, e *env, cacheDir string, untrusted bool) (*session, error) {
 	root, err := lang.FindWorkspace(e.dir)
 	if err != nil {
 		return nil, err
@@ -65,20 +79,32 @@ func openSession(ctx context.Context, e *env, cacheDir string) (*session, error)
 	if err != nil {
 		return nil, err
 	}
-	store, err := cas.OpenStore(filepath.Join(cacheDir, "cas"))
+	tier, trusted := cacheDir, (*cas.DB)(nil)
+	if untrusted {
+		tier = cas.UntrustedDir(cacheDir)
+	}
+	store, err := cas.OpenStore(filepath.Join(tier, "cas"))
 	if err != nil {
 		return nil, &infraError{fmt.Errorf("opening the cache: %w", err)}
 	}
-	db, err := cas.OpenDB(filepath.Join(cacheDir, "mc.db"))
+	if untrusted {
+		if trusted, err = openTrusted(cacheDir, store); err != nil {
+			return nil, err
+		}
+	}
+	db, err := cas.OpenDB(filepath.Join(tier, "mc.db"))
 	if err != nil {
+		closeDB(trusted)
 		return nil, &infraError{fmt.Errorf("opening the cache database: %w", err)}
 	}
 	stat, err := db.StatCache(ctx, root)
 	if err != nil {
 		db.Close()
+		closeDB(trusted)
 		return nil, &infraError{fmt.Errorf("loading the stat cache: %w", err)}
 	}
-	s := &session{root: root, relDir: filepath.ToSlash(rel), ws: ws, cache: cacheDir, store: store, db: db, stat: stat}
+	s := &session{root: root, relDir: filepath.ToSlash(rel), ws: ws, cache: cacheDir, tier: tier,
+		store: store, db: db, stat: stat, trusted: trusted}
 	s.eval = builtins.NewEvaluator(ws, db, stat)
 	return s, nil
 }
@@ -88,6 +114,7 @@ func (s *session) close(ctx context.Context) error {
 	if cerr := s.db.Close(); err == nil {
 		err = cerr
 	}
+	closeDB(s.trusted)
 	return err
 }
 
