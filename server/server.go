@@ -39,9 +39,11 @@ type Config struct {
 	CancelSuperseded bool
 	// DeliveryRetention is how long webhook deliveries are remembered (by
 	// id and by the hash of their signed body) to refuse replays; default
-	// 30 days. An older replay is built but never deploys an old commit:
-	// deploys check the branch's head.
+	// 30 days. MaxDeliveries bounds their number (default 100,000; the
+	// oldest go first). An older replay is built but never deploys an old
+	// commit: deploys check the branch's head.
 	DeliveryRetention time.Duration
+	MaxDeliveries     int
 	// KeepWorkspaces keeps each run's checkout after the run.
 	KeepWorkspaces bool
 	// Exe is the mc binary the builds run (os.Executable() in mc serve);
@@ -61,9 +63,13 @@ type Config struct {
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
 
-	// noHeadCheck switches off the check that a run deploys only its
-	// branch's head: tests only, the positive control of that check.
-	noHeadCheck bool
+	// Tests only, the positive controls of the guarantees: noHeadCheck
+	// deploys a commit that is not its branch's head; noReplayCheck takes a
+	// signed body seen before under a new delivery id; supersedeByArrival
+	// lets any later run cancel an earlier one, whatever their ancestry.
+	noHeadCheck        bool
+	noReplayCheck      bool
+	supersedeByArrival bool
 }
 
 // Server is a running mc serve.
@@ -122,6 +128,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.DeliveryRetention <= 0 {
 		cfg.DeliveryRetention = 30 * 24 * time.Hour
+	}
+	if cfg.MaxDeliveries <= 0 {
+		cfg.MaxDeliveries = 100_000
 	}
 	if cfg.Log == nil {
 		cfg.Log = io.Discard

@@ -420,6 +420,16 @@ func finishRunTx(ctx context.Context, tx *sql.Tx, id int64, status, reason strin
 		status, reason, nanos(t), id); err != nil {
 		return err
 	}
+	// A run that ended (cancelled, interrupted, failed) before or during its
+	// deploy stages says so, rather than "waiting" forever.
+	if _, err := tx.ExecContext(ctx, `UPDATE runs SET deploy_state = ?, deploy_note = ? WHERE id = ? AND deploy_state = ?`,
+		DeploySkipped, "not deployed: the run ended ("+status+") before its deploy stages", id, DeployWaiting); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE runs SET deploy_state = ?, deploy_note = ? WHERE id = ? AND deploy_state = ?`,
+		DeployFailed, "the deploy stages were interrupted ("+status+")", id, DeployRunning); err != nil {
+		return err
+	}
 	if _, err := tx.ExecContext(ctx, `UPDATE stages SET status = 'interrupted', finished = ? WHERE run = ? AND status = 'running'`,
 		nanos(t), id); err != nil {
 		return err
@@ -499,17 +509,22 @@ type deliveryRecord struct {
 }
 
 // recordDelivery records a webhook delivery by its id and the SHA-256 of
-// its signed body, after pruning the records older than keepSince. When
-// either was recorded before (a replay: the same id, or the same signed
-// body under a new id) it records nothing and returns the earlier one.
-func (st *store) recordDelivery(ctx context.Context, id, bodySHA string, t, keepSince time.Time) (*deliveryRecord, error) {
+// its signed body, after pruning the records older than keepSince and
+// beyond the newest max. When either was recorded before (a replay: the
+// same id, or the same signed body under a new id) it records nothing and
+// returns the earlier one. checkBody false (tests only) looks at the id
+// alone.
+func (st *store) recordDelivery(ctx context.Context, id, bodySHA string, t, keepSince time.Time, max int, checkBody bool) (*deliveryRecord, error) {
 	tx, err := st.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("server: record delivery: %w", err)
 	}
 	defer tx.Rollback()
-	for _, q := range []string{"DELETE FROM deliveries WHERE received < ?", "DELETE FROM delivery_bodies WHERE received < ?"} {
-		if _, err := tx.ExecContext(ctx, q, nanos(keepSince)); err != nil {
+	for _, q := range []string{
+		"DELETE FROM deliveries WHERE received < ?1 OR id IN (SELECT id FROM deliveries ORDER BY received DESC LIMIT -1 OFFSET ?2)",
+		"DELETE FROM delivery_bodies WHERE received < ?1 OR body_sha256 IN (SELECT body_sha256 FROM delivery_bodies ORDER BY received DESC LIMIT -1 OFFSET ?2)",
+	} {
+		if _, err := tx.ExecContext(ctx, q, nanos(keepSince), max-1); err != nil {
 			return nil, fmt.Errorf("server: prune deliveries: %w", err)
 		}
 	}
@@ -517,11 +532,11 @@ func (st *store) recordDelivery(ctx context.Context, id, bodySHA string, t, keep
 	var received int64
 	err = tx.QueryRowContext(ctx, "SELECT delivery, received, run FROM delivery_bodies WHERE body_sha256 = ?", bodySHA).
 		Scan(&prev.ID, &received, &prev.Run)
-	if err == nil {
+	if err == nil && checkBody {
 		prev.Received = fromNanos(received)
 		return &prev, nil
 	}
-	if !errors.Is(err, sql.ErrNoRows) {
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("server: record delivery: %w", err)
 	}
 	err = tx.QueryRowContext(ctx, "SELECT received FROM deliveries WHERE id = ?", id).Scan(&received)
@@ -534,7 +549,7 @@ func (st *store) recordDelivery(ctx context.Context, id, bodySHA string, t, keep
 	if _, err := tx.ExecContext(ctx, "INSERT INTO deliveries (id, received) VALUES (?, ?)", id, nanos(t)); err != nil {
 		return nil, fmt.Errorf("server: record delivery: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, "INSERT INTO delivery_bodies (body_sha256, delivery, received) VALUES (?, ?, ?)",
+	if _, err := tx.ExecContext(ctx, "INSERT OR REPLACE INTO delivery_bodies (body_sha256, delivery, received) VALUES (?, ?, ?)",
 		bodySHA, id, nanos(t)); err != nil {
 		return nil, fmt.Errorf("server: record delivery: %w", err)
 	}

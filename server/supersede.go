@@ -47,7 +47,16 @@ func (s *Server) supersede(ctx context.Context, r *Run) {
 			say("run %d builds the same commit: left to run", o.ID)
 			continue
 		}
-		rel, err := s.relation(ctx, mirror, r, o.Commit)
+		var rel relation
+		var err error
+		if s.cfg.supersedeByArrival {
+			if o.ID > r.ID {
+				continue
+			}
+			rel = relAncestor
+		} else {
+			rel, err = s.relation(ctx, mirror, r, o.Commit)
+		}
 		if err != nil {
 			say("run %d (%s) left to run: %v", o.ID, shortSHA(o.Commit), err)
 			continue

@@ -91,7 +91,8 @@ func (s *Server) handleGitHub(w http.ResponseWriter, req *http.Request) {
 	sum := sha256.Sum256(body)
 	bodySHA := hex.EncodeToString(sum[:])
 	now := s.cfg.Now()
-	prev, err := s.st.recordDelivery(req.Context(), delivery, bodySHA, now, now.Add(-s.cfg.DeliveryRetention))
+	prev, err := s.st.recordDelivery(req.Context(), delivery, bodySHA, now, now.Add(-s.cfg.DeliveryRetention),
+		s.cfg.MaxDeliveries, !s.cfg.noReplayCheck)
 	if err != nil {
 		s.logf("%v", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
