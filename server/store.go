@@ -520,11 +520,8 @@ func (st *store) recordDelivery(ctx context.Context, id, bodySHA string, t, keep
 		return nil, fmt.Errorf("server: record delivery: %w", err)
 	}
 	defer tx.Rollback()
-	for _, q := range []string{
-		"DELETE FROM deliveries WHERE received < ?1 OR id IN (SELECT id FROM deliveries ORDER BY received DESC LIMIT -1 OFFSET ?2)",
-		"DELETE FROM delivery_bodies WHERE received < ?1 OR body_sha256 IN (SELECT body_sha256 FROM delivery_bodies ORDER BY received DESC LIMIT -1 OFFSET ?2)",
-	} {
-		if _, err := tx.ExecContext(ctx, q, nanos(keepSince), max-1); err != nil {
+	for _, q := range []string{"DELETE FROM deliveries WHERE received < ?", "DELETE FROM delivery_bodies WHERE received < ?"} {
+		if _, err := tx.ExecContext(ctx, q, nanos(keepSince)); err != nil {
 			return nil, fmt.Errorf("server: prune deliveries: %w", err)
 		}
 	}
@@ -552,6 +549,14 @@ func (st *store) recordDelivery(ctx context.Context, id, bodySHA string, t, keep
 	if _, err := tx.ExecContext(ctx, "INSERT OR REPLACE INTO delivery_bodies (body_sha256, delivery, received) VALUES (?, ?, ?)",
 		bodySHA, id, nanos(t)); err != nil {
 		return nil, fmt.Errorf("server: record delivery: %w", err)
+	}
+	for _, q := range []string{
+		"DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries ORDER BY received DESC LIMIT -1 OFFSET ?)",
+		"DELETE FROM delivery_bodies WHERE body_sha256 IN (SELECT body_sha256 FROM delivery_bodies ORDER BY received DESC LIMIT -1 OFFSET ?)",
+	} {
+		if _, err := tx.ExecContext(ctx, q, max); err != nil {
+			return nil, fmt.Errorf("server: prune deliveries: %w", err)
+		}
 	}
 	return nil, tx.Commit()
 }
