@@ -301,3 +301,42 @@ func TestServeDeliveryPruning(t *testing.T) {
 		t.Fatalf("%d delivery bodies kept (%v), want 2", n, err)
 	}
 }
+
+// A force push: the histories diverged, so ancestry cannot decide. The run
+// of the commit that is now the branch's head (read from the repository)
+// cancels the other; a late delivery of the replaced commit cancels
+// nothing.
+func TestServeForcePushSupersedes(t *testing.T) {
+	repo := newTestRepo(t)
+	ts := startServer(t, filepath.Join(t.TempDir(), "data"), nil, gated)
+	a := repo.commit("a")
+	idA := ts.accept("push", "f-a", pushPayloadFor(repo, "main", a))
+	ts.waitFile("started-" + a)
+	git(t, repo.work, "reset", "-q", "--hard", "HEAD~1")
+	c := repo.commit("c, replacing a")
+	idC := ts.accept("push", "f-c", pushPayloadFor(repo, "main", c))
+	if r := ts.waitRun(idA, StatusCancelled, StatusSuccess, StatusFailure); r.Reason != fmt.Sprintf("superseded by run %d", idC) {
+		t.Errorf("the replaced commit's run: %s (%s), want superseded by run %d", r.Status, r.Reason, idC)
+	}
+	// a, delivered again under another body (a late redelivery with other
+	// fields), while c's run builds: a is not the head, so c's run stays.
+	ts.waitFile("started-" + c)
+	late := pushPayloadFor(repo, "main", a)
+	late["redelivered"] = true
+	idLate := ts.accept("push", "f-a2", late)
+	ts.waitLog(idLate, "superseding: ")
+	if !strings.Contains(ts.runLog(idLate), fmt.Sprintf("run %d (%s) left to run: its commit and this one diverged, and this one is not the head of main", idC, c[:10])) {
+		t.Errorf("the late run's log:\n%s", ts.runLog(idLate))
+	}
+	ts.touch("gate-" + a)
+	ts.touch("gate-" + c)
+	if r := ts.waitRun(idC, StatusCancelled, StatusSuccess, StatusFailure); r.Status != StatusSuccess || r.DeployState != DeployDone {
+		t.Errorf("the head's run: %s (%s), deploy %s", r.Status, r.Reason, r.DeployState)
+	}
+	if r := ts.waitRun(idLate, StatusCancelled, StatusSuccess, StatusFailure); r.DeployState != DeploySkipped {
+		t.Errorf("the late run of the replaced commit: deploy %s (%s)", r.DeployState, r.DeployNote)
+	}
+	if got := strings.Join(ts.deploys(), " "); got != c {
+		t.Errorf("deploys %q, want only %s", got, c[:10])
+	}
+}
