@@ -35,7 +35,9 @@ type Config struct {
 	// Parallel is how many runs build at once (default 1).
 	Parallel int
 	// CancelSuperseded cancels the queued or running runs of a branch (or
-	// pull request) when a newer commit of it arrives.
+	// pull request) when a commit that replaces theirs arrives: one that
+	// descends from theirs, or after a force push the branch's new head
+	// (supersede.go). Never by arrival order alone.
 	CancelSuperseded bool
 	// DeliveryRetention is how long webhook deliveries are remembered (by
 	// id and by the hash of their signed body) to refuse replays; default
