@@ -39,6 +39,8 @@ type APIRun struct {
 	Branch          string      `json:"branch,omitempty"`
 	PR              int         `json:"pr,omitempty"`
 	Deploy          bool        `json:"deploy,omitempty"`
+	DeployState     string      `json:"deploy_state,omitempty"` // waiting, deploying, deployed, failed, not deployed, unconfirmed
+	DeployNote      string      `json:"deploy_note,omitempty"`  // why
 	Command         string      `json:"command,omitempty"`
 	Status          string      `json:"status"`
 	Reason          string      `json:"reason,omitempty"`
@@ -80,7 +82,8 @@ func timePtr(t time.Time) *time.Time {
 
 func (s *Server) apiRunOf(r *Run) *APIRun {
 	return &APIRun{ID: r.ID, URL: fmt.Sprintf("%s/runs/%d", s.cfg.PublicURL, r.ID), Trigger: r.Trigger, Repo: r.Repo,
-		Commit: r.Commit, Branch: r.Branch, PR: r.PR, Deploy: r.Deploy, Command: r.Command, Status: r.Status,
+		Commit: r.Commit, Branch: r.Branch, PR: r.PR, Deploy: r.Deploy,
+		DeployState: r.DeployState, DeployNote: r.DeployNote, Command: r.Command, Status: r.Status,
 		Reason: r.Reason, Created: r.Created, Started: timePtr(r.Started), Finished: timePtr(r.Finished),
 		DurationMS: r.Duration().Milliseconds(), Built: r.Built, Cached: r.Cached, Failed: r.Failed, Skipped: r.Skipped,
 		CacheHitPercent: r.CacheHitPercent(), CriticalPath: r.CriticalPath, CriticalPathMS: r.CriticalMS}

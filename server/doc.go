@@ -11,6 +11,12 @@
 // `mc build --report=URL` posts the events of a local build to the same
 // history through the JSON API.
 //
+// Trust (SPEC §4a): pull requests build with --untrusted. A push run's
+// deploy stages run in a second build (`mc build --deploy`) only once its
+// commit is confirmed, with git ls-remote, as its branch's head; deliveries
+// are remembered by the hash of their signed body, so a replay under a new
+// delivery id is refused.
+//
 // The web pages are server-rendered html/template pages that read without
 // JavaScript; a little plain JavaScript follows a live run through
 // Server-Sent Events.

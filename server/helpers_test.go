@@ -8,6 +8,10 @@ const testSecret = "s3cret-webhook"
 // Per commit C (the checkout's HEAD), in $FAKE_MC_DIR: args-C receives the
 // build's arguments, started-C appears when the build started, and the
 // build waits for gate-C if $FAKE_MC_GATE is set; fail-C makes it fail.
+// With --deploy it is the deploy build: deploy-args-C receives its
+// arguments, deploying-C appears as the deploy stage //b:ship starts, it
+// waits for deploygate-C if $FAKE_MC_DEPLOY_GATE is set, and appends C to
+// the file deploys when it deployed.
 const fakeMC = `#!/bin/sh
 if [ "$1" = query ]; then
 cat <<'JSON'
@@ -23,9 +27,25 @@ exit 0
 fi
 c=$(git rev-parse HEAD)
 d=$FAKE_MC_DIR
+now() { date -u +%Y-%m-%dT%H:%M:%S.%NZ; }
+case " $* " in *" --deploy "*)
+  echo "$@" > "$d/deploy-args-$c"
+  echo "{\"type\":\"build_started\",\"time\":\"$(now)\",\"total\":3}"
+  echo "{\"type\":\"stage_cached\",\"time\":\"$(now)\",\"label\":\"//a:a\",\"key\":\"aaaa1111\"}"
+  echo "{\"type\":\"stage_cached\",\"time\":\"$(now)\",\"label\":\"//b:b\",\"key\":\"bbbb2222\"}"
+  echo "{\"type\":\"stage_started\",\"time\":\"$(now)\",\"label\":\"//b:ship\",\"key\":\"eeee5555\"}"
+  touch "$d/deploying-$c"
+  if [ -n "$FAKE_MC_DEPLOY_GATE" ]; then
+    while [ ! -e "$d/deploygate-$c" ]; do sleep 0.05; done
+  fi
+  echo "{\"type\":\"log\",\"time\":\"$(now)\",\"label\":\"//b:ship\",\"line\":\"shipping $c\"}"
+  echo "$c" >> "$d/deploys"
+  echo "{\"type\":\"stage_finished\",\"time\":\"$(now)\",\"label\":\"//b:ship\",\"key\":\"eeee5555\",\"duration_ms\":10}"
+  echo "{\"type\":\"build_finished\",\"time\":\"$(now)\",\"duration_ms\":20,\"summary\":{\"built\":1,\"cached\":2,\"failed\":0,\"skipped\":0,\"critical_path\":[\"//b:ship\"],\"critical_path_ms\":10}}"
+  exit 0;;
+esac
 echo "$@" > "$d/args-$c"
 env > "$d/env-$c"
-now() { date -u +%Y-%m-%dT%H:%M:%S.%NZ; }
 trap 'echo "{\"type\":\"stage_failed\",\"time\":\"$(now)\",\"label\":\"//b:b\",\"error\":\"interrupted\"}"; echo "{\"type\":\"build_finished\",\"time\":\"$(now)\",\"summary\":{\"built\":0,\"cached\":1,\"failed\":1,\"skipped\":0,\"critical_path_ms\":0}}"; exit 130' INT
 echo "{\"type\":\"build_started\",\"time\":\"$(now)\",\"total\":3}"
 echo "{\"type\":\"stage_cached\",\"time\":\"$(now)\",\"label\":\"//a:a\",\"key\":\"aaaa1111\"}"

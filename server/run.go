@@ -141,17 +141,35 @@ func (s *Server) build(ctx context.Context, r *Run) (status, reason string) {
 	}
 
 	// --explain: every stage that ran says why (its key's parts that
-	// changed), shown on the run page.
+	// changed), shown on the run page. Deploy stages never run here: they
+	// run after the build, once the commit is known to be the branch's head
+	// (deploy).
 	args := []string{"test", "--output=json", "--explain"}
-	if r.Deploy {
-		args = append(args, "--deploy")
-	}
 	if r.Trigger == TriggerPullRequest {
-		args = append(args, "--affected-since="+mergeBase, "--cache-write=false")
+		// A pull request runs code anyone may have written: nothing it
+		// writes may reach what trusted builds use (SPEC §4a).
+		args = append(args, "--affected-since="+mergeBase, "--cache-write=false", untrustedFlag)
 	}
 	args = append(append(args, s.cfg.BuildArgs...), "//...")
 	say("$ mc " + strings.Join(args, " "))
-	code, err := s.stream(ctx, r.ID, s.mc(r, dir, args...))
+	code, err := s.stream(ctx, r.ID, s.mc(r, dir, args...), nil)
+	status, reason = buildOutcome(code, err)
+	if !r.Deploy || ctx.Err() != nil {
+		return status, reason
+	}
+	if status != StatusSuccess {
+		s.noteDeploy(bg, r, DeploySkipped, "not deployed: the build did not succeed")
+		return status, reason
+	}
+	return s.deploy(ctx, r, dir, say)
+}
+
+// untrustedFlag makes mc build in the untrusted tier (SPEC §4a): it reads
+// trusted results but writes only its own tier, and sees no secrets.
+const untrustedFlag = "--untrusted"
+
+// buildOutcome maps mc's exit code (SPEC §6) to a run's status.
+func buildOutcome(code int, err error) (status, reason string) {
 	switch {
 	case err != nil:
 		return StatusError, "mc: " + err.Error()
@@ -166,6 +184,130 @@ func (s *Server) build(ctx context.Context, r *Run) (status, reason string) {
 	default:
 		return StatusError, fmt.Sprintf("mc exited with status %d", code)
 	}
+}
+
+// deploy runs r's deploy stages (its build succeeded) if, as they start,
+// r's commit is its branch's head, read from the repository itself (git
+// ls-remote), never from the delivery: a late or replayed delivery of an
+// older commit builds but does not deploy. The deploys of a branch run one
+// at a time, each checking the head when its turn comes, so the last to
+// deploy is the newest head. A head that cannot be read is not a head:
+// nothing is deployed and the run is an error (fail closed).
+func (s *Server) deploy(ctx context.Context, r *Run, dir string, say func(string)) (status, reason string) {
+	bg := context.WithoutCancel(ctx)
+	unlock, err := s.lockDeploys(ctx, r)
+	if err != nil {
+		s.noteDeploy(bg, r, DeploySkipped, "not deployed: the run was stopped before its deploy stages")
+		return StatusCancelled, ""
+	}
+	defer unlock()
+	head, err := s.branchHead(ctx, r)
+	switch {
+	case ctx.Err() != nil:
+		s.noteDeploy(bg, r, DeploySkipped, "not deployed: the run was stopped before its deploy stages")
+		return StatusCancelled, ""
+	case err != nil && !s.cfg.noHeadCheck:
+		s.noteDeploy(bg, r, DeployUnconfirmed, "not deployed: "+err.Error())
+		return StatusError, "not deployed: the head of " + r.Branch + " could not be read"
+	case head != r.Commit && !s.cfg.noHeadCheck:
+		now := "the branch no longer exists"
+		if head != "" {
+			now = "its head is now " + shortSHA(head)
+		}
+		s.noteDeploy(bg, r, DeploySkipped, fmt.Sprintf("built without deploying: %s is no longer the head of %s (%s)",
+			shortSHA(r.Commit), r.Branch, now))
+		return StatusSuccess, ""
+	}
+	s.mu.Lock()
+	s.deploying[r.ID] = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.deploying, r.ID)
+		s.mu.Unlock()
+	}()
+	s.noteDeploy(bg, r, DeployRunning, fmt.Sprintf("deploying: %s was the head of %s at %s",
+		shortSHA(r.Commit), r.Branch, s.cfg.Now().UTC().Format(time.RFC3339)))
+	// Everything but the deploy stages was built above: this build finds it
+	// cached, and --deploy pushes the images the deploy stages use.
+	args := append(append([]string{"build", "--output=json", "--explain", "--deploy"}, s.cfg.BuildArgs...), "//...")
+	say("$ mc " + strings.Join(args, " "))
+	code, err := s.stream(ctx, r.ID, s.mc(r, dir, args...), s.deployEvents(bg, r.ID))
+	status, reason = buildOutcome(code, err)
+	switch {
+	case ctx.Err() != nil:
+		s.noteDeploy(bg, r, DeployFailed, "the deploy was interrupted")
+	case status == StatusSuccess:
+		s.noteDeploy(bg, r, DeployDone, fmt.Sprintf("deployed %s, the head of %s", shortSHA(r.Commit), r.Branch))
+	default:
+		s.noteDeploy(bg, r, DeployFailed, "the deploy failed: "+reason)
+		reason = "deploy: " + reason
+	}
+	return status, reason
+}
+
+// lockDeploys waits for the deploys of r's branch to be r's to run.
+func (s *Server) lockDeploys(ctx context.Context, r *Run) (unlock func(), err error) {
+	key := r.Repo + "\x00" + r.CloneURL + "\x00" + r.Branch
+	for {
+		s.mu.Lock()
+		ch, busy := s.deployLock[key]
+		if !busy {
+			mine := make(chan struct{})
+			s.deployLock[key] = mine
+			s.mu.Unlock()
+			return func() {
+				s.mu.Lock()
+				delete(s.deployLock, key)
+				s.mu.Unlock()
+				close(mine)
+			}, nil
+		}
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// deployEvents adapts the events of the deploy build to the run's record:
+// the stages it finds cached were built (or found) by the build before it,
+// and its summary adds to that build's.
+func (s *Server) deployEvents(ctx context.Context, id int64) func(exec.Event) (exec.Event, bool) {
+	return func(e exec.Event) (exec.Event, bool) {
+		switch e.Type {
+		case exec.EventStageCached, exec.EventBuildStarted:
+			return e, false
+		case exec.EventBuildFinished:
+			if e.Summary == nil {
+				return e, true
+			}
+			before, err := s.st.getRun(ctx, id)
+			if err != nil || before == nil {
+				return e, true
+			}
+			sum := *e.Summary
+			sum.Built += before.Built
+			sum.Failed += before.Failed
+			sum.Skipped += before.Skipped
+			sum.Cached = before.Cached
+			if len(before.CriticalPath) > 0 {
+				sum.CriticalPath, sum.CriticalPathMS = before.CriticalPath, before.CriticalMS
+			}
+			e.Summary = &sum
+		}
+		return e, true
+	}
+}
+
+// noteDeploy records where r's deploy stands, and says it in r's log.
+func (s *Server) noteDeploy(ctx context.Context, r *Run, state, note string) {
+	if err := s.st.setDeploy(ctx, r.ID, state, note); err != nil {
+		s.logf("%v", err)
+	}
+	s.sayRun(ctx, r.ID, note)
 }
 
 // mc returns the command running the mc binary (argv[0] "mc") in dir.
@@ -221,7 +363,8 @@ outer:
 
 // stream runs the build, storing its JSON events (stdout) and its standard
 // error (as the run's own log lines) in batches, and returns its exit code.
-func (s *Server) stream(ctx context.Context, id int64, cmd *osexec.Cmd) (int, error) {
+// adapt, if set, rewrites or drops (false) each event before it is stored.
+func (s *Server) stream(ctx context.Context, id int64, cmd *osexec.Cmd, adapt func(exec.Event) (exec.Event, bool)) (int, error) {
 	bg := context.WithoutCancel(ctx)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -281,6 +424,11 @@ loop:
 		case e, ok := <-evs:
 			if !ok {
 				break loop
+			}
+			if adapt != nil {
+				if e, ok = adapt(e); !ok {
+					continue
+				}
 			}
 			batch = append(batch, e)
 			if len(batch) >= 256 {

@@ -29,10 +29,18 @@ func TestServePushRun(t *testing.T) {
 	if r.Status != StatusSuccess || r.Commit != sha || r.Branch != "main" || r.Trigger != TriggerPush || !r.Deploy {
 		t.Fatalf("run: %+v", r)
 	}
-	if got := ts.read("args-" + sha); got != "test --output=json --explain --deploy //..." {
+	// The build, then (sha is main's head) the deploy stages.
+	if got := ts.read("args-" + sha); got != "test --output=json --explain //..." {
 		t.Errorf("build args %q", got)
 	}
-	if r.Built != 2 || r.Cached != 1 || r.CacheHitPercent != 33 || len(r.Stages) != 3 {
+	if got := ts.read("deploy-args-" + sha); got != "build --output=json --explain --deploy //..." {
+		t.Errorf("deploy build args %q", got)
+	}
+	if r.DeployState != DeployDone || !strings.Contains(r.DeployNote, "deployed "+sha[:10]) {
+		t.Errorf("deploy: %s (%s)", r.DeployState, r.DeployNote)
+	}
+	// The deploy build's cached stages are the build's: counted once.
+	if r.Built != 3 || r.Cached != 1 || r.CacheHitPercent != 25 || len(r.Stages) != 4 {
 		t.Errorf("counts: built %d cached %d hit %d%% stages %d", r.Built, r.Cached, r.CacheHitPercent, len(r.Stages))
 	}
 	if r.Stages[1].Label != "//b:b" || r.Stages[1].Status != StageBuilt || r.Stages[1].Key != "bbbb2222" || len(r.Stages[1].Outputs) != 1 {
@@ -51,6 +59,7 @@ func TestServePushRun(t *testing.T) {
 		`<span class="fg32">compiling</span> &lt;b&gt; &amp; more`, `second line of b`, `mc: a line on stderr`,
 		`$ git fetch -q --no-tags ` + repo.url() + " " + sha, `data-live="0"`, `b/b.out`,
 		`input a/a.out changed`, // why //b:b ran (--explain)
+		`<dd id="deploy">deployed · deployed ` + sha[:10] + `, the head of main</dd>`, "shipping " + sha,
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("run page lacks %q", want)
@@ -64,7 +73,7 @@ func TestServePushRun(t *testing.T) {
 		t.Errorf("plain log %q", got)
 	}
 	list := ts.get("/")
-	for _, want := range []string{fmt.Sprintf(`href="/runs/%d"`, id), sha[:10], "main", "push", "33%", "st-success"} {
+	for _, want := range []string{fmt.Sprintf(`href="/runs/%d"`, id), sha[:10], "main", "push", "25%", "st-success"} {
 		if !strings.Contains(list, want) {
 			t.Errorf("runs page lacks %q", want)
 		}
@@ -114,7 +123,7 @@ func TestServePullRequestRun(t *testing.T) {
 	if r.Status != StatusFailure || r.PR != 7 || r.Deploy || r.Failed != 1 || r.Skipped != 1 {
 		t.Fatalf("run: %+v", r)
 	}
-	want := "test --output=json --explain --affected-since=" + fork + " --cache-write=false //..."
+	want := "test --output=json --explain --affected-since=" + fork + " --cache-write=false --untrusted //..."
 	if got := ts.read("args-" + head); got != want {
 		t.Errorf("build args %q, want %q", got, want)
 	}

@@ -35,8 +35,17 @@ type Config struct {
 	// Parallel is how many runs build at once (default 1).
 	Parallel int
 	// CancelSuperseded cancels the queued or running runs of a branch (or
-	// pull request) when a newer commit of it arrives.
+	// pull request) when a commit that replaces theirs arrives: one that
+	// descends from theirs, or after a force push the branch's new head
+	// (supersede.go). Never by arrival order alone.
 	CancelSuperseded bool
+	// DeliveryRetention is how long webhook deliveries are remembered (by
+	// id and by the hash of their signed body) to refuse replays; default
+	// 30 days. MaxDeliveries bounds their number (default 100,000; the
+	// oldest go first). An older replay is built but never deploys an old
+	// commit: deploys check the branch's head.
+	DeliveryRetention time.Duration
+	MaxDeliveries     int
 	// KeepWorkspaces keeps each run's checkout after the run.
 	KeepWorkspaces bool
 	// Exe is the mc binary the builds run (os.Executable() in mc serve);
@@ -55,6 +64,14 @@ type Config struct {
 	Log io.Writer
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
+
+	// Tests only, the positive controls of the guarantees: noHeadCheck
+	// deploys a commit that is not its branch's head; noReplayCheck takes a
+	// signed body seen before under a new delivery id; supersedeByArrival
+	// lets any later run cancel an earlier one, whatever their ancestry.
+	noHeadCheck        bool
+	noReplayCheck      bool
+	supersedeByArrival bool
 }
 
 // Server is a running mc serve.
@@ -73,17 +90,27 @@ type Server struct {
 	wake     chan struct{}
 	stopping bool // Run is stopping: no run may start
 	workers  sync.WaitGroup
+	// deploying are the runs in their deploy stages (superseding leaves
+	// them to finish); deployLock serialises the deploys of a branch.
+	deploying  map[int64]bool
+	deployLock map[string]chan struct{}
+
+	// life ends when Run stops: background work (superseding) ends with
+	// it; bg counts that work (started only while !stopping).
+	life    context.Context
+	endLife context.CancelFunc
+	bg      sync.WaitGroup
+	gitMu   sync.Mutex // the repository mirrors (supersede.go)
 
 	statuses   chan *Run // commit statuses to post, in order (status.go)
 	statusDone chan struct{}
 }
 
-// errSuperseded and errShutdown are the causes a running run is cancelled
-// with.
-var (
-	errShutdown = errors.New("the server stopped during the run")
-)
+// errShutdown and a *supersededError are causes a running run is cancelled
+// with (besides the API's): errShutdown marks it interrupted, not cancelled.
+var errShutdown = errors.New("the server stopped during the run")
 
+// supersededError names the run whose commit replaces the cancelled one's.
 type supersededError struct{ by int64 }
 
 func (e *supersededError) Error() string { return fmt.Sprintf("superseded by run %d", e.by) }
@@ -101,6 +128,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.DeliveryRetention <= 0 {
+		cfg.DeliveryRetention = 30 * 24 * time.Hour
+	}
+	if cfg.MaxDeliveries <= 0 {
+		cfg.MaxDeliveries = 100_000
+	}
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}
@@ -117,8 +150,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s := &Server{
 		cfg: cfg, st: st, gh: gh, closed: make(chan struct{}),
 		active: map[int64]context.CancelCauseFunc{}, notify: map[int64]chan struct{}{},
+		deploying: map[int64]bool{}, deployLock: map[string]chan struct{}{},
 		wake: make(chan struct{}, 1), statuses: make(chan *Run, 4096), statusDone: make(chan struct{}),
 	}
+	s.life, s.endLife = context.WithCancel(context.Background())
 	go s.statusLoop()
 	ids, err := st.interruptActive(ctx, cfg.Now())
 	if err != nil {
@@ -164,13 +199,20 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.pending = nil
 	s.mu.Unlock()
+	s.endLife()
 	s.workers.Wait()
+	s.bg.Wait()
 	return nil
 }
 
 // Close posts the commit statuses still queued (for up to 30 s) and closes
 // the database. Call it after Run returned.
 func (s *Server) Close() error {
+	s.mu.Lock()
+	s.stopping = true
+	s.mu.Unlock()
+	s.endLife()
+	s.bg.Wait()
 	close(s.statuses)
 	select {
 	case <-s.statusDone:
@@ -187,8 +229,9 @@ func (s *Server) logf(format string, args ...any) {
 }
 
 // enqueue records r as queued and hands it to the workers; with
-// CancelSuperseded, older queued or running runs of the same branch or pull
-// request are cancelled.
+// CancelSuperseded, the queued or running runs of the same branch or pull
+// request that r replaces are cancelled (by ancestry, in the background:
+// see supersede).
 func (s *Server) enqueue(ctx context.Context, r *Run) error {
 	r.Status = StatusQueued
 	r.Created = s.cfg.Now()
@@ -196,19 +239,15 @@ func (s *Server) enqueue(ctx context.Context, r *Run) error {
 		return err
 	}
 	s.logf("run %d queued: %s %s %s", r.ID, r.Trigger, r.Branch, r.Commit)
-	if s.cfg.CancelSuperseded {
-		older, err := s.st.activeRunsLike(ctx, r)
-		if err != nil {
-			return err
-		}
-		for _, id := range older {
-			if id < r.ID {
-				s.cancel(ctx, id, &supersededError{by: r.ID})
-			}
-		}
-	}
 	s.mu.Lock()
 	s.pending = append(s.pending, r.ID)
+	if s.cfg.CancelSuperseded && r.Trigger != TriggerCLI && !s.stopping {
+		s.bg.Add(1)
+		go func() {
+			defer s.bg.Done()
+			s.supersede(s.life, r)
+		}()
+	}
 	s.mu.Unlock()
 	select {
 	case s.wake <- struct{}{}:
@@ -221,6 +260,23 @@ func (s *Server) enqueue(ctx context.Context, r *Run) error {
 // cancel stops run id: a queued one never starts, a running one has its
 // build interrupted. It reports false when the run is neither.
 func (s *Server) cancel(ctx context.Context, id int64, cause error) bool {
+	return s.cancelRun(ctx, id, cause, false) == cancelDone
+}
+
+// Results of cancelRun.
+const (
+	cancelNone      = iota // the run is neither queued nor running
+	cancelDone             // cancelled
+	cancelDeploying        // left alone: it is in its deploy stages
+)
+
+// cancelUnlessDeploying is cancel, except that a run in its deploy stages
+// is left to finish (a deploy cut short may leave a half-done release).
+func (s *Server) cancelUnlessDeploying(ctx context.Context, id int64, cause error) int {
+	return s.cancelRun(ctx, id, cause, true)
+}
+
+func (s *Server) cancelRun(ctx context.Context, id int64, cause error, spareDeploys bool) int {
 	s.mu.Lock()
 	if i := slices.Index(s.pending, id); i >= 0 {
 		s.pending = slices.Delete(s.pending, i, i+1)
@@ -233,15 +289,20 @@ func (s *Server) cancel(ctx context.Context, id int64, cause error) bool {
 		if r, err := s.st.getRun(ctx, id); err == nil && r != nil {
 			s.postStatus(ctx, r)
 		}
-		return true
+		return cancelDone
+	}
+	if spareDeploys && s.deploying[id] {
+		s.mu.Unlock()
+		return cancelDeploying
 	}
 	c, ok := s.active[id]
 	s.mu.Unlock()
-	if ok {
-		s.logf("run %d: cancelling: %v", id, cause)
-		c(cause)
+	if !ok {
+		return cancelNone
 	}
-	return ok
+	s.logf("run %d: cancelling: %v", id, cause)
+	c(cause)
+	return cancelDone
 }
 
 func (s *Server) worker(ctx context.Context) {

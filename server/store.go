@@ -115,6 +115,20 @@ func storeMigrations() []string {
 			id       TEXT PRIMARY KEY,
 			received INTEGER NOT NULL
 		) WITHOUT ROWID;`,
+		// The delivery id is not signed: a captured delivery resent under a
+		// new id is recognised by the hash of its signed body. Both tables
+		// are pruned after Config.DeliveryRetention. A push run with deploy
+		// stages records whether it deployed, and why not.
+		`CREATE TABLE delivery_bodies (
+			body_sha256 TEXT PRIMARY KEY,
+			delivery    TEXT NOT NULL,
+			received    INTEGER NOT NULL,
+			run         INTEGER NOT NULL DEFAULT 0
+		) WITHOUT ROWID;
+		CREATE INDEX delivery_bodies_received ON delivery_bodies (received);
+		CREATE INDEX deliveries_received ON deliveries (received);
+		ALTER TABLE runs ADD COLUMN deploy_state TEXT NOT NULL DEFAULT '';
+		ALTER TABLE runs ADD COLUMN deploy_note TEXT NOT NULL DEFAULT '';`,
 	}
 }
 
@@ -197,7 +211,21 @@ type Run struct {
 	CriticalMS   int64
 	Graph        *Graph
 	NextSeq      int64
+	// DeployState is where a run with deploy stages stands (Deploy*
+	// constants); DeployNote says why, shown at the top of the run page.
+	DeployState string
+	DeployNote  string
 }
+
+// Deploy states of a push run with deploy stages.
+const (
+	DeployWaiting     = "waiting"      // the build runs first
+	DeployRunning     = "deploying"    // the head was checked; the deploy stages run
+	DeployDone        = "deployed"     // the deploy stages succeeded
+	DeployFailed      = "failed"       // a deploy stage failed
+	DeploySkipped     = "not deployed" // the commit was not the head, the build failed, or the run was stopped
+	DeployUnconfirmed = "unconfirmed"  // the head could not be read: not deployed (fail closed)
+)
 
 // Done reports whether the run has ended.
 func (r *Run) Done() bool { return r.Status != StatusQueued && r.Status != StatusRunning }
@@ -260,9 +288,9 @@ func fromNanos(n int64) time.Time {
 
 func (st *store) createRun(ctx context.Context, r *Run) error {
 	res, err := st.db.ExecContext(ctx, `INSERT INTO runs (trigger, repo, clone_url, base_url, commit_sha, base_sha,
-		branch, pr, deploy, command, status, created, started) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		branch, pr, deploy, command, status, created, started, deploy_state, deploy_note) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		r.Trigger, r.Repo, r.CloneURL, r.BaseURL, r.Commit, r.BaseSHA, r.Branch, r.PR, r.Deploy, r.Command,
-		r.Status, nanos(r.Created), nanos(r.Started))
+		r.Status, nanos(r.Created), nanos(r.Started), r.DeployState, r.DeployNote)
 	if err != nil {
 		return fmt.Errorf("server: create run: %w", err)
 	}
@@ -272,7 +300,7 @@ func (st *store) createRun(ctx context.Context, r *Run) error {
 
 const runColumns = `id, trigger, repo, clone_url, base_url, commit_sha, base_sha, branch, pr, deploy, command,
 	status, reason, created, started, finished, total, built, cached, failed, skipped, critical_path, critical_ms,
-	graph, next_seq`
+	graph, next_seq, deploy_state, deploy_note`
 
 type scanner interface{ Scan(...any) error }
 
@@ -282,7 +310,7 @@ func scanRun(s scanner) (*Run, error) {
 	var crit, graph string
 	err := s.Scan(&r.ID, &r.Trigger, &r.Repo, &r.CloneURL, &r.BaseURL, &r.Commit, &r.BaseSHA, &r.Branch, &r.PR,
 		&r.Deploy, &r.Command, &r.Status, &r.Reason, &created, &started, &finished, &r.Total, &r.Built, &r.Cached,
-		&r.Failed, &r.Skipped, &crit, &r.CriticalMS, &graph, &r.NextSeq)
+		&r.Failed, &r.Skipped, &crit, &r.CriticalMS, &graph, &r.NextSeq, &r.DeployState, &r.DeployNote)
 	if err != nil {
 		return nil, err
 	}
@@ -329,8 +357,8 @@ func (st *store) listRuns(ctx context.Context, limit int) ([]*Run, error) {
 
 // activeRunsLike returns the queued or running runs of the same branch (a
 // push) or pull request as r, other than r.
-func (st *store) activeRunsLike(ctx context.Context, r *Run) ([]int64, error) {
-	q := `SELECT id FROM runs WHERE status IN ('queued','running') AND id != ? AND trigger = ? AND repo = ? AND `
+func (st *store) activeRunsLike(ctx context.Context, r *Run) ([]*Run, error) {
+	q := `SELECT ` + runColumns + ` FROM runs WHERE status IN ('queued','running') AND id != ? AND trigger = ? AND repo = ? AND `
 	arg := any(r.Branch)
 	if r.Trigger == TriggerPullRequest {
 		q += "pr = ?"
@@ -338,20 +366,20 @@ func (st *store) activeRunsLike(ctx context.Context, r *Run) ([]int64, error) {
 	} else {
 		q += "branch = ?"
 	}
-	rows, err := st.db.QueryContext(ctx, q, r.ID, r.Trigger, r.Repo, arg)
+	rows, err := st.db.QueryContext(ctx, q+" ORDER BY id", r.ID, r.Trigger, r.Repo, arg)
 	if err != nil {
 		return nil, fmt.Errorf("server: runs like %d: %w", r.ID, err)
 	}
 	defer rows.Close()
-	var ids []int64
+	var out []*Run
 	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
+		o, err := scanRun(rows)
+		if err != nil {
+			return nil, fmt.Errorf("server: runs like %d: %w", r.ID, err)
 		}
-		ids = append(ids, id)
+		out = append(out, o)
 	}
-	return ids, rows.Err()
+	return out, rows.Err()
 }
 
 func (st *store) setStarted(ctx context.Context, id int64, t time.Time) error {
@@ -390,6 +418,16 @@ func (st *store) finishRun(ctx context.Context, id int64, status, reason string,
 func finishRunTx(ctx context.Context, tx *sql.Tx, id int64, status, reason string, t time.Time) error {
 	if _, err := tx.ExecContext(ctx, `UPDATE runs SET status = ?, reason = ?, finished = ? WHERE id = ?`,
 		status, reason, nanos(t), id); err != nil {
+		return err
+	}
+	// A run that ended (cancelled, interrupted, failed) before or during its
+	// deploy stages says so, rather than "waiting" forever.
+	if _, err := tx.ExecContext(ctx, `UPDATE runs SET deploy_state = ?, deploy_note = ? WHERE id = ? AND deploy_state = ?`,
+		DeploySkipped, "not deployed: the run ended ("+status+") before its deploy stages", id, DeployWaiting); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE runs SET deploy_state = ?, deploy_note = ? WHERE id = ? AND deploy_state = ?`,
+		DeployFailed, "the deploy stages were interrupted ("+status+")", id, DeployRunning); err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE stages SET status = 'interrupted', finished = ? WHERE run = ? AND status = 'running'`,
@@ -463,15 +501,81 @@ func (st *store) queuedRuns(ctx context.Context) ([]int64, error) {
 	return ids, rows.Err()
 }
 
-// seenDelivery records a webhook delivery id; it reports false when the id
-// was recorded before (a replay).
-func (st *store) recordDelivery(ctx context.Context, id string, t time.Time) (bool, error) {
-	res, err := st.db.ExecContext(ctx, "INSERT OR IGNORE INTO deliveries (id, received) VALUES (?, ?)", id, nanos(t))
+// A deliveryRecord is what the server remembers of a delivery it took.
+type deliveryRecord struct {
+	ID       string
+	Received time.Time
+	Run      int64
+}
+
+// recordDelivery records a webhook delivery by its id and the SHA-256 of
+// its signed body, after pruning the records older than keepSince and
+// beyond the newest max. When either was recorded before (a replay: the
+// same id, or the same signed body under a new id) it records nothing and
+// returns the earlier one. checkBody false (tests only) looks at the id
+// alone.
+func (st *store) recordDelivery(ctx context.Context, id, bodySHA string, t, keepSince time.Time, max int, checkBody bool) (*deliveryRecord, error) {
+	tx, err := st.db.BeginTx(ctx, nil)
 	if err != nil {
-		return false, fmt.Errorf("server: record delivery: %w", err)
+		return nil, fmt.Errorf("server: record delivery: %w", err)
 	}
-	n, err := res.RowsAffected()
-	return n == 1, err
+	defer tx.Rollback()
+	for _, q := range []string{"DELETE FROM deliveries WHERE received < ?", "DELETE FROM delivery_bodies WHERE received < ?"} {
+		if _, err := tx.ExecContext(ctx, q, nanos(keepSince)); err != nil {
+			return nil, fmt.Errorf("server: prune deliveries: %w", err)
+		}
+	}
+	var prev deliveryRecord
+	var received int64
+	err = tx.QueryRowContext(ctx, "SELECT delivery, received, run FROM delivery_bodies WHERE body_sha256 = ?", bodySHA).
+		Scan(&prev.ID, &received, &prev.Run)
+	if err == nil && checkBody {
+		prev.Received = fromNanos(received)
+		return &prev, nil
+	}
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("server: record delivery: %w", err)
+	}
+	err = tx.QueryRowContext(ctx, "SELECT received FROM deliveries WHERE id = ?", id).Scan(&received)
+	if err == nil {
+		return &deliveryRecord{ID: id, Received: fromNanos(received)}, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("server: record delivery: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT INTO deliveries (id, received) VALUES (?, ?)", id, nanos(t)); err != nil {
+		return nil, fmt.Errorf("server: record delivery: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT OR REPLACE INTO delivery_bodies (body_sha256, delivery, received) VALUES (?, ?, ?)",
+		bodySHA, id, nanos(t)); err != nil {
+		return nil, fmt.Errorf("server: record delivery: %w", err)
+	}
+	for _, q := range []string{
+		"DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries ORDER BY received DESC LIMIT -1 OFFSET ?)",
+		"DELETE FROM delivery_bodies WHERE body_sha256 IN (SELECT body_sha256 FROM delivery_bodies ORDER BY received DESC LIMIT -1 OFFSET ?)",
+	} {
+		if _, err := tx.ExecContext(ctx, q, max); err != nil {
+			return nil, fmt.Errorf("server: prune deliveries: %w", err)
+		}
+	}
+	return nil, tx.Commit()
+}
+
+// setDeliveryRun notes the run a delivery started (what a replay's refusal
+// names).
+func (st *store) setDeliveryRun(ctx context.Context, bodySHA string, run int64) error {
+	if _, err := st.db.ExecContext(ctx, "UPDATE delivery_bodies SET run = ? WHERE body_sha256 = ?", run, bodySHA); err != nil {
+		return fmt.Errorf("server: record delivery: %w", err)
+	}
+	return nil
+}
+
+// setDeploy records where run id's deploy stands, and why.
+func (st *store) setDeploy(ctx context.Context, id int64, state, note string) error {
+	if _, err := st.db.ExecContext(ctx, "UPDATE runs SET deploy_state = ?, deploy_note = ? WHERE id = ?", state, note, id); err != nil {
+		return fmt.Errorf("server: run %d: %w", id, err)
+	}
+	return nil
 }
 
 // appendEvents stores a batch of build events of run id in one

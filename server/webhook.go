@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // maxPayload is GitHub's own cap on webhook payloads.
@@ -83,14 +84,30 @@ func (s *Server) handleGitHub(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "missing X-GitHub-Delivery", http.StatusBadRequest)
 		return
 	}
-	fresh, err := s.st.recordDelivery(req.Context(), delivery, s.cfg.Now())
+	// The id is not signed: a captured delivery resent under a new id is
+	// recognised by its signed body. A replay older than the retention is
+	// not, and is caught where it matters: a run deploys only its branch's
+	// current head (run.go).
+	sum := sha256.Sum256(body)
+	bodySHA := hex.EncodeToString(sum[:])
+	now := s.cfg.Now()
+	prev, err := s.st.recordDelivery(req.Context(), delivery, bodySHA, now, now.Add(-s.cfg.DeliveryRetention),
+		s.cfg.MaxDeliveries, !s.cfg.noReplayCheck)
 	if err != nil {
 		s.logf("%v", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	if !fresh {
-		http.Error(w, "delivery "+delivery+" was already received", http.StatusConflict)
+	if prev != nil {
+		msg := fmt.Sprintf("refused: a replay of delivery %s received %s", prev.ID, prev.Received.UTC().Format(time.RFC3339))
+		if prev.ID == delivery {
+			msg = fmt.Sprintf("refused: delivery %s was already received (%s)", delivery, prev.Received.UTC().Format(time.RFC3339))
+		}
+		if prev.Run != 0 {
+			msg += fmt.Sprintf(", which started run %d", prev.Run)
+		}
+		s.logf("webhook %s %s", delivery, msg)
+		http.Error(w, msg, http.StatusConflict)
 		return
 	}
 	var r *Run
@@ -122,6 +139,9 @@ func (s *Server) handleGitHub(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
+	if err := s.st.setDeliveryRun(req.Context(), bodySHA, r.ID); err != nil {
+		s.logf("%v", err)
+	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"id": r.ID, "url": fmt.Sprintf("%s/runs/%d", s.cfg.PublicURL, r.ID)})
 }
 
@@ -141,8 +161,12 @@ func pushRun(body []byte) (*Run, error) {
 	if err != nil {
 		return nil, err
 	}
-	deploy := p.Repository.DefaultBranch != "" && branch == p.Repository.DefaultBranch
-	return &Run{Trigger: TriggerPush, Repo: p.Repository.FullName, CloneURL: clone, Commit: p.After, Branch: branch, Deploy: deploy}, nil
+	r := &Run{Trigger: TriggerPush, Repo: p.Repository.FullName, CloneURL: clone, Commit: p.After, Branch: branch}
+	if p.Repository.DefaultBranch != "" && branch == p.Repository.DefaultBranch {
+		r.Deploy, r.DeployState = true, DeployWaiting
+		r.DeployNote = "the deploy stages run after the build, if " + shortSHA(r.Commit) + " is still the head of " + branch
+	}
+	return r, nil
 }
 
 func pullRequestRun(body []byte) (*Run, error) {

@@ -17,24 +17,33 @@ func TestServeWebhookSignatures(t *testing.T) {
 	sha := git(t, repo.work, "rev-parse", "HEAD")
 	payload := pushPayloadFor(repo, "feature", sha)
 	body, _ := json.Marshal(payload)
+	other := pushPayloadFor(repo, "feature2", sha)
 	for _, tc := range []struct {
 		name     string
 		sig      string
 		delivery string
 		want     int
+		payload  map[string]any // default payload
 	}{
-		{"unsigned", "-", "d-1", http.StatusUnauthorized},
-		{"signed with another secret", sign("not-the-secret", body), "d-2", http.StatusUnauthorized},
-		{"sha1 prefix", strings.Replace(sign(testSecret, body), "sha256=", "sha1=", 1), "d-3", http.StatusUnauthorized},
-		{"not hex", "sha256=zz", "d-4", http.StatusUnauthorized},
-		{"truncated signature", sign(testSecret, body)[:40], "d-5", http.StatusUnauthorized},
-		{"valid", "", "d-6", http.StatusAccepted},
-		{"replayed", "", "d-6", http.StatusConflict},
+		{"unsigned", "-", "d-1", http.StatusUnauthorized, nil},
+		{"signed with another secret", sign("not-the-secret", body), "d-2", http.StatusUnauthorized, nil},
+		{"sha1 prefix", strings.Replace(sign(testSecret, body), "sha256=", "sha1=", 1), "d-3", http.StatusUnauthorized, nil},
+		{"not hex", "sha256=zz", "d-4", http.StatusUnauthorized, nil},
+		{"truncated signature", sign(testSecret, body)[:40], "d-5", http.StatusUnauthorized, nil},
+		{"valid", "", "d-6", http.StatusAccepted, nil},
+		{"replayed", "", "d-6", http.StatusConflict, nil},
+		// The delivery id is not signed: the same signed body under a
+		// new id is a replay too.
+		{"replayed under a new id", "", "d-8", http.StatusConflict, nil},
 		// A forged delivery must not burn an id: the genuine one later works.
-		{"genuine after forged id", "", "d-2", http.StatusAccepted},
+		{"genuine after forged id", "", "d-2", http.StatusAccepted, other},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			code, msg := ts.deliver("push", tc.delivery, payload, tc.sig)
+			p := payload
+			if tc.payload != nil {
+				p = tc.payload
+			}
+			code, msg := ts.deliver("push", tc.delivery, p, tc.sig)
 			if code != tc.want {
 				t.Fatalf("got %d %q, want %d", code, msg, tc.want)
 			}
