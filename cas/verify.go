@@ -81,7 +81,7 @@ type verifier struct {
 	mu sync.Mutex
 	// loaded is closed once saved is filled (LoadVerified); nil when no
 	// load was started.
-	loaded chan struct{}
+	loaded  chan struct{}
 	loadErr error
 	// saved are the fingerprints earlier processes recorded, compared in
 	// full; good are the blobs this process found good or wrote, compared

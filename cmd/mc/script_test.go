@@ -82,6 +82,8 @@ func TestScripts(t *testing.T) {
 			"runnerproc": cmdRunnerproc, // runners_script_test.go
 			"ec2double":  cmdEC2double,  // ec2double_script_test.go
 			"logearly":   cmdLogearly,   // runners_script_test.go
+			"blob":       cmdBlob,       // verify_script_test.go
+			"sha256":     cmdSha256,     // verify_script_test.go
 		},
 	})
 }

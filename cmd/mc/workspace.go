@@ -73,8 +73,12 @@ func openSession(ctx context.Context, e *env, cacheDir string) (*session, error)
 	if err != nil {
 		return nil, &infraError{fmt.Errorf("opening the cache database: %w", err)}
 	}
+	// Which blobs are known good, by stat fingerprint (cas/verify.go): read
+	// while the stat cache loads, waited for at the first blob used.
+	store.LoadVerified(ctx, db)
 	stat, err := db.StatCache(ctx, root)
 	if err != nil {
+		store.SaveVerified(ctx, db) // waits for the load before the database closes
 		db.Close()
 		return nil, &infraError{fmt.Errorf("loading the stat cache: %w", err)}
 	}
@@ -84,7 +88,12 @@ func openSession(ctx context.Context, e *env, cacheDir string) (*session, error)
 }
 
 func (s *session) close(ctx context.Context) error {
-	err := s.stat.Flush(ctx)
+	// Blobs' fingerprints are taken now, after the last link to them was
+	// made or removed (sandboxes, mc-out/): see cas.Store.SaveVerified.
+	err := s.store.SaveVerified(ctx, s.db)
+	if ferr := s.stat.Flush(ctx); err == nil {
+		err = ferr
+	}
 	if cerr := s.db.Close(); err == nil {
 		err = cerr
 	}
