@@ -232,8 +232,13 @@ func (v *verifier) remember(d Digest, p blobPrint, save bool) {
 	}
 }
 
-// touch marks d to be saved. Called with v.mu held.
+// touch marks d to be saved. Called with v.mu held. A store whose
+// fingerprints are not persisted (no LoadVerified: a runner agent, which
+// lives long) keeps no such list.
 func (v *verifier) touch(d Digest) {
+	if v.loaded == nil {
+		return
+	}
 	if v.touched == nil {
 		v.touched = map[Digest]bool{}
 	}
