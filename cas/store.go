@@ -58,6 +58,10 @@ func putBuf(b []byte) { copyBufs.Put(&b) }
 type Store struct {
 	dir string
 	tmp string
+	// v knows which blobs are good (verify.go). The hooks here: writers
+	// record what they place (wrote), take an existing blob as theirs only
+	// if it is good (present), and removal forgets.
+	v verifier
 	// deferSync skips the fsync of each blob: the caller promises to call
 	// Sync before it records anything that refers to blobs written since
 	// (group commit: one syncfs per batch of action results instead of one
@@ -67,10 +71,6 @@ type Store struct {
 	// as probed once by unnamedTemps.
 	tmpfileOnce sync.Once
 	tmpfile     bool
-	// v knows which blobs are good (verify.go). The hooks here: writers
-	// record what they place (wrote), take an existing blob as theirs only
-	// if it is good (present), and removal forgets.
-	v verifier
 }
 
 // DeferSync makes blob writes skip their own fsync; see Store.Sync. Call it
