@@ -27,8 +27,9 @@ const tempPrefix = ".mc-tmp-"
 //   - !link: a writable copy, mode 0644 or 0755 if exec. Used for mc-out/,
 //     which the user may edit.
 //
-// A copy is verified while it is made: a corrupt blob is removed from the
-// store and the error wraps ErrCorrupt. A missing blob is ErrNotFound.
+// A link is made only to a blob known to be good (CheckUse), and a copy is
+// verified while it is made: a corrupt blob is removed from the store and
+// the error wraps ErrCorrupt. A missing blob is ErrNotFound.
 func (s *Store) Materialize(d Digest, dst string, exec bool, link bool) error {
 	dir := filepath.Dir(dst)
 	if link && !exec {
@@ -37,6 +38,9 @@ func (s *Store) Materialize(d Digest, dst string, exec bool, link bool) error {
 		// of a directory check, a link to a temp name, a rename and a
 		// remove. Anything else (dst exists, the directory or the blob is
 		// missing, another filesystem) takes the general path below.
+		if err := s.CheckUse(d); err != nil {
+			return fmt.Errorf("cas: materialize %s: %w", dst, err)
+		}
 		err := os.Link(s.Path(d), dst)
 		if err == nil {
 			return nil
@@ -68,6 +72,9 @@ func (s *Store) Materialize(d Digest, dst string, exec bool, link bool) error {
 // for Materialize.
 func (s *Store) place(d Digest, dst string, exec, link bool) error {
 	if link && !exec {
+		if err := s.CheckUse(d); err != nil {
+			return err
+		}
 		err := os.Link(s.Path(d), dst)
 		// link(2) fails with ENOENT if the blob's path is being replaced
 		// right now (a filesystem without RENAME_NOREPLACE): try again.

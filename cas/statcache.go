@@ -422,6 +422,12 @@ func (sc *StatCache) Flush(ctx context.Context) error {
 // concurrent processes never lose each other's entries. Entries of files
 // that no longer exist are dropped while a directory is rewritten anyway.
 func (sc *StatCache) write(ctx context.Context, batch map[string]statRow) error {
+	return writeStatRows(ctx, sc.db, batch)
+}
+
+// writeStatRows is StatCache.write, also used for the fingerprints of
+// verified blobs (verify.go).
+func writeStatRows(ctx context.Context, db *DB, batch map[string]statRow) error {
 	byDir := map[string]map[string]statRow{}
 	for p, r := range batch {
 		dir, name := filepath.Split(p)
@@ -431,7 +437,7 @@ func (sc *StatCache) write(ctx context.Context, batch map[string]statRow) error 
 		}
 		byDir[dir][name] = r
 	}
-	tx, err := sc.db.db.BeginTx(ctx, nil)
+	tx, err := db.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}

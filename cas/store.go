@@ -58,6 +58,10 @@ func putBuf(b []byte) { copyBufs.Put(&b) }
 type Store struct {
 	dir string
 	tmp string
+	// v knows which blobs are good (verify.go). The hooks here: writers
+	// record what they place (wrote), take an existing blob as theirs only
+	// if it is good (present), and removal forgets.
+	v verifier
 	// deferSync skips the fsync of each blob: the caller promises to call
 	// Sync before it records anything that refers to blobs written since
 	// (group commit: one syncfs per batch of action results instead of one
@@ -164,7 +168,7 @@ func (s *Store) Size(d Digest) (int64, error) {
 // already present.
 func (s *Store) PutBytes(b []byte) (Digest, error) {
 	d := FromBytes(b)
-	if s.Has(d) {
+	if s.present(d) {
 		return d, nil
 	}
 	f, got, _, err := s.copyToTemp(bytes.NewReader(b), d)
@@ -196,7 +200,7 @@ func (s *Store) PutFile(path string) (Digest, int64, error) {
 	if err != nil {
 		return Zero, 0, fmt.Errorf("cas: put %s: %w", path, err)
 	}
-	if s.Has(d) {
+	if s.present(d) {
 		f.discard()
 		return d, n, nil
 	}
@@ -211,7 +215,7 @@ func (s *Store) PutFile(path string) (Digest, int64, error) {
 // When the blob want is already present the file is not read at all: the
 // store already holds the right content.
 func (s *Store) PutFileExpect(path string, want Digest) error {
-	if s.Has(want) {
+	if s.present(want) {
 		return nil
 	}
 	src, err := openRegular(path)
@@ -235,7 +239,7 @@ func (s *Store) PutFileExpect(path string, want Digest) error {
 // truncated object), nothing is stored and the error wraps ErrCorrupt. When
 // want is already present r is not read.
 func (s *Store) PutReaderExpect(r io.Reader, want Digest) error {
-	if s.Has(want) {
+	if s.present(want) {
 		return nil
 	}
 	f, d, _, err := s.copyToTemp(r, want)
@@ -288,7 +292,7 @@ func (s *Store) AdoptFile(path string) (Digest, int64, error) {
 	// Without that fsync to save, a blob already there is found by the
 	// rename, which never replaces one (and the file gets its mode back).
 	if !s.deferSync {
-		if s.Has(d) {
+		if s.present(d) {
 			return d, n, nil
 		}
 		if err := fsync(fd); err != nil {
@@ -306,6 +310,17 @@ func (s *Store) AdoptFile(path string) (Digest, int64, error) {
 		return Zero, 0, fmt.Errorf("cas: adopt %s: %w", path, err)
 	}
 	placed, err := s.moveIn(path, d)
+	if err == nil && !placed && !s.present(d) {
+		// The blob there was corrupt (and is removed now): this file
+		// takes its place.
+		placed, err = s.moveIn(path, d)
+	}
+	if placed {
+		// fchmod moved only the ctime, which is not compared within a
+		// process (verify.go).
+		after.Mode = unix.S_IFREG | 0o444
+		s.wrote(d, &after)
+	}
 	if err == nil && !placed {
 		if err := fchmod(fd, before.Mode&0o7777); err != nil {
 			return Zero, 0, fmt.Errorf("cas: adopt %s: %w", path, err)
@@ -376,6 +391,7 @@ func (s *Store) Verify(d Digest) error {
 // Remove deletes the blob d. Removing a missing blob is not an error, so that
 // concurrent cleaners do not trip over each other.
 func (s *Store) Remove(d Digest) error {
+	s.forget(d)
 	if err := os.Remove(s.Path(d)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("cas: remove %s: %w", d.Short(), err)
 	}
@@ -402,6 +418,7 @@ func (s *Store) openBlob(d Digest) (*os.File, error) {
 // read: another process may already have replaced it with a good copy.
 func (s *Store) corrupt(d Digest, f *os.File, got Digest) error {
 	err := fmt.Errorf("blob %s holds %s: %w", d.Short(), got.Short(), ErrCorrupt)
+	s.forget(d)
 	read, err1 := f.Stat()
 	cur, err2 := os.Stat(s.Path(d))
 	if err1 == nil && err2 == nil && os.SameFile(read, cur) {
@@ -557,11 +574,19 @@ func (s *Store) commit(f tempFile, d Digest) error {
 	if f.name == "" {
 		return s.linkIn(f.fd, d)
 	}
+	var st unix.Stat_t
+	statErr := fstat(f.fd, &st)
 	if err := unix.Close(f.fd); err != nil {
 		os.Remove(f.name)
 		return fmt.Errorf("cas: put %s: %w", d.Short(), err)
 	}
 	placed, err := s.moveIn(f.name, d)
+	if err == nil && !placed && !s.present(d) {
+		placed, err = s.moveIn(f.name, d) // the blob there was corrupt
+	}
+	if placed && statErr == nil {
+		s.wrote(d, &st)
+	}
 	if !placed {
 		os.Remove(f.name) // the blob appeared meanwhile, or the rename failed
 	}
@@ -581,7 +606,13 @@ func (s *Store) linkIn(fd int, d Digest) error {
 			err = linkFD(fd, dst)
 		}
 	}
+	if err == unix.EEXIST && !s.present(d) {
+		err = linkFD(fd, dst) // the blob there was corrupt (now removed)
+	}
 	placed := err == nil
+	if placed {
+		s.wroteFD(d, fd)
+	}
 	if err == unix.EEXIST {
 		err = nil
 	}

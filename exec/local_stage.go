@@ -182,8 +182,17 @@ func (s *stage) mkdirs(rel string) error {
 // writer of the same content (rename over it): that is retried.
 func (s *stage) materialize(in Input, dst string) error {
 	st := s.l.opts.Store
-	if !in.Exec && os.Link(st.Path(in.Digest), dst) == nil {
-		return nil
+	if !in.Exec {
+		// Only a blob known to hold its digest's bytes is linked in (a
+		// stat, and a hash only if it changed since it was last found
+		// good); a bad one is removed, and the scheduler runs its
+		// producer again.
+		if err := st.CheckUse(in.Digest); err != nil {
+			return err
+		}
+		if os.Link(st.Path(in.Digest), dst) == nil {
+			return nil
+		}
 	}
 	var err error
 	for try := 0; try < 3; try++ {

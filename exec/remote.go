@@ -116,13 +116,22 @@ func (t *remoteTier) ok() {
 func (t *remoteTier) failed(counter *int64, what string, err error) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	*counter++
-	if errors.Is(err, cas.ErrCorrupt) {
-		t.stats.Corrupt++
-	} else {
-		t.consecutive++
-	}
 	msg := fmt.Sprintf("%s: %v", what, err)
+	if errors.Is(err, cas.ErrCorrupt) {
+		// An object that fails verification is a miss, not a failure of
+		// the cache: its producer runs again. Whoever can write the bucket
+		// must not be able to stop required builds with one bad object.
+		t.stats.Corrupt++
+		if t.stats.FirstError == "" {
+			t.stats.FirstError = msg
+			if t.warn != nil {
+				t.warn(fmt.Sprintf("shared cache %s: %s; not using it, the stage runs here", t.stats.URL, msg))
+			}
+		}
+		return nil
+	}
+	*counter++
+	t.consecutive++
 	if t.stats.FirstError == "" {
 		t.stats.FirstError = msg
 		if t.warn != nil && !t.opts.Required {
@@ -211,7 +220,7 @@ func (t *remoteTier) referenced(ctx context.Context, res *cas.ActionResult) ([]c
 	var need []cas.Digest
 	seen := map[cas.Digest]bool{}
 	add := func(d cas.Digest) {
-		if !d.IsZero() && d != cas.Empty && !seen[d] && !t.store.Has(d) {
+		if !d.IsZero() && d != cas.Empty && !seen[d] && t.store.Check(d) != nil {
 			seen[d] = true
 			need = append(need, d)
 		}
@@ -239,8 +248,8 @@ func (t *remoteTier) referenced(ctx context.Context, res *cas.ActionResult) ([]c
 // fetch downloads blob d into the local store unless it is there; one
 // download per digest at a time.
 func (t *remoteTier) fetch(ctx context.Context, d cas.Digest, size int64) error {
-	if d.IsZero() || t.store.Has(d) {
-		return nil
+	if d.IsZero() || t.store.Check(d) == nil {
+		return nil // here and good; a corrupt one was removed: download it
 	}
 	if d == cas.Empty {
 		_, err := t.store.PutBytes(nil)
@@ -323,7 +332,8 @@ func (t *remoteTier) ensure(ctx context.Context, outs []cas.Output) error {
 	if werr := files.Wait(); err == nil {
 		err = werr
 	}
-	// A blob that is gone (lifecycle expiry) is a miss, not a failure.
+	// A blob that is gone (lifecycle expiry) is a miss, not a failure; one
+	// that fails verification is counted (failed) and is a miss too.
 	if err != nil && ctx.Err() == nil && !errors.Is(err, cas.ErrNotFound) {
 		if rerr := t.failed(&t.stats.DownloadFailures, "download", err); rerr != nil {
 			return rerr

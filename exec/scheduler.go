@@ -222,6 +222,9 @@ type scheduler struct {
 	hitKeys  []cas.Digest // cache hits, for TouchActions; guarded by mu
 	images   imageHooks   // registry references resolved, image builds (image_sched.go)
 	ahead    Lookahead    // nil unless the executor prepares ahead of demand
+
+	// rewinds are the producers running again (rewind.go); guarded by mu.
+	rewinds map[*graph.Action]*flight
 }
 
 // flight lets actions with the same digest share one execution.
@@ -331,6 +334,13 @@ func (s *scheduler) isStopped() bool {
 
 // do computes the action's key, tries the cache, and runs it on a miss.
 func (s *scheduler) do(ctx context.Context, a *graph.Action) *Outcome {
+	return s.doAction(ctx, a, false)
+}
+
+// doAction is do; with rerun (a rewind, see rewind.go) the action runs
+// whatever the cache holds, in the job slot of the dependent that needs it
+// and without sharing another action's execution.
+func (s *scheduler) doAction(ctx context.Context, a *graph.Action, rerun bool) *Outcome {
 	t := a.Target
 	label := t.Label.String()
 	ready := time.Now()
@@ -352,7 +362,7 @@ func (s *scheduler) do(ctx context.Context, a *graph.Action) *Outcome {
 			"what trusted builds are given); build this stage in a trusted build", t.Secrets[0]))
 	}
 	cacheable := t.Cache && !t.Deploy && !s.opts.NoCache
-	if cacheable {
+	if cacheable && !rerun {
 		res, fromRemote, err := s.lookup(ctx, a, key)
 		if err != nil {
 			s.setInfraErr(err)
@@ -384,6 +394,9 @@ func (s *scheduler) do(ctx context.Context, a *graph.Action) *Outcome {
 
 	// One execution per digest at a time; a second action with the same key
 	// waits for the first and shares its result.
+	if rerun {
+		return s.execute(ctx, a, o, inputs, secrets, &flight{}, ready)
+	}
 	s.mu.Lock()
 	if f, ok := s.inflight[key]; ok {
 		s.mu.Unlock()
@@ -409,19 +422,48 @@ func (s *scheduler) do(ctx context.Context, a *graph.Action) *Outcome {
 		return &Outcome{Status: StatusSkipped, Err: ctx.Err()}
 	}
 	defer func() { <-s.sem }()
+	return s.execute(ctx, a, o, inputs, secrets, f, ready)
+}
+
+// execute runs the action a (its key and key parts in o) on the executor,
+// once its dependencies' outputs are local and good, and records the
+// result in o and f.
+func (s *scheduler) execute(ctx context.Context, a *graph.Action, o *Outcome, inputs []Input, secrets map[string]string, f *flight, ready time.Time) *Outcome {
+	t := a.Target
+	label := t.Label.String()
+	fail := func(err error) *Outcome {
+		s.opts.Sink.Event(Event{Type: EventStageFailed, Time: time.Now(), Label: label, Error: err.Error()})
+		return &Outcome{Status: StatusFailed, Err: err}
+	}
+	cacheable := t.Cache && !t.Deploy && !s.opts.NoCache
 	if s.isStopped() && !s.opts.KeepGoing {
 		f.err = errors.New("build stopped after a failure")
 		return &Outcome{Status: StatusSkipped, Err: f.err}
 	}
 
-	if err := s.fetchInputs(ctx, a); err != nil {
+	rewound, err := s.readyInputs(ctx, a)
+	if err != nil {
 		f.err = err
 		if ctx.Err() != nil {
 			return &Outcome{Status: StatusSkipped, Err: ctx.Err()}
 		}
-		s.setInfraErr(fmt.Errorf("%s: %w", label, err))
+		var re *rewindError
+		if !errors.As(err, &re) {
+			s.setInfraErr(fmt.Errorf("%s: %w", label, err))
+		}
 		return fail(err)
 	}
+	if rewound {
+		// A producer ran again: a stage that is not reproducible may have
+		// made other bytes, which changes this action's inputs and key.
+		parts, in, err := s.keyParts(ctx, a)
+		if err != nil {
+			f.err = err
+			return fail(err)
+		}
+		inputs, o.Key, o.Parts = in, parts.Digest(), parts
+	}
+	key, parts := o.Key, o.Parts
 	started := time.Now()
 	s.opts.Sink.Event(Event{Type: EventStageStarted, Time: started, Label: label, Key: key.String(),
 		QueuedMS: started.Sub(ready).Milliseconds()})
@@ -511,7 +553,7 @@ func (s *scheduler) lookup(ctx context.Context, a *graph.Action, key cas.Digest)
 		// looked up. A blob that is gone or corrupt means running the stage.
 		if err := s.remote.ensure(ctx, res.Outputs); err != nil {
 			s.remote.misses.Add(1)
-			if s.opts.Remote.Required && !errors.Is(err, cas.ErrNotFound) {
+			if s.opts.Remote.Required && !lost(err) {
 				return nil, false, err
 			}
 			return nil, false, nil
@@ -526,47 +568,19 @@ func (s *scheduler) lookup(ctx context.Context, a *graph.Action, key cas.Digest)
 	return res, true, nil
 }
 
-// allLocal reports whether every output blob of res is in the local store.
-// A missing log blob is not a reason to rerun: replayLog says it is gone.
+// allLocal reports whether every output blob of res is in the local store
+// and good (verified, see cas.Store.Check): a corrupt one is removed, and
+// the action runs again. A missing log blob is not a reason to rerun:
+// replayLog says it is gone.
 func (s *scheduler) allLocal(res *cas.ActionResult) bool {
-	for _, o := range res.Outputs {
-		if !s.opts.Store.Has(o.Digest) {
-			return false
-		}
-	}
-	return true
-}
-
-// fetchInputs downloads the outputs of a's dependencies that a shared-cache
-// hit left remote: a stage about to run needs them in its sandbox.
-func (s *scheduler) fetchInputs(ctx context.Context, a *graph.Action) error {
-	if s.remote == nil {
-		return nil
-	}
-	var outs []cas.Output
-	for _, d := range a.Deps {
-		if o := s.outcome(d); o != nil && o.Result != nil {
-			for _, out := range o.Result.Outputs {
-				if !s.opts.Store.Has(out.Digest) || out.IsDir {
-					outs = append(outs, out)
-				}
-			}
-		}
-	}
-	if len(outs) == 0 {
-		return nil
-	}
-	if err := s.remote.ensure(ctx, outs); err != nil {
-		return fmt.Errorf("downloading inputs from the shared cache: %w", err)
-	}
-	return nil
+	return len(s.badOutputs(res.Outputs)) == 0
 }
 
 func (s *scheduler) replayLog(ctx context.Context, label string, d cas.Digest) {
 	if d.IsZero() || d == cas.Empty {
 		return
 	}
-	if s.remote != nil && !s.opts.Store.Has(d) {
+	if s.remote != nil && s.opts.Store.Check(d) != nil {
 		// A failure shows up below as an unavailable log.
 		_ = s.remote.fetch(ctx, d, -1)
 	}

@@ -19,8 +19,8 @@ import (
 // Fetch downloads blob d into dst, verifying it; see cas.Remote.
 func (r *Remote) Fetch(ctx context.Context, d cas.Digest, size int64, dst *cas.Store) (err error) {
 	defer r.count(&err)
-	if dst.Has(d) {
-		return nil
+	if dst.Check(d) == nil {
+		return nil // a corrupt local copy is removed by Check and fetched again
 	}
 	if size >= multipartThreshold {
 		return r.fetchLarge(ctx, d, dst)

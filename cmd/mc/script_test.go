@@ -77,6 +77,8 @@ func TestScripts(t *testing.T) {
 			"tracecheck": cmdTracecheck, // profile_check_test.go
 			"statcached": cmdStatcached, // cache_test.go
 			"inode":      cmdInode,
+			"blob":       cmdBlob,       // verify_script_test.go
+			"sha256":     cmdSha256,     // verify_script_test.go
 			"s3":         cmdS3,         // s3_script_test.go
 			"registry":   cmdRegistry,   // registry_script_test.go
 			"runnerproc": cmdRunnerproc, // runners_script_test.go

@@ -97,8 +97,12 @@ func openSessionTier(ctx context.Context, e *env, cacheDir string, untrusted boo
 		closeDB(trusted)
 		return nil, &infraError{fmt.Errorf("opening the cache database: %w", err)}
 	}
+	// Which blobs are known good, by stat fingerprint (cas/verify.go): read
+	// while the stat cache loads, waited for at the first blob used.
+	store.LoadVerified(ctx, db)
 	stat, err := db.StatCache(ctx, root)
 	if err != nil {
+		store.SaveVerified(ctx, db) // waits for the load before the database closes
 		db.Close()
 		closeDB(trusted)
 		return nil, &infraError{fmt.Errorf("loading the stat cache: %w", err)}
@@ -110,7 +114,12 @@ func openSessionTier(ctx context.Context, e *env, cacheDir string, untrusted boo
 }
 
 func (s *session) close(ctx context.Context) error {
-	err := s.stat.Flush(ctx)
+	// Blobs' fingerprints are taken now, after the last link to them was
+	// made or removed (sandboxes, mc-out/): see cas.Store.SaveVerified.
+	err := s.store.SaveVerified(ctx, s.db)
+	if ferr := s.stat.Flush(ctx); err == nil {
+		err = ferr
+	}
 	if cerr := s.db.Close(); err == nil {
 		err = cerr
 	}
