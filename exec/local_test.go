@@ -47,7 +47,7 @@ type harness struct {
 
 func newHarness(t *testing.T, mode string, mods ...func(*LocalOptions)) *harness {
 	t.Helper()
-	h := &harness{t: t, mode: mode, dir: t.TempDir()}
+	h := &harness{t: t, mode: mode, dir: searchableTempDir(t)}
 	store, err := cas.OpenStore(filepath.Join(h.dir, "cas"))
 	if err != nil {
 		t.Fatal(err)
@@ -678,7 +678,7 @@ func TestLocalIsolation(t *testing.T) {
 }
 
 func testIsolation(t *testing.T, mode string, exposeParent bool) {
-	parent := t.TempDir()
+	parent := searchableTempDir(t)
 	wsDir := filepath.Join(parent, "ws")
 	if err := os.MkdirAll(filepath.Join(wsDir, "app"), 0o755); err != nil {
 		t.Fatal(err)
@@ -825,6 +825,17 @@ func TestLocalInputModified(t *testing.T) {
 					res := h.run(context.Background(), j)
 					if tc.wantErr == "" {
 						mustSucceed(t, h, res)
+						if b, err := h.store.ReadBytes(blob); err != nil || string(b) != content {
+							t.Errorf("blob after the stage: %q, %v", b, err)
+						}
+						return
+					}
+					if mode != "direct" && os.Geteuid() == 0 {
+						// mc as root: the stage's root is an unprivileged
+						// host id, which may not change mc's files at all.
+						if res.ExitCode == 0 {
+							t.Errorf("the stage changed its input, owned by mc: %+v", res)
+						}
 						if b, err := h.store.ReadBytes(blob); err != nil || string(b) != content {
 							t.Errorf("blob after the stage: %q, %v", b, err)
 						}
@@ -980,7 +991,7 @@ func TestLocalWarnings(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h := &harness{t: t, dir: t.TempDir()}
+			h := &harness{t: t, dir: searchableTempDir(t)}
 			store, err := cas.OpenStore(filepath.Join(h.dir, "cas"))
 			if err != nil {
 				t.Fatal(err)
