@@ -47,6 +47,13 @@ type harness struct {
 
 func newHarness(t *testing.T, mode string, mods ...func(*LocalOptions)) *harness {
 	t.Helper()
+	return newHarnessUnconfined(t, mode, unconfined{}, mods...)
+}
+
+// newHarnessUnconfined is newHarness with guarantees of the sandbox
+// switched off (u), for the positive controls of the attack tests.
+func newHarnessUnconfined(t *testing.T, mode string, u unconfined, mods ...func(*LocalOptions)) *harness {
+	t.Helper()
 	h := &harness{t: t, mode: mode, dir: searchableTempDir(t)}
 	store, err := cas.OpenStore(filepath.Join(h.dir, "cas"))
 	if err != nil {
@@ -71,6 +78,7 @@ func newHarness(t *testing.T, mode string, mods ...func(*LocalOptions)) *harness
 	if err != nil {
 		t.Fatal(err)
 	}
+	l.unconfined = u
 	h.l = l
 	t.Cleanup(func() {
 		if err := l.Close(); err != nil {

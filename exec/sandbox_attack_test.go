@@ -1,0 +1,310 @@
+package exec
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mc-build/mc/confine"
+)
+
+// The attacks of issue 15, each performed by a stage as an attacker would,
+// with mc running as root (as CI runs these tests), and each with its
+// positive control: the same stage with the guarantee switched off
+// (unconfined, a knob no user can reach) does reach the host, so that the
+// test can fail.
+
+// requireRoot fails the test unless it runs as root: the attacks are
+// those of a stage of a root mc, and the controls need root to succeed.
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("the sandbox attack tests run as root (as CI does): mc as root is what they attack")
+	}
+}
+
+// attack runs cmd as a stage in mode with the guarantees of u switched
+// off, and returns its log and whether it succeeded.
+func attack(t *testing.T, mode string, u unconfined, j *Job) (string, bool) {
+	t.Helper()
+	requireRoot(t)
+	h := newHarnessUnconfined(t, mode, u)
+	res := h.run(context.Background(), j)
+	if res.Err != nil && res.ExitCode == 0 {
+		t.Fatalf("stage: %v", res.Err)
+	}
+	return h.log(res), res.ExitCode == 0
+}
+
+// off is every guarantee switched off: the sandbox as it was before.
+var off = unconfined{userns: true, seccomp: true, etc: true}
+
+func TestSandboxRemountWrite(t *testing.T) {
+	target := filepath.Join("/usr", fmt.Sprintf("mc-attack-%d", os.Getpid()))
+	t.Cleanup(func() { os.Remove(target) })
+	cmd := fmt.Sprintf("mount -o remount,bind,rw /usr && echo pwned > %s", target)
+	for _, mode := range isolatedModes {
+		t.Run(mode, func(t *testing.T) {
+			log, ok := attack(t, mode, unconfined{}, job("p", "remount", cmd))
+			if ok {
+				t.Errorf("the stage remounted /usr read-write: %s", log)
+			}
+			if _, err := os.Stat(target); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the stage wrote %s on the host (%v)", target, err)
+			}
+		})
+	}
+	t.Run("control", func(t *testing.T) {
+		log, ok := attack(t, "worker", off, job("p", "remount", cmd))
+		if b, err := os.ReadFile(target); !ok || err != nil || string(b) != "pwned\n" {
+			t.Errorf("unconfined, the attack should reach the host's /usr: ok %v, %q, %v; log %s", ok, b, err, log)
+		}
+	})
+}
+
+// shocker is open_by_handle_at through a bind mount: given the file
+// handle of a host file the sandbox does not show (ext4: inode and
+// generation), it opens it by way of any directory of the same
+// filesystem the stage sees, and prints it.
+const shocker = `#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+	size_t n = strlen(argv[3]) / 2;
+	struct file_handle *h = malloc(sizeof *h + n);
+	h->handle_bytes = n;
+	h->handle_type = atoi(argv[2]);
+	for (size_t i = 0; i < n; i++) sscanf(argv[3] + 2 * i, "%2hhx", &h->f_handle[i]);
+	int mnt = open(argv[1], O_RDONLY | O_DIRECTORY);
+	if (mnt < 0) { perror("open mount"); return 1; }
+	int fd = open_by_handle_at(mnt, h, O_RDONLY);
+	if (fd < 0) { perror("open_by_handle_at"); return 1; }
+	char buf[256];
+	ssize_t r = read(fd, buf, sizeof buf);
+	if (r < 0) { perror("read"); return 1; }
+	fwrite(buf, 1, r, stdout);
+	return 0;
+}
+`
+
+func TestSandboxOpenByHandle(t *testing.T) {
+	requireRoot(t)
+	gcc, err := osexec.LookPath("gcc")
+	if err != nil {
+		t.Fatal("gcc is needed to build the open_by_handle_at attack: apt-get install gcc")
+	}
+	dir := searchableTempDir(t)
+	src := filepath.Join(dir, "shocker.c")
+	bin := filepath.Join(dir, "shocker")
+	writeFile(t, src, shocker)
+	if out, err := osexec.Command(gcc, "-O", "-o", bin, src).CombinedOutput(); err != nil {
+		t.Fatalf("gcc: %v\n%s", err, out)
+	}
+	// The secret: a host file no stage sees, on the filesystem of /usr.
+	secret := filepath.Join("/var/tmp", fmt.Sprintf("mc-secret-%d", os.Getpid()))
+	if err := os.WriteFile(secret, []byte("HOST-SECRET\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(secret) })
+	var a, b unix.Stat_t
+	if unix.Stat(secret, &a) != nil || unix.Stat("/usr", &b) != nil || a.Dev != b.Dev {
+		t.Fatalf("%s and /usr are not on one filesystem: the attack needs them to be", secret)
+	}
+	h, _, err := unix.NameToHandleAt(unix.AT_FDCWD, secret, 0)
+	if err != nil {
+		t.Fatalf("name_to_handle_at: %v", err)
+	}
+	blob, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := func(h0 *harness) *Job {
+		d, err := h0.store.PutBytes(blob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		j := job("p", "shocker", fmt.Sprintf("./shocker /usr %d %s", h.Type(), hex.EncodeToString(h.Bytes())))
+		j.Inputs = []Input{{Path: "p/shocker", Digest: d, Size: int64(len(blob)), Exec: true}}
+		return j
+	}
+	for _, mode := range isolatedModes {
+		t.Run(mode, func(t *testing.T) {
+			hh := newHarness(t, mode)
+			res := hh.run(context.Background(), mk(hh))
+			log := hh.log(res)
+			if res.ExitCode == 0 || strings.Contains(log, "HOST-SECRET") {
+				t.Errorf("open_by_handle_at reached the host file: %s", log)
+			}
+			if !strings.Contains(log, "open_by_handle_at: Operation not permitted") {
+				t.Errorf("want EPERM from open_by_handle_at; log %s", log)
+			}
+		})
+	}
+	t.Run("control", func(t *testing.T) {
+		hh := newHarnessUnconfined(t, "worker", off)
+		res := hh.run(context.Background(), mk(hh))
+		if log := hh.log(res); !strings.Contains(log, "HOST-SECRET") {
+			t.Errorf("unconfined, open_by_handle_at should read the host file; log %s", log)
+		}
+	})
+}
+
+func TestSandboxMknodMount(t *testing.T) {
+	var st unix.Stat_t
+	if err := unix.Stat("/", &st); err != nil {
+		t.Fatal(err)
+	}
+	// The host's root filesystem's block device, made in the sandbox on a
+	// tmpfs the stage mounts (bubblewrap's /dev does not open devices),
+	// then read raw: the whole host disk, /root included. REACHED follows
+	// the ext4 superblock's magic number read from it.
+	cmd := fmt.Sprintf("mkdir -p /tmp/d && mount -t tmpfs none /tmp/d && echo MOUNTED && mknod /tmp/d/disk b %d %d && echo MADE && "+
+		"head -c 1082 /tmp/d/disk | tail -c 2 | od -An -tx1 | grep -q '53 ef' && echo REACHED",
+		unix.Major(st.Dev), unix.Minor(st.Dev))
+	for _, mode := range isolatedModes {
+		t.Run(mode, func(t *testing.T) {
+			log, ok := attack(t, mode, unconfined{}, job("p", "mknod", cmd))
+			if ok || strings.Contains(log, "MOUNTED") || strings.Contains(log, "MADE") {
+				t.Errorf("the stage mounted a filesystem or made a device node: %s", log)
+			}
+		})
+	}
+	t.Run("control", func(t *testing.T) {
+		// Some machines (this CI's VM) refuse even the host's root to
+		// open the disk; the mount and the device node are what the
+		// sandbox refuses, and what unconfined succeed.
+		log, _ := attack(t, "worker", off, job("p", "mknod", cmd))
+		if !strings.Contains(log, "MOUNTED") || !strings.Contains(log, "MADE") {
+			t.Errorf("unconfined, the mount and mknod should succeed: %s", log)
+		}
+		if !strings.Contains(log, "REACHED") {
+			t.Logf("the host's disk itself is not readable by root on this machine: %s", log)
+		}
+	})
+}
+
+func TestSandboxProcSys(t *testing.T) {
+	const knob = "/proc/sys/kernel/core_uses_pid" // global, harmless
+	before, err := os.ReadFile(knob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.WriteFile(knob, before, 0o644) })
+	want := "1"
+	if strings.TrimSpace(string(before)) == "1" {
+		want = "0"
+	}
+	// Whatever holds /proc/sys read-only, the stage tries to undo it.
+	cmd := fmt.Sprintf("mount -o remount,rw /proc/sys 2>/dev/null; echo %s > %s", want, knob)
+	changed := func() bool {
+		b, err := os.ReadFile(knob)
+		return err == nil && strings.TrimSpace(string(b)) == want
+	}
+	for _, mode := range isolatedModes {
+		t.Run(mode, func(t *testing.T) {
+			log, ok := attack(t, mode, unconfined{}, job("p", "sysctl", cmd))
+			if ok || changed() {
+				t.Errorf("the stage wrote the host's %s: %s", knob, log)
+			}
+		})
+	}
+	t.Run("control", func(t *testing.T) {
+		if log, ok := attack(t, "worker", off, job("p", "sysctl", cmd)); !ok || !changed() {
+			t.Errorf("unconfined, the write should reach the host's kernel: %s", log)
+		}
+	})
+}
+
+func TestSandboxHostSecrets(t *testing.T) {
+	requireRoot(t)
+	shadow, err := os.ReadFile("/etc/shadow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootEntry, _, _ := strings.Cut(string(shadow), "\n")
+	// Something of /root's, which the stage must not see.
+	secret := filepath.Join("/root", fmt.Sprintf(".mc-attack-%d", os.Getpid()))
+	if err := os.WriteFile(secret, []byte("ROOT-HOME-SECRET\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(secret) })
+	cmd := fmt.Sprintf("cat /etc/shadow; cat %s; cat /etc/passwd", secret)
+	for _, mode := range isolatedModes {
+		t.Run(mode, func(t *testing.T) {
+			log, _ := attack(t, mode, unconfined{}, job("p", "secrets", cmd))
+			if strings.Contains(log, rootEntry) || strings.Contains(log, "ROOT-HOME-SECRET") {
+				t.Errorf("the stage read a host secret: %s", log)
+			}
+			if !strings.Contains(log, "/etc/shadow: No such file") || !strings.Contains(log, secret+": No such file") {
+				t.Errorf("want /etc/shadow and /root absent; log %s", log)
+			}
+			if !strings.HasSuffix(log, sandboxPasswd) {
+				t.Errorf("/etc/passwd is not mc's: %s", log)
+			}
+		})
+	}
+	t.Run("control", func(t *testing.T) {
+		log, _ := attack(t, "worker", off, job("p", "secrets", cmd))
+		if !strings.Contains(log, rootEntry) || !strings.Contains(log, "ROOT-HOME-SECRET") {
+			t.Errorf("unconfined, /etc/shadow and /root should be readable: %s", log)
+		}
+	})
+}
+
+// TestSandboxHostPrivilege: the stage is root of its user namespace only:
+// to the host it is confine.IDBase, and its capabilities count for no
+// host file. A root-owned 0600 file put where the stage can reach it (its
+// cache mount) stays unreadable and unchanged.
+func TestSandboxHostPrivilege(t *testing.T) {
+	cmd := `cat /proc/self/uid_map; grep CapEff /proc/self/status; cat "$C/victim"; echo pwned >> "$C/victim"`
+	run := func(t *testing.T, mode string, u unconfined) (string, string) {
+		requireRoot(t)
+		h := newHarnessUnconfined(t, mode, u)
+		mount := filepath.Join(h.l.opts.MountsDir, "c")
+		if err := os.MkdirAll(mount, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		// Given to the stages' id already, as mc does: only victim is not.
+		if err := os.Lchown(mount, confine.IDBase, confine.IDBase); err != nil {
+			t.Fatal(err)
+		}
+		victim := filepath.Join(mount, "victim")
+		writeFile(t, victim, "ROOT-ONLY\n")
+		if err := os.Chmod(victim, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		j := job("p", "priv", cmd)
+		j.CacheMounts = map[string]string{"C": "c"}
+		res := h.run(context.Background(), j)
+		b, _ := os.ReadFile(victim)
+		return h.log(res), string(b)
+	}
+	for _, mode := range isolatedModes {
+		t.Run(mode, func(t *testing.T) {
+			log, victim := run(t, mode, unconfined{})
+			if want := fmt.Sprintf("0 %d %d", confine.IDBase, confine.IDCount); !strings.Contains(strings.Join(strings.Fields(log), " "), want) {
+				t.Errorf("uid_map: want %q in %s", want, log)
+			}
+			if strings.Contains(log, "ROOT-ONLY") || victim != "ROOT-ONLY\n" {
+				t.Errorf("the stage read or changed a root-owned host file: %s; file now %q", log, victim)
+			}
+		})
+	}
+	t.Run("control", func(t *testing.T) {
+		log, victim := run(t, "worker", off)
+		if !strings.Contains(log, "ROOT-ONLY") || victim == "ROOT-ONLY\n" {
+			t.Errorf("unconfined, the stage should read and change the file: %s; file now %q", log, victim)
+		}
+	})
+}
