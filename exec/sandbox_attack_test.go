@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/mc-build/mc/cas"
 	"github.com/mc-build/mc/confine"
 )
 
@@ -307,4 +308,94 @@ func TestSandboxHostPrivilege(t *testing.T) {
 			t.Errorf("unconfined, the stage should read and change the file: %s; file now %q", log, victim)
 		}
 	})
+}
+
+// TestSandboxToolchains: ordinary toolchains work in the confined
+// sandbox, root inside included (tar restoring owners).
+func TestSandboxToolchains(t *testing.T) {
+	requireRoot(t)
+	for _, tool := range []string{"go", "python3", "gcc", "git", "tar", "node"} {
+		if _, err := osexec.LookPath(tool); err != nil {
+			t.Fatalf("%s is not installed; this test needs it", tool)
+		}
+	}
+	tests := []struct {
+		name, cmd, want string
+		mounts          map[string]string
+	}{
+		{"go build with a cache mount", "export GOTOOLCHAIN=local GOFLAGS=-mod=mod; mkdir g && cd g && go mod init example.com/x >/dev/null 2>&1 && " +
+			"printf 'package main\\nimport \"fmt\"\\nfunc main() { fmt.Println(\"go-ok\") }\\n' > main.go && go build -o x . && ./x && test -n \"$(ls $GOCACHE)\" && echo cached",
+			"go-ok\ncached\n", map[string]string{"GOCACHE": "go-build"}},
+		{"python3", "python3 -c 'import ssl, json; print(\"py-ok\")'", "py-ok\n", nil},
+		{"gcc", "printf 'int main(void){return 0;}' > m.c && gcc m.c -o m && ./m && echo gcc-ok", "gcc-ok\n", nil},
+		{"git", "git init -q r && cd r && git -c user.name=a -c user.email=a@example.com commit -q --allow-empty -m x && git log --oneline | wc -l", "1\n", nil},
+		{"tar chown as root inside", "id -u; echo hi > f && chown 1234:1234 f && tar cf a.tar f && mkdir x && tar xpf a.tar -C x && stat -c %u:%g x/f",
+			"0\n1234:1234\n", nil},
+		{"node", "node -e 'console.log(\"node-ok\")'", "node-ok\n", nil},
+	}
+	for _, mode := range isolatedModes {
+		h := newHarness(t, mode)
+		for _, tc := range tests {
+			if mode != "worker" && tc.mounts != nil {
+				continue // a cold go build is long: once is enough
+			}
+			t.Run(mode+"/"+tc.name, func(t *testing.T) {
+				j := job("p", "tool", tc.cmd)
+				j.CacheMounts = tc.mounts
+				res := h.run(context.Background(), j)
+				mustSucceed(t, h, res)
+				if got := h.log(res); got != tc.want {
+					t.Errorf("log %q, want %q", got, tc.want)
+				}
+			})
+		}
+	}
+}
+
+// TestSandboxMissing: without bubblewrap, SandboxRequired refuses to run
+// a stage, naming what is missing and how to install it, and
+// SandboxAuto runs it unisolated, says so once, and reports it
+// (Sandboxed) so that the caller keeps its results apart.
+func TestSandboxMissing(t *testing.T) {
+	for _, mode := range []SandboxMode{SandboxRequired, SandboxAuto} {
+		t.Run(mode.String(), func(t *testing.T) {
+			dir := searchableTempDir(t)
+			h := &harness{t: t, dir: dir}
+			store, err := cas.OpenStore(filepath.Join(dir, "cas"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.store = store
+			var warns []string
+			l, err := NewLocal(LocalOptions{Store: store, SandboxDir: filepath.Join(dir, "sb"), MountsDir: filepath.Join(dir, "m"),
+				Sandbox: mode, Warn: func(m string) { warns = append(warns, m) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			l.bwrap = "" // as on a machine without bubblewrap
+			h.l = l
+			res, err := l.Run(context.Background(), job("p", "x", "echo ran"))
+			ok, why := l.Sandboxed()
+			if ok || !errors.Is(why, ErrNoSandbox) || !strings.Contains(why.Error(), "apt-get install bubblewrap") {
+				t.Errorf("Sandboxed() = %v, %v; want false and ErrNoSandbox naming apt-get install bubblewrap", ok, why)
+			}
+			switch mode {
+			case SandboxRequired:
+				if !errors.Is(err, ErrNoSandbox) || res != nil {
+					t.Errorf("Run = %+v, %v; want ErrNoSandbox", res, err)
+				}
+				if len(warns) != 0 {
+					t.Errorf("warnings %q: a refusal is an error, not a warning", warns)
+				}
+			case SandboxAuto:
+				if err != nil || res.ExitCode != 0 || h.log(res) != "ran\n" {
+					t.Fatalf("Run = %+v, %v", res, err)
+				}
+				if len(warns) != 1 || !strings.Contains(warns[0], "WITHOUT ISOLATION") {
+					t.Errorf("warnings %q, want one saying stages run without isolation", warns)
+				}
+			}
+		})
+	}
 }
