@@ -172,16 +172,23 @@ func (l *Local) tryProbe() error {
 	root := newBwrapRoot(l.path, l.hide)
 	root.seccomp = seccomp
 	root.unconfined = l.unconfined
-	root.mapped = os.Geteuid() == 0 && !l.unconfined.userns
-	if root.mapped {
-		for _, d := range []string{l.opts.SandboxDir, l.opts.MountsDir} {
-			if err := reachable(d); err != nil {
-				return fmt.Errorf("%w: %v", ErrNoSandbox, err)
+	root.runner = l.runner
+	asRoot := os.Geteuid() == 0
+	if asRoot && !l.unconfined.userns {
+		ns, err := newStageUserNS(l.runner)
+		if err != nil {
+			if why := userNSProblem(true); why != "" {
+				return fmt.Errorf("%w: %s (%v)", ErrNoSandbox, why, err)
 			}
+			return fmt.Errorf("%w: %v", ErrNoSandbox, err)
 		}
+		root.userns = ns
 	}
 	if err := l.tryBwrap(root); err != nil {
-		if why := userNSProblem(root.mapped); why != "" {
+		if root.userns != nil {
+			root.userns.close()
+		}
+		if why := userNSProblem(asRoot); why != "" {
 			return fmt.Errorf("%w: %s (bubblewrap: %v)", ErrNoSandbox, why, err)
 		}
 		return fmt.Errorf("%w: bubblewrap cannot create a sandbox here: %v", ErrNoSandbox, err)
@@ -198,10 +205,7 @@ func (l *Local) tryBwrap(root *bwrapRoot) error {
 		return err
 	}
 	defer removeAll(sb.dir)
-	if root.mapped {
-		if err := os.Chmod(sb.dir, 0o711); err != nil {
-			return err
-		}
+	if root.userns != nil {
 		for _, d := range []string{sb.ws, sb.home, sb.tmp} {
 			if err := os.Lchown(d, confine.IDBase, confine.IDBase); err != nil {
 				return err
@@ -217,7 +221,7 @@ func (l *Local) tryBwrap(root *bwrapRoot) error {
 	}
 	var out strings.Builder
 	cmd := &osexec.Cmd{
-		Path: l.bwrap, Args: c.args, Env: []string{"PATH=" + l.path},
+		Path: l.bwrap, Args: c.args, Env: append([]string{"PATH=" + l.path}, c.env...),
 		Stdout: &out, Stderr: &out, ExtraFiles: c.files, SysProcAttr: root.sysProcAttr(),
 	}
 	err = cmd.Start()

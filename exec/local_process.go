@@ -48,6 +48,7 @@ func (s *stage) exec(ctx context.Context, mounts []cacheMount) (code int, runErr
 		}
 		defer c.close()
 		argv, dir, files, attr = c.args, "", c.files, s.l.root.sysProcAttr()
+		env = append(env, c.env...)
 	}
 	logf, mw, err := s.openLog()
 	if err != nil {

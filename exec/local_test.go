@@ -54,7 +54,7 @@ func newHarness(t *testing.T, mode string, mods ...func(*LocalOptions)) *harness
 // switched off (u), for the positive controls of the attack tests.
 func newHarnessUnconfined(t *testing.T, mode string, u unconfined, mods ...func(*LocalOptions)) *harness {
 	t.Helper()
-	h := &harness{t: t, mode: mode, dir: searchableTempDir(t)}
+	h := &harness{t: t, mode: mode, dir: t.TempDir()}
 	store, err := cas.OpenStore(filepath.Join(h.dir, "cas"))
 	if err != nil {
 		t.Fatal(err)
@@ -686,7 +686,7 @@ func TestLocalIsolation(t *testing.T) {
 }
 
 func testIsolation(t *testing.T, mode string, exposeParent bool) {
-	parent := searchableTempDir(t)
+	parent := t.TempDir()
 	wsDir := filepath.Join(parent, "ws")
 	if err := os.MkdirAll(filepath.Join(wsDir, "app"), 0o755); err != nil {
 		t.Fatal(err)
@@ -999,7 +999,7 @@ func TestLocalWarnings(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h := &harness{t: t, dir: searchableTempDir(t)}
+			h := &harness{t: t, dir: t.TempDir()}
 			store, err := cas.OpenStore(filepath.Join(h.dir, "cas"))
 			if err != nil {
 				t.Fatal(err)

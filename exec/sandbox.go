@@ -1,10 +1,13 @@
 package exec
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Fixed paths inside a bubblewrap sandbox. The workspace is always at the
@@ -88,10 +91,15 @@ type bwrapRoot struct {
 	// exposed maps the real host path of every bound directory to where
 	// the sandbox sees it, to find host paths that need covering.
 	exposed []exposure
-	// mapped: mc runs as root and makes the stage's user namespace itself,
-	// mapping its ids to confine.IDBase.. (sysProcAttr); else bubblewrap
-	// makes it, the caller being root in it.
-	mapped bool
+	// made are the directories made by parents.
+	made map[string]bool
+	// userns, when mc runs as root, are the stages' user namespaces,
+	// made by mc (newStageUserNS), and runner mc's own executable, run
+	// first in a sandbox to become root in them (execAsRoot). nil when mc
+	// is not root: bubblewrap makes the namespace, the caller being root
+	// in it.
+	userns *stageUserNS
+	runner string
 	// seccomp is the filter every stage runs under (confine.Program).
 	seccomp []byte
 	// unconfined switches guarantees off, for the positive controls of
@@ -116,6 +124,7 @@ func newBwrapRoot(path string, hide []string) *bwrapRoot {
 			return
 		}
 		bound[dst] = true
+		r.parents(dst)
 		r.args = append(r.args, "--ro-bind", src, dst)
 		r.exposed = append(r.exposed, exposure{real: real, dst: dst})
 	}
@@ -168,6 +177,23 @@ func newBwrapRoot(path string, hide []string) *bwrapRoot {
 		r.args = append(r.args, r.cover(h)...)
 	}
 	return r
+}
+
+// parents makes the directories above dst that no bind makes, readable
+// and searchable by all: bubblewrap makes them 0700, owned by the host's
+// root when mc is root, which the stage is not.
+func (r *bwrapRoot) parents(dst string) {
+	if r.made == nil {
+		r.made = map[string]bool{}
+	}
+	var todo []string
+	for d := filepath.Dir(dst); d != "/" && !r.made[d] && !r.sees(d); d = filepath.Dir(d) {
+		todo = append(todo, d)
+	}
+	for i := len(todo) - 1; i >= 0; i-- {
+		r.made[todo[i]] = true
+		r.args = append(r.args, "--perms", "0755", "--dir", todo[i])
+	}
 }
 
 // bindEtc binds the files of etcFiles that the host has.
@@ -247,7 +273,8 @@ func under(p string, dirs []string) bool {
 type bwrapCmd struct {
 	args  []string
 	files []*os.File
-	keep  int // files[:keep] are the caller's, not closed by close
+	env   []string // what the command's environment needs besides the stage's
+	keep  int      // files[:keep] are the caller's, not closed by close
 }
 
 // fd adds f to the files passed and returns its descriptor number in
@@ -267,13 +294,27 @@ func (c *bwrapCmd) close() {
 
 // bwrapArgs is the full bubblewrap command line for one job: the root,
 // the job's own directories at their fixed places, the namespaces, and
-// the shell running the commands. cover lists extra host paths to hide
-// (the workspace, when a bound directory holds it).
+// the shell running the commands (after execAsRoot when mc is root: env
+// then holds what the command's environment needs besides the job's).
+// cover lists extra host paths to hide (the workspace, when a bound
+// directory holds it).
 func (r *bwrapRoot) bwrapArgs(bwrap string, sb *sandboxDirs, job *Job, mounts []cacheMount, cover []string, shell []string) (*bwrapCmd, error) {
-	c, err := r.sandboxArgs(bwrap, nil, sb, mounts, cover, len(shell))
+	var first *os.File
+	if r.userns != nil && !r.unconfined.userns {
+		f, err := os.Open(r.runner)
+		if err != nil {
+			return nil, fmt.Errorf("opening mc's executable: %w", err)
+		}
+		first = f
+	}
+	c, err := r.sandboxArgs(bwrap, first, sb, mounts, cover, len(shell)+1)
 	if err != nil {
+		if first != nil {
+			first.Close()
+		}
 		return nil, err
 	}
+	c.keep = 0 // first is bwrapArgs' own: closed with the others
 	c.args = append(c.args,
 		"--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
 		"--die-with-parent",
@@ -283,6 +324,10 @@ func (r *bwrapRoot) bwrapArgs(bwrap string, sb *sandboxDirs, job *Job, mounts []
 		c.args = append(c.args, "--unshare-net")
 	}
 	c.args = append(c.args, "--")
+	if first != nil {
+		c.args = append(c.args, "/proc/self/fd/3")
+		c.env = []string{runnerEnv + "=" + runnerExec}
+	}
 	c.args = append(c.args, shell...)
 	return c, nil
 }
@@ -327,6 +372,9 @@ func (r *bwrapRoot) sandboxArgs(bwrap string, first *os.File, sb *sandboxDirs, m
 		if err != nil {
 			return err
 		}
+		if flag == "--ro-bind-data" {
+			c.args = append(c.args, "--perms", "0644") // else 0600, the host root's
+		}
 		c.args = append(c.args, flag, c.fd(f))
 		if dst != "" {
 			c.args = append(c.args, dst)
@@ -334,7 +382,22 @@ func (r *bwrapRoot) sandboxArgs(bwrap string, first *os.File, sb *sandboxDirs, m
 		return nil
 	}
 	c.args = append(c.args, bwrap)
-	if !r.mapped && !r.unconfined.userns {
+	switch {
+	case r.unconfined.userns:
+	case r.userns != nil:
+		// Descriptors of its own: the shared ones stay open.
+		for _, o := range [...]struct {
+			flag string
+			f    *os.File
+		}{{"--userns", r.userns.setup}, {"--userns2", r.userns.stage}} {
+			fd, err := unix.FcntlInt(o.f.Fd(), unix.F_DUPFD_CLOEXEC, 3)
+			if err != nil {
+				return nil, fmt.Errorf("passing the stages' user namespace: %w", err)
+			}
+			c.args = append(c.args, o.flag, c.fd(os.NewFile(uintptr(fd), o.flag)))
+		}
+		c.args = append(c.args, "--cap-add", "ALL")
+	default:
 		// Not root: bubblewrap makes the user namespace, the caller's
 		// own id being root in it (the only id it may map).
 		c.args = append(c.args, "--unshare-user", "--uid", "0", "--gid", "0")
@@ -360,9 +423,13 @@ func (r *bwrapRoot) sandboxArgs(bwrap string, first *os.File, sb *sandboxDirs, m
 	}
 	c.args = append(c.args, cover...)
 	c.args = append(c.args,
+		"--perms", "0755", "--dir", "/mc",
 		"--bind", sb.ws, sandboxWS,
 		"--bind", sb.home, sandboxHome,
 	)
+	if len(mounts) > 0 {
+		c.args = append(c.args, "--perms", "0755", "--dir", sandboxCache)
+	}
 	for _, m := range mounts {
 		c.args = append(c.args, "--bind", m.host, m.inside)
 	}

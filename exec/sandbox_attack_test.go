@@ -105,7 +105,7 @@ func TestSandboxOpenByHandle(t *testing.T) {
 	if err != nil {
 		t.Fatal("gcc is needed to build the open_by_handle_at attack: apt-get install gcc")
 	}
-	dir := searchableTempDir(t)
+	dir := t.TempDir()
 	src := filepath.Join(dir, "shocker.c")
 	bin := filepath.Join(dir, "shocker")
 	writeFile(t, src, shocker)
@@ -268,8 +268,8 @@ func TestSandboxHostSecrets(t *testing.T) {
 // host file. A root-owned 0600 file put where the stage can reach it (its
 // cache mount) stays unreadable and unchanged.
 func TestSandboxHostPrivilege(t *testing.T) {
-	cmd := `cat /proc/self/uid_map; grep CapEff /proc/self/status; cat "$C/victim"; echo pwned >> "$C/victim"`
-	run := func(t *testing.T, mode string, u unconfined) (string, string) {
+	cmd := `id -u; grep CapEff /proc/self/status; touch "$C/made"; cat "$C/victim"; echo pwned >> "$C/victim"`
+	run := func(t *testing.T, mode string, u unconfined) (log, victim string, owner uint32) {
 		requireRoot(t)
 		h := newHarnessUnconfined(t, mode, u)
 		mount := filepath.Join(h.l.opts.MountsDir, "c")
@@ -280,22 +280,31 @@ func TestSandboxHostPrivilege(t *testing.T) {
 		if err := os.Lchown(mount, confine.IDBase, confine.IDBase); err != nil {
 			t.Fatal(err)
 		}
-		victim := filepath.Join(mount, "victim")
-		writeFile(t, victim, "ROOT-ONLY\n")
-		if err := os.Chmod(victim, 0o600); err != nil {
+		vpath := filepath.Join(mount, "victim")
+		writeFile(t, vpath, "ROOT-ONLY\n")
+		if err := os.Chmod(vpath, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		j := job("p", "priv", cmd)
 		j.CacheMounts = map[string]string{"C": "c"}
 		res := h.run(context.Background(), j)
-		b, _ := os.ReadFile(victim)
-		return h.log(res), string(b)
+		b, _ := os.ReadFile(vpath)
+		var st unix.Stat_t
+		if err := unix.Stat(filepath.Join(mount, "made"), &st); err != nil {
+			t.Fatalf("the stage's file: %v; log %s", err, h.log(res))
+		}
+		return h.log(res), string(b), st.Uid
 	}
 	for _, mode := range isolatedModes {
 		t.Run(mode, func(t *testing.T) {
-			log, victim := run(t, mode, unconfined{})
-			if want := fmt.Sprintf("0 %d %d", confine.IDBase, confine.IDCount); !strings.Contains(strings.Join(strings.Fields(log), " "), want) {
-				t.Errorf("uid_map: want %q in %s", want, log)
+			log, victim, owner := run(t, mode, unconfined{})
+			// Root inside, with every capability there...
+			if !strings.HasPrefix(log, "0\nCapEff:\t000001ffffffffff\n") {
+				t.Errorf("want uid 0 with all capabilities inside: %s", log)
+			}
+			// ...which are nothing on the host: an unprivileged id there.
+			if owner != confine.IDBase {
+				t.Errorf("the stage's file is owned by host uid %d, want %d", owner, confine.IDBase)
 			}
 			if strings.Contains(log, "ROOT-ONLY") || victim != "ROOT-ONLY\n" {
 				t.Errorf("the stage read or changed a root-owned host file: %s; file now %q", log, victim)
@@ -303,9 +312,9 @@ func TestSandboxHostPrivilege(t *testing.T) {
 		})
 	}
 	t.Run("control", func(t *testing.T) {
-		log, victim := run(t, "worker", off)
-		if !strings.Contains(log, "ROOT-ONLY") || victim == "ROOT-ONLY\n" {
-			t.Errorf("unconfined, the stage should read and change the file: %s; file now %q", log, victim)
+		log, victim, owner := run(t, "worker", off)
+		if !strings.Contains(log, "ROOT-ONLY") || victim == "ROOT-ONLY\n" || owner != 0 {
+			t.Errorf("unconfined, the stage should be the host's root, read and change the file: %s; file now %q, made by uid %d", log, victim, owner)
 		}
 	})
 }
@@ -359,7 +368,7 @@ func TestSandboxToolchains(t *testing.T) {
 func TestSandboxMissing(t *testing.T) {
 	for _, mode := range []SandboxMode{SandboxRequired, SandboxAuto} {
 		t.Run(mode.String(), func(t *testing.T) {
-			dir := searchableTempDir(t)
+			dir := t.TempDir()
 			h := &harness{t: t, dir: dir}
 			store, err := cas.OpenStore(filepath.Join(dir, "cas"))
 			if err != nil {

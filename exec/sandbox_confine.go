@@ -3,8 +3,10 @@ package exec
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	osexec "os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -119,59 +121,205 @@ func (l *Local) HiddenPath() []string {
 // process group to kill whole, and no controlling terminal to read from
 // or inject input into), dying with mc even when mc is killed without a
 // chance to clean up.
-//
-// When mc is root it starts bubblewrap in a user namespace of its own
-// making, in which uid and gid 0..IDCount-1 are host ids IDBase..
-// (package confine). Bubblewrap cannot make that one: run by root it maps
-// the namespace's root to the host's root, whose files a stage would then
-// own. Bubblewrap runs as root of the namespace, sets up the others as it
-// does for any caller (they belong to the namespace), and the stage is
-// root in it: host id confine.IDBase, with capabilities over its own
-// namespaces only, void for every host file (their owners are not
-// mapped).
-//
-// Capabilities are not dropped (--cap-drop): root inside needs them for
-// what builds do as root (tar restoring owners, a package manager
-// changing users), and they reach only what the namespace owns. Where no
-// user namespace can be had mc runs no stage in a sandbox at all
-// (ErrNoSandbox) rather than as a host root with its capabilities
-// dropped, which would still own every root-owned host file it sees.
 func (r *bwrapRoot) sysProcAttr() *syscall.SysProcAttr {
-	a := &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
-	if r.mapped && !r.unconfined.userns {
-		ids := []syscall.SysProcIDMap{{ContainerID: 0, HostID: confine.IDBase, Size: confine.IDCount}}
-		a.Cloneflags = syscall.CLONE_NEWUSER
-		a.UidMappings, a.GidMappings = ids, ids
-		// setgroups stays refused in the namespace: a process there could
-		// otherwise drop a supplementary group that denies it a file.
-		a.GidMappingsEnableSetgroups = false
-		a.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
-	}
-	return a
+	return &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
 }
 
-// reachable checks that the stages' host id can search every directory
-// above dir: bubblewrap, running as that id, binds dir by its path. A
-// cache below a private home (/root is 0700) is not: mc says so, with the
-// fix, rather than run stages unconfined.
-func reachable(dir string) error {
-	var st unix.Stat_t
-	for d := filepath.Dir(dir); ; d = filepath.Dir(d) {
-		if err := unix.Stat(d, &st); err != nil {
-			return err
-		}
-		ok := st.Mode&0o001 != 0 ||
-			st.Uid == confine.IDBase && st.Mode&0o100 != 0 ||
-			st.Gid == confine.IDBase && st.Mode&0o010 != 0
-		if !ok {
-			return fmt.Errorf("the stages' host user (uid %d) cannot reach %s: %s is not searchable by others; "+
-				"put mc's cache elsewhere (--cache-dir /var/cache/mc, or XDG_CACHE_HOME) or allow the search (chmod o+x %s)",
-				confine.IDBase, dir, d, d)
-		}
-		if d == "/" {
-			return nil
-		}
+// The user namespaces of stages when mc runs as root.
+//
+// Bubblewrap cannot make them: run by root it maps the namespace's root
+// to the host's root, whose files a stage would then own. Nor can mc
+// start bubblewrap as root of a namespace mapping only unprivileged ids:
+// bubblewrap resolves the paths it binds and creates its root as that
+// id, which may not search the directories above mc's cache (/root is
+// 0700) and is refused files of ids the namespace does not map.
+//
+// So mc makes two, once per executor (newStageUserNS), and hands them to
+// bubblewrap:
+//
+//   - setup (--userns): id 0 is the host's root and 1..IDCount are host
+//     ids confine.IDBase..: bubblewrap, still the host's root, sets the
+//     sandbox up from in there, and the mount, PID, IPC, UTS and network
+//     namespaces it makes belong to setup;
+//   - stage (--userns2), a child of setup: ids 0..IDCount-1 are setup's
+//     1..IDCount, so host ids confine.IDBase..; bubblewrap enters it
+//     before running the sandbox's first program, with its capabilities
+//     there kept across exec (--cap-add ALL: ambient).
+//
+// That program is mc's own (a worker's runner, or execAsRoot before a
+// stage's shell): it turns into uid and gid 0 of the stage namespace with
+// no supplementary group (becomeRoot) before any code of the stage runs.
+// The stage is then host id confine.IDBase, root of a namespace that owns
+// no other: its capabilities count for no host file (their owners are not
+// mapped), and for none of its mount, network or PID namespaces (setup
+// owns them: it cannot mount or reconfigure its network even without the
+// seccomp filter).
+//
+// Capabilities in the stage namespace are not dropped (--cap-drop): root
+// inside needs them for what builds do as root (tar restoring owners, a
+// package manager changing users), and they reach only files of the
+// stage's own ids. Where no user namespace can be had mc runs no stage in
+// a sandbox at all (ErrNoSandbox) rather than as a host root with its
+// capabilities dropped, which would still own every root-owned host file
+// it sees.
+
+// runnerEnv values besides "1" (a worker's runner).
+const (
+	runnerExec  = "exec"  // execAsRoot
+	runnerHold  = "hold"  // holdSetupNS
+	runnerHold2 = "hold2" // holdUserNS, in the stage namespace
+)
+
+// stageUserNS are the two user namespaces of stages when mc is root.
+type stageUserNS struct{ setup, stage *os.File }
+
+func (ns *stageUserNS) close() {
+	ns.setup.Close()
+	ns.stage.Close()
+}
+
+// newStageUserNS makes the stages' user namespaces: the runner (mc's own
+// executable) is started in a new one (setup) and starts itself in
+// another (stage) within it; both hold their namespace until mc has it
+// open.
+func newStageUserNS(runner string) (ns *stageUserNS, err error) {
+	if runner == "" {
+		return nil, errors.New("cannot find mc's own executable to make the stages' user namespace")
 	}
+	wrap := func(err error) error { return fmt.Errorf("creating the stages' user namespace: %w", err) }
+	ids := []syscall.SysProcIDMap{
+		{ContainerID: 0, HostID: 0, Size: 1},
+		{ContainerID: 1, HostID: confine.IDBase, Size: confine.IDCount},
+	}
+	in, hold, err := os.Pipe()
+	if err != nil {
+		return nil, wrap(err)
+	}
+	defer in.Close()
+	defer hold.Close()
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, wrap(err)
+	}
+	defer outR.Close()
+	var errs strings.Builder
+	cmd := &osexec.Cmd{
+		Path: runner, Args: []string{runner}, Env: []string{runnerEnv + "=" + runnerHold},
+		Stdin: in, Stdout: outW, Stderr: &errs,
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags: syscall.CLONE_NEWUSER, UidMappings: ids, GidMappings: ids,
+			// setgroups stays allowed (and so in the stage namespace):
+			// becomeRoot clears the groups bubblewrap leaves to the stage
+			// (the host root's).
+			GidMappingsEnableSetgroups: true,
+			Pdeathsig:                  syscall.SIGKILL,
+		},
+	}
+	err = cmd.Start()
+	outW.Close()
+	if err != nil {
+		return nil, wrap(err)
+	}
+	defer func() {
+		hold.Close()
+		if werr := cmd.Wait(); werr != nil && err == nil {
+			err = wrap(fmt.Errorf("%v: %s", werr, strings.TrimSpace(errs.String())))
+		}
+		if err != nil && ns != nil {
+			ns.close()
+			ns = nil
+		}
+	}()
+	var pid int
+	if _, err := fmt.Fscan(outR, &pid); err != nil {
+		return nil, wrap(fmt.Errorf("no stage namespace made: %s", strings.TrimSpace(errs.String())))
+	}
+	setup, err := os.Open(fmt.Sprintf("/proc/%d/ns/user", cmd.Process.Pid))
+	if err != nil {
+		return nil, wrap(err)
+	}
+	stage, err := os.Open(fmt.Sprintf("/proc/%d/ns/user", pid))
+	if err != nil {
+		setup.Close()
+		return nil, wrap(err)
+	}
+	return &stageUserNS{setup: setup, stage: stage}, nil
+}
+
+// holdSetupNS runs in the setup namespace: it starts holdUserNS in the
+// stage namespace, says its PID and waits for mc to have both open
+// (stdin closed).
+func holdSetupNS(in io.Reader, out, errw io.Writer) int {
+	ids := []syscall.SysProcIDMap{{ContainerID: 0, HostID: 1, Size: confine.IDCount}}
+	cmd := osexec.Command("/proc/self/exe")
+	cmd.Env = []string{runnerEnv + "=" + runnerHold2}
+	cmd.Stderr = errw
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags: syscall.CLONE_NEWUSER, UidMappings: ids, GidMappings: ids,
+		GidMappingsEnableSetgroups: true, Pdeathsig: syscall.SIGKILL,
+	}
+	w, err := cmd.StdinPipe()
+	if err == nil {
+		err = cmd.Start()
+	}
+	if err != nil {
+		fmt.Fprintf(errw, "mc sandbox: %v\n", err)
+		return 2
+	}
+	fmt.Fprintln(out, cmd.Process.Pid)
+	io.Copy(io.Discard, in)
+	w.Close()
+	cmd.Wait()
+	return 0
+}
+
+// holdUserNS holds the stage namespace until stdin is closed.
+func holdUserNS(in io.Reader) int {
+	io.Copy(io.Discard, in)
+	return 0
+}
+
+// becomeRoot makes the process uid and gid 0 of its user namespace, with
+// no supplementary group, where it is not already (mc as root: bubblewrap
+// ran it with the host root's ids, not mapped in the stage namespace).
+// Not root by mc (bubblewrap mapped the caller to 0), or with isolation
+// switched off (tests only), it is root already: nothing to do.
+func becomeRoot() error {
+	if os.Getuid() == 0 && os.Getgid() == 0 {
+		return nil
+	}
+	if err := syscall.Setgroups(nil); err != nil {
+		return fmt.Errorf("clearing the groups in the sandbox: %w", err)
+	}
+	if err := syscall.Setresgid(0, 0, 0); err != nil {
+		return fmt.Errorf("becoming gid 0 in the sandbox: %w", err)
+	}
+	if err := syscall.Setresuid(0, 0, 0); err != nil {
+		return fmt.Errorf("becoming uid 0 in the sandbox: %w", err)
+	}
+	return nil
+}
+
+// execAsRoot runs before a stage's shell in a sandbox of its own: it
+// becomes root of the namespace (becomeRoot), closes the descriptors it
+// was run from and execs argv, in its environment without runnerEnv.
+func execAsRoot(argv []string, errw io.Writer) int {
+	fail := func(err error) int {
+		fmt.Fprintf(errw, "mc sandbox: %v\n", err)
+		return 2
+	}
+	if len(argv) == 0 {
+		return fail(errors.New("no command"))
+	}
+	if err := becomeRoot(); err != nil {
+		return fail(err)
+	}
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return fail(err)
+	}
+	os.Unsetenv(runnerEnv)
+	err := syscall.Exec(argv[0], argv, os.Environ())
+	return fail(fmt.Errorf("running %s: %w", argv[0], err))
 }
 
 // owner is the host uid and gid of the stage's root, which must own what
@@ -181,7 +329,7 @@ func reachable(dir string) error {
 // hard links to store blobs, stay mc's: root of the namespace has no
 // power over a file whose owner it does not map.
 func (l *Local) owner() int {
-	if l.root != nil && l.root.mapped {
+	if l.root != nil && l.root.userns != nil {
 		return confine.IDBase
 	}
 	return -1
@@ -201,13 +349,6 @@ func (l *Local) own(p string) error {
 
 // ownSandbox gives a new sandbox's top directories to the stage's root.
 func (l *Local) ownSandbox(sb *sandboxDirs) error {
-	if l.owner() >= 0 {
-		// Searchable (not readable: the log is there) by bubblewrap,
-		// which binds the directories below as the stages' id.
-		if err := os.Chmod(sb.dir, 0o711); err != nil {
-			return err
-		}
-	}
 	for _, d := range []string{sb.ws, sb.home, sb.tmp} {
 		if err := l.own(d); err != nil {
 			return err

@@ -136,13 +136,21 @@ func TestBwrapArgs(t *testing.T) {
 			mapped:  true,
 			job:     &Job{Network: true},
 			mounts:  []cacheMount{{env: "GOCACHE", host: cache, inside: "/mc/cache/go"}},
-			want:    []string{"--seccomp", "--bind " + cache + " /mc/cache/go", "--chdir /mc/ws -- /bin/sh -c :"},
+			want:    []string{"--userns", "--userns2", "--cap-add ALL", "--seccomp", "--bind " + cache + " /mc/cache/go", "--chdir /mc/ws -- /proc/self/fd/3 /bin/sh -c :"},
 			notWant: []string{"--unshare-net", "--unshare-user"},
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r.mapped = tc.mapped
+			r.userns, r.runner = nil, ""
+			if tc.mapped {
+				f, err := os.Open("/proc/self/ns/user")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+				r.userns, r.runner = &stageUserNS{setup: f, stage: f}, "/proc/self/exe"
+			}
 			c, err := r.bwrapArgs("bwrap", sb, tc.job, tc.mounts, nil, shellArgs(nil))
 			if err != nil {
 				t.Fatal(err)
@@ -151,11 +159,14 @@ func TestBwrapArgs(t *testing.T) {
 			args := c.args
 			// Every descriptor named is one passed, in order from 3.
 			var norm []string
-			next := 3 + c.keep // descriptor 3 may be the runner
+			next := 3
+			if tc.mapped {
+				next = 4 // descriptor 3 is the runner
+			}
 			for i := 0; i < len(args); i++ {
 				norm = append(norm, args[i])
 				switch args[i] {
-				case "--ro-bind-data", "--seccomp":
+				case "--userns", "--userns2", "--ro-bind-data", "--seccomp":
 					if i+1 >= len(args) || args[i+1] != fmt.Sprint(next) {
 						t.Fatalf("%s names descriptor %q, want %d", args[i], args[i+1], next)
 					}
