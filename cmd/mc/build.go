@@ -41,6 +41,7 @@ type buildFlags struct {
 	obs           observeFlags // --explain, --profile, --history (observe.go)
 	report        string       // --report=URL: tee events to mc serve (report.go)
 	images        imageFlags   // --push, --registry (images.go)
+	sandbox       string       // --sandbox: auto or required (sandbox.go)
 }
 
 func (b *buildFlags) register(fs interface {
@@ -65,6 +66,7 @@ func (b *buildFlags) register(fs interface {
 	fs.StringVar(&b.affectedSince, "affected-since", "", "only the stages affected by changes since git revision REV (no pattern: //...)")
 	fs.BoolVar(&b.images.push, "push", false, "push the images built that have a repository (--deploy pushes too)")
 	fs.StringVar(&b.images.registry, "registry", "", "registry HOST[:PORT][/PATH] images are pushed to; overrides MC_REGISTRY and WORKSPACE.mc")
+	fs.StringVar(&b.sandbox, "sandbox", "auto", "auto: without a working sandbox, run stages unsandboxed (said, results kept on this machine); required: exit 3 instead")
 	b.obs.register(fs)
 	fs.StringVar(&b.report, "report", "", "also stream the events to the mc serve at URL (token: MC_REPORT_TOKEN)")
 }
@@ -97,6 +99,10 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 	}
 	if bf.jobs < 1 {
 		return usagef("-j must be at least 1")
+	}
+	sandboxMode, err := exec.ParseSandboxMode(bf.sandbox)
+	if err != nil {
+		return usagef("%v", err)
 	}
 	s, err := openSession(ctx, e, bf.cacheDir)
 	if err != nil {
@@ -191,7 +197,9 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 	// exec.Run syncs the store before each batch of results it records
 	// (group commit), so blobs need not be fsynced one by one.
 	s.store.DeferSync()
+	sandboxMode, sandboxed := sandboxState(s.cache, sandboxMode)
 	local, err := exec.NewLocal(exec.LocalOptions{
+		Sandbox:     sandboxMode,
 		Store:       s.store,
 		SandboxDir:  filepath.Join(s.cache, "sandbox"),
 		MountsDir:   filepath.Join(s.cache, "mounts"),
@@ -204,6 +212,16 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 		return &infraError{err}
 	}
 	defer local.Close()
+	isolated, err := sandboxed(local)
+	if err != nil {
+		return err
+	}
+	plat := platform()
+	if !isolated {
+		// Kept apart: other keys, nothing uploaded.
+		plat += unisolatedPlatform
+		cacheWrite = false
+	}
 	executor, endRunners, err := setupRunners(ctx, e, s, &bf, fs.Changed("jobs"), remote, local, g, warn)
 	if err != nil {
 		return err
@@ -218,7 +236,7 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 	mat := newMaterializer(s, wanted)
 	rep, runErr := exec.Run(ctx, ag, exec.Options{
 		Root: s.root, Scope: s.root, Preload: preload, Jobs: bf.jobs, KeepGoing: bf.keepGoing, NoCache: bf.noCache,
-		Platform: platform(), Store: s.store, DB: s.db, Files: s.stat, Executor: executor, Sink: sink,
+		Platform: plat, Store: s.store, DB: s.db, Files: s.stat, Executor: executor, Sink: sink,
 		Getenv: e.getenv,
 		Remote: exec.RemoteOptions{Cache: remote, Write: cacheWrite, Required: bf.remoteReq},
 		Want:   func(a *graph.Action) bool { return wanted[a] },
@@ -237,6 +255,9 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 	obs.record(ctx, s, historyCommand(name, fs.Args()), bf.noCache, ag, rep)
 	if text != nil {
 		printSummary(e, name, ag, rep, test)
+	}
+	if !isolated {
+		warn("stages ran WITHOUT a sandbox (--sandbox=auto and none works here): their results stay on this machine; install bubblewrap, or use --sandbox=required to refuse")
 	}
 	if err := obs.finish(e); err != nil {
 		return err
