@@ -408,3 +408,45 @@ func TestSandboxMissing(t *testing.T) {
 		})
 	}
 }
+
+// TestProbeSandbox: the probe for mc serve and mc agent finds the sandbox
+// here, and finds it missing without bubblewrap, naming the fix.
+func TestProbeSandbox(t *testing.T) {
+	requireBwrap(t)
+	if err := ProbeSandbox(context.Background()); err != nil {
+		t.Fatalf("ProbeSandbox with bubblewrap: %v", err)
+	}
+	t.Setenv("PATH", t.TempDir())
+	err := ProbeSandbox(context.Background())
+	if !errors.Is(err, ErrNoSandbox) || !strings.Contains(err.Error(), "apt-get install bubblewrap") {
+		t.Errorf("ProbeSandbox without bubblewrap = %v, want ErrNoSandbox naming apt-get install bubblewrap", err)
+	}
+}
+
+// TestUserNSProblem: where the kernel refuses user namespaces, the
+// refusal names the setting and its fix. The settings are read from a map
+// (a double of /proc/sys: changing the real ones would disable user
+// namespaces for the whole machine); the probe's use of it is
+// TestSandboxMissing's path.
+func TestUserNSProblem(t *testing.T) {
+	tests := []struct {
+		name     string
+		root     bool
+		settings map[string]string
+		want     string
+	}{
+		{"enabled", false, map[string]string{"/proc/sys/user/max_user_namespaces": "15000"}, ""},
+		{"disabled for all", true, map[string]string{"/proc/sys/user/max_user_namespaces": "0"}, "sysctl -w user.max_user_namespaces="},
+		{"Debian's switch", false, map[string]string{"/proc/sys/kernel/unprivileged_userns_clone": "0"}, "sysctl -w kernel.unprivileged_userns_clone=1"},
+		{"Ubuntu's AppArmor", false, map[string]string{"/proc/sys/kernel/apparmor_restrict_unprivileged_userns": "1"}, "sysctl -w kernel.apparmor_restrict_unprivileged_userns=0"},
+		{"AppArmor, mc as root", true, map[string]string{"/proc/sys/kernel/apparmor_restrict_unprivileged_userns": "1"}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := userNSProblemIn(tc.root, func(p string) string { return tc.settings[p] })
+			if tc.want == "" && got != "" || !strings.Contains(got, tc.want) {
+				t.Errorf("userNSProblemIn = %q, want one naming %q", got, tc.want)
+			}
+		})
+	}
+}

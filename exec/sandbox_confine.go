@@ -1,6 +1,7 @@
 package exec
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/mc-build/mc/cas"
 	"github.com/mc-build/mc/confine"
 )
 
@@ -412,14 +414,18 @@ func pipeOf(b []byte) (*os.File, error) {
 
 // userNSProblem explains why user namespaces cannot be made here, when a
 // kernel setting says so, and names the fix; "" when none does.
-func userNSProblem(root bool) string {
-	read := func(p string) string {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return ""
-		}
-		return strings.TrimSpace(string(b))
+func userNSProblem(root bool) string { return userNSProblemIn(root, readSysctl) }
+
+func readSysctl(p string) string {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return ""
 	}
+	return strings.TrimSpace(string(b))
+}
+
+// userNSProblemIn is userNSProblem reading the kernel's settings with read.
+func userNSProblemIn(root bool, read func(path string) string) string {
 	if read("/proc/sys/user/max_user_namespaces") == "0" {
 		return "user namespaces are disabled (sysctl user.max_user_namespaces=0); enable them: sysctl -w user.max_user_namespaces=15000"
 	}
@@ -431,7 +437,35 @@ func userNSProblem(root bool) string {
 	}
 	if read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == "1" {
 		return "AppArmor forbids unprivileged user namespaces (sysctl kernel.apparmor_restrict_unprivileged_userns=1, the default of Ubuntu 23.10 and later); " +
-			"allow them for bubblewrap with an AppArmor profile granting `userns` to /usr/bin/bwrap (see docs/security.md), or run mc as root"
+			"allow them: sysctl -w kernel.apparmor_restrict_unprivileged_userns=0, or an AppArmor profile granting userns to bwrap (see docs/security.md), or run mc as root"
 	}
 	return ""
+}
+
+// ProbeSandbox reports whether stages can run in the sandbox on this
+// machine, trying it for real with a throwaway executor: nil, or an error
+// wrapping ErrNoSandbox that says what is missing and how to install or
+// enable it. For commands that must not run stages unconfined (mc serve,
+// mc agent, builds of untrusted code), at their start: they exit 3 on it.
+func ProbeSandbox(ctx context.Context) error {
+	dir, err := os.MkdirTemp("", "mc-sandbox-probe-")
+	if err != nil {
+		return fmt.Errorf("probing the sandbox: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	store, err := cas.OpenStore(filepath.Join(dir, "cas"))
+	if err != nil {
+		return fmt.Errorf("probing the sandbox: %w", err)
+	}
+	l, err := NewLocal(LocalOptions{Store: store, SandboxDir: filepath.Join(dir, "sandbox"),
+		MountsDir: filepath.Join(dir, "mounts"), Sandbox: SandboxRequired})
+	if err != nil {
+		return fmt.Errorf("probing the sandbox: %w", err)
+	}
+	defer l.Close()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	_, err = l.Sandboxed()
+	return err
 }
