@@ -450,3 +450,23 @@ func TestUserNSProblem(t *testing.T) {
 		})
 	}
 }
+
+// TestSandboxSeccomp: every stage runs with no_new_privs and the seccomp
+// filter of confine: a refused call (unshare of a user namespace, the way
+// to a fresh set of capabilities) fails; unconfined, it succeeds.
+func TestSandboxSeccomp(t *testing.T) {
+	cmd := "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; unshare --user true && echo UNSHARED"
+	for _, mode := range isolatedModes {
+		t.Run(mode, func(t *testing.T) {
+			log, _ := attack(t, mode, unconfined{}, job("p", "seccomp", cmd))
+			if !strings.HasPrefix(log, "NoNewPrivs:\t1\nSeccomp:\t2\n") || strings.Contains(log, "UNSHARED") {
+				t.Errorf("want no_new_privs, a seccomp filter and unshare refused: %s", log)
+			}
+		})
+	}
+	t.Run("control", func(t *testing.T) {
+		if log, _ := attack(t, "worker", unconfined{seccomp: true}, job("p", "seccomp", cmd)); !strings.Contains(log, "UNSHARED") {
+			t.Errorf("without the filter, unshare should succeed: %s", log)
+		}
+	})
+}
