@@ -130,8 +130,8 @@ func (l *Local) Close() error {
 	if err := l.workers().close(); err != nil {
 		return fmt.Errorf("closing the sandbox workers: %w", err)
 	}
-	// Stages run after Close get a sandbox of their own each: the user
-	// namespace stays (the process exits with it).
+	// The stages' user namespaces (mc as root) stay with the executor:
+	// stages run after Close get a sandbox of their own each.
 	return nil
 }
 
