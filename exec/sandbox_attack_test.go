@@ -470,3 +470,60 @@ func TestSandboxSeccomp(t *testing.T) {
 		}
 	})
 }
+
+// TestSandboxOutputsDisowned: an output a stage made becomes mc's before
+// it is stored, so that a later stage given it as an input cannot change
+// the stored blob in place (it could, owning it).
+func TestSandboxOutputsDisowned(t *testing.T) {
+	requireRoot(t)
+	type run struct {
+		mode string
+		u    unconfined
+	}
+	for _, r := range []run{{"worker", unconfined{}}, {"bwrap", unconfined{}}, {"control", unconfined{disown: true}}} {
+		mode := r.mode
+		if mode == "control" {
+			mode = "worker"
+		}
+		t.Run(r.mode, func(t *testing.T) {
+			h := newHarnessUnconfined(t, mode, r.u)
+			j := job("p", "make", "echo made > out.txt && mkdir -p d && echo deep > d/f.txt")
+			j.Outs = []string{"p/out.txt", "p/d/"}
+			res := h.run(context.Background(), j)
+			mustSucceed(t, h, res)
+			var blob cas.Digest
+			for _, o := range res.Outputs {
+				if o.Path == "p/out.txt" {
+					blob = o.Digest
+				}
+			}
+			var st unix.Stat_t
+			if err := unix.Stat(h.store.Path(blob), &st); err != nil {
+				t.Fatal(err)
+			}
+			next := job("p", "tamper", "chmod u+w in.txt && echo tampered >> in.txt")
+			next.Inputs = []Input{{Path: "p/in.txt", Digest: blob, Size: 5}}
+			if r.mode == "control" {
+				// The stage owns the blob: it changes it (which mc
+				// finds afterwards: the input-modified check).
+				if int(st.Uid) != confine.IDBase {
+					t.Errorf("unconfined, the blob should be the stages' (uid %d), is %d", confine.IDBase, st.Uid)
+				}
+				if res := h.run(context.Background(), next); res.ExitCode != 0 {
+					t.Errorf("unconfined, the stage should change its input: %s", h.log(res))
+				}
+				return
+			}
+			if int(st.Uid) != os.Geteuid() {
+				t.Errorf("the stored blob is owned by uid %d, want mc's %d", st.Uid, os.Geteuid())
+			}
+			res = h.run(context.Background(), next)
+			if res.ExitCode == 0 {
+				t.Errorf("a later stage changed the stored output: %s", h.log(res))
+			}
+			if b, err := h.store.ReadBytes(blob); err != nil || string(b) != "made\n" {
+				t.Errorf("stored output now %q, %v", b, err)
+			}
+		})
+	}
+}

@@ -34,6 +34,7 @@ type unconfined struct {
 	userns  bool
 	seccomp bool // no seccomp filter
 	etc     bool // the host's whole /etc and /root are visible
+	disown  bool // outputs stay the stages' id's when stored (no disown)
 }
 
 // ErrNoSandbox is a sandbox required (LocalOptions.Sandbox) but not
@@ -347,6 +348,23 @@ func (l *Local) own(p string) error {
 		return fmt.Errorf("giving %s to the sandbox's user: %w", p, err)
 	}
 	return nil
+}
+
+// disown gives an output the stage made (p, a file or a tree) back to mc
+// before it is moved into the store: a blob owned by the stages' id could
+// be changed in place by a later stage given it as an input. The stage is
+// over: no process of its is left to race the change.
+func (l *Local) disown(p string) error {
+	if l.owner() < 0 || l.unconfined.disown {
+		return nil
+	}
+	uid, gid := os.Geteuid(), os.Getegid()
+	return filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return unix.Lchown(q, uid, gid)
+	})
 }
 
 // ownSandbox gives a new sandbox's top directories to the stage's root.
