@@ -304,7 +304,7 @@ func (l *Local) runOwnSandbox(ctx context.Context, job *Job, prefix string, isol
 	if err != nil {
 		return nil, err
 	}
-	if isolated {
+	if isolated && job.Image == "" {
 		if err := l.ownSandbox(sb); err != nil {
 			removeAll(sb.dir)
 			return nil, err

@@ -168,7 +168,7 @@ func (s *stage) collect(o, p string, fi fs.FileInfo, adopt bool) (out cas.Output
 		if !fi.IsDir() {
 			return out, fmt.Sprintf("declared output %s is not a directory", o), nil
 		}
-		if adopt && s.isolated {
+		if adopt && s.bwrapIDs() {
 			if err := s.l.disown(p); err != nil {
 				return out, "", fmt.Errorf("output %s: %w", o, err)
 			}
@@ -189,7 +189,7 @@ func (s *stage) collect(o, p string, fi fs.FileInfo, adopt bool) (out cas.Output
 		put := st.PutFile
 		if adopt {
 			put = st.AdoptFile
-			if s.isolated {
+			if s.bwrapIDs() {
 				if err := s.l.disown(p); err != nil {
 					return out, "", fmt.Errorf("output %s: %w", o, err)
 				}

@@ -172,7 +172,7 @@ func (s *stage) mkdirs(rel string) error {
 		return fmt.Errorf("creating %s: %w", rel, err)
 	}
 	// One found there may be a directory input's, which is mc's.
-	if s.isolated {
+	if s.bwrapIDs() {
 		if err := s.l.own(p); err != nil {
 			return err
 		}
@@ -202,6 +202,11 @@ func (s *stage) materialize(in Input, dst string) error {
 	return err
 }
 
+// bwrapIDs reports whether the stage runs under bubblewrap, as the stages'
+// ids (confine), which must own what it writes. A stage in an image runs
+// in runc, as it always did (local_container.go).
+func (s *stage) bwrapIDs() bool { return s.isolated && s.job.Image == "" }
+
 // cacheMounts creates (once, then keeps) the directories of the job's
 // cache_mounts.
 func (s *stage) cacheMounts() ([]cacheMount, error) {
@@ -212,7 +217,7 @@ func (s *stage) cacheMounts() ([]cacheMount, error) {
 	for env, name := range s.job.CacheMounts {
 		host := filepath.Join(s.l.opts.MountsDir, name)
 		mkdir := func(p string) error { return os.MkdirAll(p, 0o755) }
-		if s.isolated {
+		if s.bwrapIDs() {
 			mkdir = s.l.ownMount
 		}
 		if err := mkdir(host); err != nil {
