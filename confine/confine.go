@@ -48,6 +48,7 @@ func Denied() []Syscall {
 		{"fsmount", "new mount API"},
 		{"fspick", "new mount API: reconfiguring a mount"},
 		{"mount_setattr", "new mount API: making a read-only mount writable"},
+		{"open_tree_attr", "new mount API: cloning a mount with other attributes"},
 		// File handles name an inode without a path: open_by_handle_at on
 		// any bind mount reaches the whole host filesystem ("shocker").
 		{"open_by_handle_at", "opens any inode of a mounted filesystem, escaping the bind mounts"},

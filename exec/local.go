@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mc-build/mc/cas"
+	"github.com/mc-build/mc/confine"
 	"github.com/mc-build/mc/oci"
 )
 
@@ -49,6 +50,9 @@ type LocalOptions struct {
 	ImagesDir string
 	// Registry configures pulls of registry images.
 	Registry oci.Options
+	// Sandbox says whether stages may run without a sandbox where none
+	// works here (SandboxAuto, the zero value) or must not (SandboxRequired).
+	Sandbox SandboxMode
 }
 
 // Local runs stages on this machine, each in a fresh sandbox directory
@@ -70,6 +74,12 @@ type Local struct {
 
 	probeOnce sync.Once
 	root      *bwrapRoot // non-nil when stages run under bubblewrap
+	// noSandbox, when root is nil, says why (wrapping ErrNoSandbox).
+	noSandbox error
+	// hide are mc's own directories, which no stage sees.
+	hide []string
+	// unconfined is set by tests only (see unconfined), before the probe.
+	unconfined unconfined
 
 	// covers caches, per workspace root, the tmpfs arguments hiding it
 	// from the sandbox (usually one entry: one workspace per build).
@@ -128,6 +138,8 @@ func (l *Local) Close() error {
 	if err := l.workers().close(); err != nil {
 		return fmt.Errorf("closing the sandbox workers: %w", err)
 	}
+	// The stages' user namespaces (mc as root) stay with the executor:
+	// stages run after Close get a sandbox of their own each.
 	return nil
 }
 
@@ -140,24 +152,57 @@ func (l *Local) workers() *workerPool {
 // Isolated reports whether stages run under bubblewrap. The first call
 // (or the first Run) probes whether bubblewrap works on this machine.
 func (l *Local) Isolated() bool {
-	l.probeOnce.Do(l.probe)
-	return l.root != nil
+	ok, _ := l.Sandboxed()
+	return ok
 }
 
 // probe decides, once, whether stages run under bubblewrap: bwrap must be
-// installed and able to start a sandbox like a stage's here (it is not in
-// some containers, or where unprivileged user namespaces are disabled).
+// installed and able to start a sandbox like a stage's here, with its
+// whole confinement (it is not in some containers, or where user
+// namespaces are disabled). Where it cannot, noSandbox says why and how to
+// fix it, and in SandboxAuto mode the executor warns.
 func (l *Local) probe() {
-	if l.bwrap == "" {
-		l.warn("bubblewrap (bwrap) is not installed: stages run without isolation and can read the whole filesystem; install it (apt-get install bubblewrap)")
-		return
+	l.noSandbox = l.tryProbe()
+	if l.noSandbox != nil && l.opts.Sandbox != SandboxRequired {
+		l.warn(fmt.Sprintf("%v: STAGES RUN WITHOUT ISOLATION and can read and change the whole filesystem; their results stay on this machine", l.noSandbox))
 	}
-	root := newBwrapRoot(l.path, append(hiddenDirs(l.opts.SandboxDir, l.opts.MountsDir, l.opts.Store.Dir()), l.opts.Hide...))
+}
+
+func (l *Local) tryProbe() error {
+	if l.bwrap == "" {
+		return fmt.Errorf("%w: bubblewrap (bwrap) is not installed; install it (apt-get install bubblewrap, dnf install bubblewrap, pacman -S bubblewrap)", ErrNoSandbox)
+	}
+	seccomp, err := confine.Program()
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrNoSandbox, err)
+	}
+	l.hide = append(hiddenDirs(l.opts.SandboxDir, l.opts.MountsDir, l.opts.Store.Dir()), l.opts.Hide...)
+	root := newBwrapRoot(l.path, l.hide)
+	root.seccomp = seccomp
+	root.unconfined = l.unconfined
+	root.runner = l.runner
+	asRoot := os.Geteuid() == 0
+	if asRoot && !l.unconfined.userns {
+		ns, err := newStageUserNS(l.runner)
+		if err != nil {
+			if why := userNSProblem(true); why != "" {
+				return fmt.Errorf("%w: %s (%v)", ErrNoSandbox, why, err)
+			}
+			return fmt.Errorf("%w: %v", ErrNoSandbox, err)
+		}
+		root.userns = ns
+	}
 	if err := l.tryBwrap(root); err != nil {
-		l.warn(fmt.Sprintf("bubblewrap cannot create a sandbox here (%v): stages run without isolation; check that unprivileged user namespaces are enabled", err))
-		return
+		if root.userns != nil {
+			root.userns.close()
+		}
+		if why := userNSProblem(asRoot); why != "" {
+			return fmt.Errorf("%w: %s (bubblewrap: %v)", ErrNoSandbox, why, err)
+		}
+		return fmt.Errorf("%w: bubblewrap cannot create a sandbox here: %v", ErrNoSandbox, err)
 	}
 	l.root = root
+	return nil
 }
 
 // tryBwrap runs an empty stage under bubblewrap with every namespace a
@@ -168,14 +213,34 @@ func (l *Local) tryBwrap(root *bwrapRoot) error {
 		return err
 	}
 	defer removeAll(sb.dir)
+	if root.userns != nil {
+		for _, d := range []string{sb.ws, sb.home, sb.tmp} {
+			if err := os.Lchown(d, confine.IDBase, confine.IDBase); err != nil {
+				return err
+			}
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	argv := root.bwrapArgs(l.bwrap, sb, &Job{}, nil, nil, shellArgs(nil))
-	cmd := osexec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = []string{"PATH=" + l.path}
-	out, err := cmd.CombinedOutput()
+	// The stage writes where it must be able to: its confinement works.
+	c, err := root.bwrapArgs(l.bwrap, sb, &Job{}, nil, nil, shellArgs([]string{"touch /tmp/probe /mc/ws/probe"}))
 	if err != nil {
-		if line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n"); line != "" {
+		return err
+	}
+	var out strings.Builder
+	cmd := &osexec.Cmd{
+		Path: l.bwrap, Args: c.args, Env: append([]string{"PATH=" + l.path}, c.env...),
+		Stdout: &out, Stderr: &out, ExtraFiles: c.files, SysProcAttr: root.sysProcAttr(),
+	}
+	err = cmd.Start()
+	c.close()
+	if err == nil {
+		stop := context.AfterFunc(ctx, func() { cmd.Process.Kill() })
+		err = cmd.Wait()
+		stop()
+	}
+	if err != nil {
+		if line, _, _ := strings.Cut(strings.TrimSpace(out.String()), "\n"); line != "" {
 			return fmt.Errorf("%w: %s", err, line)
 		}
 		return err
@@ -223,7 +288,10 @@ func (l *Local) Run(ctx context.Context, job *Job) (*Result, error) {
 		// command, a stage in an image runs in a container of its own.
 		return l.runImageJob(ctx, job, start)
 	}
-	isolated := l.Isolated()
+	isolated, noSandbox := l.Sandboxed()
+	if !isolated && l.opts.Sandbox == SandboxRequired {
+		return nil, noSandbox
+	}
 	if isolated && !l.opts.KeepSandbox {
 		// A kept sandbox must not be reused: it gets one of its own.
 		if res, err, ok := l.runOnWorker(ctx, job); ok {
@@ -243,6 +311,12 @@ func (l *Local) runOwnSandbox(ctx context.Context, job *Job, prefix string, isol
 	sb, err := newSandbox(l.opts.SandboxDir, prefix, isolated)
 	if err != nil {
 		return nil, err
+	}
+	if isolated && job.Image == "" {
+		if err := l.ownSandbox(sb); err != nil {
+			removeAll(sb.dir)
+			return nil, err
+		}
 	}
 	st := &stage{l: l, job: job, sb: sb, isolated: isolated}
 	res, err := st.run(ctx)

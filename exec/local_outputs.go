@@ -168,6 +168,11 @@ func (s *stage) collect(o, p string, fi fs.FileInfo, adopt bool) (out cas.Output
 		if !fi.IsDir() {
 			return out, fmt.Sprintf("declared output %s is not a directory", o), nil
 		}
+		if adopt && s.bwrapIDs() {
+			if err := s.l.disown(p); err != nil {
+				return out, "", fmt.Errorf("output %s: %w", o, err)
+			}
+		}
 		d, t, err := st.PutTree(p, adopt)
 		if err != nil {
 			// Absolute or escaping symlinks, special files: the stage's doing.
@@ -184,6 +189,11 @@ func (s *stage) collect(o, p string, fi fs.FileInfo, adopt bool) (out cas.Output
 		put := st.PutFile
 		if adopt {
 			put = st.AdoptFile
+			if s.bwrapIDs() {
+				if err := s.l.disown(p); err != nil {
+					return out, "", fmt.Errorf("output %s: %w", o, err)
+				}
+			}
 		}
 		d, n, err := put(p)
 		if err != nil {

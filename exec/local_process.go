@@ -29,12 +29,26 @@ const drainTimeout = 2 * time.Second
 func (s *stage) exec(ctx context.Context, mounts []cacheMount) (code int, runErr, err error) {
 	shell := shellArgs(s.job.Cmds)
 	argv, dir := shell, filepath.Join(s.sb.ws, filepath.FromSlash(s.job.Pkg))
+	attr := &syscall.SysProcAttr{
+		// A session of its own: a process group to kill whole, and no
+		// controlling terminal to read from or inject input into.
+		Setsid: true,
+		// Dies with mc even when mc is killed without a chance to clean up.
+		Pdeathsig: syscall.SIGKILL,
+	}
+	var files []*os.File
+	env := s.env(mounts)
 	if s.isolated {
 		// Every workspace seen is hidden, not only the job's: a job
 		// without sources does not tell which is its own.
 		cover := coverArgs(s.l.knownCovers(coverPaths(s.l.wsCover(s.job))))
-		argv = s.l.root.bwrapArgs(s.l.bwrap, s.sb, s.job, mounts, cover, shell)
-		dir = ""
+		c, err := s.l.root.bwrapArgs(s.l.bwrap, s.sb, s.job, mounts, cover, shell)
+		if err != nil {
+			return 0, nil, err
+		}
+		defer c.close()
+		argv, dir, files, attr = c.args, "", c.files, s.l.root.sysProcAttr()
+		env = append(env, c.env...)
 	}
 	logf, mw, err := s.openLog()
 	if err != nil {
@@ -48,19 +62,14 @@ func (s *stage) exec(ctx context.Context, mounts []cacheMount) (code int, runErr
 	}
 	defer pr.Close()
 	cmd := &osexec.Cmd{
-		Path:   argv[0],
-		Args:   argv,
-		Env:    s.env(mounts),
-		Dir:    dir,
-		Stdout: pw, // one pipe for both: the log keeps their interleaving
-		Stderr: pw,
-		SysProcAttr: &syscall.SysProcAttr{
-			// A session of its own: a process group to kill whole, and no
-			// controlling terminal to read from or inject input into.
-			Setsid: true,
-			// Dies with mc even when mc is killed without a chance to clean up.
-			Pdeathsig: syscall.SIGKILL,
-		},
+		Path:        argv[0],
+		Args:        argv,
+		Env:         env,
+		Dir:         dir,
+		Stdout:      pw, // one pipe for both: the log keeps their interleaving
+		Stderr:      pw,
+		ExtraFiles:  files,
+		SysProcAttr: attr,
 	}
 	if err := ctx.Err(); err != nil {
 		pw.Close()

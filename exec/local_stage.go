@@ -166,9 +166,16 @@ func (s *stage) mkdirs(rel string) error {
 	if err := s.mkdirs(path.Dir(rel)); err != nil {
 		return err
 	}
-	err := os.Mkdir(filepath.Join(s.sb.ws, filepath.FromSlash(rel)), 0o755)
+	p := filepath.Join(s.sb.ws, filepath.FromSlash(rel))
+	err := os.Mkdir(p, 0o755)
 	if err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("creating %s: %w", rel, err)
+	}
+	// One found there may be a directory input's, which is mc's.
+	if s.bwrapIDs() {
+		if err := s.l.own(p); err != nil {
+			return err
+		}
 	}
 	s.made[rel] = true
 	return nil
@@ -204,6 +211,11 @@ func (s *stage) materialize(in Input, dst string) error {
 	return err
 }
 
+// bwrapIDs reports whether the stage runs under bubblewrap, as the stages'
+// ids (confine), which must own what it writes. A stage in an image runs
+// in runc, as it always did (local_container.go).
+func (s *stage) bwrapIDs() bool { return s.isolated && s.job.Image == "" }
+
 // cacheMounts creates (once, then keeps) the directories of the job's
 // cache_mounts.
 func (s *stage) cacheMounts() ([]cacheMount, error) {
@@ -216,7 +228,11 @@ func (s *stage) cacheMounts() ([]cacheMount, error) {
 			return nil, err
 		}
 		host := filepath.Join(s.l.opts.MountsDir, name)
-		if err := os.MkdirAll(host, 0o755); err != nil {
+		mkdir := func(p string) error { return os.MkdirAll(p, 0o755) }
+		if s.bwrapIDs() {
+			mkdir = s.l.ownMount
+		}
+		if err := mkdir(host); err != nil {
 			return nil, fmt.Errorf("cache mount %s: %w", name, err)
 		}
 		inside := host

@@ -47,6 +47,13 @@ type harness struct {
 
 func newHarness(t *testing.T, mode string, mods ...func(*LocalOptions)) *harness {
 	t.Helper()
+	return newHarnessUnconfined(t, mode, unconfined{}, mods...)
+}
+
+// newHarnessUnconfined is newHarness with guarantees of the sandbox
+// switched off (u), for the positive controls of the attack tests.
+func newHarnessUnconfined(t *testing.T, mode string, u unconfined, mods ...func(*LocalOptions)) *harness {
+	t.Helper()
 	h := &harness{t: t, mode: mode, dir: t.TempDir()}
 	store, err := cas.OpenStore(filepath.Join(h.dir, "cas"))
 	if err != nil {
@@ -71,6 +78,7 @@ func newHarness(t *testing.T, mode string, mods ...func(*LocalOptions)) *harness
 	if err != nil {
 		t.Fatal(err)
 	}
+	l.unconfined = u
 	h.l = l
 	t.Cleanup(func() {
 		if err := l.Close(); err != nil {
@@ -825,6 +833,17 @@ func TestLocalInputModified(t *testing.T) {
 					res := h.run(context.Background(), j)
 					if tc.wantErr == "" {
 						mustSucceed(t, h, res)
+						if b, err := h.store.ReadBytes(blob); err != nil || string(b) != content {
+							t.Errorf("blob after the stage: %q, %v", b, err)
+						}
+						return
+					}
+					if mode != "direct" && os.Geteuid() == 0 {
+						// mc as root: the stage's root is an unprivileged
+						// host id, which may not change mc's files at all.
+						if res.ExitCode == 0 {
+							t.Errorf("the stage changed its input, owned by mc: %+v", res)
+						}
 						if b, err := h.store.ReadBytes(blob); err != nil || string(b) != content {
 							t.Errorf("blob after the stage: %q, %v", b, err)
 						}

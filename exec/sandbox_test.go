@@ -1,6 +1,7 @@
 package exec
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -106,32 +107,77 @@ func TestBwrapRootPathAndCovers(t *testing.T) {
 
 func TestBwrapArgs(t *testing.T) {
 	r := newBwrapRoot("", nil)
-	sb := &sandboxDirs{ws: "/c/sb/ws", home: "/c/sb/home", tmp: "/c/sb/tmp"}
+	r.seccomp = []byte{0, 0, 0, 0, 0, 0, 0, 0}
+	dir := t.TempDir()
+	sb := &sandboxDirs{ws: filepath.Join(dir, "ws"), home: filepath.Join(dir, "home"), tmp: filepath.Join(dir, "tmp")}
+	cache := filepath.Join(dir, "go")
+	for _, d := range []string{sb.ws, sb.home, sb.tmp, cache} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	tests := []struct {
 		name    string
+		mapped  bool
 		job     *Job
 		mounts  []cacheMount
-		want    []string // in this order
+		want    []string // in this order, without the descriptor numbers
 		notWant []string
 	}{
 		{
-			name: "no network",
+			name: "no network, not root",
 			job:  &Job{Pkg: "svc/api"},
-			want: []string{"--bind /c/sb/tmp /tmp", "--bind /c/sb/ws /mc/ws", "--bind /c/sb/home /mc/home",
+			want: []string{"--unshare-user --uid 0 --gid 0", "--seccomp", "--bind " + sb.tmp + " /tmp", "--ro-bind-data /etc/passwd",
+				"--ro-bind-data /etc/group", "--bind " + sb.ws + " /mc/ws", "--bind " + sb.home + " /mc/home",
 				"--unshare-pid", "--die-with-parent", "--chdir /mc/ws/svc/api", "--unshare-net", "-- /bin/sh -c :"},
 		},
 		{
-			name:    "network, root package, a cache mount",
+			name:    "network, root package, a cache mount, mc as root",
+			mapped:  true,
 			job:     &Job{Network: true},
-			mounts:  []cacheMount{{env: "GOCACHE", host: "/c/mounts/go", inside: "/mc/cache/go"}},
-			want:    []string{"--bind /c/mounts/go /mc/cache/go", "--chdir /mc/ws --"},
-			notWant: []string{"--unshare-net"},
+			mounts:  []cacheMount{{env: "GOCACHE", host: cache, inside: "/mc/cache/go"}},
+			want:    []string{"--userns", "--userns2", "--cap-add ALL", "--seccomp", "--bind " + cache + " /mc/cache/go", "--chdir /mc/ws -- /proc/self/fd/3 /bin/sh -c :"},
+			notWant: []string{"--unshare-net", "--unshare-user"},
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			args := r.bwrapArgs("bwrap", sb, tc.job, tc.mounts, nil, shellArgs(nil))
-			line := strings.Join(args, " ")
+			r.userns, r.runner = nil, ""
+			if tc.mapped {
+				f, err := os.Open("/proc/self/ns/user")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+				r.userns, r.runner = &stageUserNS{setup: f, stage: f}, "/proc/self/exe"
+			}
+			c, err := r.bwrapArgs("bwrap", sb, tc.job, tc.mounts, nil, shellArgs(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.close()
+			args := c.args
+			// Every descriptor named is one passed, in order from 3.
+			var norm []string
+			next := 3
+			if tc.mapped {
+				next = 4 // descriptor 3 is the runner
+			}
+			for i := 0; i < len(args); i++ {
+				norm = append(norm, args[i])
+				switch args[i] {
+				case "--userns", "--userns2", "--ro-bind-data", "--seccomp":
+					if i+1 >= len(args) || args[i+1] != fmt.Sprint(next) {
+						t.Fatalf("%s names descriptor %q, want %d", args[i], args[i+1], next)
+					}
+					next++
+					i++
+				}
+			}
+			if next-3 != len(c.files) {
+				t.Errorf("%d descriptors named, %d passed", next-3, len(c.files))
+			}
+			line := strings.Join(norm, " ")
 			if args[0] != "bwrap" {
 				t.Errorf("argv[0] = %q", args[0])
 			}

@@ -87,6 +87,9 @@ func (l *Local) startWorker(key poolKey, covers []string) (w *worker, err error)
 	if err := os.Mkdir(sb.ws, 0o755); err != nil {
 		return nil, fmt.Errorf("creating a worker sandbox: %w", err)
 	}
+	if err := l.ownSandbox(sb); err != nil {
+		return nil, fmt.Errorf("creating a worker sandbox: %w", err)
+	}
 	// The runner is executed from an open descriptor (fd 3 in bubblewrap,
 	// which passes it on): the sandbox then shows no trace of it.
 	self, err := os.Open(l.runner)
@@ -101,7 +104,7 @@ func (l *Local) startWorker(key poolKey, covers []string) (w *worker, err error)
 			return nil, err
 		}
 		host := filepath.Join(l.opts.MountsDir, name)
-		if err := os.MkdirAll(host, 0o755); err != nil {
+		if err := l.ownMount(host); err != nil {
 			return nil, fmt.Errorf("cache mount %s: %w", name, err)
 		}
 		id, ok := statMount(host)
@@ -111,7 +114,12 @@ func (l *Local) startWorker(key poolKey, covers []string) (w *worker, err error)
 		mounts = append(mounts, cacheMount{host: host, inside: sandboxCache + "/" + name})
 		ids = append(ids, id)
 	}
-	argv := l.root.workerArgs(l.bwrap, sb, key.network, mounts, coverArgs(covers), "/proc/self/fd/3")
+	c, err := l.root.workerArgs(l.bwrap, sb, key.network, mounts, coverArgs(covers), self)
+	if err != nil {
+		return nil, fmt.Errorf("starting a worker: %w", err)
+	}
+	defer c.close()
+	argv := c.args
 
 	inR, inW, err := os.Pipe()
 	if err != nil {
@@ -130,7 +138,7 @@ func (l *Local) startWorker(key poolKey, covers []string) (w *worker, err error)
 		exited: make(chan struct{}),
 		mounts: ids,
 		shape:  dirTree{},
-		pool:   &dirPool{dir: filepath.Join(dir, "ws", "spare")},
+		pool:   &dirPool{dir: filepath.Join(dir, "ws", "spare"), own: l.own},
 	}
 	w.cmd = &osexec.Cmd{
 		Path:       argv[0],
@@ -139,13 +147,10 @@ func (l *Local) startWorker(key poolKey, covers []string) (w *worker, err error)
 		Stdin:      inR,
 		Stdout:     outW,
 		Stderr:     w.stderr,
-		ExtraFiles: []*os.File{self},
-		SysProcAttr: &syscall.SysProcAttr{
-			// A process group to kill whole (bubblewrap and the runner;
-			// the runner's death takes its PID namespace down with it).
-			Setsid:    true,
-			Pdeathsig: syscall.SIGKILL,
-		},
+		ExtraFiles: c.files,
+		// A process group to kill whole (bubblewrap and the runner; the
+		// runner's death takes its PID namespace down with it).
+		SysProcAttr: l.root.sysProcAttr(),
 	}
 	err = w.cmd.Start()
 	inR.Close()

@@ -35,8 +35,21 @@ const runnerEnv = "MC_SANDBOX_RUNNER"
 // This is the one place of package exec that calls os.Exit: the runner is
 // a program of its own that happens to live in the same binary.
 func RunnerMain() (ran bool) {
-	if os.Getenv(runnerEnv) != "1" {
+	switch os.Getenv(runnerEnv) {
+	case "1":
+	case runnerExec:
+		os.Exit(execAsRoot(os.Args[1:], os.Stderr))
+	case runnerHold:
+		os.Exit(holdSetupNS(os.Stdin, os.Stdout, os.Stderr))
+	case runnerHold2:
+		os.Exit(holdUserNS(os.Stdin))
+	default:
 		return false
+	}
+	// Root of the stage's user namespace (sandbox_confine.go).
+	if err := becomeRoot(); err != nil {
+		fmt.Fprintf(os.Stderr, "mc sandbox runner: %v\n", err)
+		os.Exit(2)
 	}
 	// One P: the runner is one goroutine, mostly blocked in poll(2)
 	// between short bursts.

@@ -165,6 +165,10 @@ func (p *dirPool) reshapeDir(dir string, have, want dirTree) error {
 			from = t
 		} else if err := os.Mkdir(dst, 0o755); err != nil {
 			return err
+		} else if p != nil && p.own != nil {
+			if err := p.own(dst); err != nil {
+				return err
+			}
 		}
 		if err := p.reshapeDir(dst, from, want[name]); err != nil {
 			return err
@@ -208,8 +212,10 @@ func likeness(a, b dirTree) int {
 // next allocations in that block group slower for minutes; renaming a
 // directory does neither.
 type dirPool struct {
-	dir   string // "": no pool, directories not needed are removed
-	made  bool   // dir exists
+	dir string // "": no pool, directories not needed are removed
+	// own, if set, gives a directory made for stages to the stages' user.
+	own   func(string) error
+	made  bool // dir exists
 	trees []pooledTree
 	next  int // the name of the next tree put in
 }

@@ -45,6 +45,7 @@ type buildFlags struct {
 	// secrets, a sandbox required (tier.go; SPEC §4a). mc serve sets it
 	// for pull requests.
 	untrusted bool
+	sandbox   string // --sandbox: auto or required (sandbox.go)
 }
 
 func (b *buildFlags) register(fs interface {
@@ -69,6 +70,7 @@ func (b *buildFlags) register(fs interface {
 	fs.StringVar(&b.affectedSince, "affected-since", "", "only the stages affected by changes since git revision REV (no pattern: //...)")
 	fs.BoolVar(&b.images.push, "push", false, "push the images built that have a repository (--deploy pushes too)")
 	fs.StringVar(&b.images.registry, "registry", "", "registry HOST[:PORT][/PATH] images are pushed to; overrides MC_REGISTRY and WORKSPACE.mc")
+	fs.StringVar(&b.sandbox, "sandbox", "auto", "auto: without a working sandbox, run stages unsandboxed (said, results kept on this machine); required: exit 3 instead")
 	b.obs.register(fs)
 	fs.StringVar(&b.report, "report", "", "also stream the events to the mc serve at URL (token: MC_REPORT_TOKEN)")
 	fs.BoolVar(&b.untrusted, "untrusted", false, "build untrusted code (a pull request): read trusted results, write only the untrusted tier; no secrets; a sandbox is required")
@@ -106,6 +108,14 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 	if bf.untrusted && bf.images.pushRequested(bf.deploy) {
 		// Deploying and pushing write what trusted systems use.
 		return usagef("--untrusted builds deploy nothing and push no images: drop --deploy and --push")
+	}
+	sandboxMode, err := exec.ParseSandboxMode(bf.sandbox)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	if bf.untrusted {
+		// Untrusted code never runs unsandboxed (SPEC §4a).
+		sandboxMode = exec.SandboxRequired
 	}
 	s, err := openSessionTier(ctx, e, bf.cacheDir, bf.untrusted)
 	if err != nil {
@@ -205,7 +215,9 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 	// exec.Run syncs the store before each batch of results it records
 	// (group commit), so blobs need not be fsynced one by one.
 	s.store.DeferSync()
+	sandboxMode, sandboxed := sandboxState(s.cache, sandboxMode)
 	lo := exec.LocalOptions{
+		Sandbox:     sandboxMode,
 		Store:       s.store,
 		SandboxDir:  filepath.Join(s.tier, "sandbox"),
 		MountsDir:   filepath.Join(s.tier, "mounts"),
@@ -223,10 +235,18 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 		return &infraError{err}
 	}
 	defer local.Close()
-	if bf.untrusted {
-		if err := requireSandbox(local); err != nil {
-			return err
+	isolated, err := sandboxed(local)
+	if err != nil {
+		if bf.untrusted {
+			return requireSandbox(err)
 		}
+		return err
+	}
+	plat := platform()
+	if !isolated {
+		// Kept apart: other keys, nothing uploaded.
+		plat += unisolatedPlatform
+		cacheWrite = false
 	}
 	executor, endRunners, err := setupRunners(ctx, e, s, &bf, fs.Changed("jobs"), remote, local, g, warn)
 	if err != nil {
@@ -242,7 +262,7 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 	mat := newMaterializer(s, wanted)
 	rep, runErr := exec.Run(ctx, ag, exec.Options{
 		Root: s.root, Scope: s.root, Preload: preload, Jobs: bf.jobs, KeepGoing: bf.keepGoing, NoCache: bf.noCache,
-		Platform: platform(), Store: s.store, DB: s.db, Files: s.stat, Executor: executor, Sink: sink,
+		Platform: plat, Store: s.store, DB: s.db, Files: s.stat, Executor: executor, Sink: sink,
 		Getenv:    e.getenv,
 		Remote:    exec.RemoteOptions{Cache: remote, Write: cacheWrite, Required: bf.remoteReq},
 		Want:      func(a *graph.Action) bool { return wanted[a] },
@@ -262,6 +282,9 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 	obs.record(ctx, s, historyCommand(name, fs.Args()), bf.noCache, ag, rep)
 	if text != nil {
 		printSummary(e, name, ag, rep, test)
+	}
+	if !isolated {
+		warn("stages ran WITHOUT a sandbox (--sandbox=auto and none works here): their results stay on this machine; install bubblewrap, or use --sandbox=required to refuse")
 	}
 	if err := obs.finish(e); err != nil {
 		return err

@@ -12,7 +12,6 @@ import (
 
 	"github.com/mc-build/mc/cas"
 	"github.com/mc-build/mc/cas/s3"
-	"github.com/mc-build/mc/exec"
 )
 
 // Trust tiers (SPEC §4a). `mc build --untrusted` (and mc serve's builds of
@@ -90,17 +89,11 @@ func untrustedURL(url string) string {
 // requireSandbox stops an untrusted build that cannot isolate its stages
 // (SPEC §4a: exit 3). A stage of a pull request run without a sandbox can
 // read the whole machine: the trusted cache, mc's environment and
-// credentials.
-//
-// TODO(sandbox): call exec.CheckSandbox(ctx) once the sandbox helper's
-// probe is on main; Isolated is the probe the executor already runs.
-func requireSandbox(local *exec.Local) error {
-	if !local.Isolated() {
-		return &infraError{errors.New("an untrusted build needs a sandbox and none works here (bubblewrap is " +
-			"missing or cannot create namespaces): its stages would see this machine's files and credentials; " +
-			"install bubblewrap and enable unprivileged user namespaces")}
-	}
-	return nil
+// credentials. The executor was made in SandboxRequired mode, so why
+// wraps exec.ErrNoSandbox and says what is missing.
+func requireSandbox(why error) error {
+	return &infraError{fmt.Errorf("an untrusted build needs a sandbox and none works here: its stages would see "+
+		"this machine's files and credentials: %w", why)}
 }
 
 // collectUntrusted runs gc on the untrusted tier of cacheDir (if any) to
