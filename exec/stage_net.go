@@ -404,3 +404,15 @@ func (l *Local) refuseContainerNet(job *Job) error {
 	}
 	return nil
 }
+
+// ParseStageNetwork reads --stage-network: "host" (stages with network =
+// True share the host's network) or "private" (LocalOptions.PrivateNetwork).
+func ParseStageNetwork(s string) (private bool, err error) {
+	switch s {
+	case "host":
+		return false, nil
+	case "private":
+		return true, nil
+	}
+	return false, fmt.Errorf("--stage-network=%s: want host or private", s)
+}

@@ -41,6 +41,8 @@ type buildFlags struct {
 	obs           observeFlags // --explain, --profile, --history (observe.go)
 	report        string       // --report=URL: tee events to mc serve (report.go)
 	images        imageFlags   // --push, --registry (images.go)
+	// stageNetwork: host or private (exec.LocalOptions.PrivateNetwork).
+	stageNetwork string
 }
 
 func (b *buildFlags) register(fs interface {
@@ -67,6 +69,7 @@ func (b *buildFlags) register(fs interface {
 	fs.StringVar(&b.images.registry, "registry", "", "registry HOST[:PORT][/PATH] images are pushed to; overrides MC_REGISTRY and WORKSPACE.mc")
 	b.obs.register(fs)
 	fs.StringVar(&b.report, "report", "", "also stream the events to the mc serve at URL (token: MC_REPORT_TOKEN)")
+	fs.StringVar(&b.stageNetwork, "stage-network", "host", "stages with network = True use the host's network (host), or a namespace of their own with NAT that cannot reach the metadata service, loopback or the host's addresses (private; needs root, pasta and nft)")
 }
 
 func runBuild(ctx context.Context, e *env, args []string) error {
@@ -97,6 +100,10 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 	}
 	if bf.jobs < 1 {
 		return usagef("-j must be at least 1")
+	}
+	privateNet, err := exec.ParseStageNetwork(bf.stageNetwork)
+	if err != nil {
+		return usagef("%v", err)
 	}
 	s, err := openSession(ctx, e, bf.cacheDir)
 	if err != nil {
@@ -199,6 +206,8 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 		Warn:        warn,
 		RootfsDir:   filepath.Join(s.cache, "rootfs"),
 		ImagesDir:   filepath.Join(s.cache, "images"),
+		// A private stage network, when asked for, or the stage fails.
+		PrivateNetwork: privateNet,
 	})
 	if err != nil {
 		return &infraError{err}
