@@ -222,7 +222,7 @@ func startStageNet(t *stageNetTools) (n *stageNet, err error) {
 		}
 		select {
 		case <-n.exited:
-			return n, fmt.Errorf("%s could not make a network namespace: %s", t.unshare, strings.TrimSpace(stderr.String()))
+			return n, fmt.Errorf("%s, as uid %d, could not make a user and network namespace: %s (unprivileged user namespaces must be allowed: sysctl kernel.unprivileged_userns_clone=1 where it exists, and kernel.apparmor_restrict_unprivileged_userns=0 on Ubuntu 23.10 and later)", t.unshare, StageNetUID, strings.TrimSpace(stderr.String()))
 		case <-time.After(time.Millisecond):
 		}
 		if time.Now().After(deadline) {

@@ -27,7 +27,8 @@ import (
 //	  mc executor (this test binary, re-run)        198.51.100.254 (gateway)
 //	  198.51.100.1/24 --------- veth ------------   169.254.169.254:80  STAND-IN FOR IMDS
 //	  192.0.2.1 (another address of the host)       203.0.113.10:80     stands for the internet
-//	  agent stand-in: 0.0.0.0:8181 (loopback and every address)
+//	  agent stand-in: 0.0.0.0:8181 (loopback       169.254.170.2:80    stand-in for the ECS
+//	  and every address)                             credentials endpoint (rest of 169.254/16)
 //
 // The executor runs in the instance namespace (stageNetChildMain), runs a
 // stage with network = True that tries each address, and reports which it
@@ -40,7 +41,7 @@ const stageNetChildEnv = "MC_TEST_STAGENET_CHILD"
 
 // stageNetProbe is the stage: one line per target, "name OK body" or
 // "name FAIL", then its network namespace.
-const stageNetProbe = `for t in imds=169.254.169.254/latest/meta-data/iam/security-credentials/ loopback=127.0.0.1:8181/ hostaddr=192.0.2.1:8181/ internet=203.0.113.10/; do
+const stageNetProbe = `for t in imds=169.254.169.254/latest/meta-data/iam/security-credentials/ ecs=169.254.170.2/v2/credentials loopback=127.0.0.1:8181/ hostaddr=192.0.2.1:8181/ internet=203.0.113.10/; do
   name=${t%%=*}; url=http://${t#*=}
   if body=$(curl -sf -m 3 "$url" 2>/dev/null); then echo "$name OK $body"; else echo "$name FAIL"; fi
 done
@@ -63,10 +64,10 @@ func TestStageNetPrivate(t *testing.T) {
 		// The guarantee: the metadata stand-in, the agent on loopback and
 		// on the host's other address are all unreachable; the internet
 		// is reached through the NAT.
-		"private": {"imds": "FAIL", "loopback": "FAIL", "hostaddr": "FAIL", "internet": "OK internet"},
+		"private": {"imds": "FAIL", "ecs": "FAIL", "loopback": "FAIL", "hostaddr": "FAIL", "internet": "OK internet"},
 		// Positive control: the same probe on the host's network reaches
 		// everything, so the probe can tell.
-		"host": {"imds": "OK role-credentials", "loopback": "OK agent", "hostaddr": "OK agent", "internet": "OK internet"},
+		"host": {"imds": "OK role-credentials", "ecs": "OK task-credentials", "loopback": "OK agent", "hostaddr": "OK agent", "internet": "OK internet"},
 	}
 	for _, netMode := range []string{"private", "host"} {
 		t.Run(netMode, func(t *testing.T) {
@@ -153,6 +154,7 @@ func buildStageNetTopology(t *testing.T) (inst, out string) {
 	ip("-n", out, "addr", "add", "198.51.100.254/24", "dev", vo)
 	ip("-n", out, "link", "set", vo, "up")
 	ip("-n", out, "addr", "add", "169.254.169.254/32", "dev", "lo") // the IMDS stand-in's
+	ip("-n", out, "addr", "add", "169.254.170.2/32", "dev", "lo")   // the ECS credentials stand-in's
 	ip("-n", out, "addr", "add", "203.0.113.10/32", "dev", "lo")    // the internet's
 	return inst, out
 }
@@ -165,8 +167,8 @@ func buildStageNetTopology(t *testing.T) (inst, out string) {
 func serveOutside(t *testing.T, ns string) {
 	t.Helper()
 	type listeners struct {
-		imds, internet net.Listener
-		err            error
+		imds, ecs, internet net.Listener
+		err                 error
 	}
 	done := make(chan listeners, 1)
 	go func() {
@@ -181,6 +183,9 @@ func serveOutside(t *testing.T, ns string) {
 			l.imds, err = net.Listen("tcp4", "169.254.169.254:80")
 		}
 		if err == nil {
+			l.ecs, err = net.Listen("tcp4", "169.254.170.2:80")
+		}
+		if err == nil {
 			l.internet, err = net.Listen("tcp4", "203.0.113.10:80")
 		}
 		l.err = err
@@ -190,7 +195,7 @@ func serveOutside(t *testing.T, ns string) {
 	if l.err != nil {
 		t.Fatalf("starting the outside servers: %v", l.err)
 	}
-	for ln, body := range map[net.Listener]string{l.imds: "role-credentials", l.internet: "internet"} {
+	for ln, body := range map[net.Listener]string{l.imds: "role-credentials", l.ecs: "task-credentials", l.internet: "internet"} {
 		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, body) })}
 		go srv.Serve(ln)
 		t.Cleanup(func() { srv.Close() })
