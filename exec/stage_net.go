@@ -148,7 +148,64 @@ func setupStageNet() (*stageNetTools, error) {
 	if err != nil || !bytes.Contains(out, []byte("skuid "+strconv.Itoa(StageNetUID))) || !bytes.Contains(out, []byte("169.254.0.0/16")) {
 		return nil, fmt.Errorf("the firewall rules of private stage networks are not in place after installing them (nft list table inet %s: %v)", stageNetTable, err)
 	}
+	reapOrphanPasta()
 	return &t, nil
+}
+
+// reapOrphanPasta ends the pasta processes left by an mc that was killed
+// before it could end them: pasta with a PID target never quits on its
+// own. One is an orphan when its target (the last argument, a holder) is
+// gone or no longer StageNetUID's; pastas of other mc processes, whose
+// holders live, are left alone. Best effort: a leftover pasta holds only
+// an empty namespace, under the same firewall rules.
+func reapOrphanPasta() {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if uid, ok := procUID(pid); !ok || uid != StageNetUID {
+			continue
+		}
+		// The pidfd first, what it is after: a signal through it reaches
+		// the process read about, or none (never one that got its pid).
+		fd, err := unix.PidfdOpen(pid, 0)
+		if err != nil {
+			continue
+		}
+		if orphanPasta(pid) {
+			unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+		}
+		unix.Close(fd)
+	}
+}
+
+// orphanPasta reports whether pid is a pasta of StageNetUID whose target
+// is gone.
+func orphanPasta(pid int) bool {
+	if uid, ok := procUID(pid); !ok || uid != StageNetUID {
+		return false
+	}
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	args := strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
+	if len(args) < 2 || !strings.HasPrefix(filepath.Base(args[0]), "pasta") {
+		return false
+	}
+	target, err := strconv.Atoi(args[len(args)-1])
+	if err != nil {
+		return false
+	}
+	// A holder that lives (another mc's, or ours) is StageNetUID's and not
+	// a zombie (whose mc died before it could reap it).
+	uid, ok := procUID(target)
+	return !ok || uid != StageNetUID || procZombie(target)
 }
 
 // stageNet is one private network namespace, with pasta attached.
@@ -300,6 +357,21 @@ func procUID(pid int) (int, bool) {
 		}
 	}
 	return 0, false
+}
+
+// procZombie reports whether pid has exited and awaits its parent's wait.
+func procZombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return true
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "State:"); ok {
+			st := strings.TrimSpace(rest)
+			return strings.HasPrefix(st, "Z") || strings.HasPrefix(st, "X")
+		}
+	}
+	return false
 }
 
 // pastaMessage drops pasta's complaints about a missing syslog.

@@ -304,3 +304,47 @@ func stageNetChildMode(mode string, private bool) error {
 	}
 	return nil
 }
+
+// An mc killed outright leaves its pasta running (pasta with a PID
+// target never quits); the next executor to set up private networks ends
+// it, and leaves alone the pasta of a network still in use.
+func TestStageNetOrphanPastaReaped(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("the private stage network tests run as root; run them as root")
+	}
+	var tools stageNetTools
+	for dst, name := range map[*string]string{&tools.pasta: "pasta", &tools.unshare: "unshare", &tools.sleep: "sleep"} {
+		p, err := osexec.LookPath(name)
+		if err != nil {
+			t.Fatalf("%s is not installed (apt-get install passt util-linux coreutils)", name)
+		}
+		*dst = p
+	}
+	orphan, err := startStageNet(&tools)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orphan.close()
+	live, err := startStageNet(&tools)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.close()
+	// As when mc dies: its holder goes, its pasta stays.
+	orphan.holder.Process.Kill()
+	<-orphan.exited
+	if err := unix.PidfdSendSignal(orphan.pasta, 0, nil, 0); err != nil {
+		t.Fatalf("the orphan's pasta is already gone (%v): the test shows nothing", err)
+	}
+	reapOrphanPasta()
+	deadline := time.Now().Add(5 * time.Second)
+	for unix.PidfdSendSignal(orphan.pasta, 0, nil, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the orphaned pasta still runs after reapOrphanPasta")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := unix.PidfdSendSignal(live.pasta, 0, nil, 0); err != nil {
+		t.Fatalf("the pasta of a network in use was ended too: %v", err)
+	}
+}
