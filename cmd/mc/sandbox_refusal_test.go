@@ -52,11 +52,7 @@ func TestAgentServeRefuseWithoutSandbox(t *testing.T) {
 	// With bubblewrap but without pasta, the private stage network the
 	// server asks for by default cannot be had: the same refusal.
 	t.Run("serve without pasta", func(t *testing.T) {
-		bwrap, _ := exec.LookPath("bwrap")
-		bin := t.TempDir()
-		if err := os.Symlink(bwrap, filepath.Join(bin, "bwrap")); err != nil {
-			t.Fatal(err)
-		}
+		bin := pathWithout(t, "pasta", "passt")
 		args := serveArgs()
 		args = args[:len(args)-1] // the default: --stage-network=private
 		out, err := mcCmd(t, t.TempDir(), []string{"PATH=" + bin}, args...).CombinedOutput()
@@ -112,4 +108,35 @@ func TestStageNetworkFlag(t *testing.T) {
 			t.Errorf("mc %s: %v\n%s\nwant exit %d naming host and private", strings.Join(args, " "), err, out, exitUsage)
 		}
 	}
+}
+
+// pathWithout returns a directory of links to every program of the
+// system's directories but those named, standing for a machine without
+// them.
+func pathWithout(t *testing.T, names ...string) string {
+	t.Helper()
+	bin := t.TempDir()
+	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
+		ents, err := os.ReadDir(dir)
+		if err != nil || !filepath.IsAbs(dir) {
+			continue
+		}
+		for _, e := range ents {
+			skip := false
+			for _, n := range names {
+				skip = skip || strings.HasPrefix(e.Name(), n)
+			}
+			if skip {
+				continue
+			}
+			// The first directory's program wins, as on PATH.
+			if err := os.Symlink(filepath.Join(dir, e.Name()), filepath.Join(bin, e.Name())); err != nil && !os.IsExist(err) {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := exec.LookPath(filepath.Join(bin, "bwrap")); err != nil {
+		t.Fatal("no bwrap on PATH: the test needs it")
+	}
+	return bin
 }
