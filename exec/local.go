@@ -53,6 +53,13 @@ type LocalOptions struct {
 	// Sandbox says whether stages may run without a sandbox where none
 	// works here (SandboxAuto, the zero value) or must not (SandboxRequired).
 	Sandbox SandboxMode
+	// PrivateNetwork runs stages with network = True in a network
+	// namespace of their own with NAT to the outside, from which the
+	// instance metadata service and the host's own services cannot be
+	// reached (stage_net.go); such a stage fails rather than run on the
+	// host's network when that cannot be set up. For runners, mc serve and
+	// untrusted builds.
+	PrivateNetwork bool
 }
 
 // Local runs stages on this machine, each in a fresh sandbox directory
@@ -94,6 +101,9 @@ type Local struct {
 
 	// images is the state of pulls, rootfs unpacks and runc (image_cache.go).
 	images localImages
+
+	// net is the private stage network's set-up (stage_net.go).
+	net localNet
 }
 
 // defaultPath is given to stages when mc itself has no PATH.

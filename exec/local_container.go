@@ -45,6 +45,10 @@ func (s *stage) execContainer(ctx context.Context, mounts []cacheMount) (code in
 		}
 		return 0, nil, err
 	}
+	// runnernet: no private network for containers yet; never the host's instead.
+	if err := s.l.refuseContainerNet(s.job); err != nil {
+		return failed(err)
+	}
 	layout := ""
 	if s.job.ImageLayout != "" {
 		layout = filepath.Join(s.sb.ws, filepath.FromSlash(s.job.ImageLayout))

@@ -50,6 +50,13 @@ func (s *stage) exec(ctx context.Context, mounts []cacheMount) (code int, runErr
 		argv, dir, files, attr = c.args, "", c.files, s.l.root.sysProcAttr()
 		env = append(env, c.env...)
 	}
+	// runnernet: with PrivateNetwork, a stage with network runs in a
+	// network namespace of its own, or not at all (stage_net.go).
+	snet, err := s.l.privateNet(s.job.Network, s.isolated)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer snet.close()
 	logf, mw, err := s.openLog()
 	if err != nil {
 		return 0, nil, err
@@ -75,7 +82,8 @@ func (s *stage) exec(ctx context.Context, mounts []cacheMount) (code int, runErr
 		pw.Close()
 		return 0, nil, err
 	}
-	err = cmd.Start()
+	// runnernet: started in the private network, if any.
+	err = snet.start(cmd)
 	pw.Close() // the child has its copy; EOF comes when the last writer exits
 	if err != nil {
 		return 0, nil, fmt.Errorf("starting %s: %w", argv[0], err)

@@ -11,5 +11,8 @@ func TestMain(m *testing.M) {
 	if RunnerMain() {
 		return
 	}
+	if code, ok := stageNetChildMain(); ok { // stage_net_test.go
+		os.Exit(code)
+	}
 	os.Exit(m.Run())
 }

@@ -14,7 +14,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/mc-build/mc/cas"
 	"github.com/mc-build/mc/confine"
 )
 
@@ -461,29 +460,5 @@ func userNSProblemIn(root bool, read func(path string) string) string {
 }
 
 // ProbeSandbox reports whether stages can run in the sandbox on this
-// machine, trying it for real with a throwaway executor: nil, or an error
-// wrapping ErrNoSandbox that says what is missing and how to install or
-// enable it. For commands that must not run stages unconfined (mc serve,
-// mc agent, builds of untrusted code), at their start: they exit 3 on it.
-func ProbeSandbox(ctx context.Context) error {
-	dir, err := os.MkdirTemp("", "mc-sandbox-probe-")
-	if err != nil {
-		return fmt.Errorf("probing the sandbox: %w", err)
-	}
-	defer os.RemoveAll(dir)
-	store, err := cas.OpenStore(filepath.Join(dir, "cas"))
-	if err != nil {
-		return fmt.Errorf("probing the sandbox: %w", err)
-	}
-	l, err := NewLocal(LocalOptions{Store: store, SandboxDir: filepath.Join(dir, "sandbox"),
-		MountsDir: filepath.Join(dir, "mounts"), Sandbox: SandboxRequired})
-	if err != nil {
-		return fmt.Errorf("probing the sandbox: %w", err)
-	}
-	defer l.Close()
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	_, err = l.Sandboxed()
-	return err
-}
+// machine: CheckSandbox without a private stage network.
+func ProbeSandbox(ctx context.Context) error { return CheckSandbox(ctx, false) }

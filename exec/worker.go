@@ -53,6 +53,8 @@ type worker struct {
 	buf []byte     // frame buffer, used by one job at a time
 	// broken marks a worker that must not run another stage.
 	broken bool
+	// net is the worker's private network (stage_net.go); nil: the host's or none.
+	net *stageNet
 }
 
 // killGrace is how long the runner has to report a killed stage over
@@ -120,6 +122,17 @@ func (l *Local) startWorker(key poolKey, covers []string) (w *worker, err error)
 	}
 	defer c.close()
 	argv := c.args
+	// With PrivateNetwork, a network worker runs in a network namespace of
+	// its own, set up once per worker (stage_net.go).
+	wnet, err := l.privateNet(key.network, true)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			wnet.close()
+		}
+	}()
 
 	inR, inW, err := os.Pipe()
 	if err != nil {
@@ -139,6 +152,7 @@ func (l *Local) startWorker(key poolKey, covers []string) (w *worker, err error)
 		mounts: ids,
 		shape:  dirTree{},
 		pool:   &dirPool{dir: filepath.Join(dir, "ws", "spare"), own: l.own},
+		net:    wnet,
 	}
 	w.cmd = &osexec.Cmd{
 		Path:       argv[0],
@@ -152,7 +166,7 @@ func (l *Local) startWorker(key poolKey, covers []string) (w *worker, err error)
 		// runner's death takes its PID namespace down with it).
 		SysProcAttr: l.root.sysProcAttr(),
 	}
-	err = w.cmd.Start()
+	err = wnet.start(w.cmd) // runnernet: in the private network, if any
 	inR.Close()
 	outW.Close()
 	if err != nil {
@@ -378,6 +392,7 @@ func (w *worker) closeFiles() {
 	w.closeOnce.Do(func() {
 		w.stdin.Close()
 		w.out.Close()
+		w.net.close() // runnernet
 	})
 }
 

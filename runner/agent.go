@@ -43,6 +43,10 @@ type AgentOptions struct {
 	// Notify is the coordinator's wake-up URL (notify.go); "" when it
 	// cannot be reached and only S3 is polled.
 	Notify string
+	// PrivateNetwork gives stages with network = True a network namespace
+	// of their own, from which the instance metadata service and the
+	// agent cannot be reached (exec.LocalOptions.PrivateNetwork).
+	PrivateNetwork bool
 	// IdleTimeout ends a runner that got no job for this long (1h); it also
 	// ends as soon as the run is over (runs/<run>/done, or the coordinator's
 	// heartbeat older than runOverAfter).
@@ -268,7 +272,8 @@ func (a *agent) newLocal(store *cas.Store, keep bool) (*exec.Local, error) {
 	return exec.NewLocal(exec.LocalOptions{
 		Store: store, SandboxDir: filepath.Join(a.dir, "sandbox"), MountsDir: filepath.Join(a.dir, "mounts"),
 		KeepSandbox: keep, RootfsDir: filepath.Join(a.dir, "rootfs"), ImagesDir: filepath.Join(a.dir, "images"),
-		Warn: func(msg string) { fmt.Fprintf(a.o.Stderr, "mc agent: warning: %s\n", msg) },
+		Warn:           func(msg string) { fmt.Fprintf(a.o.Stderr, "mc agent: warning: %s\n", msg) },
+		PrivateNetwork: a.o.PrivateNetwork,
 	})
 }
 

@@ -128,8 +128,11 @@ func (p *EC2) Launch(ctx context.Context, spec LaunchSpec) (string, error) {
 		MinCount:     aws.Int32(1), MaxCount: aws.Int32(1),
 		UserData:                          aws.String(base64.StdEncoding.EncodeToString([]byte(spec.UserData))),
 		InstanceInitiatedShutdownBehavior: types.ShutdownBehaviorTerminate,
+		// IMDSv2 only, and its answers go no further than one hop: not
+		// into a stage's network namespace, were a stage to reach it.
 		MetadataOptions: &types.InstanceMetadataOptionsRequest{
 			HttpTokens: types.HttpTokensStateRequired, HttpEndpoint: types.InstanceMetadataEndpointStateEnabled,
+			HttpPutResponseHopLimit: aws.Int32(1),
 		},
 		BlockDeviceMappings: []types.BlockDeviceMapping{{
 			DeviceName: aws.String("/dev/xvda"),

@@ -46,6 +46,8 @@ type buildFlags struct {
 	// for pull requests.
 	untrusted bool
 	sandbox   string // --sandbox: auto or required (sandbox.go)
+	// stageNetwork: host or private (exec.LocalOptions.PrivateNetwork).
+	stageNetwork string
 }
 
 func (b *buildFlags) register(fs interface {
@@ -74,6 +76,7 @@ func (b *buildFlags) register(fs interface {
 	b.obs.register(fs)
 	fs.StringVar(&b.report, "report", "", "also stream the events to the mc serve at URL (token: MC_REPORT_TOKEN)")
 	fs.BoolVar(&b.untrusted, "untrusted", false, "build untrusted code (a pull request): read trusted results, write only the untrusted tier; no secrets; a sandbox is required")
+	fs.StringVar(&b.stageNetwork, "stage-network", "host", "stages with network = True use the host's network (host), or a namespace of their own with NAT that cannot reach the metadata service, loopback or the host's addresses (private; needs root, pasta and nft)")
 }
 
 func runBuild(ctx context.Context, e *env, args []string) error {
@@ -116,6 +119,10 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 	if bf.untrusted {
 		// Untrusted code never runs unsandboxed (SPEC §4a).
 		sandboxMode = exec.SandboxRequired
+	}
+	privateNet, err := exec.ParseStageNetwork(bf.stageNetwork)
+	if err != nil {
+		return usagef("%v", err)
 	}
 	s, err := openSessionTier(ctx, e, bf.cacheDir, bf.untrusted)
 	if err != nil {
@@ -225,6 +232,8 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 		Warn:        warn,
 		RootfsDir:   filepath.Join(s.tier, "rootfs"),
 		ImagesDir:   filepath.Join(s.tier, "images"),
+		// A private stage network, when asked for, or the stage fails.
+		PrivateNetwork: privateNet,
 	}
 	if bf.untrusted {
 		lo.SeedMountsDir = filepath.Join(s.cache, "mounts")

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/mc-build/mc/exec"
 	"github.com/mc-build/mc/server"
 )
 
@@ -28,6 +29,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	cancelOld := fs.Bool("cancel-superseded", true, "a newer commit of a branch or pull request cancels its older queued or running runs")
 	keep := fs.Bool("keep-workspaces", false, "keep each run's checkout under DATA-DIR/work")
 	addrFile := fs.String("addr-file", "", "write the address listened on to this file once listening (with --listen HOST:0)")
+	stageNet := fs.String("stage-network", "private", "the builds' --stage-network: private (stages with network = True cannot reach this server, loopback or the metadata service) or host")
 	var buildArgs, prEnv []string
 	fs.StringArrayVar(&prEnv, "pr-env", nil, "a variable of the server's environment that pull-request builds may see, e.g. read-only AWS credentials (repeatable); they see only PATH, HOME, locale, cache locations and MC_CACHE/MC_S3_ENDPOINT/MC_REGISTRY otherwise")
 	fs.StringArrayVar(&buildArgs, "build-arg", nil, "an extra flag for every build, e.g. --build-arg=-j2 (repeatable)")
@@ -59,6 +61,15 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if *parallel < 1 {
 		return usagef("serve: --parallel must be at least 1")
 	}
+	privateNet, err := exec.ParseStageNetwork(*stageNet)
+	if err != nil {
+		return usagef("serve: %v", err)
+	}
+	// Pull requests are others' code: never without the sandbox (exit 3).
+	if err := exec.CheckSandbox(ctx, privateNet); err != nil {
+		return &infraError{fmt.Errorf("serve: %w", err)}
+	}
+	buildArgs = append([]string{"--stage-network=" + *stageNet}, buildArgs...)
 	exe, err := os.Executable()
 	if err != nil {
 		return &infraError{fmt.Errorf("serve: finding the mc binary: %w", err)}
