@@ -175,9 +175,15 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 	if err != nil {
 		return err
 	}
+	hasTests := anyTest(g, roots)
 	roots, err = filterAffected(ctx, s, g, roots, bf.affectedSince)
 	if err != nil {
 		return err
+	}
+	if test && !hasTests {
+		// Before the filter: tests that exist but are not affected are
+		// nothing to do (exit 0), not a stale pattern.
+		return &noTestsError{strings.Join(fs.Args(), " ")}
 	}
 	ag, err := g.Actions(roots)
 	if err != nil {
@@ -248,6 +254,16 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 		return errStageFailed
 	}
 	return nil
+}
+
+// anyTest reports whether roots hold a test stage.
+func anyTest(g *graph.Graph, roots []graph.Label) bool {
+	for _, l := range roots {
+		if t := g.Targets[l]; t != nil && t.Test {
+			return true
+		}
+	}
+	return false
 }
 
 func lockWorkspace(ctx context.Context, e *env, root string) (func() error, error) {

@@ -25,6 +25,7 @@ const (
 	exitFailed      = 1 // a stage or test failed
 	exitUsage       = 2 // bad usage, bad BUILD files, unknown targets
 	exitInfra       = 3 // cache, registry, runners unreachable
+	exitNoTests     = 4 // mc test matched no test targets (as Bazel)
 	exitInterrupted = 130
 )
 
@@ -41,7 +42,15 @@ type infraError struct{ err error }
 func (e *infraError) Error() string { return e.err.Error() }
 func (e *infraError) Unwrap() error { return e.err }
 
-// stageFailure carries exit status 1 after the summary has been printed.
+// noTestsError is mc test's patterns matching no test stage: exit 4, as
+// Bazel, so that CI notices a test pattern that has gone stale.
+type noTestsError struct{ patterns string }
+
+func (e *noTestsError) Error() string {
+	return fmt.Sprintf("no test targets match %s (a test is a stage declared with test = True)", e.patterns)
+}
+
+// errStageFailed carries exit status 1 after the summary has been printed.
 var errStageFailed = errors.New("one or more stages failed")
 
 // env is what a subcommand sees of the process: streams, environment, and
@@ -197,10 +206,14 @@ func exitCode(stderr io.Writer, err error) int {
 		ie  *infraError
 		qe  *graph.QueryError
 		ve  *vcs.Error
+		nte *noTestsError
 	)
 	switch {
 	case errors.Is(err, errStageFailed):
 		return exitFailed
+	case errors.As(err, &nte):
+		fmt.Fprintf(stderr, "mc: %v\n", err)
+		return exitNoTests
 	case errors.Is(err, context.Canceled):
 		fmt.Fprintln(stderr, "mc: interrupted")
 		return exitInterrupted
