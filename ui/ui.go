@@ -37,7 +37,10 @@ type Text struct {
 	w        io.Writer
 	tty      bool
 	verbose  bool
-	total    int
+	// cachedLogs shows the stored logs of cached stages (replayed, and
+	// marked so); a null build is otherwise quiet.
+	cachedLogs bool
+	total      int
 	done     int
 	running  int
 	cached   int
@@ -52,6 +55,14 @@ type Text struct {
 // NewText returns the human display; tty enables colours and the progress line.
 func NewText(w io.Writer, tty, verbose bool) *Text {
 	return &Text{w: w, tty: tty, verbose: verbose, started: map[string]time.Time{}}
+}
+
+// ShowCachedLogs makes the display replay the stored logs of cached
+// stages, each line marked "(replayed)". -v implies it.
+func (t *Text) ShowCachedLogs(on bool) {
+	t.mu.Lock()
+	t.cachedLogs = on
+	t.mu.Unlock()
 }
 
 // tick redraws the progress line while stages run, so that a long stage
@@ -124,6 +135,13 @@ func (t *Text) Event(e exec.Event) {
 			t.line(t.prefix(e.Label) + "skipped: " + e.Reason)
 		}
 	case exec.EventLog:
+		if e.Cached {
+			if !t.cachedLogs && !t.verbose {
+				return
+			}
+			t.line(t.prefix(e.Label) + "(replayed) " + e.Line)
+			break
+		}
 		t.line(t.prefix(e.Label) + e.Line)
 	case exec.EventBuildFinished:
 		if t.stop != nil {
@@ -186,7 +204,27 @@ func (t *Text) progress(force bool) {
 	t.drawn, t.lastDraw = true, time.Now()
 }
 
-func ms(n int64) string { return (time.Duration(n) * time.Millisecond).String() }
+func ms(n int64) string { return Duration(time.Duration(n) * time.Millisecond) }
+
+// Duration is the one way mc shows a duration to people: seconds with two
+// decimals under 10 s, one under a minute, then minutes and seconds (and
+// hours and minutes), so that columns of them compare at a glance.
+func Duration(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "-" + Duration(-d)
+	case d < 10*time.Second:
+		return fmt.Sprintf("%.2fs", d.Seconds())
+	case d < time.Minute:
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	case d < time.Hour:
+		d = d.Round(time.Second)
+		return fmt.Sprintf("%dm%02ds", int(d/time.Minute), int(d%time.Minute/time.Second))
+	default:
+		d = d.Round(time.Minute)
+		return fmt.Sprintf("%dh%02dm", int(d/time.Hour), int(d%time.Hour/time.Minute))
+	}
+}
 
 func short(key string) string {
 	key = strings.TrimPrefix(key, "sha256:")

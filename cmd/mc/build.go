@@ -30,6 +30,7 @@ type buildFlags struct {
 	cacheDir    string
 	output      string
 	verbose     bool
+	cachedLogs  bool // --show-cached-logs
 	keepSandbox bool
 	cacheURL    string
 	cacheWrite  bool
@@ -55,7 +56,8 @@ func (b *buildFlags) register(fs interface {
 	fs.BoolVar(&b.deploy, "deploy", false, "also run deploy stages")
 	fs.StringVar(&b.cacheDir, "cache-dir", "", "local cache directory (default $XDG_CACHE_HOME/mc)")
 	fs.StringVar(&b.output, "output", "text", "text, or json: one event per line")
-	fs.BoolVarP(&b.verbose, "verbose", "v", false, "also show cached and skipped stages")
+	fs.BoolVarP(&b.verbose, "verbose", "v", false, "also show cached and skipped stages, and the logs of cached ones")
+	fs.BoolVar(&b.cachedLogs, "show-cached-logs", false, "replay the stored logs of cached stages (marked \"(replayed)\")")
 	fs.BoolVar(&b.keepSandbox, "sandbox-debug", false, "keep each stage's sandbox directory and print where it is")
 	fs.StringVar(&b.cacheURL, "cache", "", "shared cache URL (s3://bucket/prefix); overrides WORKSPACE.mc and MC_CACHE")
 	fs.BoolVar(&b.cacheWrite, "cache-write", true, "write results to the shared cache (false: read it only; also MC_CACHE_WRITE=0)")
@@ -113,6 +115,7 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 			tty = term.IsTerminal(int(f.Fd()))
 		}
 		text = ui.NewText(e.stderr, tty, bf.verbose)
+		text.ShowCachedLogs(bf.cachedLogs)
 		sink = text
 	}
 	obs, sink, err := newObserver(bf.obs, bf.output == "json", sink)
