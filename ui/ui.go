@@ -33,23 +33,23 @@ func (j *JSON) Event(e exec.Event) {
 
 // Text is the human display.
 type Text struct {
-	mu       sync.Mutex
-	w        io.Writer
-	tty      bool
-	verbose  bool
+	mu      sync.Mutex
+	w       io.Writer
+	tty     bool
+	verbose bool
 	// cachedLogs shows the stored logs of cached stages (replayed, and
 	// marked so); a null build is otherwise quiet.
 	cachedLogs bool
 	total      int
-	done     int
-	running  int
-	cached   int
-	failed   int
-	drawn    bool
-	lastDraw time.Time
-	started  map[string]time.Time // running stages, for the progress line
-	shown    string               // the progress line on screen
-	stop     chan struct{}
+	done       int
+	running    int
+	cached     int
+	failed     int
+	drawn      bool
+	lastDraw   time.Time
+	started    map[string]time.Time // running stages, for the progress line
+	shown      string               // the progress line on screen
+	stop       chan struct{}
 }
 
 // NewText returns the human display; tty enables colours and the progress line.
