@@ -125,6 +125,8 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 	defer obs.flush()
 	reporter, sink := newReporter(ctx, e, bf.report, name, fs.Args(), sink)
 	defer reporter.close()
+	logs := newLogKeeper(sink)
+	sink = logs
 	warn := func(msg string) {
 		if bf.output == "json" {
 			sink.Event(exec.Event{Type: exec.EventLog, Time: time.Now(), Line: "warning: " + msg})
@@ -244,8 +246,11 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 		return &infraError{runErr}
 	}
 	obs.record(ctx, s, historyCommand(name, fs.Args()), bf.noCache, ag, rep)
+	if err := storeFailures(ctx, s, historyCommand(name, fs.Args()), ag, rep, logs); err != nil {
+		warn(fmt.Sprintf("storing the logs of failed stages for mc log: %v", err))
+	}
 	if text != nil {
-		printSummary(e, name, ag, rep, test)
+		printSummary(e, name, ag, rep, test, logs)
 	}
 	if err := obs.finish(e); err != nil {
 		return err
@@ -591,7 +596,7 @@ func (m *materializer) learn(restat bool) {
 	wg.Wait()
 }
 
-func printSummary(e *env, name string, ag *graph.ActionGraph, rep *exec.Report, test bool) {
+func printSummary(e *env, name string, ag *graph.ActionGraph, rep *exec.Report, test bool, logs *logKeeper) {
 	w := e.stderr
 	if test {
 		var tests []*graph.Action
@@ -634,11 +639,5 @@ func printSummary(e *env, name string, ag *graph.ActionGraph, rep *exec.Report, 
 	}
 	fmt.Fprintln(w)
 	printRemoteSummary(w, rep.Remote)
-	if rep.Failed > 0 {
-		for _, a := range ag.Actions {
-			if o := rep.Outcomes[a]; o != nil && o.Status == exec.StatusFailed {
-				fmt.Fprintf(w, "FAILED %s: %v\n", a.Label(), o.Err)
-			}
-		}
-	}
+	printFailures(w, ag, rep, logs)
 }

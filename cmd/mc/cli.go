@@ -84,6 +84,7 @@ func commands() []command {
 		{"version", "print the version", runVersion},
 		{"agent", "the runner agent started on remote machines (by their bootstrap)", runAgent},
 		{"runners", "remote runners of this workspace: list, reap (terminate strays)", runRunners},
+		{"log", "print a stage's last log (--failed: those of the last build's failures)", runLog},
 		{"help", "help for a command or a topic (labels, query)", runHelp},
 		{"completion", "print a shell completion script (bash, zsh, fish)", runCompletion},
 	}
