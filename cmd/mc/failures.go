@@ -166,6 +166,18 @@ func storeFailures(ctx context.Context, s *session, command string, ag *graph.Ac
 		}
 		run.Stages = append(run.Stages, f)
 	}
+	if len(run.Stages) == 0 {
+		// A null build after a clean one writes nothing (a read is cheaper
+		// than a write, which syncs the database).
+		prev, err := s.db.GetKV(ctx, kvFailedRun, s.root)
+		if err != nil {
+			return err
+		}
+		var p failedRun
+		if prev != nil && json.Unmarshal(prev, &p) == nil && len(p.Stages) == 0 {
+			return nil
+		}
+	}
 	b, err := json.Marshal(run)
 	if err != nil {
 		return err

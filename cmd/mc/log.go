@@ -124,7 +124,7 @@ func printFailedRun(ctx context.Context, e *env, s *session) error {
 		return &infraError{fmt.Errorf("reading the last build's failures: %w", err)}
 	}
 	if len(run.Stages) == 0 {
-		fmt.Fprintf(e.stderr, "mc: no stage failed in the last build (%s, %s)\n", run.Command, run.Time.Local().Format("2006-01-02 15:04:05"))
+		fmt.Fprintln(e.stderr, "mc: no stage failed in the last build")
 		return nil
 	}
 	for i, f := range run.Stages {
