@@ -639,5 +639,5 @@ func printSummary(e *env, name string, ag *graph.ActionGraph, rep *exec.Report, 
 	}
 	fmt.Fprintln(w)
 	printRemoteSummary(w, rep.Remote)
-	printFailures(w, ag, rep, logs)
+	printFailures(w, e.getenv, ag, rep, logs)
 }

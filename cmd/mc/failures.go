@@ -44,6 +44,7 @@ type logKeeper struct {
 }
 
 type keptLog struct {
+	exit    int // the failed stage's exit code
 	lines   []string
 	size    int
 	dropped int // lines dropped from the start
@@ -79,6 +80,7 @@ func (k *logKeeper) Event(e exec.Event) {
 			l = &keptLog{}
 		}
 		delete(k.running, e.Label)
+		l.exit = e.ExitCode
 		k.failed[e.Label] = l
 	}
 	k.mu.Unlock()
@@ -187,7 +189,7 @@ func storeFailures(ctx context.Context, s *session, command string, ag *graph.Ac
 
 // printFailures is the end of a failed build's summary: each failed stage's
 // command and the last lines of its log, in one block.
-func printFailures(w io.Writer, ag *graph.ActionGraph, rep *exec.Report, k *logKeeper) {
+func printFailures(w io.Writer, getenv func(string) (string, bool), ag *graph.ActionGraph, rep *exec.Report, k *logKeeper) {
 	for _, a := range failures(ag, rep) {
 		label := a.Label().String()
 		fmt.Fprintf(w, "\nFAILED %s: %v\n", label, rep.Outcomes[a].Err)
@@ -208,6 +210,15 @@ func printFailures(w io.Writer, ag *graph.ActionGraph, rep *exec.Report, k *logK
 		}
 		for _, s := range lines {
 			fmt.Fprintf(w, "  %s\n", s)
+		}
+		// 127 is the shell's "command not found"; a stage in an image
+		// has the image's PATH, not the host's.
+		if l.exit == 127 && a.Target != nil && a.Target.Image == "" {
+			path, _ := getenv("PATH")
+			home, _ := getenv("HOME")
+			if h := sandboxPathHint(lines, path, home); h != "" {
+				fmt.Fprintf(w, "hint: exit status 127 is \"command not found\".\n%s\n", h)
+			}
 		}
 	}
 }
