@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -30,7 +31,8 @@ type buildFlags struct {
 	cacheDir    string
 	output      string
 	verbose     bool
-	cachedLogs  bool // --show-cached-logs
+	cachedLogs  bool   // --show-cached-logs
+	color       string // --color
 	keepSandbox bool
 	cacheURL    string
 	cacheWrite  bool
@@ -58,6 +60,7 @@ func (b *buildFlags) register(fs interface {
 	fs.StringVar(&b.output, "output", "text", "text, or json: one event per line")
 	fs.BoolVarP(&b.verbose, "verbose", "v", false, "also show cached and skipped stages, and the logs of cached ones")
 	fs.BoolVar(&b.cachedLogs, "show-cached-logs", false, "replay the stored logs of cached stages (marked \"(replayed)\")")
+	fs.StringVar(&b.color, "color", "auto", "auto (on a terminal, unless NO_COLOR is set), always or never")
 	fs.BoolVar(&b.keepSandbox, "sandbox-debug", false, "keep each stage's sandbox directory and print where it is")
 	fs.StringVar(&b.cacheURL, "cache", "", "shared cache URL (s3://bucket/prefix); overrides WORKSPACE.mc and MC_CACHE")
 	fs.BoolVar(&b.cacheWrite, "cache-write", true, "write results to the shared cache (false: read it only; also MC_CACHE_WRITE=0)")
@@ -100,6 +103,9 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 	if bf.jobs < 1 {
 		return usagef("-j must be at least 1")
 	}
+	if bf.color != "auto" && bf.color != "always" && bf.color != "never" {
+		return usagef("--color must be auto, always or never, not %q", bf.color)
+	}
 	s, err := openSession(ctx, e, bf.cacheDir)
 	if err != nil {
 		return err
@@ -116,6 +122,16 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 		}
 		text = ui.NewText(e.stderr, tty, bf.verbose)
 		text.ShowCachedLogs(bf.cachedLogs)
+		text.SetColor(useColor(e, bf.color, tty))
+		if f, ok := e.stderr.(*os.File); ok && tty {
+			text.SetSize(func() (int, int) {
+				c, r, err := term.GetSize(int(f.Fd()))
+				if err != nil {
+					return 0, 0
+				}
+				return c, r
+			})
+		}
 		sink = text
 	}
 	obs, sink, err := newObserver(bf.obs, bf.output == "json", sink)
@@ -262,6 +278,33 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 		return errStageFailed
 	}
 	return nil
+}
+
+// termCols is the width of the terminal w is, or 0.
+func termCols(w io.Writer) int {
+	f, ok := w.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return 0
+	}
+	c, _, err := term.GetSize(int(f.Fd()))
+	if err != nil {
+		return 0
+	}
+	return c
+}
+
+// useColor is --color, with NO_COLOR (no-color.org) turning auto off.
+func useColor(e *env, flag string, tty bool) bool {
+	switch flag {
+	case "always":
+		return true
+	case "never":
+		return false
+	}
+	if v, ok := e.getenv("NO_COLOR"); ok && v != "" {
+		return false
+	}
+	return tty
 }
 
 // anyTest reports whether roots hold a test stage.
@@ -622,11 +665,12 @@ func printSummary(e *env, name string, ag *graph.ActionGraph, rep *exec.Report, 
 		}
 		fmt.Fprintf(w, "Tests: %d passed, %d failed, %d not run\n", pass, fail, len(tests)-pass-fail)
 	}
-	fmt.Fprintf(w, "%s: %d built, %d cached, %d failed", strings.ToUpper(name[:1])+name[1:], rep.Built, rep.Cached, rep.Failed)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %d built, %d cached, %d failed", strings.ToUpper(name[:1])+name[1:], rep.Built, rep.Cached, rep.Failed)
 	if rep.Skipped > 0 {
-		fmt.Fprintf(w, ", %d skipped", rep.Skipped)
+		fmt.Fprintf(&b, ", %d skipped", rep.Skipped)
 	}
-	fmt.Fprintf(w, " in %s", fmtDur(rep.Wall))
+	fmt.Fprintf(&b, " in %s", fmtDur(rep.Wall))
 	if len(rep.CriticalPath) > 0 {
 		var ls []string
 		for _, a := range rep.CriticalPath {
@@ -635,9 +679,14 @@ func printSummary(e *env, name string, ag *graph.ActionGraph, rep *exec.Report, 
 		if len(ls) > 4 {
 			ls = append(ls[:2], "…("+fmt.Sprint(len(ls)-3)+" more)…", ls[len(ls)-1])
 		}
-		fmt.Fprintf(w, " · critical path %s: %s", fmtDur(rep.CriticalTime), strings.Join(ls, " -> "))
+		fmt.Fprintf(&b, " · critical path %s: %s", fmtDur(rep.CriticalTime), strings.Join(ls, " -> "))
 	}
-	fmt.Fprintln(w)
+	line := b.String()
+	if cols := termCols(w); cols > 0 {
+		// Wrapped at spaces, not by the terminal in the middle of a word.
+		line = wrapLines(line, cols-1)
+	}
+	fmt.Fprintln(w, line)
 	printRemoteSummary(w, rep.Remote)
 	printFailures(w, e.getenv, ag, rep, logs)
 }

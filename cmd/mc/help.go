@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/spf13/pflag"
 
@@ -278,10 +279,11 @@ func printCmdHelp(w io.Writer, name, usage string, fs *pflag.FlagSet) {
 func wrapLines(s string, width int) string {
 	var out []string
 	for _, line := range strings.Split(s, "\n") {
-		for len(line) > width {
-			i := strings.LastIndexByte(line[:width+1], ' ')
+		for utf8.RuneCountInString(line) > width {
+			r := []rune(line)
+			i := strings.LastIndexByte(string(r[:width+1]), ' ')
 			if i <= 0 {
-				break
+				break // one word longer than the line: left whole
 			}
 			out = append(out, line[:i])
 			line = line[i+1:]
