@@ -260,7 +260,7 @@ func printCmdHelp(w io.Writer, name, usage string, fs *pflag.FlagSet) {
 	if summary != "" {
 		fmt.Fprintf(w, "mc %s — %s\n\n", name, summary)
 	}
-	fmt.Fprintf(w, "Usage: mc %s %s\n", name, usage)
+	fmt.Fprintf(w, "Usage: %s\n", strings.TrimSpace("mc "+name+" "+usage))
 	if h.desc != "" {
 		fmt.Fprintf(w, "\n%s\n", wrapLines(strings.TrimRight(h.desc, "\n"), 80))
 	}
