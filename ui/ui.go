@@ -92,7 +92,7 @@ func (t *Text) ShowCachedLogs(on bool) {
 // tick redraws the progress line while stages run, so that a long stage
 // shows its elapsed time. It ends at build_finished.
 func (t *Text) tick(stop chan struct{}) {
-	tk := time.NewTicker(200 * time.Millisecond)
+	tk := time.NewTicker(100 * time.Millisecond)
 	defer tk.Stop()
 	for {
 		select {
@@ -187,11 +187,13 @@ func (t *Text) red(s string) string {
 	return s
 }
 
-// line prints one line above the progress display.
+// line prints one line above the progress display. The block is drawn
+// again at most every 50 ms: a stage printing thousands of lines does not
+// redraw it thousands of times (the ticker brings it back meanwhile).
 func (t *Text) line(s string) {
 	t.clear()
 	fmt.Fprintln(t.w, s)
-	t.progress(true)
+	t.progress(false)
 }
 
 func (t *Text) clear() {
@@ -213,7 +215,7 @@ func (t *Text) progress(force bool) {
 	if !t.tty || t.total == 0 {
 		return
 	}
-	if !force && t.drawn > 0 && time.Since(t.lastDraw) < 50*time.Millisecond {
+	if !force && time.Since(t.lastDraw) < 50*time.Millisecond {
 		return
 	}
 	cols, rows := 80, 24

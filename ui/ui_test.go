@@ -13,7 +13,11 @@ import (
 	"github.com/mc-build/mc/exec"
 )
 
-func feed(s exec.Sink) {
+func feed(s exec.Sink) { feedPaced(s, 0) }
+
+// feedPaced waits pace between events: the live display redraws at most
+// every 50 ms.
+func feedPaced(s exec.Sink, pace time.Duration) {
 	now := time.Now()
 	for _, e := range []exec.Event{
 		{Type: exec.EventBuildStarted, Time: now, Total: 2},
@@ -25,6 +29,7 @@ func feed(s exec.Sink) {
 		{Type: exec.EventBuildFinished, Time: now, Summary: &exec.SummaryCounts{Built: 1, Cached: 1}},
 	} {
 		s.Event(e)
+		time.Sleep(pace)
 	}
 }
 
@@ -73,9 +78,9 @@ func TestDuration(t *testing.T) {
 
 func TestTextTTY(t *testing.T) {
 	var b bytes.Buffer
-	feed(NewText(&b, true, false))
+	feedPaced(NewText(&b, true, false), 60*time.Millisecond)
 	out := b.String()
-	for _, want := range []string{"\x1b[", "[//a:x]\x1b[0m hello", "  //a:x  0.00s\n[0/2] 1 running · 0 cached · 0 failed · 0.00s"} {
+	for _, want := range []string{"\x1b[", "[//a:x]\x1b[0m hello", "  //a:x  0.0", "s\n[0/2] 1 running · 0 cached · 0 failed · 0.0"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("tty output lacks %q:\n%q", want, out)
 		}
@@ -83,7 +88,7 @@ func TestTextTTY(t *testing.T) {
 	if !strings.Contains(out, "\r\x1b[1A\x1b[J") {
 		t.Errorf("a two-line progress block must be cleared in full: %q", out)
 	}
-	if !strings.HasSuffix(out, "\r\x1b[J") {
+	if i := strings.LastIndex(out, "running ·"); i < 0 || !strings.Contains(out[i:], "\r\x1b[J") {
 		t.Errorf("the progress block must be cleared at the end: %q", out)
 	}
 }
@@ -160,5 +165,26 @@ func TestJSONOneEventPerLine(t *testing.T) {
 	var e exec.Event
 	if err := json.Unmarshal([]byte(lines[2]), &e); err != nil || e.Type != "log" || e.Line != "hello" || e.Label != "//a:x" {
 		t.Errorf("line 3 = %s (%v)", lines[2], err)
+	}
+}
+
+// TestTextChattyStage: a stage printing many lines at once does not redraw
+// the block after each one.
+func TestTextChattyStage(t *testing.T) {
+	var b bytes.Buffer
+	txt := NewText(&b, true, false)
+	now := time.Now()
+	txt.Event(exec.Event{Type: exec.EventBuildStarted, Time: now, Total: 1})
+	txt.Event(exec.Event{Type: exec.EventStageStarted, Time: now, Label: "//a:x"})
+	for i := 0; i < 2000; i++ {
+		txt.Event(exec.Event{Type: exec.EventLog, Time: now, Label: "//a:x", Line: fmt.Sprint("line ", i)})
+	}
+	txt.Event(exec.Event{Type: exec.EventBuildFinished, Time: now})
+	out := b.String()
+	if n := strings.Count(out, "[0/1] 1 running"); n > 50 {
+		t.Errorf("the block was drawn %d times for 2000 lines", n)
+	}
+	if !strings.Contains(out, "line 1999\n") {
+		t.Errorf("lines lost")
 	}
 }

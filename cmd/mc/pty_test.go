@@ -156,7 +156,8 @@ stage(name = "third", cmd = "sleep 1.6; echo three")
 				t.Errorf("colour codes with colour off:\n%q", raw)
 			}
 			// The block is gone at the end: the summary is the last thing.
-			if !strings.Contains(raw, "\x1b[JBuild: 3 built, 0 cached, 0 failed in ") {
+			i, j := strings.LastIndex(raw, "running ·"), strings.Index(raw, "Build: 3 built, 0 cached, 0 failed in ")
+			if i < 0 || j < i || !strings.Contains(raw[i:j], "\x1b[J") || !(strings.HasSuffix(raw[:j], "\n") || strings.HasSuffix(raw[:j], "\x1b[J")) {
 				t.Errorf("no summary line of its own:\n%q", plain)
 			}
 		})
