@@ -196,7 +196,7 @@ func parseLabels(ss []string, pkg string) ([]graph.Label, error) {
 
 // checkRuleName validates the name of a stage, image or filegroup.
 func checkRuleName(name string) error {
-	if err := graph.ValidName(name); err != nil {
+	if err := graph.ValidDeclaredName(name); err != nil {
 		return err
 	}
 	switch {

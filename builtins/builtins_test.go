@@ -290,6 +290,12 @@ func TestErrors(t *testing.T) {
 			"a", `a/BUILD.mc:3:2: filegroup: duplicate target name "fixed" (first declared at a/BUILD.mc:2:2)`},
 		{"bad name", map[string]string{"a/BUILD.mc": `filegroup(name = "a:b")`},
 			"a", `a/BUILD.mc:1:10: filegroup: name: invalid label "a:b": target name contains ':' or a control character`},
+		{"name with a space", map[string]string{"a/BUILD.mc": `stage(name = "a b", cmd = "true")`},
+			"a", `a/BUILD.mc:1:6: stage: name: invalid label "a b": ' ' is not allowed in a target name (letters, digits and % - @ ^ _ + , = ~ / . are)`},
+		{"name with a bang", map[string]string{"a/BUILD.mc": `filegroup(name = "x!")`},
+			"a", `a/BUILD.mc:1:10: filegroup: name: invalid label "x!": '!' is not allowed in a target name (letters, digits and % - @ ^ _ + , = ~ / . are)`},
+		{"out with a quote", map[string]string{"a/BUILD.mc": `stage(name = "x", cmd = "true", outs = ["out/it's.txt"])`},
+			"a", `a/BUILD.mc:1:6: stage: outs: invalid label "out/it's.txt": '\'' is not allowed in a target name (letters, digits and % - @ ^ _ + , = ~ / . are)`},
 		{"reserved name", map[string]string{"a/BUILD.mc": `filegroup(name = "all")`},
 			"a", `a/BUILD.mc:1:10: filegroup: name: target name "all" is reserved: //pkg:all means every target of the package`},
 		{"bad label", map[string]string{"a/BUILD.mc": `stage(name = "x", cmd = "true", deps = ["//b/../c:x"])`},
@@ -418,6 +424,15 @@ func TestErrors(t *testing.T) {
 				t.Errorf("got  %s\nwant %s", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestDeclaredNameChars is the positive control of the name checks in
+// TestErrors: every character of the allowed set is accepted, in a rule
+// name and an output.
+func TestDeclaredNameChars(t *testing.T) {
+	if _, err := evalOne(t, map[string]string{"a/BUILD.mc": `stage(name = "Az09%-@^_+,=~/.x", cmd = "true", outs = ["o/Az09%-@^_+,=~.x"])`}, "a"); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -171,7 +171,7 @@ func checkOuts(st *pkgState, outs []string) string {
 				return fmt.Sprintf("%q must not contain '.' or '..' components", o)
 			}
 		}
-		if err := graph.ValidName(o); err != nil {
+		if err := graph.ValidDeclaredName(o); err != nil {
 			return err.Error()
 		}
 		if seen[trimmed] {

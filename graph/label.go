@@ -134,3 +134,28 @@ func ValidName(n string) error {
 	}
 	return nil
 }
+
+// ValidDeclaredName is ValidName for the names a BUILD file declares (rules
+// and a stage's outs): also limited to letters, digits and % - @ ^ _ + , = ~ / .
+// That is Bazel's target-name character set less what a shell or a query
+// treats specially (space, quotes, !, $, &, ;, |, <, >, brackets, ...), so that
+// every declared label can be typed unquoted on the command line.
+func ValidDeclaredName(n string) error {
+	if err := ValidName(n); err != nil {
+		return err
+	}
+	for _, r := range n {
+		if !declaredNameChar(r) {
+			return &LabelError{n, fmt.Sprintf("%q is not allowed in a target name (letters, digits and %% - @ ^ _ + , = ~ / . are)", r)}
+		}
+	}
+	return nil
+}
+
+func declaredNameChar(r rune) bool {
+	switch {
+	case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9':
+		return true
+	}
+	return strings.ContainsRune("%-@^_+,=~/.", r)
+}

@@ -46,6 +46,9 @@ func ParsePattern(s, cur string) (Pattern, error) {
 			abs = "//" + joinPkg(cur, "...")
 		case strings.HasSuffix(s, "/...") || strings.HasSuffix(s, "/...:all") || strings.HasSuffix(s, "/...:*"):
 			abs = "//" + joinPkg(cur, s)
+		case strings.Contains(s, ":") && !strings.HasPrefix(s, "@"):
+			// pkg:name, as in Bazel: package pkg below the current one.
+			abs = "//" + joinPkg(cur, s)
 		default:
 			l, err := ParseLabel(s, cur)
 			if err != nil {

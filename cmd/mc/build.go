@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -30,6 +31,8 @@ type buildFlags struct {
 	cacheDir    string
 	output      string
 	verbose     bool
+	cachedLogs  bool   // --show-cached-logs
+	color       string // --color
 	keepSandbox bool
 	cacheURL    string
 	cacheWrite  bool
@@ -62,7 +65,9 @@ func (b *buildFlags) register(fs interface {
 	fs.BoolVar(&b.deploy, "deploy", false, "also run deploy stages")
 	fs.StringVar(&b.cacheDir, "cache-dir", "", "local cache directory (default $XDG_CACHE_HOME/mc)")
 	fs.StringVar(&b.output, "output", "text", "text, or json: one event per line")
-	fs.BoolVarP(&b.verbose, "verbose", "v", false, "also show cached and skipped stages")
+	fs.BoolVarP(&b.verbose, "verbose", "v", false, "also show cached and skipped stages, and the logs of cached ones")
+	fs.BoolVar(&b.cachedLogs, "show-cached-logs", false, "replay the stored logs of cached stages (marked \"(replayed)\")")
+	fs.StringVar(&b.color, "color", "auto", "auto (on a terminal, unless NO_COLOR is set), always or never")
 	fs.BoolVar(&b.keepSandbox, "sandbox-debug", false, "keep each stage's sandbox directory and print where it is")
 	fs.StringVar(&b.cacheURL, "cache", "", "shared cache URL (s3://bucket/prefix); overrides WORKSPACE.mc and MC_CACHE")
 	fs.BoolVar(&b.cacheWrite, "cache-write", true, "write results to the shared cache (false: read it only; also MC_CACHE_WRITE=0)")
@@ -108,6 +113,9 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 	if bf.jobs < 1 {
 		return usagef("-j must be at least 1")
 	}
+	if bf.color != "auto" && bf.color != "always" && bf.color != "never" {
+		return usagef("--color must be auto, always or never, not %q", bf.color)
+	}
 	if bf.untrusted && bf.images.pushRequested(bf.deploy) {
 		// Deploying and pushing write what trusted systems use.
 		return usagef("--untrusted builds deploy nothing and push no images: drop --deploy and --push")
@@ -139,6 +147,17 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 			tty = term.IsTerminal(int(f.Fd()))
 		}
 		text = ui.NewText(e.stderr, tty, bf.verbose)
+		text.ShowCachedLogs(bf.cachedLogs)
+		text.SetColor(useColor(e, bf.color, tty))
+		if f, ok := e.stderr.(*os.File); ok && tty {
+			text.SetSize(func() (int, int) {
+				c, r, err := term.GetSize(int(f.Fd()))
+				if err != nil {
+					return 0, 0
+				}
+				return c, r
+			})
+		}
 		sink = text
 	}
 	obs, sink, err := newObserver(bf.obs, bf.output == "json", sink)
@@ -148,6 +167,8 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 	defer obs.flush()
 	reporter, sink := newReporter(ctx, e, bf.report, name, fs.Args(), sink)
 	defer reporter.close()
+	logs := newLogKeeper(sink)
+	sink = logs
 	warn := func(msg string) {
 		if bf.output == "json" {
 			sink.Event(exec.Event{Type: exec.EventLog, Time: time.Now(), Line: "warning: " + msg})
@@ -206,9 +227,15 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 	if err != nil {
 		return err
 	}
+	hasTests := anyTest(g, roots)
 	roots, err = filterAffected(ctx, s, g, roots, bf.affectedSince)
 	if err != nil {
 		return err
+	}
+	if test && !hasTests {
+		// Before the filter: tests that exist but are not affected are
+		// nothing to do (exit 0), not a stale pattern.
+		return &noTestsError{strings.Join(fs.Args(), " ")}
 	}
 	ag, err := g.Actions(roots)
 	if err != nil {
@@ -289,8 +316,11 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 		return &infraError{runErr}
 	}
 	obs.record(ctx, s, historyCommand(name, fs.Args()), bf.noCache, ag, rep)
+	if err := storeFailures(ctx, s, historyCommand(name, fs.Args()), ag, rep, logs); err != nil {
+		warn(fmt.Sprintf("storing the logs of failed stages for mc log: %v", err))
+	}
 	if text != nil {
-		printSummary(e, name, ag, rep, test)
+		printSummary(e, name, ag, rep, test, logs)
 	}
 	if !isolated {
 		warn("stages ran WITHOUT a sandbox (--sandbox=auto and none works here): their results stay on this machine; install bubblewrap, or use --sandbox=required to refuse")
@@ -305,6 +335,43 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 		return errStageFailed
 	}
 	return nil
+}
+
+// termCols is the width of the terminal w is, or 0.
+func termCols(w io.Writer) int {
+	f, ok := w.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return 0
+	}
+	c, _, err := term.GetSize(int(f.Fd()))
+	if err != nil {
+		return 0
+	}
+	return c
+}
+
+// useColor is --color, with NO_COLOR (no-color.org) turning auto off.
+func useColor(e *env, flag string, tty bool) bool {
+	switch flag {
+	case "always":
+		return true
+	case "never":
+		return false
+	}
+	if v, ok := e.getenv("NO_COLOR"); ok && v != "" {
+		return false
+	}
+	return tty
+}
+
+// anyTest reports whether roots hold a test stage.
+func anyTest(g *graph.Graph, roots []graph.Label) bool {
+	for _, l := range roots {
+		if t := g.Targets[l]; t != nil && t.Test {
+			return true
+		}
+	}
+	return false
 }
 
 func lockWorkspace(ctx context.Context, e *env, root string) (func() error, error) {
@@ -629,7 +696,7 @@ func (m *materializer) learn(restat bool) {
 	wg.Wait()
 }
 
-func printSummary(e *env, name string, ag *graph.ActionGraph, rep *exec.Report, test bool) {
+func printSummary(e *env, name string, ag *graph.ActionGraph, rep *exec.Report, test bool, logs *logKeeper) {
 	w := e.stderr
 	if test {
 		var tests []*graph.Action
@@ -655,11 +722,12 @@ func printSummary(e *env, name string, ag *graph.ActionGraph, rep *exec.Report, 
 		}
 		fmt.Fprintf(w, "Tests: %d passed, %d failed, %d not run\n", pass, fail, len(tests)-pass-fail)
 	}
-	fmt.Fprintf(w, "%s: %d built, %d cached, %d failed", strings.ToUpper(name[:1])+name[1:], rep.Built, rep.Cached, rep.Failed)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %d built, %d cached, %d failed", strings.ToUpper(name[:1])+name[1:], rep.Built, rep.Cached, rep.Failed)
 	if rep.Skipped > 0 {
-		fmt.Fprintf(w, ", %d skipped", rep.Skipped)
+		fmt.Fprintf(&b, ", %d skipped", rep.Skipped)
 	}
-	fmt.Fprintf(w, " in %s", fmtDur(rep.Wall))
+	fmt.Fprintf(&b, " in %s", fmtDur(rep.Wall))
 	if len(rep.CriticalPath) > 0 {
 		var ls []string
 		for _, a := range rep.CriticalPath {
@@ -668,15 +736,14 @@ func printSummary(e *env, name string, ag *graph.ActionGraph, rep *exec.Report, 
 		if len(ls) > 4 {
 			ls = append(ls[:2], "…("+fmt.Sprint(len(ls)-3)+" more)…", ls[len(ls)-1])
 		}
-		fmt.Fprintf(w, " · critical path %s: %s", fmtDur(rep.CriticalTime), strings.Join(ls, " -> "))
+		fmt.Fprintf(&b, " · critical path %s: %s", fmtDur(rep.CriticalTime), strings.Join(ls, " -> "))
 	}
-	fmt.Fprintln(w)
+	line := b.String()
+	if cols := termCols(w); cols > 0 {
+		// Wrapped at spaces, not by the terminal in the middle of a word.
+		line = wrapLines(line, cols-1)
+	}
+	fmt.Fprintln(w, line)
 	printRemoteSummary(w, rep.Remote)
-	if rep.Failed > 0 {
-		for _, a := range ag.Actions {
-			if o := rep.Outcomes[a]; o != nil && o.Status == exec.StatusFailed {
-				fmt.Fprintf(w, "FAILED %s: %v\n", a.Label(), o.Err)
-			}
-		}
-	}
+	printFailures(w, e.getenv, ag, rep, logs)
 }

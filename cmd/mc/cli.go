@@ -25,6 +25,7 @@ const (
 	exitFailed      = 1 // a stage or test failed
 	exitUsage       = 2 // bad usage, bad BUILD files, unknown targets
 	exitInfra       = 3 // cache, registry, runners unreachable
+	exitNoTests     = 4 // mc test matched no test targets (as Bazel)
 	exitInterrupted = 130
 )
 
@@ -41,6 +42,14 @@ type infraError struct{ err error }
 func (e *infraError) Error() string { return e.err.Error() }
 func (e *infraError) Unwrap() error { return e.err }
 
+// noTestsError is mc test's patterns matching no test stage: exit 4, as
+// Bazel, so that CI notices a test pattern that has gone stale.
+type noTestsError struct{ patterns string }
+
+func (e *noTestsError) Error() string {
+	return fmt.Sprintf("no test targets match %s (a test is a stage declared with test = True)", e.patterns)
+}
+
 // errStageFailed carries exit status 1 after the summary has been printed.
 var errStageFailed = errors.New("one or more stages failed")
 
@@ -51,6 +60,9 @@ type env struct {
 	stdout, stderr io.Writer
 	dir            string
 	getenv         func(string) (string, bool)
+	// flagsSeen, when set, receives a command's flag set instead of its
+	// --help text being printed: how completion learns a command's flags.
+	flagsSeen func(*pflag.FlagSet)
 }
 
 type command struct {
@@ -72,6 +84,9 @@ func commands() []command {
 		{"version", "print the version", runVersion},
 		{"agent", "the runner agent started on remote machines (by their bootstrap)", runAgent},
 		{"runners", "remote runners of this workspace: list, reap (terminate strays)", runRunners},
+		{"log", "print a stage's last log (--failed: those of the last build's failures)", runLog},
+		{"help", "help for a command or a topic (labels, query)", runHelp},
+		{"completion", "print a shell completion script (bash, zsh, fish)", runCompletion},
 	}
 }
 
@@ -102,11 +117,24 @@ func Main(args []string, stdout, stderr io.Writer) (code int) {
 		printUsage(stderr)
 		return exitUsage
 	}
-	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if args[0] == "-h" || args[0] == "--help" {
 		printUsage(stdout)
 		return exitOK
 	}
+	if args[0] == "--version" {
+		args[0] = "version"
+	}
+	if info, err := os.Stat(dir); err != nil || !info.IsDir() {
+		fmt.Fprintf(stderr, "mc: -C %s: no such directory\n", dir)
+		return exitUsage
+	}
 	e := &env{stdout: stdout, stderr: stderr, dir: dir, getenv: os.LookupEnv}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if args[0] == "__complete" {
+		_ = runComplete(ctx, e, args[1:])
+		return exitOK
+	}
 	var cmd *command
 	for _, c := range commands() {
 		if c.name == args[0] {
@@ -118,11 +146,13 @@ func Main(args []string, stdout, stderr io.Writer) (code int) {
 		for _, c := range commands() {
 			names = append(names, c.name)
 		}
+		if strings.HasPrefix(args[0], "-") {
+			fmt.Fprintf(stderr, "mc: unknown flag %s before the command (only -C DIR, --help and --version go there)\nRun 'mc help' for the list of commands.\n", args[0])
+			return exitUsage
+		}
 		fmt.Fprintf(stderr, "mc: unknown command %q%s\nRun 'mc help' for the list of commands.\n", args[0], suggest(graph.Closest(args[0], names)))
 		return exitUsage
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	return exitCode(stderr, cmd.run(ctx, e, args[1:]))
 }
 
@@ -145,9 +175,20 @@ func printUsage(w io.Writer) {
 	cs := commands()
 	sort.Slice(cs, func(i, j int) bool { return cs[i].name < cs[j].name })
 	for _, c := range cs {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nRun 'mc COMMAND --help' for a command's flags.")
+	fmt.Fprint(w, `
+Help topics:
+  labels     label and pattern syntax (//pkg:name, :name, //pkg/...)
+  query      the query language: functions, operators, output formats
+
+Global flags (before the command):
+  -C DIR     run as if mc was started in DIR
+  --version  print the version
+
+`)
+	fmt.Fprint(w, exitCodesHelp)
+	fmt.Fprintln(w, "\nRun 'mc help COMMAND' or 'mc COMMAND --help' for a command's description,\nflags and examples.")
 }
 
 // exitCode prints err (if any) and maps it to an exit status.
@@ -166,10 +207,14 @@ func exitCode(stderr io.Writer, err error) int {
 		ie  *infraError
 		qe  *graph.QueryError
 		ve  *vcs.Error
+		nte *noTestsError
 	)
 	switch {
 	case errors.Is(err, errStageFailed):
 		return exitFailed
+	case errors.As(err, &nte):
+		fmt.Fprintf(stderr, "mc: %v\n", err)
+		return exitNoTests
 	case errors.Is(err, context.Canceled):
 		fmt.Fprintln(stderr, "mc: interrupted")
 		return exitInterrupted
@@ -195,9 +240,13 @@ func exitCode(stderr io.Writer, err error) int {
 func newFlags(e *env, name, usage string) *pflag.FlagSet {
 	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
 	fs.SetOutput(e.stderr)
+	// --help is asked for: it goes to stdout, and exits 0.
 	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "Usage: mc %s %s\n\nFlags:\n", name, usage)
-		fs.PrintDefaults()
+		if e.flagsSeen != nil {
+			e.flagsSeen(fs)
+			return
+		}
+		printCmdHelp(e.stdout, name, usage, fs)
 	}
 	return fs
 }
@@ -207,7 +256,7 @@ func parseFlags(fs *pflag.FlagSet, args []string) error {
 		if errors.Is(err, pflag.ErrHelp) {
 			return err
 		}
-		return usagef("%s: %v", fs.Name(), err)
+		return usagef("%s: %v%s", fs.Name(), err, flagSuggestion(fs, err))
 	}
 	return nil
 }
@@ -223,14 +272,3 @@ func runVersion(ctx context.Context, e *env, args []string) error {
 
 // buildVersion is set with -ldflags "-X main.buildVersion=..." by release builds.
 var buildVersion = ""
-
-func version() string {
-	v := buildVersion
-	if v == "" {
-		v = "devel"
-		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			v = bi.Main.Version
-		}
-	}
-	return v
-}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/mc-build/mc/lang"
 )
 
 var nonName = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
@@ -15,9 +17,13 @@ var nonName = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
 // runInit writes WORKSPACE.mc (and a first BUILD.mc when there is none) in
 // the current directory. It refuses to overwrite anything.
 func runInit(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "init", "[NAME]")
+	fs := newFlags(e, "init", "[--force] [NAME]")
+	force := fs.Bool("force", false, "start a workspace even inside another one (its packages hide from the outer one)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() > 1 {
+		return usagef("init: one NAME at most")
 	}
 	name := filepath.Base(e.dir)
 	if fs.NArg() > 0 {
@@ -32,6 +38,11 @@ func runInit(ctx context.Context, e *env, args []string) error {
 		return usagef("%s already exists", wsPath)
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return &infraError{err}
+	}
+	// A workspace inside another silently takes its directory away from
+	// the outer one (whose //... no longer reaches it).
+	if outer, err := lang.FindWorkspace(filepath.Dir(e.dir)); err == nil && !*force {
+		return usagef("%s is inside the workspace %s: a nested workspace would take this directory's packages from it; run mc init --force to start one anyway", e.dir, outer)
 	}
 	ws, err := formatStarlark(wsPath, fmt.Appendf(nil, "workspace(\n    name = %q,\n    ignore = [\"node_modules\"],\n)\n", name))
 	if err != nil {

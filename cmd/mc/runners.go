@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mc-build/mc/graph"
 	"github.com/mc-build/mc/runner"
 )
 
@@ -12,8 +13,16 @@ import (
 // and terminating those that should not be running (their run is over, or
 // their mc:expires-at has passed; --all: every one).
 func runRunners(ctx context.Context, e *env, args []string) error {
-	if len(args) == 0 || (args[0] != "list" && args[0] != "reap") {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		printCmdHelp(e.stdout, "runners", "list|reap [FLAGS]", nil)
+		fmt.Fprintln(e.stdout, "\nSubcommands:\n  list  the runners of this workspace, strays marked\n  reap  terminate the strays (--all: every runner)\n\nRun 'mc runners list --help' or 'mc runners reap --help' for their flags.")
+		return nil
+	}
+	if len(args) == 0 {
 		return usagef("usage: mc runners list|reap [--runners=local|ec2] [--all]")
+	}
+	if args[0] != "list" && args[0] != "reap" {
+		return usagef("runners: unknown subcommand %q%s; the subcommands are list and reap", args[0], suggest(graph.Closest(args[0], []string{"list", "reap"})))
 	}
 	sub := args[0]
 	fs := newFlags(e, "runners "+sub, "[--runners=local|ec2]")

@@ -13,6 +13,7 @@ import (
 	"github.com/mc-build/mc/cas"
 	"github.com/mc-build/mc/graph"
 	"github.com/mc-build/mc/lang"
+	"github.com/mc-build/mc/ui"
 )
 
 // session is an opened workspace with its cache: what every command that
@@ -189,13 +190,4 @@ func (s *session) resolvePatterns(ctx context.Context, args []string) ([]graph.P
 
 func platform() string { return runtime.GOOS + "/" + runtime.GOARCH }
 
-func fmtDur(d time.Duration) string {
-	switch {
-	case d < time.Millisecond:
-		return d.String()
-	case d < time.Second:
-		return d.Round(time.Millisecond).String()
-	default:
-		return d.Round(10 * time.Millisecond).String()
-	}
-}
+func fmtDur(d time.Duration) string { return ui.Duration(d) }
