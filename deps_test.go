@@ -35,7 +35,7 @@ var allowed = map[string][]string{
 	"builtins": {"lang", "graph", "cas", "oci"},
 	// Run.
 	"exec/runc": {"confine"},
-	"exec":      {"graph", "cas", "oci", "exec/runc", "internal/fdio", "internal/wire"},
+	"exec":      {"graph", "cas", "oci", "confine", "exec/runc", "internal/fdio", "internal/wire"},
 	"runner":    {"exec", "graph", "cas", "cas/s3"},
 	// Show and serve.
 	"ui":      {"exec"},
