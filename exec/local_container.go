@@ -45,10 +45,13 @@ func (s *stage) execContainer(ctx context.Context, mounts []cacheMount) (code in
 		}
 		return 0, nil, err
 	}
-	// runnernet: no private network for containers yet; never the host's instead.
-	if err := s.l.refuseContainerNet(s.job); err != nil {
-		return failed(err)
+	// With PrivateNetwork a container with network = True joins a private
+	// stage network of its own (stage_net.go), never the host's.
+	snet, err := s.l.privateNet(s.job.Network, true)
+	if err != nil {
+		return 0, nil, err
 	}
+	defer snet.close()
 	layout := ""
 	if s.job.ImageLayout != "" {
 		layout = filepath.Join(s.sb.ws, filepath.FromSlash(s.job.ImageLayout))
@@ -71,6 +74,7 @@ func (s *stage) execContainer(ctx context.Context, mounts []cacheMount) (code in
 			{Source: s.sb.tmp, Dest: "/tmp"},
 		},
 		Network: s.job.Network,
+		NetNS:   snet.nsPath(),
 	}
 	for _, m := range mounts {
 		spec.Mounts = append(spec.Mounts, runc.Mount{Source: m.host, Dest: m.inside})

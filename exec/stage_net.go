@@ -289,9 +289,9 @@ func startStageNet(t *stageNetTools) (n *stageNet, err error) {
 	// pasta puts itself in the background once the namespace is
 	// configured: its exit status says whether it is. It writes its pid
 	// after dropping to StageNetUID, into a directory of that id's own, in
-	// the system's temporary directory: mc's own directories may be closed
-	// to other ids.
-	pidDir, err := os.MkdirTemp("", "mc-stagenet-")
+	// the system's temporary directory: mc's own directories, and $TMPDIR
+	// (a runner's is its private 0700 directory), may be closed to other ids.
+	pidDir, err := os.MkdirTemp("/tmp", "mc-stagenet-")
 	if err != nil {
 		return n, err
 	}
@@ -467,14 +467,13 @@ func (n *stageNet) close() {
 	}
 }
 
-// refuseContainerNet fails a stage in an image that asks for the network
-// under PrivateNetwork: runc cannot join the private namespace yet, and
-// the host's network is what PrivateNetwork keeps stages from.
-func (l *Local) refuseContainerNet(job *Job) error {
-	if job.Network && l.opts.PrivateNetwork {
-		return errors.New("a stage in an image with network = True cannot have a private network yet (only bubblewrap stages can), and this executor keeps stages off the host's network")
+// nsPath names the private network namespace for a process to join (a
+// container); "" without one.
+func (n *stageNet) nsPath() string {
+	if n == nil || n.holder == nil || n.holder.Process == nil {
+		return ""
 	}
-	return nil
+	return fmt.Sprintf("/proc/%d/ns/net", n.holder.Process.Pid)
 }
 
 // ParseStageNetwork reads --stage-network: "host" (stages with network =

@@ -73,8 +73,14 @@ func config(s *Spec, mps, extra []mountPoint, nofile uint64, c confinement) *spe
 		{Type: specs.UTSNamespace},
 		{Type: specs.MountNamespace},
 	}
-	if !s.Network {
+	switch {
+	case !s.Network:
 		namespaces = append(namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace})
+	case s.NetNS != "":
+		// Joined before runc makes the container's user namespace: the
+		// stage can use it and, holding no capability in the user
+		// namespace that owns it, not reconfigure it.
+		namespaces = append(namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: s.NetNS})
 	}
 	linux := &specs.Linux{
 		// No cgroupsPath: runc creates /<id> below its own cgroup in

@@ -58,6 +58,10 @@ type Spec struct {
 	// Network shares the host's network namespace; without it the
 	// container has a private one holding only the loopback interface.
 	Network bool
+	// NetNS, with Network, joins this network namespace (a path such as
+	// /proc/PID/ns/net) instead of sharing the host's: a private stage
+	// network with NAT (exec's PrivateNetwork).
+	NetNS string
 	// Capabilities, when not nil, replaces runc's default set
 	// (CAP_AUDIT_WRITE, CAP_KILL, CAP_NET_BIND_SERVICE), e.g. with
 	// CAP_CHOWN for a GNU tar that restores file owners.
