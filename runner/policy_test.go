@@ -138,6 +138,9 @@ func TestPoliciesOnMinIO(t *testing.T) {
 		{R, "get", "v1/" + BlobKey(blob), ""},
 		{U, "get", "v1/" + BlobKey(blob), ""},
 		{U, "get", "v1/ac/" + blob.Hex(), ""},
+		// A missing blob is a miss (404), not a failure, for every reader.
+		{R, "get", "v1/cas/" + strings.Repeat("0", 64), "NoSuchKey"},
+		{U, "get", "v1/untrusted/cas/" + strings.Repeat("0", 64), "NoSuchKey"},
 		{R, "put", "v1/" + BlobKey(blob), denied},
 		{U, "put", "v1/" + BlobKey(blob), denied},
 		{U, "put", "v1/ac/" + blob.Hex(), denied},

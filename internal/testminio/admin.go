@@ -1,9 +1,11 @@
 package testminio
 
 import (
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -31,19 +33,37 @@ func (s *Server) AddUser(t testing.TB, policyName string, policyJSON []byte) *Us
 	if err != nil {
 		t.Fatalf("testminio: admin client: %v", err)
 	}
+	user := &User{AccessKey: "u" + randomHex(t, 8), SecretKey: randomHex(t, 20), srv: s}
+	// A server just started may still be loading its IAM subsystem: a
+	// policy it accepted can be "not found" for a moment. Try again until
+	// opTimeout, then fail with the last error.
+	deadline := time.Now().Add(opTimeout)
+	for {
+		err := s.addUser(adm, user, policyName, policyJSON)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("testminio: %v\n%s", err, policyJSON)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return user
+}
+
+func (s *Server) addUser(adm *madmin.AdminClient, user *User, policyName string, policyJSON []byte) error {
 	ctx, cancel := opContext()
 	defer cancel()
 	if err := adm.AddCannedPolicy(ctx, policyName, policyJSON); err != nil {
-		t.Fatalf("testminio: add policy %s: %v\n%s", policyName, err, policyJSON)
+		return fmt.Errorf("add policy %s: %w", policyName, err)
 	}
-	user := &User{AccessKey: "u" + randomHex(t, 8), SecretKey: randomHex(t, 20), srv: s}
 	if err := adm.AddUser(ctx, user.AccessKey, user.SecretKey); err != nil {
-		t.Fatalf("testminio: add user: %v", err)
+		return fmt.Errorf("add user: %w", err)
 	}
 	if _, err := adm.AttachPolicy(ctx, madmin.PolicyAssociationReq{Policies: []string{policyName}, User: user.AccessKey}); err != nil {
-		t.Fatalf("testminio: attach policy %s: %v", policyName, err)
+		return fmt.Errorf("attach policy %s: %w", policyName, err)
 	}
-	return user
+	return nil
 }
 
 // Env is the environment a client needs to reach the server as u.

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
 )
 
 // opTimeout bounds each helper's request, so that a helper used on a
@@ -27,8 +28,19 @@ func (s *Server) MakeBucket(t testing.TB, name string) {
 	t.Helper()
 	ctx, cancel := opContext()
 	defer cancel()
-	if _, err := s.Client().CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
-		t.Fatalf("testminio: create bucket %s: %v", name, err)
+	for {
+		_, err := s.Client().CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)})
+		// The readiness probe can answer before the object layer is up: a
+		// loaded machine then sees "not initialized" for a while.
+		var api smithy.APIError
+		if errors.As(err, &api) && api.ErrorCode() == "XMinioServerNotInitialized" && ctx.Err() == nil {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		if err != nil {
+			t.Fatalf("testminio: create bucket %s: %v", name, err)
+		}
+		return
 	}
 }
 
