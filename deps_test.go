@@ -24,6 +24,7 @@ var allowed = map[string][]string{
 	"internal/wire":    {},
 	"internal/syncbuf": {},
 	"confine":          {},
+	"event":            {},
 	"oci":              {},
 	"vcs":              {},
 	"iampolicy":        {},
@@ -35,14 +36,14 @@ var allowed = map[string][]string{
 	"builtins": {"lang", "graph", "cas", "oci"},
 	// Run.
 	"exec/runc": {"confine"},
-	"exec":      {"graph", "cas", "oci", "confine", "exec/runc", "internal/fdio", "internal/wire"},
+	"exec":      {"event", "graph", "cas", "oci", "confine", "exec/runc", "internal/fdio", "internal/wire"},
 	"runner":    {"exec", "graph", "cas", "cas/s3"},
 	// Show and serve.
-	"ui":      {"exec"},
-	"profile": {"exec"},
-	"server":  {"exec"},
+	"ui":      {"event"},
+	"profile": {"event"},
+	"server":  {"event"},
 	// The command: flags and wiring over all of the above.
-	"cmd/mc": {"builtins", "lang", "graph", "cas", "cas/s3", "exec", "ui", "vcs", "profile", "oci", "server", "runner", "exec/runc"},
+	"cmd/mc": {"event", "builtins", "lang", "graph", "cas", "cas/s3", "exec", "ui", "vcs", "profile", "oci", "server", "runner", "exec/runc"},
 	// Test components and benchmarks.
 	"internal/ec2double":    {},
 	"internal/testminio":    {"internal/syncbuf"},

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mc-build/mc/event"
 	"github.com/mc-build/mc/graph"
 	"github.com/mc-build/mc/oci"
 )
@@ -151,20 +152,20 @@ func TestSchedulerPushesImages(t *testing.T) {
 	h.ag.ByLabel[it.Label] = img
 
 	var order []string
-	run := func(t *testing.T, push func(ctx context.Context, a *graph.Action, dir string) ([]string, error)) (*Report, []Event, error) {
+	run := func(t *testing.T, push func(ctx context.Context, a *graph.Action, dir string) ([]string, error)) (*Report, []event.Event, error) {
 		t.Helper()
 		order = nil
 		sc, err := h.db.StatCache(context.Background(), root)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var events []Event
+		var events []event.Event
 		fake := &fakeExec{store: h.store}
 		rep, err := Run(context.Background(), h.ag, Options{
 			Root: root, Scope: root, Jobs: 2, Platform: "linux/amd64", Store: h.store, DB: h.db, Files: sc,
 			Executor: &splitExec{images: local.l, fake: fake},
-			Sink: SinkFunc(func(e Event) {
-				if e.Type == EventStageStarted && e.Label == "//p:deploy" {
+			Sink: event.SinkFunc(func(e event.Event) {
+				if e.Type == event.StageStarted && e.Label == "//p:deploy" {
 					order = append(order, "run deploy")
 				}
 				events = append(events, e)
@@ -184,9 +185,9 @@ func TestSchedulerPushesImages(t *testing.T) {
 		order = append(order, "push "+a.Label().String())
 		return []string{"registry.test/team/app@" + d, "registry.test/team/app:" + oci.DigestTag(d), "registry.test/team/app:v1"}, nil
 	}
-	pushLine := func(events []Event) string {
+	pushLine := func(events []event.Event) string {
 		for _, e := range events {
-			if e.Type == EventLog && strings.HasPrefix(e.Line, "pushed") {
+			if e.Type == event.Log && strings.HasPrefix(e.Line, "pushed") {
 				return e.Line
 			}
 		}

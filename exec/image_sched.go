@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mc-build/mc/cas"
+	"github.com/mc-build/mc/event"
 	"github.com/mc-build/mc/graph"
 	"github.com/mc-build/mc/oci"
 )
@@ -147,7 +148,7 @@ func (s *scheduler) afterImage(ctx context.Context, a *graph.Action, o *Outcome)
 		if ctx.Err() == nil {
 			s.setInfraErr(err)
 		}
-		s.opts.Sink.Event(Event{Type: EventLog, Time: time.Now(), Label: label, Line: "push failed: " + err.Error()})
+		s.opts.Sink.Event(event.Event{Type: event.Log, Time: time.Now(), Label: label, Line: "push failed: " + err.Error()})
 		return &Outcome{Status: StatusFailed, Err: err, Key: o.Key, Parts: o.Parts, Start: o.Start, End: o.End}
 	}
 	line := "pushed"
@@ -163,7 +164,7 @@ func (s *scheduler) afterImage(ctx context.Context, a *graph.Action, o *Outcome)
 		}
 		line += " (tags " + strings.Join(tags, ", ") + ")"
 	}
-	s.opts.Sink.Event(Event{Type: EventLog, Time: time.Now(), Label: label, Line: line})
+	s.opts.Sink.Event(event.Event{Type: event.Log, Time: time.Now(), Label: label, Line: line})
 	return o
 }
 

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mc-build/mc/cas"
+	"github.com/mc-build/mc/event"
 )
 
 // RemoteOptions configures the shared cache tier of a build (an S3 bucket).
@@ -23,36 +24,6 @@ type RemoteOptions struct {
 	// Required turns any failure of the shared cache into an
 	// infrastructure error (exit 3) instead of a warning.
 	Required bool
-}
-
-// RemoteStats is what the shared cache did during one build; the summary
-// prints it, loudly when something failed.
-type RemoteStats struct {
-	URL string `json:"url"`
-	// Hits are results found remotely (and verified); Misses are lookups
-	// that found nothing usable.
-	Hits   int64 `json:"hits"`
-	Misses int64 `json:"misses"`
-	// Uploaded results; Downloaded blobs and their bytes.
-	Uploaded        int64 `json:"uploaded"`
-	Downloaded      int64 `json:"downloaded"`
-	DownloadedBytes int64 `json:"downloaded_bytes"`
-	// Failures of lookups, downloads and uploads (the remote unreachable,
-	// refusing, or serving corrupt data); FirstError says why.
-	LookupFailures   int64  `json:"lookup_failures,omitempty"`
-	DownloadFailures int64  `json:"download_failures,omitempty"`
-	UploadFailures   int64  `json:"upload_failures,omitempty"`
-	Corrupt          int64  `json:"corrupt,omitempty"` // objects that did not match their digest
-	FirstError       string `json:"first_error,omitempty"`
-	// Disabled is set when repeated failures made the build stop using the
-	// shared cache (fail open).
-	Disabled bool `json:"disabled,omitempty"`
-	ReadOnly bool `json:"read_only,omitempty"`
-}
-
-// Failed is the number of operations that failed.
-func (s *RemoteStats) Failed() int64 {
-	return s.LookupFailures + s.DownloadFailures + s.UploadFailures
 }
 
 // remoteDisableAfter is how many consecutive failures (not misses) make a
@@ -75,7 +46,7 @@ type remoteTier struct {
 	uploads errgroup.Group
 
 	mu          sync.Mutex
-	stats       RemoteStats
+	stats       event.RemoteStats
 	consecutive int
 	disabled    bool
 	requiredErr error
@@ -411,7 +382,7 @@ func (t *remoteTier) uploadResult(ctx context.Context, key cas.Digest, res *cas.
 }
 
 // finish waits for the uploads and returns the build's statistics.
-func (t *remoteTier) finish() *RemoteStats {
+func (t *remoteTier) finish() *event.RemoteStats {
 	t.uploads.Wait()
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mc-build/mc/cas"
+	"github.com/mc-build/mc/event"
 	"github.com/mc-build/mc/graph"
 )
 
@@ -147,7 +148,7 @@ func (s *scheduler) rewind(ctx context.Context, d *graph.Action, path string) er
 		close(f.done)
 	}()
 	label := d.Label().String()
-	s.opts.Sink.Event(Event{Type: EventLog, Time: time.Now(), Label: label,
+	s.opts.Sink.Event(event.Event{Type: event.Log, Time: time.Now(), Label: label,
 		Line: fmt.Sprintf("warning: output %s is gone or failed verification; running %s again", path, label)})
 	o := s.doAction(ctx, d, true)
 	if o.Status != StatusBuilt {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mc-build/mc/cas"
+	"github.com/mc-build/mc/event"
 )
 
 // readExec is fakeExec that uses its inputs as a real stage does: each is
@@ -109,7 +110,7 @@ func TestRewindLocalBlobGoneBad(t *testing.T) {
 					rep, err := Run(context.Background(), h.ag, Options{
 						Root: h.root, Scope: h.root, Jobs: 2, Platform: "test",
 						Store: h.store, DB: h.db, Files: sc, Executor: re,
-						Sink:   SinkFunc(func(Event) {}),
+						Sink:   event.SinkFunc(func(event.Event) {}),
 						Getenv: func(string) (string, bool) { return "", false },
 						Done:   h.done,
 					})

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mc-build/mc/cas"
+	"github.com/mc-build/mc/event"
 	"github.com/mc-build/mc/graph"
 )
 
@@ -57,7 +58,7 @@ type Options struct {
 	DB        *cas.DB
 	Files     Digester
 	Executor  Executor
-	Sink      Sink
+	Sink      event.Sink
 	// Getenv looks up secret values in the invoking environment.
 	Getenv func(string) (string, bool)
 	// Remote is the shared cache tier; its zero value is none.
@@ -124,7 +125,7 @@ type Report struct {
 	CriticalPath                   []*graph.Action
 	CriticalTime                   time.Duration
 	// Remote is what the shared cache did; nil without one.
-	Remote *RemoteStats
+	Remote *event.RemoteStats
 }
 
 // Run builds every action of ag: each one whose key is in the action cache is
@@ -157,7 +158,7 @@ func Run(ctx context.Context, ag *graph.ActionGraph, opts Options) (*Report, err
 		}
 		s.preload = pre
 	}
-	opts.Sink.Event(Event{Type: EventBuildStarted, Time: start, Total: len(ag.Actions)})
+	opts.Sink.Event(event.Event{Type: event.BuildStarted, Time: start, Total: len(ag.Actions)})
 	if la, ok := opts.Executor.(Lookahead); ok {
 		s.ahead = la
 		la.Ahead(len(ag.Actions))
@@ -167,13 +168,13 @@ func Run(ctx context.Context, ag *graph.ActionGraph, opts Options) (*Report, err
 		warn := opts.Warn
 		if warn == nil {
 			warn = func(msg string) {
-				opts.Sink.Event(Event{Type: EventLog, Time: time.Now(), Line: "warning: " + msg})
+				opts.Sink.Event(event.Event{Type: event.Log, Time: time.Now(), Line: "warning: " + msg})
 			}
 		}
 		s.remote = newRemoteTier(opts.Remote, opts.Store, warn)
 	}
 	s.run(ctx)
-	var remote *RemoteStats
+	var remote *event.RemoteStats
 	if s.remote != nil {
 		remote = s.remote.finish()
 	}
@@ -189,12 +190,12 @@ func Run(ctx context.Context, ag *graph.ActionGraph, opts Options) (*Report, err
 	}
 	r := s.report(time.Since(start))
 	r.Remote = remote
-	counts := &SummaryCounts{Built: r.Built, Cached: r.Cached, Failed: r.Failed, Skipped: r.Skipped,
+	counts := &event.Summary{Built: r.Built, Cached: r.Cached, Failed: r.Failed, Skipped: r.Skipped,
 		CriticalPathMS: r.CriticalTime.Milliseconds(), Remote: remote}
 	for _, a := range r.CriticalPath {
 		counts.CriticalPath = append(counts.CriticalPath, a.Label().String())
 	}
-	opts.Sink.Event(Event{Type: EventBuildFinished, Time: time.Now(), DurationMS: r.Wall.Milliseconds(), Summary: counts})
+	opts.Sink.Event(event.Event{Type: event.BuildFinished, Time: time.Now(), DurationMS: r.Wall.Milliseconds(), Summary: counts})
 	if s.infraErr != nil {
 		return r, s.infraErr
 	}
@@ -306,7 +307,7 @@ func (s *scheduler) skip(ctx context.Context, r *graph.Action, why error) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.opts.Sink.Event(Event{Type: EventStageSkipped, Time: time.Now(), Label: r.Label().String(), Reason: why.Error()})
+		s.opts.Sink.Event(event.Event{Type: event.StageSkipped, Time: time.Now(), Label: r.Label().String(), Reason: why.Error()})
 		s.finish(ctx, r, &Outcome{Status: StatusSkipped, Err: why})
 	}()
 }
@@ -345,7 +346,7 @@ func (s *scheduler) doAction(ctx context.Context, a *graph.Action, rerun bool) *
 	label := t.Label.String()
 	ready := time.Now()
 	fail := func(err error) *Outcome {
-		s.opts.Sink.Event(Event{Type: EventStageFailed, Time: time.Now(), Label: label, Error: err.Error()})
+		s.opts.Sink.Event(event.Event{Type: event.StageFailed, Time: time.Now(), Label: label, Error: err.Error()})
 		return &Outcome{Status: StatusFailed, Err: err}
 	}
 	if ctx.Err() != nil {
@@ -378,7 +379,7 @@ func (s *scheduler) doAction(ctx context.Context, a *graph.Action, rerun bool) *
 			}
 			o.Status, o.Result = StatusCached, res
 			s.replayLog(ctx, label, res.Log)
-			s.opts.Sink.Event(Event{Type: EventStageCached, Time: time.Now(), Label: label, Key: key.String(),
+			s.opts.Sink.Event(event.Event{Type: event.StageCached, Time: time.Now(), Label: label, Key: key.String(),
 				DurationMS: res.Duration.Milliseconds(), Outputs: eventOutputs(res.Outputs), Remote: fromRemote})
 			return o
 		}
@@ -432,7 +433,7 @@ func (s *scheduler) execute(ctx context.Context, a *graph.Action, o *Outcome, in
 	t := a.Target
 	label := t.Label.String()
 	fail := func(err error) *Outcome {
-		s.opts.Sink.Event(Event{Type: EventStageFailed, Time: time.Now(), Label: label, Error: err.Error()})
+		s.opts.Sink.Event(event.Event{Type: event.StageFailed, Time: time.Now(), Label: label, Error: err.Error()})
 		return &Outcome{Status: StatusFailed, Err: err}
 	}
 	cacheable := t.Cache && !t.Deploy && !s.opts.NoCache
@@ -465,7 +466,7 @@ func (s *scheduler) execute(ctx context.Context, a *graph.Action, o *Outcome, in
 	}
 	key, parts := o.Key, o.Parts
 	started := time.Now()
-	s.opts.Sink.Event(Event{Type: EventStageStarted, Time: started, Label: label, Key: key.String(),
+	s.opts.Sink.Event(event.Event{Type: event.StageStarted, Time: started, Label: label, Key: key.String(),
 		QueuedMS: started.Sub(ready).Milliseconds()})
 	lw := &lineWriter{sink: s.opts.Sink, label: label}
 	job := &Job{
@@ -482,7 +483,7 @@ func (s *scheduler) execute(ctx context.Context, a *graph.Action, o *Outcome, in
 		f.err = err
 		if ctx.Err() != nil {
 			// Every stage_started gets a terminal event, also when killed.
-			s.opts.Sink.Event(Event{Type: EventStageFailed, Time: time.Now(), Label: label, Key: key.String(),
+			s.opts.Sink.Event(event.Event{Type: event.StageFailed, Time: time.Now(), Label: label, Key: key.String(),
 				DurationMS: o.End.Sub(o.Start).Milliseconds(), Error: "interrupted"})
 			return &Outcome{Status: StatusFailed, Err: ctx.Err(), Key: key, Parts: parts, Start: o.Start, End: o.End}
 		}
@@ -491,7 +492,7 @@ func (s *scheduler) execute(ctx context.Context, a *graph.Action, o *Outcome, in
 	}
 	if res.Err != nil {
 		f.fail = res.Err
-		ev := Event{Type: EventStageFailed, Time: time.Now(), Label: label, Key: key.String(),
+		ev := event.Event{Type: event.StageFailed, Time: time.Now(), Label: label, Key: key.String(),
 			DurationMS: res.Duration.Milliseconds(), ExitCode: res.ExitCode, Error: res.Err.Error(),
 			Phases: eventPhases(res.Phases)}
 		s.opts.Sink.Event(ev)
@@ -508,7 +509,7 @@ func (s *scheduler) execute(ctx context.Context, a *graph.Action, o *Outcome, in
 	}
 	f.res = ar
 	o.Status, o.Result = StatusBuilt, ar
-	s.opts.Sink.Event(Event{Type: EventStageFinished, Time: time.Now(), Label: label, Key: key.String(),
+	s.opts.Sink.Event(event.Event{Type: event.StageFinished, Time: time.Now(), Label: label, Key: key.String(),
 		DurationMS: res.Duration.Milliseconds(), Outputs: eventOutputs(ar.Outputs), Phases: eventPhases(res.Phases)})
 	return o
 }
@@ -586,7 +587,7 @@ func (s *scheduler) replayLog(ctx context.Context, label string, d cas.Digest) {
 	}
 	b, err := s.opts.Store.ReadBytes(d)
 	if err != nil {
-		s.opts.Sink.Event(Event{Type: EventLog, Time: time.Now(), Label: label, Cached: true,
+		s.opts.Sink.Event(event.Event{Type: event.Log, Time: time.Now(), Label: label, Cached: true,
 			Line: fmt.Sprintf("(stored log unavailable: %v)", err)})
 		return
 	}
@@ -606,10 +607,10 @@ func pkgPaths(pkg string, outs []string) []string {
 	return r
 }
 
-func eventOutputs(outs []cas.Output) []EventOutput {
-	r := make([]EventOutput, len(outs))
+func eventOutputs(outs []cas.Output) []event.Output {
+	r := make([]event.Output, len(outs))
 	for i, o := range outs {
-		r[i] = EventOutput{Path: o.Path, Digest: o.Digest.String(), Size: o.Size}
+		r[i] = event.Output{Path: o.Path, Digest: o.Digest.String(), Size: o.Size}
 	}
 	return r
 }

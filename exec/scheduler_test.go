@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mc-build/mc/cas"
+	"github.com/mc-build/mc/event"
 	"github.com/mc-build/mc/graph"
 )
 
@@ -117,7 +118,7 @@ func (h *schedHarness) add(name, cmd, src string, deps ...string) *graph.Action 
 	return a
 }
 
-func (h *schedHarness) run(jobs int, keepGoing bool) (*Report, []Event) {
+func (h *schedHarness) run(jobs int, keepGoing bool) (*Report, []event.Event) {
 	h.t.Helper()
 	h.exec.mu.Lock()
 	h.exec.ran = nil
@@ -127,11 +128,11 @@ func (h *schedHarness) run(jobs int, keepGoing bool) (*Report, []Event) {
 		h.t.Fatal(err)
 	}
 	var mu sync.Mutex
-	var events []Event
+	var events []event.Event
 	rep, err := Run(context.Background(), h.ag, Options{
 		Root: h.root, Scope: h.root, Jobs: jobs, KeepGoing: keepGoing, Platform: "test",
 		Store: h.store, DB: h.db, Files: sc, Executor: h.exec,
-		Sink:    SinkFunc(func(e Event) { mu.Lock(); events = append(events, e); mu.Unlock() }),
+		Sink:    event.SinkFunc(func(e event.Event) { mu.Lock(); events = append(events, e); mu.Unlock() }),
 		Getenv:  func(string) (string, bool) { return "", false },
 		Done:    h.done,
 		Preload: h.preload,
@@ -302,7 +303,7 @@ func TestCriticalPath(t *testing.T) {
 		t.Errorf("critical time %v, want at least two stages of 30 ms", rep.CriticalTime)
 	}
 	last := events[len(events)-1]
-	if last.Type != EventBuildFinished || last.Summary == nil || last.Summary.Built != 3 {
+	if last.Type != event.BuildFinished || last.Summary == nil || last.Summary.Built != 3 {
 		t.Errorf("last event %+v, want build_finished with 3 built", last)
 	}
 }

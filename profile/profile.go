@@ -15,7 +15,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mc-build/mc/exec"
+	"github.com/mc-build/mc/event"
 )
 
 // Track ids (tid) of the trace. Workers are workerTid0, workerTid0+1, ...
@@ -31,10 +31,10 @@ const (
 // event stream says when a hit was found, not how long finding it took.
 const cachedSliceDur = time.Microsecond
 
-// Recorder is an exec.Sink that remembers what a profile needs and passes
+// Recorder is an event.Sink that remembers what a profile needs and passes
 // every event on to the next sink. It is safe for concurrent use.
 type Recorder struct {
-	next exec.Sink
+	next event.Sink
 
 	mu        sync.Mutex
 	slotEnd   []time.Time // per worker slot: when its last stage ended
@@ -60,26 +60,26 @@ type slice struct {
 }
 
 // New returns a Recorder passing events on to next (nil: to nothing).
-func New(next exec.Sink) *Recorder {
+func New(next event.Sink) *Recorder {
 	return &Recorder{next: next, open: map[string]*slice{}}
 }
 
-// Event implements exec.Sink.
-func (r *Recorder) Event(e exec.Event) {
+// Event implements event.Sink.
+func (r *Recorder) Event(e event.Event) {
 	r.record(e)
 	if r.next != nil {
 		r.next.Event(e)
 	}
 }
 
-func (r *Recorder) record(e exec.Event) {
+func (r *Recorder) record(e event.Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if e.Time.After(r.lastEvent) {
 		r.lastEvent = e.Time
 	}
 	switch e.Type {
-	case exec.EventStageStarted:
+	case event.StageStarted:
 		slot, start := r.takeSlot(e.Time)
 		s := &slice{name: e.Label, cat: "stage", tid: workerTid0 + slot, start: start,
 			args: map[string]any{"label": e.Label, "key": e.Key}}
@@ -90,7 +90,7 @@ func (r *Recorder) record(e exec.Event) {
 			r.queued = append(r.queued, &slice{name: e.Label, cat: "queued",
 				start: e.Time.Add(-time.Duration(e.QueuedMS) * time.Millisecond), end: e.Time})
 		}
-	case exec.EventStageFinished, exec.EventStageFailed:
+	case event.StageFinished, event.StageFailed:
 		s := r.open[e.Label]
 		if s == nil {
 			return // failed before it started (a missing secret, an unreadable source)
@@ -108,7 +108,7 @@ func (r *Recorder) record(e exec.Event) {
 			}
 			s.phases = append(s.phases, &slice{name: p.Name, cat: "phase", tid: s.tid, start: p.Start, end: end})
 		}
-		if e.Type == exec.EventStageFinished {
+		if e.Type == event.StageFinished {
 			s.args["status"] = "built"
 		} else {
 			s.args["status"] = "failed"
@@ -116,7 +116,7 @@ func (r *Recorder) record(e exec.Event) {
 		}
 		r.slices = append(r.slices, s)
 		r.releaseSlot(s.tid-workerTid0, e.Time)
-	case exec.EventStageCached:
+	case event.StageCached:
 		start := e.Time
 		if n := len(r.cached); n > 0 && r.cached[n-1].end.After(start) {
 			start = r.cached[n-1].end // keep the track's slices apart
@@ -124,7 +124,7 @@ func (r *Recorder) record(e exec.Event) {
 		r.cached = append(r.cached, &slice{name: e.Label, cat: "cached", tid: tidCache, start: start,
 			end: start.Add(cachedSliceDur), args: map[string]any{"label": e.Label, "key": e.Key,
 				"stored_duration_ms": e.DurationMS}})
-	case exec.EventBuildFinished:
+	case event.BuildFinished:
 		if e.Summary != nil {
 			r.critPath = append([]string(nil), e.Summary.CriticalPath...)
 			r.critMS = e.Summary.CriticalPathMS

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mc-build/mc/exec"
+	"github.com/mc-build/mc/event"
 )
 
 // parsed is a trace read back from JSON, the way a viewer reads it.
@@ -82,20 +82,20 @@ func TestTraceOfABuild(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
 	var passed []string
-	r := New(exec.SinkFunc(func(e exec.Event) { passed = append(passed, e.Type) }))
+	r := New(event.SinkFunc(func(e event.Event) { passed = append(passed, e.Type) }))
 	r.Phase("evaluate", at(0), at(10))
-	evs := []exec.Event{
-		{Type: exec.EventBuildStarted, Time: at(10), Total: 5},
-		{Type: exec.EventStageCached, Time: at(11), Label: "//p:c1", Key: "k1", DurationMS: 7},
-		{Type: exec.EventStageCached, Time: at(11), Label: "//p:c2", Key: "k2"},
-		{Type: exec.EventStageStarted, Time: at(12), Label: "//p:a", Key: "ka"},
-		{Type: exec.EventStageStarted, Time: at(13), Label: "//p:b", Key: "kb"},
-		{Type: exec.EventStageFinished, Time: at(20), Label: "//p:a"},
-		{Type: exec.EventStageStarted, Time: at(21), Label: "//p:d", Key: "kd"},
-		{Type: exec.EventStageFailed, Time: at(25), Label: "//p:b", Error: "exit status 1"},
-		{Type: exec.EventStageFailed, Time: at(25), Label: "//p:never", Error: "secret X is not set"},
-		{Type: exec.EventStageFinished, Time: at(40), Label: "//p:d"},
-		{Type: exec.EventBuildFinished, Time: at(41), Summary: &exec.SummaryCounts{
+	evs := []event.Event{
+		{Type: event.BuildStarted, Time: at(10), Total: 5},
+		{Type: event.StageCached, Time: at(11), Label: "//p:c1", Key: "k1", DurationMS: 7},
+		{Type: event.StageCached, Time: at(11), Label: "//p:c2", Key: "k2"},
+		{Type: event.StageStarted, Time: at(12), Label: "//p:a", Key: "ka"},
+		{Type: event.StageStarted, Time: at(13), Label: "//p:b", Key: "kb"},
+		{Type: event.StageFinished, Time: at(20), Label: "//p:a"},
+		{Type: event.StageStarted, Time: at(21), Label: "//p:d", Key: "kd"},
+		{Type: event.StageFailed, Time: at(25), Label: "//p:b", Error: "exit status 1"},
+		{Type: event.StageFailed, Time: at(25), Label: "//p:never", Error: "secret X is not set"},
+		{Type: event.StageFinished, Time: at(40), Label: "//p:d"},
+		{Type: event.BuildFinished, Time: at(41), Summary: &event.Summary{
 			CriticalPath: []string{"//p:a", "//p:d"}, CriticalPathMS: 27}},
 	}
 	for _, e := range evs {
@@ -166,9 +166,9 @@ func TestTraceConcurrentStages(t *testing.T) {
 					defer wg.Done()
 					sem <- struct{}{}
 					label := fmt.Sprintf("//p:s%03d", i)
-					r.Event(exec.Event{Type: exec.EventStageStarted, Time: time.Now(), Label: label})
+					r.Event(event.Event{Type: event.StageStarted, Time: time.Now(), Label: label})
 					time.Sleep(time.Duration(rand.IntN(200)) * time.Microsecond)
-					r.Event(exec.Event{Type: exec.EventStageFinished, Time: time.Now(), Label: label})
+					r.Event(event.Event{Type: event.StageFinished, Time: time.Now(), Label: label})
 					<-sem
 				}()
 			}
@@ -206,8 +206,8 @@ func TestTraceConcurrentStages(t *testing.T) {
 func TestTraceUnfinishedAndWriteFile(t *testing.T) {
 	r := New(nil)
 	t0 := time.Unix(5, 0)
-	r.Event(exec.Event{Type: exec.EventStageStarted, Time: t0, Label: "//p:slow"})
-	r.Event(exec.Event{Type: exec.EventLog, Time: t0.Add(time.Second), Label: "//p:slow", Line: "still going"})
+	r.Event(event.Event{Type: event.StageStarted, Time: t0, Label: "//p:slow"})
+	r.Event(event.Event{Type: event.Log, Time: t0.Add(time.Second), Label: "//p:slow", Line: "still going"})
 	path := filepath.Join(t.TempDir(), "trace.json")
 	if err := r.WriteFile(path); err != nil {
 		t.Fatal(err)
@@ -232,8 +232,8 @@ func TestTracePhasesAndQueue(t *testing.T) {
 	r := New(nil)
 	t0 := time.Now()
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
-	r.Event(exec.Event{Type: exec.EventStageStarted, Time: at(10), Label: "//p:a", QueuedMS: 10})
-	r.Event(exec.Event{Type: exec.EventStageFinished, Time: at(100), Label: "//p:a", Phases: []exec.EventPhase{
+	r.Event(event.Event{Type: event.StageStarted, Time: at(10), Label: "//p:a", QueuedMS: 10})
+	r.Event(event.Event{Type: event.StageFinished, Time: at(100), Label: "//p:a", Phases: []event.Phase{
 		{Name: "restoring", Start: at(11), DurationUS: 4000},
 		{Name: "running", Start: at(15), DurationUS: 80000},
 		{Name: "storing", Start: at(95), DurationUS: 4000},

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mc-build/mc/exec"
+	"github.com/mc-build/mc/event"
 )
 
 // authorized checks Authorization: Bearer <AuthToken> in constant time.
@@ -60,17 +60,17 @@ type APIRun struct {
 
 // APIStage is a stage of a run in the JSON API.
 type APIStage struct {
-	Label      string             `json:"label"`
-	Status     string             `json:"status"`
-	Key        string             `json:"key,omitempty"`
-	DurationMS int64              `json:"duration_ms,omitempty"`
-	QueuedMS   int64              `json:"queued_ms,omitempty"`
-	ExitCode   int                `json:"exit_code,omitempty"`
-	Error      string             `json:"error,omitempty"`
-	Reason     string             `json:"reason,omitempty"`
-	Remote     bool               `json:"remote,omitempty"`
-	Outputs    []exec.EventOutput `json:"outputs,omitempty"`
-	LogLines   int                `json:"log_lines"`
+	Label      string         `json:"label"`
+	Status     string         `json:"status"`
+	Key        string         `json:"key,omitempty"`
+	DurationMS int64          `json:"duration_ms,omitempty"`
+	QueuedMS   int64          `json:"queued_ms,omitempty"`
+	ExitCode   int            `json:"exit_code,omitempty"`
+	Error      string         `json:"error,omitempty"`
+	Reason     string         `json:"reason,omitempty"`
+	Remote     bool           `json:"remote,omitempty"`
+	Outputs    []event.Output `json:"outputs,omitempty"`
+	LogLines   int            `json:"log_lines"`
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -171,7 +171,7 @@ func (s *Server) apiEvents(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "this run does not take events", http.StatusConflict)
 		return
 	}
-	var evs []exec.Event
+	var evs []event.Event
 	sc := bufio.NewScanner(http.MaxBytesReader(w, req.Body, 64<<20))
 	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
 	for sc.Scan() {
@@ -179,7 +179,7 @@ func (s *Server) apiEvents(w http.ResponseWriter, req *http.Request) {
 		if line == "" {
 			continue
 		}
-		var e exec.Event
+		var e event.Event
 		if err := json.Unmarshal([]byte(line), &e); err != nil || e.Type == "" {
 			http.Error(w, "bad event line", http.StatusBadRequest)
 			return

@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/mc-build/mc/exec"
+	"github.com/mc-build/mc/event"
 )
 
 // Grace periods of a cancelled build: SIGINT (mc kills its stages and
@@ -76,7 +76,7 @@ func (s *Server) build(ctx context.Context, r *Run) (status, reason string) {
 		defer os.RemoveAll(dir)
 	}
 	say := func(line string) {
-		if err := s.st.appendEvents(bg, r.ID, []exec.Event{{Type: exec.EventLog, Time: s.cfg.Now(), Line: line}}, false); err != nil {
+		if err := s.st.appendEvents(bg, r.ID, []event.Event{{Type: event.Log, Time: s.cfg.Now(), Line: line}}, false); err != nil {
 			s.logf("%v", err)
 		}
 		s.wakeWatchers(r.ID)
@@ -279,12 +279,12 @@ func (s *Server) lockDeploys(ctx context.Context, r *Run) (unlock func(), err er
 // deployEvents adapts the events of the deploy build to the run's record:
 // the stages it finds cached were built (or found) by the build before it,
 // and its summary adds to that build's.
-func (s *Server) deployEvents(ctx context.Context, id int64) func(exec.Event) (exec.Event, bool) {
-	return func(e exec.Event) (exec.Event, bool) {
+func (s *Server) deployEvents(ctx context.Context, id int64) func(event.Event) (event.Event, bool) {
+	return func(e event.Event) (event.Event, bool) {
 		switch e.Type {
-		case exec.EventStageCached, exec.EventBuildStarted:
+		case event.StageCached, event.BuildStarted:
 			return e, false
-		case exec.EventBuildFinished:
+		case event.BuildFinished:
 			if e.Summary == nil {
 				return e, true
 			}
@@ -368,7 +368,7 @@ outer:
 // stream runs the build, storing its JSON events (stdout) and its standard
 // error (as the run's own log lines) in batches, and returns its exit code.
 // adapt, if set, rewrites or drops (false) each event before it is stored.
-func (s *Server) stream(ctx context.Context, id int64, cmd *osexec.Cmd, adapt func(exec.Event) (exec.Event, bool)) (int, error) {
+func (s *Server) stream(ctx context.Context, id int64, cmd *osexec.Cmd, adapt func(event.Event) (event.Event, bool)) (int, error) {
 	bg := context.WithoutCancel(ctx)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -378,7 +378,7 @@ func (s *Server) stream(ctx context.Context, id int64, cmd *osexec.Cmd, adapt fu
 	if err != nil {
 		return 0, err
 	}
-	evs := make(chan exec.Event, 1024)
+	evs := make(chan event.Event, 1024)
 	var readers sync.WaitGroup
 	read := func(r io.Reader, parse bool) {
 		defer readers.Done()
@@ -386,9 +386,9 @@ func (s *Server) stream(ctx context.Context, id int64, cmd *osexec.Cmd, adapt fu
 		for {
 			line, err := br.ReadBytes('\n')
 			if len(bytes.TrimSpace(line)) > 0 {
-				var e exec.Event
+				var e event.Event
 				if !parse || json.Unmarshal(line, &e) != nil || e.Type == "" {
-					e = exec.Event{Type: exec.EventLog, Time: s.cfg.Now(), Line: strings.TrimRight(string(line), "\r\n")}
+					e = event.Event{Type: event.Log, Time: s.cfg.Now(), Line: strings.TrimRight(string(line), "\r\n")}
 				}
 				evs <- e
 			}
@@ -409,7 +409,7 @@ func (s *Server) stream(ctx context.Context, id int64, cmd *osexec.Cmd, adapt fu
 		readers.Wait()
 		close(evs)
 	}()
-	var batch []exec.Event
+	var batch []event.Event
 	flush := func() {
 		if len(batch) == 0 {
 			return

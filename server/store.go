@@ -13,7 +13,7 @@ import (
 
 	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
 
-	"github.com/mc-build/mc/exec"
+	"github.com/mc-build/mc/event"
 )
 
 // Run states. queued and running are the only ones that change again.
@@ -95,12 +95,12 @@ func storeMigrations() []string {
 			error      TEXT NOT NULL DEFAULT '',
 			reason     TEXT NOT NULL DEFAULT '',
 			remote     INTEGER NOT NULL DEFAULT 0,
-			outputs    TEXT NOT NULL DEFAULT '[]',  -- JSON []exec.EventOutput
+			outputs    TEXT NOT NULL DEFAULT '[]',  -- JSON []event.Output
 			log_lines  INTEGER NOT NULL DEFAULT 0,
 			PRIMARY KEY (run, label)
 		) WITHOUT ROWID;
 		-- Every event of a run in order, log lines included (the log of a
-		-- stage is its rows of type 'log'); data is the exec.Event as JSON.
+		-- stage is its rows of type 'log'); data is the event.Event as JSON.
 		CREATE TABLE events (
 			run   INTEGER NOT NULL,
 			seq   INTEGER NOT NULL,
@@ -268,7 +268,7 @@ type Stage struct {
 	Error      string
 	Reason     string
 	Remote     bool
-	Outputs    []exec.EventOutput
+	Outputs    []event.Output
 	LogLines   int
 }
 
@@ -582,7 +582,7 @@ func (st *store) setDeploy(ctx context.Context, id int64, state, note string) er
 // transaction: each event, and its effect on the stage and run rows.
 // finishCLI: a build_finished also ends the run (runs reported by the CLI,
 // whose process the server does not see exit).
-func (st *store) appendEvents(ctx context.Context, id int64, evs []exec.Event, finishCLI bool) error {
+func (st *store) appendEvents(ctx context.Context, id int64, evs []event.Event, finishCLI bool) error {
 	if len(evs) == 0 {
 		return nil
 	}
@@ -612,7 +612,7 @@ func (st *store) appendEvents(ctx context.Context, id int64, evs []exec.Event, f
 	if _, err := tx.ExecContext(ctx, "UPDATE runs SET next_seq = ? WHERE id = ?", seq, id); err != nil {
 		return fmt.Errorf("server: events of run %d: %w", id, err)
 	}
-	if last := evs[len(evs)-1]; finishCLI && last.Type == exec.EventBuildFinished && last.Summary != nil {
+	if last := evs[len(evs)-1]; finishCLI && last.Type == event.BuildFinished && last.Summary != nil {
 		status := StatusSuccess
 		if last.Summary.Failed > 0 || last.Summary.Skipped > 0 {
 			status = StatusFailure
@@ -628,7 +628,7 @@ func (st *store) appendEvents(ctx context.Context, id int64, evs []exec.Event, f
 // sends for each stage that ran, with the reason (cmd/mc/observe.go).
 const eventStageExplained = "stage_explained"
 
-func applyEvent(ctx context.Context, tx *sql.Tx, id int64, e exec.Event) error {
+func applyEvent(ctx context.Context, tx *sql.Tx, id int64, e event.Event) error {
 	upsert := func(status string, set string, args ...any) error {
 		if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO stages (run, label, status) VALUES (?,?,?)", id, e.Label, status); err != nil {
 			return err
@@ -646,28 +646,28 @@ func applyEvent(ctx context.Context, tx *sql.Tx, id int64, e exec.Event) error {
 	}
 	t := nanos(e.Time)
 	switch e.Type {
-	case exec.EventBuildStarted:
+	case event.BuildStarted:
 		_, err := tx.ExecContext(ctx, "UPDATE runs SET total = ? WHERE id = ?", e.Total, id)
 		return err
-	case exec.EventStageStarted:
+	case event.StageStarted:
 		return upsert(StageRunning, ", key = ?, started = ?, queued_ms = ?", e.Key, t, e.QueuedMS)
-	case exec.EventStageCached:
+	case event.StageCached:
 		return upsert(StageCached, ", key = ?, started = ?, finished = ?, remote = ?, outputs = ?", e.Key, t, t, e.Remote, outputs())
-	case exec.EventStageFinished:
+	case event.StageFinished:
 		return upsert(StageBuilt, ", key = ?, finished = ?, duration_ms = ?, outputs = ?, started = CASE WHEN started = 0 THEN ? ELSE started END",
 			e.Key, t, e.DurationMS, outputs(), t-e.DurationMS*1e6)
-	case exec.EventStageFailed:
+	case event.StageFailed:
 		return upsert(StageFailed, ", finished = ?, duration_ms = ?, exit_code = ?, error = ?, started = CASE WHEN started = 0 THEN ? ELSE started END",
 			t, e.DurationMS, e.ExitCode, e.Error, t-e.DurationMS*1e6)
-	case exec.EventStageSkipped:
+	case event.StageSkipped:
 		return upsert(StageSkipped, ", reason = ?", e.Reason)
 	case eventStageExplained:
 		// Why a stage ran (mc build --explain); no change of state.
 		_, err := tx.ExecContext(ctx, "UPDATE stages SET reason = ? WHERE run = ? AND label = ?", e.Reason, id, e.Label)
 		return err
-	case exec.EventLog:
+	case event.Log:
 		return boundLog(ctx, tx, id, e.Label)
-	case exec.EventBuildFinished:
+	case event.BuildFinished:
 		if e.Summary == nil {
 			return nil
 		}
@@ -756,19 +756,19 @@ func (st *store) eventsAfter(ctx context.Context, id, after int64, limit int) ([
 
 // logLines returns the kept log lines of run id before seq, by label (""
 // is the run's own log), in order.
-func (st *store) logLines(ctx context.Context, id, before int64) (map[string][]exec.Event, error) {
+func (st *store) logLines(ctx context.Context, id, before int64) (map[string][]event.Event, error) {
 	rows, err := st.db.QueryContext(ctx, "SELECT data FROM events WHERE run = ? AND type = 'log' AND seq < ? ORDER BY seq", id, before)
 	if err != nil {
 		return nil, fmt.Errorf("server: logs of run %d: %w", id, err)
 	}
 	defer rows.Close()
-	out := map[string][]exec.Event{}
+	out := map[string][]event.Event{}
 	for rows.Next() {
 		var data string
 		if err := rows.Scan(&data); err != nil {
 			return nil, err
 		}
-		var e exec.Event
+		var e event.Event
 		if json.Unmarshal([]byte(data), &e) == nil {
 			out[e.Label] = append(out[e.Label], e)
 		}

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mc-build/mc/exec"
+	"github.com/mc-build/mc/event"
 )
 
 // gitTimeout bounds the server's own git commands (mirror fetches, ls-remote).
@@ -90,7 +90,7 @@ func (s *Server) supersede(ctx context.Context, r *Run) {
 
 // sayRun appends a line to run id's own log.
 func (s *Server) sayRun(ctx context.Context, id int64, line string) {
-	if err := s.st.appendEvents(context.WithoutCancel(ctx), id, []exec.Event{{Type: exec.EventLog, Time: s.cfg.Now(), Line: line}}, false); err != nil {
+	if err := s.st.appendEvents(context.WithoutCancel(ctx), id, []event.Event{{Type: event.Log, Time: s.cfg.Now(), Line: line}}, false); err != nil {
 		s.logf("%v", err)
 	}
 	s.wakeWatchers(id)

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mc-build/mc/exec"
+	"github.com/mc-build/mc/event"
 )
 
 //go:embed web
@@ -206,18 +206,18 @@ type liveEvent struct {
 }
 
 var stageStates = map[string]string{
-	exec.EventStageStarted:  StageRunning,
-	exec.EventStageCached:   StageCached,
-	exec.EventStageFinished: StageBuilt,
-	exec.EventStageFailed:   StageFailed,
-	exec.EventStageSkipped:  StageSkipped,
+	event.StageStarted:  StageRunning,
+	event.StageCached:   StageCached,
+	event.StageFinished: StageBuilt,
+	event.StageFailed:   StageFailed,
+	event.StageSkipped:  StageSkipped,
 }
 
 func toLive(e storedEvent) liveEvent {
 	le := liveEvent{Seq: e.Seq, Type: e.Type, Label: e.Label}
 	switch {
-	case e.Type == exec.EventLog:
-		var ev exec.Event
+	case e.Type == event.Log:
+		var ev event.Event
 		_ = json.Unmarshal([]byte(e.Data), &ev)
 		le.HTML = string(ansiHTML(ev.Line))
 	case e.Type == eventRunStatus:

@@ -14,7 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/mc-build/mc/exec"
+	"github.com/mc-build/mc/event"
 )
 
 // JSON writes one JSON event per line.
@@ -26,8 +26,8 @@ type JSON struct {
 // NewJSON returns a sink writing JSON lines to w.
 func NewJSON(w io.Writer) *JSON { return &JSON{enc: json.NewEncoder(w)} }
 
-// Event implements exec.Sink.
-func (j *JSON) Event(e exec.Event) {
+// Event implements event.Sink.
+func (j *JSON) Event(e event.Event) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	_ = j.enc.Encode(e) // a closed stdout cannot be reported anywhere better
@@ -118,36 +118,36 @@ func (t *Text) prefix(label string) string {
 	return "\x1b[" + colors[h.Sum32()%uint32(len(colors))] + "m[" + label + "]\x1b[0m "
 }
 
-// Event implements exec.Sink.
-func (t *Text) Event(e exec.Event) {
+// Event implements event.Sink.
+func (t *Text) Event(e event.Event) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	switch e.Type {
-	case exec.EventBuildStarted:
+	case event.BuildStarted:
 		t.total = e.Total
 		t.begin = e.Time
 		if t.tty && t.stop == nil {
 			t.stop = make(chan struct{})
 			go t.tick(t.stop)
 		}
-	case exec.EventStageStarted:
+	case event.StageStarted:
 		t.running++
 		t.started[e.Label] = e.Time
 		if t.verbose || !t.tty {
 			t.line(t.prefix(e.Label) + "started")
 		}
-	case exec.EventStageCached:
+	case event.StageCached:
 		t.done++
 		t.cached++
 		if t.verbose {
 			t.line(t.prefix(e.Label) + "cached " + short(e.Key))
 		}
-	case exec.EventStageFinished:
+	case event.StageFinished:
 		t.running--
 		delete(t.started, e.Label)
 		t.done++
 		t.line(t.prefix(e.Label) + fmt.Sprintf("done in %s", ms(e.DurationMS)))
-	case exec.EventStageFailed:
+	case event.StageFailed:
 		if _, ok := t.started[e.Label]; ok {
 			t.running--
 			delete(t.started, e.Label)
@@ -155,12 +155,12 @@ func (t *Text) Event(e exec.Event) {
 		t.done++
 		t.failed++
 		t.line(t.prefix(e.Label) + t.red("FAILED: "+e.Error))
-	case exec.EventStageSkipped:
+	case event.StageSkipped:
 		t.done++
 		if t.verbose {
 			t.line(t.prefix(e.Label) + "skipped: " + e.Reason)
 		}
-	case exec.EventLog:
+	case event.Log:
 		if e.Cached {
 			if !t.cachedLogs && !t.verbose {
 				return
@@ -169,7 +169,7 @@ func (t *Text) Event(e exec.Event) {
 			break
 		}
 		t.line(t.prefix(e.Label) + e.Line)
-	case exec.EventBuildFinished:
+	case event.BuildFinished:
 		if t.stop != nil {
 			close(t.stop)
 			t.stop = nil

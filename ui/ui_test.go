@@ -10,23 +10,23 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/mc-build/mc/exec"
+	"github.com/mc-build/mc/event"
 )
 
-func feed(s exec.Sink) { feedPaced(s, 0) }
+func feed(s event.Sink) { feedPaced(s, 0) }
 
 // feedPaced waits pace between events: the live display redraws at most
 // every 50 ms.
-func feedPaced(s exec.Sink, pace time.Duration) {
+func feedPaced(s event.Sink, pace time.Duration) {
 	now := time.Now()
-	for _, e := range []exec.Event{
-		{Type: exec.EventBuildStarted, Time: now, Total: 2},
-		{Type: exec.EventStageStarted, Time: now, Label: "//a:x", Key: "sha256:abc"},
-		{Type: exec.EventLog, Time: now, Label: "//a:x", Line: "hello"},
-		{Type: exec.EventStageFinished, Time: now, Label: "//a:x", DurationMS: 1500},
-		{Type: exec.EventStageCached, Time: now, Label: "//a:y", Key: "sha256:def"},
-		{Type: exec.EventLog, Time: now, Label: "//a:y", Line: "stored", Cached: true},
-		{Type: exec.EventBuildFinished, Time: now, Summary: &exec.SummaryCounts{Built: 1, Cached: 1}},
+	for _, e := range []event.Event{
+		{Type: event.BuildStarted, Time: now, Total: 2},
+		{Type: event.StageStarted, Time: now, Label: "//a:x", Key: "sha256:abc"},
+		{Type: event.Log, Time: now, Label: "//a:x", Line: "hello"},
+		{Type: event.StageFinished, Time: now, Label: "//a:x", DurationMS: 1500},
+		{Type: event.StageCached, Time: now, Label: "//a:y", Key: "sha256:def"},
+		{Type: event.Log, Time: now, Label: "//a:y", Line: "stored", Cached: true},
+		{Type: event.BuildFinished, Time: now, Summary: &event.Summary{Built: 1, Cached: 1}},
 	} {
 		s.Event(e)
 		time.Sleep(pace)
@@ -162,7 +162,7 @@ func TestJSONOneEventPerLine(t *testing.T) {
 	if len(lines) != 7 {
 		t.Fatalf("%d lines, want 7", len(lines))
 	}
-	var e exec.Event
+	var e event.Event
 	if err := json.Unmarshal([]byte(lines[2]), &e); err != nil || e.Type != "log" || e.Line != "hello" || e.Label != "//a:x" {
 		t.Errorf("line 3 = %s (%v)", lines[2], err)
 	}
@@ -174,12 +174,12 @@ func TestTextChattyStage(t *testing.T) {
 	var b bytes.Buffer
 	txt := NewText(&b, true, false)
 	now := time.Now()
-	txt.Event(exec.Event{Type: exec.EventBuildStarted, Time: now, Total: 1})
-	txt.Event(exec.Event{Type: exec.EventStageStarted, Time: now, Label: "//a:x"})
+	txt.Event(event.Event{Type: event.BuildStarted, Time: now, Total: 1})
+	txt.Event(event.Event{Type: event.StageStarted, Time: now, Label: "//a:x"})
 	for i := 0; i < 2000; i++ {
-		txt.Event(exec.Event{Type: exec.EventLog, Time: now, Label: "//a:x", Line: fmt.Sprint("line ", i)})
+		txt.Event(event.Event{Type: event.Log, Time: now, Label: "//a:x", Line: fmt.Sprint("line ", i)})
 	}
-	txt.Event(exec.Event{Type: exec.EventBuildFinished, Time: now})
+	txt.Event(event.Event{Type: event.BuildFinished, Time: now})
 	out := b.String()
 	if n := strings.Count(out, "[0/1] 1 running"); n > 50 {
 		t.Errorf("the block was drawn %d times for 2000 lines", n)

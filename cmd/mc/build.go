@@ -18,6 +18,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/mc-build/mc/cas"
+	"github.com/mc-build/mc/event"
 	"github.com/mc-build/mc/exec"
 	"github.com/mc-build/mc/graph"
 	"github.com/mc-build/mc/ui"
@@ -137,7 +138,7 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 		return err
 	}
 	defer s.close(ctx)
-	var sink exec.Sink
+	var sink event.Sink
 	var text *ui.Text
 	if bf.output == "json" {
 		sink = ui.NewJSON(e.stdout)
@@ -171,7 +172,7 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 	sink = logs
 	warn := func(msg string) {
 		if bf.output == "json" {
-			sink.Event(exec.Event{Type: exec.EventLog, Time: time.Now(), Line: "warning: " + msg})
+			sink.Event(event.Event{Type: event.Log, Time: time.Now(), Line: "warning: " + msg})
 			return
 		}
 		fmt.Fprintf(e.stderr, "mc: warning: %s\n", msg)

@@ -80,14 +80,14 @@ func TestExamples(t *testing.T) {
 	}
 }
 
-// event is the part of a JSON build event these tests look at.
-type event struct {
+// jsonEvent is the part of a JSON build event these tests look at.
+type jsonEvent struct {
 	Type  string `json:"type"`
 	Label string `json:"label"`
 	Total int    `json:"total"`
 }
 
-type events []event
+type events []jsonEvent
 
 func (evs events) labels(typ string) []string {
 	var ls []string
@@ -130,7 +130,7 @@ func runMC(t *testing.T, dir string, args ...string) events {
 	sc := bufio.NewScanner(&stdout)
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		var e event
+		var e jsonEvent
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
 			t.Fatalf("mc %s: not a JSON event: %v: %s", strings.Join(args, " "), err, sc.Bytes())
 		}

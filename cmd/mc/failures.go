@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mc-build/mc/cas"
+	"github.com/mc-build/mc/event"
 	"github.com/mc-build/mc/exec"
 	"github.com/mc-build/mc/graph"
 )
@@ -34,10 +35,10 @@ const (
 	kvFailedLog = "failed-log"
 )
 
-// logKeeper is an exec.Sink that passes every event on and keeps the log
+// logKeeper is an event.Sink that passes every event on and keeps the log
 // lines of the stages running, and of those that failed.
 type logKeeper struct {
-	next    exec.Sink
+	next    event.Sink
 	mu      sync.Mutex
 	running map[string]*keptLog
 	failed  map[string]*keptLog
@@ -50,14 +51,14 @@ type keptLog struct {
 	dropped int // lines dropped from the start
 }
 
-func newLogKeeper(next exec.Sink) *logKeeper {
+func newLogKeeper(next event.Sink) *logKeeper {
 	return &logKeeper{next: next, running: map[string]*keptLog{}, failed: map[string]*keptLog{}}
 }
 
-func (k *logKeeper) Event(e exec.Event) {
+func (k *logKeeper) Event(e event.Event) {
 	k.mu.Lock()
 	switch e.Type {
-	case exec.EventLog:
+	case event.Log:
 		if e.Label != "" && !e.Cached {
 			l := k.running[e.Label]
 			if l == nil {
@@ -72,9 +73,9 @@ func (k *logKeeper) Event(e exec.Event) {
 				l.dropped++
 			}
 		}
-	case exec.EventStageFinished, exec.EventStageCached:
+	case event.StageFinished, event.StageCached:
 		delete(k.running, e.Label)
-	case exec.EventStageFailed:
+	case event.StageFailed:
 		l := k.running[e.Label]
 		if l == nil {
 			l = &keptLog{}

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mc-build/mc/event"
 	"github.com/mc-build/mc/exec"
 	"github.com/mc-build/mc/graph"
 	"github.com/mc-build/mc/profile"
@@ -40,11 +41,11 @@ func (f *observeFlags) register(fs interface {
 type observer struct {
 	flags observeFlags
 	json  bool
-	next  exec.Sink // the display, behind the profile recorder if any
+	next  event.Sink // the display, behind the profile recorder if any
 	prof  *profile.Recorder
 
 	mu      sync.Mutex
-	held    *exec.Event // build_finished, held back until the reasons are out
+	held    *event.Event // build_finished, held back until the reasons are out
 	phase   string
 	started time.Time
 	reasons []stageReason
@@ -53,7 +54,7 @@ type observer struct {
 
 // newObserver puts the observer in front of sink and returns it with the
 // sink the build must use.
-func newObserver(f observeFlags, json bool, sink exec.Sink) (*observer, exec.Sink, error) {
+func newObserver(f observeFlags, json bool, sink event.Sink) (*observer, event.Sink, error) {
 	if f.history < 1 {
 		return nil, nil, usagef("--history must be at least 1")
 	}
@@ -65,9 +66,9 @@ func newObserver(f observeFlags, json bool, sink exec.Sink) (*observer, exec.Sin
 	return o, o, nil
 }
 
-// Event implements exec.Sink.
-func (o *observer) Event(e exec.Event) {
-	if e.Type == exec.EventBuildFinished && o.flags.explain && o.json {
+// Event implements event.Sink.
+func (o *observer) Event(e event.Event) {
+	if e.Type == event.BuildFinished && o.flags.explain && o.json {
 		o.mu.Lock()
 		o.held = &e
 		o.mu.Unlock()
@@ -119,14 +120,14 @@ func (o *observer) finish(e *env) error {
 	o.startPhase("")
 	if o.warn != "" {
 		if o.json {
-			o.next.Event(exec.Event{Type: exec.EventLog, Time: time.Now(), Line: "warning: " + o.warn})
+			o.next.Event(event.Event{Type: event.Log, Time: time.Now(), Line: "warning: " + o.warn})
 		} else {
 			fmt.Fprintf(e.stderr, "mc: warning: %s\n", o.warn)
 		}
 	}
 	for _, r := range o.reasons {
 		if o.json {
-			o.next.Event(exec.Event{Type: eventStageExplained, Time: time.Now(), Label: r.label, Key: r.key, Reason: r.reason})
+			o.next.Event(event.Event{Type: eventStageExplained, Time: time.Now(), Label: r.label, Key: r.key, Reason: r.reason})
 		} else {
 			fmt.Fprintf(e.stderr, "%s: %s\n", r.label, r.reason)
 		}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/mc-build/mc/cas"
 	"github.com/mc-build/mc/cas/s3"
-	"github.com/mc-build/mc/exec"
+	"github.com/mc-build/mc/event"
 	"github.com/mc-build/mc/graph"
 )
 
@@ -64,7 +64,7 @@ func cacheWriteSetting(e *env, flagSet, flag bool) (bool, error) {
 // printRemoteSummary adds the shared cache's line to the build summary:
 // loud when anything failed, because a silently failing cache makes every
 // build slow without anyone noticing.
-func printRemoteSummary(w io.Writer, r *exec.RemoteStats) {
+func printRemoteSummary(w io.Writer, r *event.RemoteStats) {
 	if r == nil {
 		return
 	}

@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mc-build/mc/exec"
+	"github.com/mc-build/mc/event"
 )
 
 // reportInterval is how often --report posts the events gathered meanwhile.
@@ -30,14 +30,14 @@ const reportMaxQueued = 100_000
 // bearer token. Reporting is best effort: a failure is one warning and
 // never fails the build.
 type reporter struct {
-	inner  exec.Sink
+	inner  event.Sink
 	base   string
 	token  string
 	stderr io.Writer
 	client *http.Client
 
 	mu      sync.Mutex
-	queued  []exec.Event
+	queued  []event.Event
 	dropped int
 	failed  bool
 
@@ -47,7 +47,7 @@ type reporter struct {
 
 // newReporter returns the sink the build uses: inner itself without
 // --report, else inner teed to the server.
-func newReporter(ctx context.Context, e *env, reportURL, name string, args []string, inner exec.Sink) (*reporter, exec.Sink) {
+func newReporter(ctx context.Context, e *env, reportURL, name string, args []string, inner event.Sink) (*reporter, event.Sink) {
 	if reportURL == "" {
 		return &reporter{}, inner
 	}
@@ -68,8 +68,8 @@ func newReporter(ctx context.Context, e *env, reportURL, name string, args []str
 	return r, r
 }
 
-// Event implements exec.Sink.
-func (r *reporter) Event(e exec.Event) {
+// Event implements event.Sink.
+func (r *reporter) Event(e event.Event) {
 	r.inner.Event(e)
 	r.mu.Lock()
 	defer r.mu.Unlock()
