@@ -18,7 +18,8 @@ const module = "github.com/mc-build/mc/"
 var allowed = map[string][]string{
 	"cas":                {"internal/fdio", "internal/wire"},
 	"graph":              {"cas"},
-	"lang":               {"graph", "cas"},
+	"lang":               {"graph", "cas", "stdlib"},
+	"stdlib":             {},
 	"builtins":           {"lang", "graph", "cas", "oci"},
 	"exec":               {"graph", "cas", "oci", "exec/runc", "internal/fdio", "internal/wire", "confine"},
 	"ui":                 {"exec"},
