@@ -106,6 +106,9 @@ func TestLoaderStdlibErrors(t *testing.T) {
 			t.Errorf("%s: got %v, want *Error", tt.file, err)
 			continue
 		}
+		if tt.bt != nil && !strings.HasSuffix(le.Error(), " (in a macro called at inside/BUILD.mc:3:11)") {
+			t.Errorf("%s: got %q, want it to name the call site", tt.file, le)
+		}
 		if !strings.HasPrefix(le.Error(), tt.want) {
 			t.Errorf("%s: got %q, want %q...", tt.file, le, tt.want)
 		}
