@@ -58,8 +58,11 @@ def gen_go(messages):
            'import "fmt"', ""]
     for name, fields in messages:
         out.append("type %s struct {" % name)
+        # Aligned as gofmt would: the output reads like hand-written Go.
+        nw = max((len(camel(f)) for f, _ in fields), default=0)
+        tw = max((len(go_type(t)) for _, t in fields), default=0)
         for field, typ in fields:
-            out.append('\t%s %s `json:"%s"`' % (camel(field), go_type(typ), field))
+            out.append('\t%s %s `json:"%s"`' % (camel(field).ljust(nw), go_type(typ).ljust(tw), field))
         out += ["}", "", "// Validate reports the first missing or invalid field.",
                 "func (m *%s) Validate() error {" % name]
         for field, typ in fields:
