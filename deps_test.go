@@ -28,11 +28,12 @@ var allowed = map[string][]string{
 	"oci":              {},
 	"vcs":              {},
 	"iampolicy":        {},
+	"stdlib":           {},
 	"cas":              {"internal/fdio", "internal/wire"},
 	"cas/s3":           {"cas"},
 	// Evaluate and key.
 	"graph":    {"cas"},
-	"lang":     {"graph", "cas"},
+	"lang":     {"graph", "cas", "stdlib"},
 	"builtins": {"lang", "graph", "cas", "oci"},
 	// Run.
 	"exec/runc": {"confine"},

@@ -50,6 +50,7 @@ type Evaluator struct {
 	// The package cache: the workspace's snapshot, read once and written
 	// back after Packages when it changed (see pkgcache.go).
 	snapOnce sync.Once
+	stdlib   string // lang.StdlibDigest(), when there is a package cache
 	snapMu   sync.Mutex
 	records  map[string]*pkgRecord
 	dirty    bool
@@ -80,6 +81,9 @@ func NewEvaluator(ws *graph.Workspace, kv KV, dig Digester) *Evaluator {
 		"struct":    starlark.NewBuiltin("struct", starlarkstruct.Make),
 	}
 	e.loader = lang.NewLoader(ws.Root, predeclared, e.print)
+	if kv != nil {
+		e.stdlib = lang.StdlibDigest()
+	}
 	return e
 }
 

@@ -52,7 +52,7 @@ func (e *Evaluator) loadSnapshot(ctx context.Context) {
 			return
 		}
 		var s snapshot
-		if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&s); err != nil || s.Version != evalVersion {
+		if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&s); err != nil || s.Version != e.version() {
 			return
 		}
 		for p, r := range s.Records {
@@ -172,13 +172,20 @@ func (e *Evaluator) saveSnapshot(ctx context.Context) {
 		}
 	}
 	var buf bytes.Buffer
-	if err := gob.NewEncoder(&buf).Encode(&snapshot{Version: evalVersion, Records: e.records}); err != nil {
+	if err := gob.NewEncoder(&buf).Encode(&snapshot{Version: e.version(), Records: e.records}); err != nil {
 		return
 	}
 	if err := e.kv.PutKV(ctx, kvNamespace, e.ws.Root, buf.Bytes()); err != nil {
 		return
 	}
 	e.dirty = false
+}
+
+// version is what a snapshot must have been written with: this
+// evaluator's semantics and the standard library (@mc//) it loads, which
+// is not among a record's files.
+func (e *Evaluator) version() string {
+	return evalVersion + "+" + e.stdlib
 }
 
 // workspaceDigest is the digest of WORKSPACE.mc, computed once.

@@ -289,3 +289,43 @@ func TestSnapshotForgetsRemovedPackages(t *testing.T) {
 		t.Errorf("snapshot holds %v, want [a]", got)
 	}
 }
+
+// A package that loads mc's standard library is cached like any other (the
+// library is not a workspace file to digest), and a snapshot written with
+// another library is not used: the same BUILD.mc may expand differently.
+func TestPackageCacheStdlib(t *testing.T) {
+	root := writeTree(t, map[string]string{
+		"app/BUILD.mc": `load("@mc//go.star", "go_binary")
+go_binary(name = "app", srcs = ["main.go"], gomod = "go.mod")
+`,
+		"app/main.go": "package main\n",
+		"app/go.mod":  "module app\n",
+	})
+	kv := newMemKV()
+	run := func(stdlibDigest string) []string {
+		t.Helper()
+		e := evaluator(t, root, kv)
+		if stdlibDigest != "" {
+			e.stdlib = stdlibDigest
+		}
+		c := &counter{n: map[string]int{}}
+		e.onEval = c.hook
+		pkgs, err := e.Packages(context.Background(), []string{"app"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pkgs) != 1 || len(pkgs[0].Targets) != 1 || pkgs[0].Targets[0].Label.Name != "app" {
+			t.Fatalf("packages = %+v, want app with the stage the macro declares", pkgs)
+		}
+		return c.evaluated()
+	}
+	if got := run(""); !reflect.DeepEqual(got, []string{"app"}) {
+		t.Fatalf("first run evaluated %v, want [app]", got)
+	}
+	if got := run(""); len(got) != 0 {
+		t.Errorf("second run evaluated %v, want nothing (served from the snapshot)", got)
+	}
+	if got := run("another-library"); !reflect.DeepEqual(got, []string{"app"}) {
+		t.Errorf("with another standard library the run evaluated %v, want [app]", got)
+	}
+}

@@ -140,6 +140,16 @@ func FromStarlark(err error) error {
 		if len(stack) > 0 {
 			e.Pos = stack[len(stack)-1]
 		}
+		// A mistake inside mc's standard library is most often in the
+		// arguments the user passed: name the user's line too.
+		if strings.HasPrefix(e.Pos.File, StdlibPrefix) {
+			for i := len(stack) - 1; i >= 0; i-- {
+				if !strings.HasPrefix(stack[i].File, StdlibPrefix) {
+					e.Msg += " (in a macro called at " + stack[i].String() + ")"
+					break
+				}
+			}
+		}
 		return e
 	}
 	return err

@@ -16,7 +16,17 @@ import (
 
 	"github.com/mc-build/mc/cas"
 	"github.com/mc-build/mc/graph"
+	"github.com/mc-build/mc/stdlib"
 )
+
+// StdlibPrefix starts the name of a module of mc's standard library
+// ("@mc//go.star"): embedded in the binary, not read from the workspace.
+const StdlibPrefix = "@mc//"
+
+// StdlibDigest identifies the standard library built into this binary.
+// The modules are not workspace files, so a cache of evaluated packages
+// must be keyed on it instead of on their digests.
+func StdlibDigest() string { return stdlib.Digest() }
 
 // Loader runs files whose load() statements name .star files of the
 // workspace. Each .star module is executed at most once per Loader, even
@@ -106,8 +116,18 @@ func (l *Loader) ExecFile(ctx context.Context, file string, setup func(*starlark
 // ResolveLoad returns the workspace-relative path of the .star file that a
 // load() in file names: "//tools/go.star" and "//tools:go.star" are
 // workspace-absolute; ":defs.star" and "defs.star" are relative to the
-// directory of file (the package, for a BUILD.mc).
+// directory of file (the package, for a BUILD.mc). "@mc//go.star" names a
+// module of mc's standard library, which loads only its own modules.
 func ResolveLoad(spec, from string) (string, error) {
+	if name, ok := strings.CutPrefix(spec, StdlibPrefix); ok {
+		return stdlibModule(spec, name)
+	}
+	if strings.HasPrefix(from, StdlibPrefix) {
+		if strings.HasPrefix(spec, "//") || strings.HasPrefix(spec, "@") {
+			return "", fmt.Errorf("a module of mc's standard library can load only its own modules (@mc//NAME.star)")
+		}
+		return stdlibModule(spec, strings.TrimPrefix(spec, ":"))
+	}
 	dir := path.Dir(from)
 	if dir == "." {
 		dir = ""
@@ -124,6 +144,14 @@ func ResolveLoad(spec, from string) (string, error) {
 		return "", fmt.Errorf("only .star files can be loaded")
 	}
 	return file, nil
+}
+
+func stdlibModule(spec, name string) (string, error) {
+	name = strings.TrimPrefix(name, ":")
+	if name == "" || strings.ContainsAny(name, "/:") || !strings.HasSuffix(name, ".star") {
+		return "", fmt.Errorf("invalid label %q: mc's standard library is loaded as @mc//NAME.star (one of %s)", spec, strings.Join(stdlib.Names(), ", "))
+	}
+	return StdlibPrefix + name, nil
 }
 
 // bindLoad makes load() on thread (running file, within chain) resolve
@@ -231,16 +259,26 @@ func (l *Loader) execModule(ctx context.Context, chain *loadChain, file string) 
 			err = &InternalError{File: file, Value: r}
 		}
 	}()
-	abs := filepath.Join(l.root, filepath.FromSlash(file))
-	src, err := os.ReadFile(abs)
-	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			pe.Path = file // users see workspace-relative paths
+	files := map[string]cas.Digest{}
+	var src []byte
+	if name, ok := strings.CutPrefix(file, StdlibPrefix); ok {
+		// Not a workspace file: it changes only with mc itself, which
+		// StdlibDigest accounts for, so it stays out of files.
+		if src, err = stdlib.Read(name); err != nil {
+			return nil, nil, err
 		}
-		return nil, nil, err
+	} else {
+		abs := filepath.Join(l.root, filepath.FromSlash(file))
+		src, err = os.ReadFile(abs)
+		if err != nil {
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				pe.Path = file // users see workspace-relative paths
+			}
+			return nil, nil, err
+		}
+		files[file] = cas.FromBytes(src)
 	}
-	files := map[string]cas.Digest{file: cas.FromBytes(src)}
 	thread := NewThread(file, l.print)
 	l.bindLoad(ctx, thread, chain, file, files)
 	globals, err := Exec(ctx, thread, file, src, l.predeclared)

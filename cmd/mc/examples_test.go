@@ -4,34 +4,188 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"io"
 	"io/fs"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/mc-build/mc/internal/testregistry"
 )
 
 // exampleChecks are the per-example assertions on top of the common ones:
-// what the built outputs must do.
+// what the built outputs must do. They run after the example was built
+// and tested, with its cache.
 var exampleChecks = map[string]func(t *testing.T, dir string){
 	"monorepo": func(t *testing.T, dir string) {
-		api := filepath.Join(dir, "mc-out", "service", "api", "out", "api")
-		out, err := exec.Command(api, "tester").CombinedOutput()
-		if err != nil {
-			t.Fatalf("running %s: %v\n%s", api, err, out)
+		out := func(p string) string { return filepath.Join(dir, "mc-out", filepath.FromSlash(p)) }
+		// The types generated from one schema, for both languages.
+		for f, want := range map[string]string{"schema/orders.go": "type Order struct", "schema/orders.py": "class Order:"} {
+			if b, err := os.ReadFile(out(f)); err != nil || !strings.Contains(string(b), want) {
+				t.Errorf("%s: %v; want it to hold %q", f, err, want)
+			}
 		}
-		if !strings.Contains(string(out), "hello") {
-			t.Errorf("%s printed %q, want a line with hello", api, out)
-		}
-		smoke, err := os.ReadFile(filepath.Join(dir, "mc-out", "service", "api", "out", "smoke.txt"))
+		checkOrdersServesBundle(t, out("services/orders/out/orders"), out("web/out/app.js"))
+
+		// One library changes (code that ends up in no binary): its stage,
+		// its tests and its dependents' run again; nothing else does.
+		pricing := filepath.Join(dir, "lib", "pricing", "pricing.go")
+		src, err := os.ReadFile(pricing)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(string(smoke), "api 1.4.2") {
-			t.Errorf("smoke.txt = %q, want the version from lib/gen/VERSION", smoke)
+		extra := "\n// Rate returns the VAT rate in percent.\nfunc Rate() int { return VATPercent }\n"
+		if err := os.WriteFile(pricing, append(src, extra...), 0o644); err != nil {
+			t.Fatal(err)
 		}
+		evs := runMC(t, dir, "test", "--output=json", "//...")
+		started := evs.labels("stage_started")
+		mayRun := []string{"//lib/pricing:pricing.compile", "//lib/pricing:test", "//services/orders:orders",
+			"//services/orders:test", "//services/orders:image", "//services/orders:integration"}
+		for _, l := range started {
+			if !slices.Contains(mayRun, l) {
+				t.Errorf("after a change to lib/pricing, %s ran; only pricing and its dependents may (%v)", l, mayRun)
+			}
+		}
+		for _, l := range mayRun[:4] {
+			if !slices.Contains(started, l) {
+				t.Errorf("after a change to lib/pricing, %s did not run (ran: %v)", l, started)
+			}
+		}
+
+		checkMonorepoDeploy(t, dir)
 	},
+}
+
+// checkOrdersServesBundle runs the orders service built by mc and checks
+// that it serves the bundle //web:bundle made, embedded.
+func checkOrdersServesBundle(t *testing.T, bin, bundle string) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(bin, "-addr="+addr)
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", bin, err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	var body []byte
+	for i := 0; ; i++ {
+		resp, err := http.Get("http://" + addr + "/app.js")
+		if err == nil {
+			body, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		if i == 100 {
+			t.Fatalf("the orders service did not answer on %s: %v", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	want, err := os.ReadFile(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(body, want) || !bytes.Contains(body, []byte("function formatCents")) {
+		t.Errorf("GET /app.js served %d bytes, want the %d of %s", len(body), len(want), bundle)
+	}
+}
+
+// checkMonorepoDeploy runs the example's deploy as CI would: a real
+// registry (docker-registry, started here) and a release endpoint (an HTTP
+// server of this test standing in for the team's chat or release tracker),
+// with the token as a secret from the environment.
+func checkMonorepoDeploy(t *testing.T, dir string) {
+	t.Helper()
+	reg := testregistry.Start(t)
+	const token = "s3cr3t-release-token"
+	type note struct {
+		Release, Note string
+		Images        map[string]string
+	}
+	var (
+		mu    sync.Mutex
+		notes []note
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.Header.Get("Authorization") != "Bearer "+token {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		var n note
+		if err := json.NewDecoder(r.Body).Decode(&n); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		notes = append(notes, n)
+		mu.Unlock()
+		w.WriteHeader(http.StatusCreated)
+	}))
+	defer srv.Close()
+
+	// Without the secret the deploy stage fails: the token is required.
+	t.Setenv("RELEASE_URL", srv.URL+"/releases")
+	t.Setenv("RELEASE_TOKEN", "wrong")
+	var stdout, stderr bytes.Buffer
+	if code := Main([]string{"-C", dir, "build", "--deploy", "--registry=" + reg.Addr, "//deploy:release"}, &stdout, &stderr); code != 1 {
+		t.Fatalf("deploy with a wrong token: exit %d, want 1 (the endpoint refuses it)\n%s", code, &stderr)
+	}
+
+	t.Setenv("RELEASE_TOKEN", token)
+	stdout.Reset()
+	stderr.Reset()
+	if code := Main([]string{"-C", dir, "build", "--deploy", "--registry=" + reg.Addr, "//deploy:release"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("mc build --deploy //deploy:release: exit %d\n%s", code, &stderr)
+	}
+	if strings.Contains(stdout.String()+stderr.String(), token) {
+		t.Errorf("the release token appears in mc's output:\n%s", &stderr)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(notes) != 1 {
+		t.Fatalf("the endpoint received %d release notes, want 1", len(notes))
+	}
+	n := notes[0]
+	if n.Release != "release" || !strings.Contains(n.Note, "orders 1.5.0") {
+		t.Errorf("release note = %+v", n)
+	}
+	for label, repo := range map[string]string{"//services/orders:image": "monorepo/orders", "//services/ledger:image": "monorepo/ledger"} {
+		pkg := strings.TrimSuffix(strings.TrimPrefix(label, "//"), ":image")
+		want, err := os.ReadFile(filepath.Join(dir, "mc-out", pkg, "image.digest"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		digest := strings.TrimSpace(string(want))
+		if n.Images[label] != digest {
+			t.Errorf("the note gives %s as %q, want the built image %s", label, n.Images[label], digest)
+		}
+		// The image the note names is in the registry.
+		req, _ := http.NewRequest(http.MethodHead, "http://"+reg.Addr+"/v2/"+repo+"/manifests/"+digest, nil)
+		req.Header.Set("Accept", "application/vnd.oci.image.manifest.v1+json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("registry: %s@%s: %s, want it pushed", repo, digest, resp.Status)
+		}
+	}
 }
 
 // TestExamples builds and tests every workspace under examples/ as a user

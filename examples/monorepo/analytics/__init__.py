@@ -1,0 +1,1 @@
+"""Revenue reports over orders, typed by the generated schema.orders."""

@@ -1,0 +1,137 @@
+package mc_test
+
+import (
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// notSelfBuilt are the packages the root BUILD.mc does not declare: test
+// components, benchmarks, and cmd/mc (its go_binary names its imports).
+var notSelfBuilt = []string{"bench/gen", "bench/runners", "bench/s3get", "cmd/mc",
+	"internal/ec2double", "internal/testminio", "internal/testregistry"}
+
+var mcPackageCall = regexp.MustCompile(`(?m)^mc_package\(`)
+var depsAttr = regexp.MustCompile(`(?s)\bdeps = \[(.*?)\]`)
+var quoted = regexp.MustCompile(`"([^"]+)"`)
+
+// TestSelfBuildMatchesImports keeps the root BUILD.mc, where mc builds
+// itself package by package, true to the code: every package is declared,
+// with exactly the mc packages it imports as deps. A missing edge would
+// fail the package's stage in its sandbox; an extra one would rebuild it
+// for nothing. Either way it is caught here first.
+func TestSelfBuildMatchesImports(t *testing.T) {
+	build, err := os.ReadFile("BUILD.mc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	declared := map[string][]string{}
+	for _, at := range mcPackageCall.FindAllStringIndex(string(build), -1) {
+		call := balanced(string(build[at[1]:]))
+		path := quoted.FindStringSubmatch(call)
+		if path == nil {
+			t.Fatalf("BUILD.mc: mc_package(%s): no package path", call)
+		}
+		var deps []string
+		if d := depsAttr.FindStringSubmatch(call); d != nil {
+			for _, q := range quoted.FindAllStringSubmatch(d[1], -1) {
+				deps = append(deps, q[1])
+			}
+		}
+		slices.Sort(deps)
+		declared[path[1]] = deps
+	}
+	if len(declared) < 10 {
+		t.Fatalf("found %d mc_package calls in BUILD.mc, want every package of mc", len(declared))
+	}
+	for _, pkg := range goPackages(t) {
+		if slices.Contains(notSelfBuilt, pkg) {
+			continue
+		}
+		deps, ok := declared[pkg]
+		if !ok {
+			t.Errorf("BUILD.mc has no mc_package(%q, ...)", pkg)
+			continue
+		}
+		if got := mcImports(t, pkg); !slices.Equal(deps, got) {
+			t.Errorf("BUILD.mc: mc_package(%q) has deps %v; the package imports %v", pkg, deps, got)
+		}
+		delete(declared, pkg)
+	}
+	for pkg := range declared {
+		t.Errorf("BUILD.mc declares mc_package(%q), which is not a package of mc", pkg)
+	}
+}
+
+// balanced returns s up to the parenthesis closing the one just before it.
+func balanced(s string) string {
+	depth := 1
+	for i, c := range s {
+		switch c {
+		case '(':
+			depth++
+		case ')':
+			if depth--; depth == 0 {
+				return s[:i]
+			}
+		}
+	}
+	return s
+}
+
+// goPackages lists the module's directories with non-test Go code.
+func goPackages(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(".", func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if d.IsDir() && p != "." && (strings.HasPrefix(name, ".") || name == "testdata" || name == "examples" || name == "mc-out") {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && strings.HasSuffix(name, ".go") && !strings.HasSuffix(name, "_test.go") {
+			dir := filepath.ToSlash(filepath.Dir(p))
+			if dir != "." && !slices.Contains(out, dir) {
+				out = append(out, dir)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// mcImports returns the mc packages pkg's non-test files import, sorted.
+func mcImports(t *testing.T, pkg string) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(filepath.FromSlash(pkg), "*.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		af, err := parser.ParseFile(token.NewFileSet(), f, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range af.Imports {
+			if dep, ok := strings.CutPrefix(strings.Trim(imp.Path.Value, `"`), module); ok && !slices.Contains(out, dep) {
+				out = append(out, dep)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
