@@ -2,12 +2,8 @@ package runner
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/mc-build/mc/internal/ec2double"
 )
 
 // TestEC2LaunchIMDSv2 checks what the provider asks EC2 for (on the EC2
@@ -16,19 +12,10 @@ import (
 // (IMDSv2) and a PUT response hop limit of 1, so that the token a stage
 // would need never crosses into a network namespace of its own.
 func TestEC2LaunchIMDSv2(t *testing.T) {
-	dir := t.TempDir()
-	d, err := ec2double.Start(dir, os.Environ())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d, _, getenv := startEC2Double(t)
 	ctx := context.Background()
 	p, err := NewEC2(ctx, EC2Options{Region: "us-east-1", AMI: "ami-0abc", InstanceType: "c6i.xlarge",
-		Endpoint: d.URL, Getenv: func(k string) (string, bool) {
-			v, ok := map[string]string{"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y",
-				"AWS_CONFIG_FILE": filepath.Join(dir, "none"), "AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "none")}[k]
-			return v, ok
-		}})
+		Endpoint: d.URL, Getenv: getenv})
 	if err != nil {
 		t.Fatal(err)
 	}

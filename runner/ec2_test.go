@@ -11,23 +11,30 @@ import (
 	"github.com/mc-build/mc/internal/ec2double"
 )
 
-// TestEC2Provider drives the EC2 provider against internal/ec2double, a
-// double of the EC2 control plane only: its instances are local process
-// groups running the user-data.
-func TestEC2Provider(t *testing.T) {
-	dir := t.TempDir()
+// startEC2Double starts internal/ec2double (a double of the EC2 control
+// plane only) for a test, in a directory of its own, with static
+// credentials and no AWS configuration files for the provider to read.
+func startEC2Double(t *testing.T) (d *ec2double.Server, dir string, getenv func(string) (string, bool)) {
+	t.Helper()
+	dir = t.TempDir()
 	d, err := ec2double.Start(dir, os.Environ())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
+	t.Cleanup(func() { d.Close() })
+	env := map[string]string{"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y",
+		"AWS_CONFIG_FILE": filepath.Join(dir, "none"), "AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "none")}
+	return d, dir, func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+}
+
+// TestEC2Provider drives the EC2 provider against internal/ec2double, a
+// double of the EC2 control plane only: its instances are local process
+// groups running the user-data.
+func TestEC2Provider(t *testing.T) {
+	d, dir, getenv := startEC2Double(t)
 	ctx := context.Background()
 	p, err := NewEC2(ctx, EC2Options{Region: "us-east-1", AMI: "ami-0abc", InstanceType: "c6i.xlarge",
-		Endpoint: d.URL, Getenv: func(k string) (string, bool) {
-			v, ok := map[string]string{"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y",
-				"AWS_CONFIG_FILE": filepath.Join(dir, "none"), "AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "none")}[k]
-			return v, ok
-		}})
+		Endpoint: d.URL, Getenv: getenv})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,13 +2,9 @@ package runner
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/mc-build/mc/internal/ec2double"
 )
 
 // TestEC2UntrustedProfile: an untrusted build's runner is launched with the
@@ -18,18 +14,8 @@ import (
 // untrusted runner is launched at all, rather than one with the trusted
 // role. internal/ec2double is a double of the EC2 control plane only.
 func TestEC2UntrustedProfile(t *testing.T) {
-	dir := t.TempDir()
-	d, err := ec2double.Start(dir, os.Environ())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d, _, getenv := startEC2Double(t)
 	ctx := context.Background()
-	getenv := func(k string) (string, bool) {
-		v, ok := map[string]string{"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y",
-			"AWS_CONFIG_FILE": filepath.Join(dir, "none"), "AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "none")}[k]
-		return v, ok
-	}
 	open := func(untrustedProfile string) *EC2 {
 		p, err := NewEC2(ctx, EC2Options{Region: "us-east-1", AMI: "ami-0abc", InstanceType: "c6i.xlarge",
 			Endpoint: d.URL, Getenv: getenv, InstanceProfile: "mc-trusted", UntrustedInstanceProfile: untrustedProfile})
@@ -81,7 +67,7 @@ func TestEC2UntrustedProfile(t *testing.T) {
 		t.Fatal("the trusted profile accepted as the untrusted one")
 	}
 	n := len(d.Launches())
-	_, err = open("").Launch(ctx, untrusted)
+	_, err := open("").Launch(ctx, untrusted)
 	if err == nil || !strings.Contains(err.Error(), "needs its own instance profile") {
 		t.Fatalf("an untrusted launch without an untrusted profile: %v, want refused", err)
 	}
