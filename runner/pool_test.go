@@ -67,8 +67,11 @@ func TestExecutorWarmPool(t *testing.T) {
 		t.Fatal(err)
 	}
 	prov := &goProvider{t: t, url: pe.url, ep: pe.srv.Endpoint, getenv: pe.getenv, live: map[string]context.CancelFunc{}}
+	// A heartbeat of a second: the lease (three heartbeats) must outlast a
+	// busy machine's pauses, or a runner is declared lost, its stage takes
+	// another spare and one more is launched than the pool's rule allows.
 	ex, err := NewExecutor(ctx, Options{Provider: prov, Objects: pe.objs, Remote: pe.remote, Store: store,
-		Workspace: "w", CacheURL: pe.url, Binary: src, Heartbeat: 200 * time.Millisecond, Poll: 50 * time.Millisecond,
+		Workspace: "w", CacheURL: pe.url, Binary: src, Heartbeat: time.Second, Poll: 50 * time.Millisecond,
 		MaxInstances: 2, Warm: 2})
 	if err != nil {
 		t.Fatal(err)
