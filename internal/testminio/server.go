@@ -153,7 +153,7 @@ func (s *Server) start(t testing.TB) {
 	}
 }
 
-// waitReady polls the readiness endpoint until it answers 200.
+// waitReady polls until the server answers (see probe).
 func (s *Server) waitReady(exited <-chan struct{}) error {
 	hc := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(readyTimeout)
@@ -163,18 +163,36 @@ func (s *Server) waitReady(exited <-chan struct{}) error {
 			return fmt.Errorf("minio on %s exited before it was ready", s.addr)
 		default:
 		}
-		resp, err := hc.Get(s.Endpoint + "/minio/health/ready")
+		err := s.probe(hc)
 		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
+			return nil
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("minio on %s not ready after %s (last error: %v)", s.addr, readyTimeout, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// probe reports whether the server answers both its readiness endpoint and
+// the S3 API. MinIO says ready before its object layer is up: right after a
+// restart, S3 requests can still get 503 "Server not initialized" for a
+// moment, so an anonymous request must get an S3 answer other than 503.
+func (s *Server) probe(hc *http.Client) error {
+	for _, path := range []string{"/minio/health/ready", "/"} {
+		resp, err := hc.Get(s.Endpoint + path)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if path == "/minio/health/ready" && resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: %s", path, resp.Status)
+		}
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			return fmt.Errorf("%s: %s", path, resp.Status)
+		}
+	}
+	return nil
 }
 
 // kill stops the process if it runs and waits for it to exit.
