@@ -161,6 +161,18 @@ func (e *Evaluator) Packages(ctx context.Context, pkgs []string) ([]*graph.Packa
 	return out, nil
 }
 
+// Forget makes the Evaluator read files (workspace-relative) again: their
+// memoized digests and the .star modules that read them are dropped, so
+// that the next Packages call finds the packages that depend on them
+// changed and evaluates just those again. mc watch calls it with the files
+// it saw change, between evaluations (never during one).
+func (e *Evaluator) Forget(files []string) {
+	for _, f := range files {
+		e.digests.Delete(f)
+	}
+	e.loader.Forget(files)
+}
+
 // pkg returns package p from the cache or by evaluating its BUILD.mc.
 func (e *Evaluator) pkg(ctx context.Context, p string) (_ *graph.Package, err error) {
 	defer func() {

@@ -281,6 +281,15 @@ func (sc *StatCache) Stat(absPath string) (os.FileInfo, error) {
 	return fi, err
 }
 
+// DropStats forgets the answers Stat kept for a Digest that has not come:
+// a StatCache kept across builds (mc watch) calls it before each build,
+// so that no answer is older than the build that uses it.
+func (sc *StatCache) DropStats() {
+	sc.mu.Lock()
+	clear(sc.stats)
+	sc.mu.Unlock()
+}
+
 // Known returns what the cache knows of the file at absPath as it is now,
 // without reading it; ok is false when reading it would be needed.
 func (sc *StatCache) Known(absPath string) (info FileInfo, ok bool) {

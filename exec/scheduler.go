@@ -90,6 +90,13 @@ type Options struct {
 	// results (their blobs come through Store, which reads through to the
 	// trusted store by copy) but records its own in DB only.
 	Trusted cas.ActionReader
+	// Prior, if set, gives the outcome an action had in an earlier Run of
+	// this process when nothing it depends on has changed since (mc watch
+	// rebuilds only what an edit affects). An action with a prior outcome
+	// holding a result is taken as done with it: no key, no lookup, no
+	// event, not counted in the Report's tallies; its dependents use its
+	// result. Nil, or an outcome without a result, runs the action.
+	Prior func(*Action) *Outcome
 }
 
 // Action is graph.Action, named here for Options.Want.
@@ -158,10 +165,11 @@ func Run(ctx context.Context, ag *graph.ActionGraph, opts Options) (*Report, err
 		}
 		s.preload = pre
 	}
-	opts.Sink.Event(event.Event{Type: event.BuildStarted, Time: start, Total: len(ag.Actions)})
+	s.takePrior()
+	opts.Sink.Event(event.Event{Type: event.BuildStarted, Time: start, Total: len(ag.Actions) - s.nprior})
 	if la, ok := opts.Executor.(Lookahead); ok {
 		s.ahead = la
-		la.Ahead(len(ag.Actions))
+		la.Ahead(len(ag.Actions) - s.nprior)
 	}
 	s.commit = newCommitter(opts.Store, opts.DB, opts.Scope)
 	if opts.Remote.Cache != nil && !opts.NoCache {
@@ -226,6 +234,24 @@ type scheduler struct {
 
 	// rewinds are the producers running again (rewind.go); guarded by mu.
 	rewinds map[*graph.Action]*flight
+	// prior holds the actions done before Run started (Options.Prior).
+	prior  map[*graph.Action]bool
+	nprior int
+}
+
+// takePrior records the outcomes Options.Prior gives as done.
+func (s *scheduler) takePrior() {
+	if s.opts.Prior == nil {
+		return
+	}
+	s.prior = map[*graph.Action]bool{}
+	for _, a := range s.ag.Actions {
+		if o := s.opts.Prior(a); o != nil && o.Result != nil {
+			s.outcomes[a] = o
+			s.prior[a] = true
+		}
+	}
+	s.nprior = len(s.prior)
 }
 
 // flight lets actions with the same digest share one execution.
@@ -240,8 +266,17 @@ func (s *scheduler) run(ctx context.Context) {
 	var ready []*graph.Action
 	s.mu.Lock()
 	for _, a := range s.ag.Actions {
-		s.waiting[a] = len(a.Deps)
-		if len(a.Deps) == 0 {
+		if s.prior[a] {
+			continue
+		}
+		n := 0
+		for _, d := range a.Deps {
+			if !s.prior[d] {
+				n++
+			}
+		}
+		s.waiting[a] = n
+		if n == 0 {
 			ready = append(ready, a)
 		}
 	}
@@ -275,10 +310,15 @@ func (s *scheduler) finish(ctx context.Context, a *graph.Action, o *Outcome) {
 	if s.ahead != nil {
 		s.ahead.Ahead(len(s.ag.Actions) - len(s.outcomes))
 	}
+	// (Prior outcomes are in s.outcomes from the start, so the count above
+	// is of actions still to do.)
 	if o.Status == StatusFailed && !s.opts.KeepGoing {
 		s.stopped = true
 	}
 	for _, r := range a.Rdeps {
+		if s.prior[r] {
+			continue // done before this Run
+		}
 		s.waiting[r]--
 		if s.waiting[r] > 0 {
 			continue
@@ -617,7 +657,10 @@ func eventOutputs(outs []cas.Output) []event.Output {
 
 func (s *scheduler) report(wall time.Duration) *Report {
 	r := &Report{Outcomes: s.outcomes, Wall: wall}
-	for _, o := range s.outcomes {
+	for a, o := range s.outcomes {
+		if s.prior[a] {
+			continue
+		}
 		switch o.Status {
 		case StatusBuilt:
 			r.Built++
@@ -631,7 +674,17 @@ func (s *scheduler) report(wall time.Duration) *Report {
 	}
 	// Actions never reached (a cancelled build) count as skipped.
 	r.Skipped += len(s.ag.Actions) - len(s.outcomes)
-	r.CriticalPath, r.CriticalTime = criticalPath(s.ag, s.outcomes)
+	outs := s.outcomes
+	if s.nprior > 0 {
+		// Only this Run's stages make its critical path.
+		outs = make(map[*graph.Action]*Outcome, len(s.outcomes)-s.nprior)
+		for a, o := range s.outcomes {
+			if !s.prior[a] {
+				outs[a] = o
+			}
+		}
+	}
+	r.CriticalPath, r.CriticalTime = criticalPath(s.ag, outs)
 	return r
 }
 
@@ -642,12 +695,18 @@ func criticalPath(ag *graph.ActionGraph, outs map[*graph.Action]*Outcome) ([]*gr
 	prev := make(map[*graph.Action]*graph.Action, len(ag.Actions))
 	var end *graph.Action
 	for _, a := range ag.Actions { // topological order
+		if outs[a] == nil {
+			continue // not part of this run (prior, or never reached)
+		}
 		var own time.Duration
-		if o := outs[a]; o != nil && !o.Start.IsZero() {
+		if o := outs[a]; !o.Start.IsZero() {
 			own = o.End.Sub(o.Start)
 		}
 		var before time.Duration
 		for _, d := range a.Deps {
+			if outs[d] == nil {
+				continue
+			}
 			if best[d] > before || prev[a] == nil && best[d] == before {
 				before, prev[a] = best[d], d
 			}

@@ -76,6 +76,7 @@ type schedHarness struct {
 	done  func(*Action, *Outcome) // Options.Done
 	// preload is Options.Preload, set for the next run only.
 	preload func() (map[cas.Digest]cas.LatestEntry, error)
+	prior   func(*Action) *Outcome // Options.Prior
 }
 
 func newSchedHarness(t *testing.T) *schedHarness {
@@ -136,6 +137,7 @@ func (h *schedHarness) run(jobs int, keepGoing bool) (*Report, []event.Event) {
 		Getenv:  func(string) (string, bool) { return "", false },
 		Done:    h.done,
 		Preload: h.preload,
+		Prior:   h.prior,
 	})
 	h.preload = nil
 	if err != nil {

@@ -217,6 +217,37 @@ func (e *cycleError) Error() string {
 	return "load cycle: //" + strings.Join(e.files, " -> //")
 }
 
+// Forget drops every loaded module that read one of files
+// (workspace-relative), itself or through its loads, and every module
+// that failed, so that the next load runs them again. A long-running
+// command (mc watch) calls it when files changed; it must not run while
+// files are being loaded.
+func (l *Loader) Forget(files []string) {
+	if len(files) == 0 {
+		return
+	}
+	changed := make(map[string]bool, len(files))
+	for _, f := range files {
+		changed[f] = true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for name, m := range l.modules {
+		select {
+		case <-m.ready:
+		default:
+			continue // being loaded: not ours to drop
+		}
+		drop := m.err != nil || changed[name]
+		for f := range m.files {
+			drop = drop || changed[f]
+		}
+		if drop {
+			delete(l.modules, name)
+		}
+	}
+}
+
 // get returns module file, executing it if no chain has started it yet and
 // waiting for it otherwise.
 func (l *Loader) get(ctx context.Context, chain *loadChain, file string) (*module, error) {
