@@ -35,6 +35,8 @@ var allowed = map[string][]string{
 	"graph":    {"cas"},
 	"lang":     {"graph", "cas", "stdlib"},
 	"builtins": {"lang", "graph", "cas", "oci"},
+	// What an edit affects (mc watch).
+	"watch": {"graph"},
 	// Run.
 	"exec/runc": {"confine"},
 	"exec":      {"event", "graph", "cas", "oci", "confine", "exec/runc", "internal/fdio", "internal/wire"},
@@ -44,7 +46,7 @@ var allowed = map[string][]string{
 	"profile": {"event"},
 	"server":  {"event"},
 	// The command: flags and wiring over all of the above.
-	"cmd/mc": {"event", "builtins", "lang", "graph", "cas", "cas/s3", "exec", "ui", "vcs", "profile", "oci", "server", "runner", "exec/runc"},
+	"cmd/mc": {"event", "builtins", "lang", "graph", "cas", "cas/s3", "exec", "ui", "vcs", "profile", "oci", "server", "runner", "exec/runc", "watch"},
 	// Test components and benchmarks.
 	"internal/ec2double":    {},
 	"internal/testminio":    {"internal/syncbuf"},

@@ -1,0 +1,8 @@
+// Package watch is the logic of `mc watch`: it turns file system events
+// into debounced batches of changed files (Watcher, Debouncer), decides
+// what a batch means for an evaluated workspace — which packages to
+// evaluate again, which stages read the changed files (Index, Plan) — and
+// which stages of a new action graph can keep the result of the last build
+// because nothing they depend on changed (Unaffected). It runs no build
+// itself: cmd/mc wires it to the evaluator and the scheduler.
+package watch

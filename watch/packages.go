@@ -1,0 +1,44 @@
+package watch
+
+import (
+	"context"
+
+	"github.com/mc-build/mc/graph"
+)
+
+// Packages is the graph.PackageSource of an evaluation made again after
+// a change: it serves the packages of the last evaluation from memory and
+// asks Src only for the others (those whose files changed, and packages
+// not loaded before), so that graph.Load of a 1,000-package workspace
+// re-evaluates one package instead of checking all of them.
+type Packages struct {
+	graph.PackageSource
+	// Have are the packages known unchanged.
+	Have map[string]*graph.Package
+}
+
+// Packages implements graph.PackageSource.
+func (p *Packages) Packages(ctx context.Context, names []string) ([]*graph.Package, error) {
+	out := make([]*graph.Package, len(names))
+	var ask []string
+	var at []int
+	for i, n := range names {
+		if pkg, ok := p.Have[n]; ok {
+			out[i] = pkg
+			continue
+		}
+		ask = append(ask, n)
+		at = append(at, i)
+	}
+	if len(ask) == 0 {
+		return out, nil
+	}
+	got, err := p.PackageSource.Packages(ctx, ask)
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range at {
+		out[i] = got[j]
+	}
+	return out, nil
+}
