@@ -75,6 +75,7 @@ func commands() []command {
 	return []command{
 		{"build", "build targets and everything they need", runBuild},
 		{"test", "build, then run the test stages among the targets", runTest},
+		{"watch", "build (--test: test) the targets, then rebuild what each saved file affects", runWatch},
 		{"query", "query the target graph (deps, rdeps, affected, ...)", runQuery},
 		{"explain", "why a stage would run (or is cached): its key's parts and what changed", runExplain},
 		{"cache", "inspect and trim the local and remote cache (stats, gc, purge)", runCache},
