@@ -29,6 +29,7 @@ var allowed = map[string][]string{
 	"vcs":              {},
 	"iampolicy":        {},
 	"stdlib":           {},
+	"errkind":          {},
 	"cas":              {"internal/fdio", "internal/wire"},
 	"cas/s3":           {"cas"},
 	// Evaluate and key.
@@ -41,12 +42,19 @@ var allowed = map[string][]string{
 	"exec/runc": {"confine"},
 	"exec":      {"event", "graph", "cas", "oci", "confine", "exec/runc", "internal/fdio", "internal/wire"},
 	"runner":    {"exec", "graph", "cas", "cas/s3"},
+	// The build as a library: an open workspace, its run, its outputs.
+	"session":  {"builtins", "cas", "errkind", "graph", "lang", "vcs"},
+	"outdir":   {"cas", "exec", "graph"},
+	"stagelog": {"cas", "errkind", "event", "exec", "graph"},
+	"explain":  {"cas", "errkind", "exec", "graph", "session"},
+	"report":   {"event"},
+	"pipeline": {"cas", "cas/s3", "errkind", "event", "exec", "explain", "graph", "oci", "outdir", "profile", "report", "runner", "session", "stagelog", "ui"},
 	// Show and serve.
 	"ui":      {"event"},
 	"profile": {"event"},
 	"server":  {"event"},
 	// The command: flags and wiring over all of the above.
-	"cmd/mc": {"event", "builtins", "lang", "graph", "cas", "cas/s3", "exec", "ui", "vcs", "profile", "oci", "server", "runner", "exec/runc", "watch"},
+	"cmd/mc": {"builtins", "cas", "errkind", "event", "exec", "exec/runc", "explain", "graph", "lang", "pipeline", "runner", "server", "session", "stagelog", "ui", "vcs", "watch"},
 	// Test components and benchmarks.
 	"internal/ec2double":    {},
 	"internal/testminio":    {"internal/syncbuf"},

@@ -18,9 +18,12 @@ import (
 
 	"github.com/mc-build/mc/builtins"
 	"github.com/mc-build/mc/cas"
+	"github.com/mc-build/mc/errkind"
 	"github.com/mc-build/mc/exec/runc"
 	"github.com/mc-build/mc/graph"
 	"github.com/mc-build/mc/lang"
+	"github.com/mc-build/mc/pipeline"
+	"github.com/mc-build/mc/session"
 )
 
 // mc cache stats|gc|purge: inspect and trim the local and remote cache
@@ -114,7 +117,7 @@ func openCacheDirs(ctx context.Context, e *env, cacheDir string, workspace bool)
 		}
 	}
 	if cacheDir == "" {
-		if cacheDir, err = defaultCacheDir(e); err != nil {
+		if cacheDir, err = session.DefaultCacheDir(e.getenv); err != nil {
 			return nil, err
 		}
 	}
@@ -122,10 +125,10 @@ func openCacheDirs(ctx context.Context, e *env, cacheDir string, workspace bool)
 		return nil, err
 	}
 	if c.store, err = cas.OpenStore(filepath.Join(c.dir, "cas")); err != nil {
-		return nil, &infraError{fmt.Errorf("opening the cache: %w", err)}
+		return nil, errkind.Infra(fmt.Errorf("opening the cache: %w", err))
 	}
 	if c.db, err = cas.OpenDB(filepath.Join(c.dir, "mc.db")); err != nil {
-		return nil, &infraError{fmt.Errorf("opening the cache database: %w", err)}
+		return nil, errkind.Infra(fmt.Errorf("opening the cache database: %w", err))
 	}
 	return c, nil
 }
@@ -203,20 +206,20 @@ func runCacheStats(ctx context.Context, e *env, args []string) error {
 	var st cacheStatsJSON
 	st.CacheDir = c.dir
 	if st.Local.StoreUsage, err = c.store.Usage(ctx); err != nil {
-		return &infraError{err}
+		return errkind.Infra(err)
 	}
 	if st.Local.Results, err = c.db.CountActions(ctx); err != nil {
-		return &infraError{err}
+		return errkind.Infra(err)
 	}
 	if st.Local.DBBytes, err = c.db.Size(ctx); err != nil {
-		return &infraError{err}
+		return errkind.Infra(err)
 	}
 	st.Runs = []runJSON{}
 	if c.root != "" && *nRuns > 0 {
 		st.Workspace = c.root
 		runs, err := c.db.RecentRuns(ctx, c.root, *nRuns)
 		if err != nil {
-			return &infraError{err}
+			return errkind.Infra(err)
 		}
 		for _, r := range runs {
 			j := runJSON{ID: r.ID, Started: r.Started, Command: r.Command, RunCounts: r.RunCounts, Exact: r.Exact}
@@ -239,7 +242,7 @@ func runCacheStats(ctx context.Context, e *env, args []string) error {
 			st.Overall.HitRate = &rate
 		}
 	}
-	remote, rerr := openRemote(ctx, e, c.ws, *cacheURL)
+	remote, rerr := pipeline.OpenRemote(ctx, e.getenv, c.ws, *cacheURL)
 	if rerr != nil {
 		st.RemoteError = rerr.Error()
 	} else if remote != nil {
@@ -249,7 +252,7 @@ func runCacheStats(ctx context.Context, e *env, args []string) error {
 
 	if *output == "json" {
 		if err := writeJSON(e.stdout, st); err != nil {
-			return &infraError{err}
+			return errkind.Infra(err)
 		}
 	} else {
 		printCacheStats(e.stdout, &st)
@@ -373,7 +376,7 @@ func runCacheGC(ctx context.Context, e *env, args []string) error {
 	}
 	if *output == "json" {
 		if err := writeJSON(e.stdout, rep); err != nil {
-			return &infraError{err}
+			return errkind.Infra(err)
 		}
 		return nil
 	}
@@ -416,7 +419,7 @@ func collectGarbage(ctx context.Context, e *env, c *cacheDirs, limit int64, wait
 		if errors.Is(err, context.Canceled) {
 			return nil, err
 		}
-		return nil, &infraError{err}
+		return nil, errkind.Infra(err)
 	}
 	rep := &gcReportJSON{GCReport: r}
 	if limit >= 0 {
@@ -424,13 +427,13 @@ func collectGarbage(ctx context.Context, e *env, c *cacheDirs, limit int64, wait
 	}
 	rep.SandboxesRemoved, rep.SandboxBytes, err = removeStaleSandboxes(ctx, filepath.Join(c.dir, "sandbox"), time.Now().Add(-staleSandbox))
 	if err != nil {
-		return nil, &infraError{fmt.Errorf("removing leftover sandboxes: %w", err)}
+		return nil, errkind.Infra(fmt.Errorf("removing leftover sandboxes: %w", err))
 	}
 	// Containers of stages whose mc was killed (runc outlived it): with the
 	// lock held no build runs one. No runc here: there are none to clean.
 	if rt, err := runc.Find(e.getenv); err == nil {
 		if err := rt.Cleanup(filepath.Join(c.dir, "sandbox", "runc")); err != nil {
-			return nil, &infraError{fmt.Errorf("removing leftover containers: %w", err)}
+			return nil, errkind.Infra(fmt.Errorf("removing leftover containers: %w", err))
 		}
 	}
 	// Unpacked image filesystems are derived from the store and unpacked
@@ -445,7 +448,7 @@ func collectGarbage(ctx context.Context, e *env, c *cacheDirs, limit int64, wait
 		rep.ImageDirsRemoved += n
 		rep.ImageDirBytes += size
 		if err != nil {
-			return nil, &infraError{fmt.Errorf("removing %s: %w", d, err)}
+			return nil, errkind.Infra(fmt.Errorf("removing %s: %w", d, err))
 		}
 	}
 	if rep.Untrusted, err = collectUntrusted(ctx, c.dir, limit); err != nil {
@@ -484,7 +487,7 @@ func lockCacheForGC(ctx context.Context, e *env, dir string, wait time.Duration)
 	p := filepath.Join(dir, "gc.lock")
 	unlock, ok, err := cas.TryLock(p)
 	if err != nil {
-		return nil, &infraError{err}
+		return nil, errkind.Infra(err)
 	}
 	if ok {
 		return unlock, nil
@@ -497,8 +500,8 @@ func lockCacheForGC(ctx context.Context, e *env, dir string, wait time.Duration)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, &infraError{fmt.Errorf("the cache %s is still in use by running builds after %s (they hold %s); "+
-			"try again when they finish, or pass a longer --wait", dir, wait, p)}
+		return nil, errkind.Infra(fmt.Errorf("the cache %s is still in use by running builds after %s (they hold %s); "+
+			"try again when they finish, or pass a longer --wait", dir, wait, p))
 	}
 	return unlock, nil
 }
@@ -642,7 +645,7 @@ func runCachePurge(ctx context.Context, e *env, args []string) error {
 	}
 	if *output == "json" {
 		if err := writeJSON(e.stdout, &res); err != nil {
-			return &infraError{err}
+			return errkind.Infra(err)
 		}
 		return nil
 	}
@@ -670,7 +673,7 @@ func runCachePurge(ctx context.Context, e *env, args []string) error {
 // purgeRemote opens the shared cache for --remote; it is an error to ask
 // for it with none configured.
 func purgeRemote(ctx context.Context, e *env, ws *graph.Workspace, cacheURL string) (cas.Remote, error) {
-	r, err := openRemote(ctx, e, ws, cacheURL)
+	r, err := pipeline.OpenRemote(ctx, e.getenv, ws, cacheURL)
 	if err != nil {
 		return nil, err
 	}
@@ -702,7 +705,7 @@ func purgeAll(ctx context.Context, e *env, cacheDir, cacheURL string, remoteToo 
 		name := remote.String()
 		res.Remote = &name
 		if res.RemoteDeleted, err = remote.Purge(ctx); err != nil {
-			return &infraError{fmt.Errorf("purging %s: %w", name, err)}
+			return errkind.Infra(fmt.Errorf("purging %s: %w", name, err))
 		}
 	}
 	return nil
@@ -717,10 +720,10 @@ func purgeLabels(ctx context.Context, e *env, cacheDir, cacheURL string, remoteT
 	if err != nil {
 		return err
 	}
-	defer s.close(ctx)
+	defer s.Close(ctx)
 	var remote cas.Remote
 	if remoteToo {
-		if remote, err = purgeRemote(ctx, e, s.ws, cacheURL); err != nil {
+		if remote, err = purgeRemote(ctx, e, s.WS, cacheURL); err != nil {
 			return err
 		}
 		name := remote.String()
@@ -730,7 +733,7 @@ func purgeLabels(ctx context.Context, e *env, cacheDir, cacheURL string, remoteT
 	seen := map[string]bool{}
 	var labels []string
 	for _, a := range args {
-		p, err := graph.ParsePattern(a, s.relDir)
+		p, err := graph.ParsePattern(a, s.RelDir)
 		if err != nil {
 			return err
 		}
@@ -743,8 +746,8 @@ func purgeLabels(ctx context.Context, e *env, cacheDir, cacheURL string, remoteT
 			matched = []string{l}
 		} else {
 			if known == nil {
-				if known, err = s.db.KnownLabels(ctx); err != nil {
-					return &infraError{err}
+				if known, err = s.DB.KnownLabels(ctx); err != nil {
+					return errkind.Infra(err)
 				}
 			}
 			for _, k := range known {
@@ -763,7 +766,7 @@ func purgeLabels(ctx context.Context, e *env, cacheDir, cacheURL string, remoteT
 			}
 		}
 	}
-	return purgeResults(ctx, s.db, remote, labels, res)
+	return purgeResults(ctx, s.DB, remote, labels, res)
 }
 
 // purgeResults deletes the local results of labels and, with remote, every
@@ -772,7 +775,7 @@ func purgeResults(ctx context.Context, db *cas.DB, remote cas.Remote, labels []s
 	for _, l := range labels {
 		keys, local, err := db.KeysOf(ctx, l)
 		if err != nil {
-			return &infraError{err}
+			return errkind.Infra(err)
 		}
 		var localKeys []cas.Digest
 		for _, k := range keys {
@@ -782,7 +785,7 @@ func purgeResults(ctx context.Context, db *cas.DB, remote cas.Remote, labels []s
 		}
 		entry := purgeLabelJSON{Label: l}
 		if entry.Results, err = db.DeleteActions(ctx, localKeys); err != nil {
-			return &infraError{err}
+			return errkind.Infra(err)
 		}
 		res.Results += entry.Results
 		if remote != nil {
@@ -790,7 +793,7 @@ func purgeResults(ctx context.Context, db *cas.DB, remote cas.Remote, labels []s
 			// results this machine no longer does.
 			for _, k := range keys {
 				if err := remote.DeleteAction(ctx, k); err != nil {
-					return &infraError{fmt.Errorf("%s: deleting %s from %s: %w", l, k.Short(), remote.String(), err)}
+					return errkind.Infra(fmt.Errorf("%s: deleting %s from %s: %w", l, k.Short(), remote.String(), err))
 				}
 			}
 			entry.Remote = len(keys)
@@ -807,15 +810,15 @@ func purgeResults(ctx context.Context, db *cas.DB, remote cas.Remote, labels []s
 // removes: l itself when the cache knows it, else the stage l names in the
 // workspace (a stage, or one of its outputs). Anything else is a usage
 // error naming the closest targets.
-func purgeTarget(ctx context.Context, s *session, arg string, l graph.Label) (string, error) {
-	keys, _, err := s.db.KeysOf(ctx, l.String())
+func purgeTarget(ctx context.Context, s *session.Session, arg string, l graph.Label) (string, error) {
+	keys, _, err := s.DB.KeysOf(ctx, l.String())
 	if err != nil {
-		return "", &infraError{err}
+		return "", errkind.Infra(err)
 	}
 	if len(keys) > 0 {
 		return l.String(), nil
 	}
-	_, g, err := s.loadGraph(ctx, []string{arg})
+	_, g, err := s.LoadGraph(ctx, []string{arg})
 	if err != nil {
 		return "", err
 	}

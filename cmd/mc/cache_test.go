@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/mc-build/mc/cas"
+	"github.com/mc-build/mc/errkind"
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
@@ -161,7 +162,7 @@ func TestCachePurgeResults(t *testing.T) {
 		db, _ := newDB(t)
 		var res purgeJSON
 		err := purgeResults(ctx, db, &fakeRemote{fail: errors.New("unreachable")}, []string{"//a:x"}, &res)
-		var ie *infraError
+		var ie *errkind.InfraError
 		if !errors.As(err, &ie) || !strings.Contains(err.Error(), "fake://cache") {
 			t.Errorf("err = %v, want an infraError naming the remote", err)
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/mc-build/mc/errkind"
 	"github.com/mc-build/mc/graph"
 	"github.com/mc-build/mc/lang"
 	"github.com/mc-build/mc/vcs"
@@ -29,29 +30,15 @@ const (
 	exitInterrupted = 130
 )
 
-// usageError is a mistake on the command line.
-type usageError struct{ msg string }
+// usagef is errkind.Usagef: a mistake on the command line (exit 2).
+func usagef(format string, args ...any) error { return errkind.Usagef(format, args...) }
 
-func (e *usageError) Error() string { return e.msg }
-
-func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
-
-// infraError is a failure of something mc relies on (disk, cache, runtime).
+// infraError is a failure of something mc relies on that cmd/mc itself
+// finds (serve, agent); libraries return *errkind.InfraError. Both exit 3.
 type infraError struct{ err error }
 
 func (e *infraError) Error() string { return e.err.Error() }
 func (e *infraError) Unwrap() error { return e.err }
-
-// noTestsError is mc test's patterns matching no test stage: exit 4, as
-// Bazel, so that CI notices a test pattern that has gone stale.
-type noTestsError struct{ patterns string }
-
-func (e *noTestsError) Error() string {
-	return fmt.Sprintf("no test targets match %s (a test is a stage declared with test = True)", e.patterns)
-}
-
-// errStageFailed carries exit status 1 after the summary has been printed.
-var errStageFailed = errors.New("one or more stages failed")
 
 // env is what a subcommand sees of the process: streams, environment, and
 // the directory it runs in. Tests run Main in-process, so nothing here may be
@@ -164,12 +151,7 @@ func resolveDir(cur, d string) string {
 	return cur + "/" + d
 }
 
-func suggest(names []string) string {
-	if len(names) == 0 {
-		return ""
-	}
-	return " (did you mean " + strings.Join(names, ", ") + "?)"
-}
+func suggest(names []string) string { return errkind.Suggest(names) }
 
 func printUsage(w io.Writer) {
 	fmt.Fprintln(w, "mc — build and CI/CD for monorepos\n\nUsage: mc [-C DIR] COMMAND [FLAGS] [ARGS]\n\nCommands:")
@@ -204,14 +186,15 @@ func exitCode(stderr io.Writer, err error) int {
 		le  *lang.Error
 		ge  *graph.Error
 		lbe *graph.LabelError
-		ue  *usageError
-		ie  *infraError
+		ue  *errkind.UsageError
+		ie  *errkind.InfraError
+		cie *infraError
 		qe  *graph.QueryError
 		ve  *vcs.Error
-		nte *noTestsError
+		nte *errkind.NoTestsError
 	)
 	switch {
-	case errors.Is(err, errStageFailed):
+	case errors.Is(err, errkind.ErrStageFailed):
 		return exitFailed
 	case errors.As(err, &nte):
 		fmt.Fprintf(stderr, "mc: %v\n", err)
@@ -229,7 +212,7 @@ func exitCode(stderr io.Writer, err error) int {
 	case errors.As(err, &lbe), errors.As(err, &ue), errors.Is(err, lang.ErrNoWorkspace):
 		fmt.Fprintf(stderr, "mc: %v\n", err)
 		return exitUsage
-	case errors.As(err, &ie):
+	case errors.As(err, &ie), errors.As(err, &cie):
 		fmt.Fprintf(stderr, "mc: %v\n", err)
 		return exitInfra
 	}

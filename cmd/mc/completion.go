@@ -204,7 +204,7 @@ func completeLabels(ctx context.Context, e *env, cur string) []string {
 	if err != nil {
 		return nil
 	}
-	defer s.close(ctx)
+	defer s.Close(ctx)
 	abs := strings.HasPrefix(cur, "//")
 	if i := strings.IndexByte(cur, ':'); i >= 0 {
 		pkgPart := cur[:i]
@@ -213,14 +213,14 @@ func completeLabels(ctx context.Context, e *env, cur string) []string {
 		case abs:
 			pkg = pkgPart[2:]
 		case pkgPart == "":
-			pkg = s.relDir
+			pkg = s.RelDir
 		default:
-			pkg = joinRel(s.relDir, pkgPart)
+			pkg = joinRel(s.RelDir, pkgPart)
 		}
-		if !s.eval.IsPackage(pkg) {
+		if !s.Eval.IsPackage(pkg) {
 			return nil
 		}
-		loaded, err := graph.Load(ctx, s.eval, []string{pkg})
+		loaded, err := graph.Load(ctx, s.Eval, []string{pkg})
 		if err != nil || loaded[pkg] == nil {
 			return nil
 		}
@@ -230,7 +230,7 @@ func completeLabels(ctx context.Context, e *env, cur string) []string {
 		}
 		return cands
 	}
-	pkgs, err := s.eval.FindPackages(ctx, "")
+	pkgs, err := s.Eval.FindPackages(ctx, "")
 	if err != nil {
 		return nil
 	}
@@ -240,14 +240,14 @@ func completeLabels(ctx context.Context, e *env, cur string) []string {
 		for _, p := range pkgs {
 			cands = append(cands, "//"+p+":")
 		}
-		if cur == "" && s.eval.IsPackage(s.relDir) {
+		if cur == "" && s.Eval.IsPackage(s.RelDir) {
 			cands = append(cands, ":")
 		}
 		return cands
 	}
 	prefix := ""
-	if s.relDir != "" {
-		prefix = s.relDir + "/"
+	if s.RelDir != "" {
+		prefix = s.RelDir + "/"
 	}
 	for _, p := range pkgs {
 		if rel, ok := strings.CutPrefix(p, prefix); ok && rel != "" {

@@ -15,6 +15,7 @@ import (
 	buildifier "github.com/bazelbuild/buildtools/build"
 
 	"github.com/mc-build/mc/builtins"
+	"github.com/mc-build/mc/errkind"
 	"github.com/mc-build/mc/graph"
 	"github.com/mc-build/mc/lang"
 )
@@ -37,7 +38,7 @@ func runFmt(ctx context.Context, e *env, args []string) error {
 		name := displayPath(e.dir, f)
 		data, err := os.ReadFile(f)
 		if err != nil {
-			return &infraError{err}
+			return errkind.Infra(err)
 		}
 		out, err := formatStarlark(name, data)
 		if err != nil {
@@ -52,7 +53,7 @@ func runFmt(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(e.stdout, name)
 		if !*check {
 			if err := writeAtomic(f, out); err != nil {
-				return &infraError{err}
+				return errkind.Infra(err)
 			}
 		}
 	}
@@ -61,7 +62,7 @@ func runFmt(ctx context.Context, e *env, args []string) error {
 		return usagef("fmt: %d file(s) could not be parsed", broken)
 	case *check && unformatted > 0:
 		fmt.Fprintf(e.stderr, "mc: %d file(s) not formatted (run mc fmt)\n", unformatted)
-		return errStageFailed
+		return errkind.ErrStageFailed
 	}
 	return nil
 }

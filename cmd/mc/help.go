@@ -7,11 +7,11 @@ import (
 	"runtime/debug"
 	"sort"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/spf13/pflag"
 
 	"github.com/mc-build/mc/graph"
+	"github.com/mc-build/mc/ui"
 )
 
 // cmdHelp is what `mc help CMD` and `mc CMD --help` say beyond the flags:
@@ -262,7 +262,7 @@ func printCmdHelp(w io.Writer, name, usage string, fs *pflag.FlagSet) {
 	}
 	fmt.Fprintf(w, "Usage: %s\n", strings.TrimSpace("mc "+name+" "+usage))
 	if h.desc != "" {
-		fmt.Fprintf(w, "\n%s\n", wrapLines(strings.TrimRight(h.desc, "\n"), 80))
+		fmt.Fprintf(w, "\n%s\n", ui.Wrap(strings.TrimRight(h.desc, "\n"), 80))
 	}
 	if fs != nil && fs.HasAvailableFlags() {
 		fmt.Fprintf(w, "\nFlags:\n%s", flagUsages(fs))
@@ -273,24 +273,6 @@ func printCmdHelp(w io.Writer, name, usage string, fs *pflag.FlagSet) {
 			fmt.Fprintf(w, "  %s\n", ex)
 		}
 	}
-}
-
-// wrapLines breaks the lines of s longer than width at spaces.
-func wrapLines(s string, width int) string {
-	var out []string
-	for _, line := range strings.Split(s, "\n") {
-		for utf8.RuneCountInString(line) > width {
-			r := []rune(line)
-			i := strings.LastIndexByte(string(r[:width+1]), ' ')
-			if i <= 0 {
-				break // one word longer than the line: left whole
-			}
-			out = append(out, line[:i])
-			line = line[i+1:]
-		}
-		out = append(out, line)
-	}
-	return strings.Join(out, "\n")
 }
 
 // flagUsages lists fs's flags, one a line with its default, the text

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/mc-build/mc/errkind"
 	"github.com/mc-build/mc/lang"
 )
 
@@ -37,7 +38,7 @@ func runInit(ctx context.Context, e *env, args []string) error {
 	if _, err := os.Stat(wsPath); err == nil {
 		return usagef("%s already exists", wsPath)
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return &infraError{err}
+		return errkind.Infra(err)
 	}
 	// A workspace inside another silently takes its directory away from
 	// the outer one (whose //... no longer reaches it).
@@ -49,7 +50,7 @@ func runInit(ctx context.Context, e *env, args []string) error {
 		return err // a bug: the name was sanitized above
 	}
 	if err := os.WriteFile(wsPath, ws, 0o644); err != nil {
-		return &infraError{err}
+		return errkind.Infra(err)
 	}
 	fmt.Fprintf(e.stdout, "wrote %s\n", wsPath)
 	buildPath := filepath.Join(e.dir, "BUILD.mc")
@@ -65,7 +66,7 @@ func runInit(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		if err := os.WriteFile(buildPath, b, 0o644); err != nil {
-			return &infraError{err}
+			return errkind.Infra(err)
 		}
 		fmt.Fprintf(e.stdout, "wrote %s\nTry: mc build //:hello\n", buildPath)
 	}

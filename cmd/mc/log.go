@@ -2,13 +2,15 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 
 	"github.com/mc-build/mc/cas"
+	"github.com/mc-build/mc/errkind"
 	"github.com/mc-build/mc/graph"
+	"github.com/mc-build/mc/session"
+	"github.com/mc-build/mc/stagelog"
 )
 
 // runLog is `mc log LABEL` (the log of the stage's last run) and
@@ -32,12 +34,12 @@ func runLog(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer s.close(ctx)
+	defer s.Close(ctx)
 	if *failed {
 		return printFailedRun(ctx, e, s)
 	}
 	arg := fs.Arg(0)
-	p, err := graph.ParsePattern(arg, s.relDir)
+	p, err := graph.ParsePattern(arg, s.RelDir)
 	if err != nil {
 		return err
 	}
@@ -45,11 +47,11 @@ func runLog(ctx context.Context, e *env, args []string) error {
 		return usagef("log: %s is a pattern: give one stage label", arg)
 	}
 	label := p.Label.String()
-	hist, err := s.db.StageHistory(ctx, s.root, label, 1)
+	hist, err := s.DB.StageHistory(ctx, s.Root, label, 1)
 	if err != nil {
-		return &infraError{err}
+		return errkind.Infra(err)
 	}
-	f, err := lastFailure(ctx, s, label)
+	f, err := stagelog.LastFailure(ctx, s.DB, s.Root, label)
 	if err != nil {
 		return err
 	}
@@ -64,9 +66,9 @@ func runLog(ctx context.Context, e *env, args []string) error {
 		return usagef("log: no recorded run of %s in this workspace (run mc build %s first)", label, arg)
 	}
 	h := hist[0]
-	res, err := s.db.GetAction(ctx, h.Key)
+	res, err := s.DB.GetAction(ctx, h.Key)
 	if err != nil {
-		return &infraError{err}
+		return errkind.Infra(err)
 	}
 	if res == nil {
 		return usagef("log: the result of %s's last run (%s) is no longer in the cache (mc cache gc or purge removed it)", label, h.Key.Short())
@@ -79,49 +81,29 @@ func runLog(ctx context.Context, e *env, args []string) error {
 	return printBlob(e, s, res.Log, label)
 }
 
-// lastFailure is the stored last failure of label, or nil.
-func lastFailure(ctx context.Context, s *session, label string) (*failedStage, error) {
-	b, err := s.db.GetKV(ctx, kvFailedLog, s.root+"\x00"+label)
-	if err != nil {
-		return nil, &infraError{err}
-	}
-	if b == nil {
-		return nil, nil
-	}
-	var f failedStage
-	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, &infraError{fmt.Errorf("reading the stored failure of %s: %w", label, err)}
-	}
-	return &f, nil
-}
-
-func printBlob(e *env, s *session, d cas.Digest, label string) error {
+func printBlob(e *env, s *session.Session, d cas.Digest, label string) error {
 	if d.IsZero() || d == cas.Empty {
 		fmt.Fprintln(e.stderr, "(no output)")
 		return nil
 	}
-	b, err := s.store.ReadBytes(d)
+	b, err := s.Store.ReadBytes(d)
 	if errors.Is(err, os.ErrNotExist) {
 		return usagef("log: the log of %s is no longer in the cache (mc cache gc removed it)", label)
 	}
 	if err != nil {
-		return &infraError{fmt.Errorf("reading the log of %s: %w", label, err)}
+		return errkind.Infra(fmt.Errorf("reading the log of %s: %w", label, err))
 	}
 	_, err = e.stdout.Write(b)
 	return err
 }
 
-func printFailedRun(ctx context.Context, e *env, s *session) error {
-	b, err := s.db.GetKV(ctx, kvFailedRun, s.root)
+func printFailedRun(ctx context.Context, e *env, s *session.Session) error {
+	run, err := stagelog.LastRun(ctx, s.DB, s.Root)
 	if err != nil {
-		return &infraError{err}
+		return err
 	}
-	if b == nil {
+	if run == nil {
 		return usagef("log --failed: no build of this workspace recorded yet")
-	}
-	var run failedRun
-	if err := json.Unmarshal(b, &run); err != nil {
-		return &infraError{fmt.Errorf("reading the last build's failures: %w", err)}
 	}
 	if len(run.Stages) == 0 {
 		fmt.Fprintln(e.stderr, "mc: no stage failed in the last build")

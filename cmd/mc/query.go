@@ -45,8 +45,8 @@ func runQuery(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer s.close(ctx)
-	res, err := graph.RunQuery(ctx, &graph.QueryEnv{Src: s.eval, Dir: s.relDir, Changes: s.changes}, q)
+	defer s.Close(ctx)
+	res, err := graph.RunQuery(ctx, &graph.QueryEnv{Src: s.Eval, Dir: s.RelDir, Changes: s.Changes}, q)
 	if err != nil {
 		return err
 	}

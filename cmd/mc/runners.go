@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mc-build/mc/errkind"
 	"github.com/mc-build/mc/graph"
+	"github.com/mc-build/mc/pipeline"
 	"github.com/mc-build/mc/runner"
 )
 
@@ -41,19 +43,19 @@ func runRunners(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer s.close(ctx)
-	k, err := runnersSetting(e, s.ws, kind)
+	defer s.Close(ctx)
+	k, err := pipeline.RunnersSetting(e.getenv, s.WS, kind)
 	if err != nil {
 		return err
 	}
 	if k == "none" {
 		return usagef("runners %s: which runners? pass --runners=local or --runners=ec2", sub)
 	}
-	url := remoteURL(e, s.ws, cacheURL)
+	url := pipeline.RemoteURL(e.getenv, s.WS, cacheURL)
 	if url == "" {
 		return usagef("runners %s needs the shared cache the runs use (cache = \"s3://…\", --cache or MC_CACHE)", sub)
 	}
-	prov, err := newProvider(ctx, e, s, k)
+	prov, err := pipeline.NewProvider(ctx, e.getenv, s, k)
 	if err != nil {
 		return err
 	}
@@ -62,11 +64,11 @@ func runRunners(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return usagef("shared cache: %v", err)
 	}
-	o := runner.ReapOptions{Provider: prov, Objects: objs, Workspace: runnerWorkspace(s), All: all && sub == "reap", Stale: stale}
+	o := runner.ReapOptions{Provider: prov, Objects: objs, Workspace: pipeline.RunnerWorkspace(s), All: all && sub == "reap", Stale: stale}
 	if sub == "list" {
 		sts, err := runner.Survey(ctx, o)
 		if err != nil {
-			return &infraError{err}
+			return errkind.Infra(err)
 		}
 		live := 0
 		for _, st := range sts {
@@ -89,7 +91,7 @@ func runRunners(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "terminated %s (%s): %s\n", st.ID, st.Tags[runner.TagStage], st.Stray)
 	}
 	if err != nil {
-		return &infraError{err}
+		return errkind.Infra(err)
 	}
 	fmt.Fprintf(e.stderr, "%d %s runners terminated\n", len(reaped), k)
 	return nil

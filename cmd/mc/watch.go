@@ -14,11 +14,14 @@ import (
 	"golang.org/x/term"
 
 	"github.com/mc-build/mc/builtins"
-	"github.com/mc-build/mc/cas"
+	"github.com/mc-build/mc/errkind"
 	"github.com/mc-build/mc/event"
 	"github.com/mc-build/mc/exec"
 	"github.com/mc-build/mc/graph"
 	"github.com/mc-build/mc/lang"
+	"github.com/mc-build/mc/pipeline"
+	"github.com/mc-build/mc/session"
+	"github.com/mc-build/mc/stagelog"
 	"github.com/mc-build/mc/ui"
 	"github.com/mc-build/mc/watch"
 )
@@ -61,25 +64,25 @@ func runWatch(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return usagef("%v", err)
 	}
-	if bf.untrusted {
-		sandboxMode = exec.SandboxRequired
-	}
 	privateNet, err := exec.ParseStageNetwork(bf.stageNetwork)
 	if err != nil {
 		return usagef("%v", err)
 	}
-	s, err := openSessionTier(ctx, e, bf.cacheDir, bf.untrusted)
+	p, err := pipeline.Open(ctx, e.pipelineEnv(), pipeline.Options{
+		CacheDir: bf.cacheDir, Untrusted: bf.untrusted, NoCache: bf.noCache,
+		Jobs: bf.jobs, JobsSet: fs.Changed("jobs"), KeepGoing: bf.keepGoing,
+		CacheURL: bf.cacheURL, CacheWrite: bf.cacheWrite, CacheWriteSet: fs.Changed("cache-write"),
+		RemoteRequired: bf.remoteReq, Runners: "none", KeepSandbox: bf.keepSandbox,
+		Registry: bf.images.registry, Sandbox: sandboxMode, PrivateNetwork: privateNet,
+		JSON: bf.output == "json",
+	})
 	if err != nil {
 		return err
 	}
-	// Flushes the stat cache and the blobs' fingerprints, also after
-	// Ctrl-C: the cache is as consistent as after any build.
-	defer s.close(context.WithoutCancel(ctx))
-	w := &watcher{e: e, s: s, bf: bf, test: test, args: fs.Args()}
-	if err := w.openBuild(ctx, sandboxMode, privateNet); err != nil {
-		return err
-	}
-	defer w.local.Close()
+	// Saves the stat cache and the blobs' fingerprints, also after Ctrl-C:
+	// the cache is as consistent as after any build.
+	defer p.Close(context.WithoutCancel(ctx))
+	w := &watcher{e: e, p: p, s: p.Session(), bf: bf, test: test, args: fs.Args()}
 	err = w.loop(ctx)
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		// Ctrl-C is how mc watch ends: the build under way was cancelled.
@@ -93,23 +96,16 @@ func runWatch(ctx context.Context, e *env, args []string) error {
 // graph and action graph, and each action's last outcome.
 type watcher struct {
 	e    *env
-	s    *session
+	p    *pipeline.Pipeline
+	s    *session.Session
 	bf   buildFlags
 	test bool
 	args []string
 
-	local    *exec.Local
-	plat     string
-	isolated bool
-	remote   cas.Remote
-	write    bool
-
 	fsw *watch.Watcher
 
 	patPkgs  []string // the packages the patterns name
-	pats     []graph.Pattern
-	pkgs     map[string]*graph.Package
-	g        *graph.Graph
+	ev       *pipeline.Evaluation
 	ag       *graph.ActionGraph
 	roots    []graph.Label
 	ix       *watch.Index
@@ -123,52 +119,6 @@ type watcher struct {
 
 func (w *watcher) say(format string, args ...any) {
 	fmt.Fprintf(w.e.stderr, "mc watch: "+format+"\n", args...)
-}
-
-// openBuild makes what every build shares: the executor, the shared cache.
-func (w *watcher) openBuild(ctx context.Context, mode exec.SandboxMode, privateNet bool) error {
-	s := w.s
-	remote, err := openRemote(ctx, w.e, s.ws, w.bf.cacheURL)
-	if err != nil {
-		return err
-	}
-	if remote != nil && w.bf.untrusted {
-		if remote, err = untrustedRemote(ctx, w.e, remoteURL(w.e, s.ws, w.bf.cacheURL), remote); err != nil {
-			return err
-		}
-	}
-	w.remote = remote
-	if w.write, err = cacheWriteSetting(w.e, false, w.bf.cacheWrite); err != nil {
-		return err
-	}
-	mode, sandboxed := sandboxState(s.cache, mode)
-	lo := exec.LocalOptions{
-		Sandbox: mode, Store: s.store,
-		SandboxDir: filepath.Join(s.tier, "sandbox"), MountsDir: filepath.Join(s.tier, "mounts"),
-		KeepSandbox: w.bf.keepSandbox, Warn: w.warn,
-		RootfsDir: filepath.Join(s.tier, "rootfs"), ImagesDir: filepath.Join(s.tier, "images"),
-		PrivateNetwork: privateNet,
-	}
-	if w.bf.untrusted {
-		lo.SeedMountsDir = filepath.Join(s.cache, "mounts")
-		lo.Hide = []string{s.cache}
-	}
-	if w.local, err = exec.NewLocal(lo); err != nil {
-		return &infraError{err}
-	}
-	if w.isolated, err = sandboxed(w.local); err != nil {
-		w.local.Close()
-		if w.bf.untrusted {
-			return requireSandbox(err)
-		}
-		return err
-	}
-	w.plat = platform()
-	if !w.isolated {
-		w.plat += unisolatedPlatform
-		w.write = false
-	}
-	return nil
 }
 
 func (w *watcher) warn(msg string) {
@@ -195,8 +145,8 @@ func (w *watcher) loop(ctx context.Context) error {
 }
 
 func (w *watcher) startWatch() error {
-	ignore := w.s.ws.Ignore
-	fsw, err := watch.New(w.s.root, watch.Options{Quiet: watchQuiet, Max: watchMax,
+	ignore := w.s.WS.Ignore
+	fsw, err := watch.New(w.s.Root, watch.Options{Quiet: watchQuiet, Max: watchMax,
 		SkipDir: func(rel string) bool { return lang.Ignored(ignore, rel) }})
 	if err != nil {
 		return &infraError{err}
@@ -205,7 +155,7 @@ func (w *watcher) startWatch() error {
 	return nil
 }
 
-// next waits for a batch of changes and rebuilds what it affects.
+// next waits for batches of changes and rebuilds what each affects.
 func (w *watcher) next(ctx context.Context) error {
 	for {
 		b, err := w.fsw.Next(ctx)
@@ -215,42 +165,39 @@ func (w *watcher) next(ctx context.Context) error {
 			}
 			return &infraError{err}
 		}
-		if w.verbose() {
+		if w.bf.verbose {
 			for _, c := range b.Changes {
 				w.say("%s %s", c.Op, c.Path)
 			}
 		}
-		plan := w.ix.Plan(b, w.s.eval.IsPackage)
-		w.s.eval.Forget(plan.Forget)
+		// Answers kept from the last evaluation are not trusted now.
+		w.s.Stat.DropStats()
+		plan := w.ix.Plan(b, w.s.Eval.IsPackage)
+		w.s.Eval.Forget(plan.Forget)
 		if plan.Reload {
 			// WORKSPACE.mc (its ignore list, its settings) or lost events:
 			// start over with a new evaluator, and watch anew.
-			w.say("WORKSPACE.mc changed: evaluating the workspace again")
-			ws, err := builtins.LoadWorkspace(ctx, w.s.root)
+			w.say("WORKSPACE.mc changed, or events were lost: evaluating the workspace again")
+			ws, err := builtins.LoadWorkspace(ctx, w.s.Root)
 			if err != nil {
 				w.report(err)
-				w.broken = true
 				continue
 			}
-			w.s.ws = ws
-			w.s.eval = builtins.NewEvaluator(ws, w.s.db, w.s.stat)
+			w.s.WS = ws
+			w.s.Reset()
 			w.fsw.Close()
 			if err := w.startWatch(); err != nil {
 				return err
 			}
-			w.pkgs = nil
+			w.ev = nil
 			plan.Rescan = true
 		}
 		if plan.Empty() && !w.broken {
 			continue
 		}
-		save := savedAt(w.s.root, plan.Sources)
-		label := strings.Join(plan.Sources, " ")
-		if len(plan.Sources) == 0 {
-			label = strings.Join(b.Paths(), " ")
-		}
-		reevaluate := plan.Rescan || len(plan.Reeval) > 0 || w.broken || len(w.stale) > 0
-		if !reevaluate {
+		save := savedAt(w.s.Root, plan.Sources)
+		what := strings.Join(plan.Sources, " ")
+		if !w.broken && !plan.Rescan && len(plan.Reeval) == 0 && len(w.stale) == 0 {
 			// The common case, a source saved: the graph stands, and only
 			// the stages reading the file and their dependents run.
 			affected := w.ix.Affected(plan.Sources)
@@ -263,7 +210,7 @@ func (w *watcher) next(ctx context.Context) error {
 					return nil
 				}
 				return prior[a]
-			}, save, label); err != nil {
+			}, save, what); err != nil {
 				return err
 			}
 			continue
@@ -272,8 +219,9 @@ func (w *watcher) next(ctx context.Context) error {
 		if err := w.evaluate(ctx, plan.Reeval, plan.Rescan || w.broken); err != nil {
 			var le *lang.Error
 			var ge *graph.Error
-			var ue *usageError
-			if errors.As(err, &le) || errors.As(err, &ge) || errors.As(err, &ue) {
+			var ue *errkind.UsageError
+			var nt *errkind.NoTestsError
+			if errors.As(err, &le) || errors.As(err, &ge) || errors.As(err, &ue) || errors.As(err, &nt) {
 				w.report(err)
 				continue
 			}
@@ -284,9 +232,9 @@ func (w *watcher) next(ctx context.Context) error {
 			changed[p] = true
 		}
 		un := watch.Unaffected(prevAG, w.ag, changed)
-		if len(un) == len(w.ag.Actions) && prevAG != nil && len(prevAG.Actions) == len(w.ag.Actions) && len(plan.Sources) == 0 {
-			// Evaluated again to the same graph: nothing to build. (Failed
-			// stages wait for a change of their own.)
+		if prevAG != nil && len(un) == len(w.ag.Actions) && len(prevAG.Actions) == len(w.ag.Actions) {
+			// Evaluated again to the same stages: nothing to build.
+			// (Failed stages wait for a change of their own.)
 			continue
 		}
 		if err := w.build(ctx, func(a *graph.Action) *exec.Outcome {
@@ -294,13 +242,11 @@ func (w *watcher) next(ctx context.Context) error {
 				return prevOut[o]
 			}
 			return nil
-		}, save, label); err != nil {
+		}, save, what); err != nil {
 			return err
 		}
 	}
 }
-
-func (w *watcher) verbose() bool { return w.bf.verbose }
 
 // report prints an evaluation error and keeps watching.
 func (w *watcher) report(err error) {
@@ -311,18 +257,29 @@ func (w *watcher) report(err error) {
 
 // evaluate evaluates the workspace: all of it (rescan: the patterns are
 // resolved again), or the packages reeval again, serving the others from
-// memory. It says which packages ran their BUILD.mc again.
+// memory (a new evaluator, as pipeline.Reevaluate makes, would read
+// every package's files again). It says which packages ran their BUILD.mc
+// again.
 func (w *watcher) evaluate(ctx context.Context, reeval []string, rescan bool) error {
 	s := w.s
+	var pats []graph.Pattern
+	if w.ev != nil {
+		pats = w.ev.Patterns
+	}
 	if rescan || w.patPkgs == nil {
-		pats, pkgs, err := s.resolvePatterns(ctx, w.args)
+		ps, pkgs, err := s.ResolvePatterns(ctx, w.args)
 		if err != nil {
+			w.broken = true
 			return err
 		}
-		w.pats, w.patPkgs = pats, pkgs
+		pats, w.patPkgs = ps, pkgs
 	}
-	have := make(map[string]*graph.Package, len(w.pkgs))
-	for n, p := range w.pkgs {
+	var old map[string]*graph.Package
+	if w.ev != nil {
+		old = w.ev.Packages
+	}
+	have := make(map[string]*graph.Package, len(old))
+	for n, p := range old {
 		have[n] = p
 	}
 	if w.stale == nil {
@@ -334,15 +291,16 @@ func (w *watcher) evaluate(ctx context.Context, reeval []string, rescan bool) er
 	for p := range w.stale {
 		delete(have, p)
 	}
-	loaded, err := graph.Load(ctx, &watch.Packages{PackageSource: s.eval, Have: have}, w.patPkgs)
+	loaded, err := graph.Load(ctx, &watch.Packages{PackageSource: s.Eval, Have: have}, w.patPkgs)
 	if err != nil {
 		w.broken = true
 		return err
 	}
-	if w.pkgs != nil {
+	clear(w.stale)
+	if old != nil {
 		var again []string
 		for n, p := range loaded {
-			if old, ok := w.pkgs[n]; ok && old != p {
+			if o, ok := old[n]; ok && o != p {
 				again = append(again, n)
 			}
 		}
@@ -351,28 +309,23 @@ func (w *watcher) evaluate(ctx context.Context, reeval []string, rescan bool) er
 			w.say("re-evaluated //%s", n)
 		}
 	}
-	w.pkgs = loaded
-	clear(w.stale)
-	g, err := graph.Link(ctx, s.eval, loaded)
+	g, err := graph.Link(ctx, s.Eval, loaded)
 	if err != nil {
 		w.broken = true
 		return err
 	}
-	roots, err := selectRoots(g, w.pats, w.args, w.test, false, s.eval.IsSourceFile)
+	ev := &pipeline.Evaluation{Args: w.args, Patterns: pats, Graph: g, Packages: loaded}
+	roots, err := w.p.Select(ctx, ev, w.test, "")
 	if err != nil {
 		w.broken = true
 		return err
-	}
-	if w.test && !anyTest(g, roots) {
-		w.broken = true
-		return &noTestsError{strings.Join(w.args, " ")}
 	}
 	ag, err := g.Actions(roots)
 	if err != nil {
 		w.broken = true
 		return err
 	}
-	w.g, w.roots, w.ag = g, roots, ag
+	w.ev, w.roots, w.ag = ev, roots, ag
 	w.ix = watch.NewIndex(loaded, ag)
 	w.broken = false
 	return nil
@@ -395,7 +348,7 @@ func savedAt(root string, sources []string) time.Time {
 // the save. A failing build is reported and watching goes on; only
 // infrastructure failures and Ctrl-C end mc watch.
 func (w *watcher) build(ctx context.Context, prior func(*graph.Action) *exec.Outcome, saved time.Time, what string) error {
-	s, e := w.s, w.e
+	e := w.e
 	var sink event.Sink
 	if w.bf.output == "json" {
 		sink = ui.NewJSON(e.stdout)
@@ -431,81 +384,29 @@ func (w *watcher) build(ctx context.Context, prior func(*graph.Action) *exec.Out
 		}
 		inner.Event(ev)
 	})
-	logs := newLogKeeper(sink)
-
-	unlock, err := lockWorkspace(ctx, e, s.root)
+	res, err := w.p.Run(ctx, w.ev.Graph, w.roots, pipeline.RunOptions{Sink: sink, Actions: w.ag, Prior: prior})
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	gcLock := filepath.Join(s.cache, "gc.lock")
-	unlockGC, ok, err := cas.TryLockShared(gcLock)
-	if err == nil && !ok {
-		fmt.Fprintln(e.stderr, "mc: waiting for `mc cache gc` to finish with the cache...")
-		unlockGC, err = cas.LockShared(ctx, gcLock)
-	}
-	if err != nil {
-		return &infraError{fmt.Errorf("locking the cache: %w", err)}
-	}
-	defer unlockGC()
-
-	s.stat.DropStats()
-	s.store.DeferSync()
-	wanted := make(map[*graph.Action]bool, len(w.roots))
-	for _, l := range w.roots {
-		if a := w.ag.ByLabel[l]; a != nil {
-			wanted[a] = true
-		}
-	}
-	images, err := imageOptions(e, w.ag, registrySetting(e, w.bf.images.registry, s.ws), false)
-	if err != nil {
-		return err
-	}
-	mat := newMaterializer(s, wanted)
-	rep, runErr := exec.Run(ctx, w.ag, exec.Options{
-		Root: s.root, Scope: s.root, Jobs: w.bf.jobs, KeepGoing: w.bf.keepGoing, NoCache: w.bf.noCache,
-		Platform: w.plat, Store: s.store, DB: s.db, Files: s.stat, Executor: w.local, Sink: logs,
-		Getenv:    e.getenv,
-		Remote:    exec.RemoteOptions{Cache: w.remote, Write: w.write, Required: w.bf.remoteReq},
-		Want:      func(a *graph.Action) bool { return wanted[a] },
-		Done:      mat.done,
-		Warn:      w.warn,
-		Images:    images,
-		Untrusted: w.bf.untrusted, Trusted: s.trustedReader(),
-		Prior: prior,
-		// Only the first build reads every latest result at once; after
-		// it, the few stages an edit affects are looked up one by one.
-		Preload: func() (map[cas.Digest]cas.LatestEntry, error) {
-			if prior == nil {
-				return s.db.LatestEntries(ctx, s.root)
-			}
-			return nil, nil
-		},
-	})
-	matErr := mat.wait(rep == nil || rep.Built+rep.Failed > 0)
-	if runErr != nil {
-		if errors.Is(runErr, context.Canceled) {
-			return runErr
-		}
-		return &infraError{runErr}
-	}
+	rep := res.Report
 	w.outcomes = rep.Outcomes
 	name := "build"
 	if w.test {
 		name = "test"
 	}
-	if err := storeFailures(ctx, s, historyCommand("watch", w.args), w.ag, rep, logs); err != nil {
+	s := w.s
+	if err := stagelog.Store(ctx, s.Store, s.DB, s.Root, "watch "+strings.Join(w.args, " "), w.ag, rep, res.Logs); err != nil {
 		w.warn(fmt.Sprintf("storing the logs of failed stages for mc log: %v", err))
 	}
 	if w.bf.output != "json" {
-		printSummary(e, name, w.ag, rep, w.test, logs)
+		pipeline.PrintSummary(e.pipelineEnv(), name, res, w.test)
 	}
-	if matErr != nil {
-		w.warn(fmt.Sprintf("writing mc-out: %v", matErr))
+	if res.OutErr != nil {
+		w.warn(fmt.Sprintf("writing mc-out: %v", res.OutErr))
 	}
-	// The stat cache and fingerprints are written after every build, so
-	// that a Ctrl-C or a crash later loses nothing learned.
-	if err := s.stat.Flush(ctx); err != nil {
+	// The stat cache is written after every build, so that a crash later
+	// loses nothing learnt.
+	if err := s.Stat.Flush(ctx); err != nil {
 		w.warn(fmt.Sprintf("saving the stat cache: %v", err))
 	}
 	if !saved.IsZero() && !firstStart.IsZero() {

@@ -1,4 +1,4 @@
-package main
+package graph_test
 
 import (
 	"encoding/json"
@@ -34,7 +34,7 @@ func TestKeyPartsJSONIsEncodingJSON(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := keyPartsJSON(&c.parts)
+			got := c.parts.JSON()
 			if string(got) != string(want) {
 				t.Errorf("\n got %s\nwant %s", got, want)
 			}
@@ -54,7 +54,7 @@ func TestKeyPartsJSONRoundTripsTheKey(t *testing.T) {
 		Platform: "linux/amd64", Outs: []string{"o"}, Network: false,
 		Inputs: []graph.KeyInput{{Path: "a/f", Digest: cas.FromBytes([]byte("f")), Exec: true}}}
 	var back graph.KeyParts
-	if err := json.Unmarshal(keyPartsJSON(&p), &back); err != nil {
+	if err := json.Unmarshal(p.JSON(), &back); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(back, p) || back.Digest() != p.Digest() {

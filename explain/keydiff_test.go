@@ -1,4 +1,4 @@
-package main
+package explain
 
 import (
 	"reflect"
@@ -102,8 +102,8 @@ func TestLineDiff(t *testing.T) {
 		{nil, []string{"1", "2", "3", "4"}, []string{"+ 1", "+ 2", "… (2 more lines)"}},
 	}
 	for _, c := range cases {
-		if got := kdLineDiff(c.a, c.b, 2); !reflect.DeepEqual(got, c.want) {
-			t.Errorf("kdLineDiff(%q, %q) = %q, want %q", c.a, c.b, got, c.want)
+		if got := lineDiff(c.a, c.b, 2); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("lineDiff(%q, %q) = %q, want %q", c.a, c.b, got, c.want)
 		}
 	}
 }

@@ -1,4 +1,6 @@
-package main
+// Package report is the client side of `mc build --report=URL`: it tees a
+// build's events to an mc serve, which shows the build as a run.
+package report
 
 import (
 	"bytes"
@@ -24,12 +26,12 @@ const reportInterval = 200 * time.Millisecond
 // than the build loses events rather than growing mc's memory.
 const reportMaxQueued = 100_000
 
-// reporter tees the build's events to `mc serve` (--report=URL): it creates
+// Reporter tees the build's events to `mc serve` (--report=URL): it creates
 // a run (POST URL/api/runs, trigger cli), then posts the events as NDJSON to
 // URL/api/runs/ID/events every reportInterval, with MC_REPORT_TOKEN as the
 // bearer token. Reporting is best effort: a failure is one warning and
 // never fails the build.
-type reporter struct {
+type Reporter struct {
 	inner  event.Sink
 	base   string
 	token  string
@@ -45,14 +47,23 @@ type reporter struct {
 	done chan struct{}
 }
 
-// newReporter returns the sink the build uses: inner itself without
-// --report, else inner teed to the server.
-func newReporter(ctx context.Context, e *env, reportURL, name string, args []string, inner event.Sink) (*reporter, event.Sink) {
+// Options say where and what to report.
+type Options struct {
+	URL     string    // the server; "" reports nothing
+	Token   string    // the bearer token (MC_REPORT_TOKEN)
+	Stderr  io.Writer // warnings, and where the run is shown
+	Dir     string    // the directory whose git HEAD names the commit
+	Command string    // the run's command: "build //..."
+}
+
+// New returns the sink the build uses: inner itself without a URL, else
+// inner teed to the server. Close the Reporter when the build is over.
+func New(ctx context.Context, o Options, inner event.Sink) (*Reporter, event.Sink) {
+	reportURL, token := o.URL, o.Token
 	if reportURL == "" {
-		return &reporter{}, inner
+		return &Reporter{}, inner
 	}
-	token, _ := e.getenv("MC_REPORT_TOKEN")
-	r := &reporter{inner: inner, base: strings.TrimSuffix(reportURL, "/"), token: token, stderr: e.stderr,
+	r := &Reporter{inner: inner, base: strings.TrimSuffix(reportURL, "/"), token: token, stderr: o.Stderr,
 		client: &http.Client{Timeout: 10 * time.Second}, stop: make(chan struct{}), done: make(chan struct{})}
 	if u, err := url.Parse(reportURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		r.warn(fmt.Errorf("%q is not an http(s) URL", reportURL))
@@ -62,14 +73,14 @@ func newReporter(ctx context.Context, e *env, reportURL, name string, args []str
 	if token == "" {
 		r.warn(errors.New("MC_REPORT_TOKEN is not set: the server will refuse the events"))
 	}
-	commit, branch := gitHead(ctx, e.dir)
-	req := map[string]string{"command": strings.TrimSpace(name + " " + strings.Join(args, " ")), "commit": commit, "branch": branch}
+	commit, branch := gitHead(ctx, o.Dir)
+	req := map[string]string{"command": strings.TrimSpace(o.Command), "commit": commit, "branch": branch}
 	go r.loop(context.WithoutCancel(ctx), req)
 	return r, r
 }
 
 // Event implements event.Sink.
-func (r *reporter) Event(e event.Event) {
+func (r *Reporter) Event(e event.Event) {
 	r.inner.Event(e)
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -83,8 +94,8 @@ func (r *reporter) Event(e event.Event) {
 	r.queued = append(r.queued, e)
 }
 
-// close posts what is left (a few seconds at most) and stops reporting.
-func (r *reporter) close() {
+// Close posts what is left (a few seconds at most) and stops reporting.
+func (r *Reporter) Close() {
 	if r.stop == nil {
 		return
 	}
@@ -101,11 +112,11 @@ func (r *reporter) close() {
 	}
 }
 
-func (r *reporter) warn(err error) {
+func (r *Reporter) warn(err error) {
 	fmt.Fprintf(r.stderr, "mc: warning: --report: %v (the build goes on without reporting)\n", err)
 }
 
-func (r *reporter) fail(err error) {
+func (r *Reporter) fail(err error) {
 	r.mu.Lock()
 	already := r.failed
 	r.failed, r.queued = true, nil
@@ -115,7 +126,7 @@ func (r *reporter) fail(err error) {
 	}
 }
 
-func (r *reporter) loop(ctx context.Context, req map[string]string) {
+func (r *Reporter) loop(ctx context.Context, req map[string]string) {
 	defer close(r.done)
 	var created struct {
 		ID  int64  `json:"id"`
@@ -161,7 +172,7 @@ func (r *reporter) loop(ctx context.Context, req map[string]string) {
 	}
 }
 
-func (r *reporter) post(ctx context.Context, path, ctype string, body []byte, out any) error {
+func (r *Reporter) post(ctx context.Context, path, ctype string, body []byte, out any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.base+path, bytes.NewReader(body))
 	if err != nil {
 		return err

@@ -1,4 +1,7 @@
-package main
+// Package stagelog keeps the logs of a build's stages while they run,
+// shows those of the stages that failed at the end of the summary, and
+// stores them for `mc log`.
+package stagelog
 
 import (
 	"context"
@@ -12,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mc-build/mc/cas"
+	"github.com/mc-build/mc/errkind"
 	"github.com/mc-build/mc/event"
 	"github.com/mc-build/mc/exec"
 	"github.com/mc-build/mc/graph"
@@ -35,9 +39,9 @@ const (
 	kvFailedLog = "failed-log"
 )
 
-// logKeeper is an event.Sink that passes every event on and keeps the log
+// Keeper is an event.Sink that passes every event on and keeps the log
 // lines of the stages running, and of those that failed.
-type logKeeper struct {
+type Keeper struct {
 	next    event.Sink
 	mu      sync.Mutex
 	running map[string]*keptLog
@@ -51,11 +55,12 @@ type keptLog struct {
 	dropped int // lines dropped from the start
 }
 
-func newLogKeeper(next event.Sink) *logKeeper {
-	return &logKeeper{next: next, running: map[string]*keptLog{}, failed: map[string]*keptLog{}}
+// NewKeeper returns a Keeper passing the events on to next.
+func NewKeeper(next event.Sink) *Keeper {
+	return &Keeper{next: next, running: map[string]*keptLog{}, failed: map[string]*keptLog{}}
 }
 
-func (k *logKeeper) Event(e event.Event) {
+func (k *Keeper) Event(e event.Event) {
 	k.mu.Lock()
 	switch e.Type {
 	case event.Log:
@@ -89,7 +94,7 @@ func (k *logKeeper) Event(e event.Event) {
 }
 
 // log returns the kept log of a failed stage.
-func (k *logKeeper) log(label string) *keptLog {
+func (k *Keeper) log(label string) *keptLog {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.failed[label]
@@ -107,9 +112,9 @@ func (l *keptLog) text() string {
 	return b.String()
 }
 
-// failedStage is one failure of a build, as the summary shows it and the
+// FailedStage is one failure of a build, as the summary shows it and the
 // kv table stores it.
-type failedStage struct {
+type FailedStage struct {
 	Label string     `json:"label"`
 	Cmd   string     `json:"cmd"`
 	Error string     `json:"error"`
@@ -117,10 +122,11 @@ type failedStage struct {
 	Time  time.Time  `json:"time"`
 }
 
-type failedRun struct {
+// FailedRun is the failures of one build.
+type FailedRun struct {
 	Command string        `json:"command"`
 	Time    time.Time     `json:"time"`
-	Stages  []failedStage `json:"stages"`
+	Stages  []FailedStage `json:"stages"`
 }
 
 // failures lists the failed stages of rep in label order.
@@ -142,19 +148,20 @@ func stageCmd(t *graph.Target) string {
 	return strings.Join(t.Cmds, " && ")
 }
 
-// storeFailures stores the logs of the build's failed stages (as blobs)
-// and which they were (kv), for `mc log`. Every build replaces the list of
-// the last build's failures, an empty one included.
-func storeFailures(ctx context.Context, s *session, command string, ag *graph.ActionGraph, rep *exec.Report, k *logKeeper) error {
-	run := failedRun{Command: command, Time: time.Now(), Stages: []failedStage{}}
+// Store stores the logs of the build's failed stages (as blobs in store)
+// and which they were (in db's kv table, under the workspace root), for
+// `mc log`. Every build replaces the list of the last build's failures, an
+// empty one included.
+func Store(ctx context.Context, store *cas.Store, db *cas.DB, root, command string, ag *graph.ActionGraph, rep *exec.Report, k *Keeper) error {
+	run := FailedRun{Command: command, Time: time.Now(), Stages: []FailedStage{}}
 	for _, a := range failures(ag, rep) {
 		label := a.Label().String()
-		f := failedStage{Label: label, Cmd: stageCmd(a.Target), Time: rep.Outcomes[a].End}
+		f := FailedStage{Label: label, Cmd: stageCmd(a.Target), Time: rep.Outcomes[a].End}
 		if err := rep.Outcomes[a].Err; err != nil {
 			f.Error = err.Error()
 		}
 		if l := k.log(label); l != nil {
-			d, err := s.store.PutBytes([]byte(l.text()))
+			d, err := store.PutBytes([]byte(l.text()))
 			if err != nil {
 				return fmt.Errorf("storing the log of %s: %w", label, err)
 			}
@@ -164,7 +171,7 @@ func storeFailures(ctx context.Context, s *session, command string, ag *graph.Ac
 		if err != nil {
 			return err
 		}
-		if err := s.db.PutKV(ctx, kvFailedLog, s.root+"\x00"+label, b); err != nil {
+		if err := db.PutKV(ctx, kvFailedLog, root+"\x00"+label, b); err != nil {
 			return err
 		}
 		run.Stages = append(run.Stages, f)
@@ -172,11 +179,11 @@ func storeFailures(ctx context.Context, s *session, command string, ag *graph.Ac
 	if len(run.Stages) == 0 {
 		// A null build after a clean one writes nothing (a read is cheaper
 		// than a write, which syncs the database).
-		prev, err := s.db.GetKV(ctx, kvFailedRun, s.root)
+		prev, err := db.GetKV(ctx, kvFailedRun, root)
 		if err != nil {
 			return err
 		}
-		var p failedRun
+		var p FailedRun
 		if prev != nil && json.Unmarshal(prev, &p) == nil && len(p.Stages) == 0 {
 			return nil
 		}
@@ -185,17 +192,17 @@ func storeFailures(ctx context.Context, s *session, command string, ag *graph.Ac
 	if err != nil {
 		return err
 	}
-	return s.db.PutKV(ctx, kvFailedRun, s.root, b)
+	return db.PutKV(ctx, kvFailedRun, root, b)
 }
 
-// printFailures is the end of a failed build's summary: each failed stage's
+// Print is the end of a failed build's summary: each failed stage's
 // command and the last lines of its log, in one block.
-func printFailures(w io.Writer, getenv func(string) (string, bool), ag *graph.ActionGraph, rep *exec.Report, k *logKeeper) {
+func Print(w io.Writer, getenv func(string) (string, bool), ag *graph.ActionGraph, rep *exec.Report, k *Keeper) {
 	for _, a := range failures(ag, rep) {
 		label := a.Label().String()
 		fmt.Fprintf(w, "\nFAILED %s: %v\n", label, rep.Outcomes[a].Err)
 		if c := stageCmd(a.Target); c != "" {
-			fmt.Fprintf(w, "command: %s\n", truncate(c, 300))
+			fmt.Fprintf(w, "command: %s\n", Truncate(c, 300))
 		}
 		l := k.log(label)
 		if l == nil || len(l.lines) == 0 {
@@ -224,8 +231,8 @@ func printFailures(w io.Writer, getenv func(string) (string, bool), ag *graph.Ac
 	}
 }
 
-// truncate cuts s to n bytes (at a rune boundary), saying so.
-func truncate(s string, n int) string {
+// Truncate cuts s to n bytes (at a rune boundary), saying so.
+func Truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
@@ -233,4 +240,38 @@ func truncate(s string, n int) string {
 		n--
 	}
 	return s[:n] + fmt.Sprintf("… (%d more bytes)", len(s)-n)
+}
+
+// LastFailure is the stored last failure of label in the workspace at root,
+// or nil.
+func LastFailure(ctx context.Context, db *cas.DB, root, label string) (*FailedStage, error) {
+	b, err := db.GetKV(ctx, kvFailedLog, root+"\x00"+label)
+	if err != nil {
+		return nil, errkind.Infra(err)
+	}
+	if b == nil {
+		return nil, nil
+	}
+	var f FailedStage
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, errkind.Infra(fmt.Errorf("reading the stored failure of %s: %w", label, err))
+	}
+	return &f, nil
+}
+
+// LastRun is the stored failures of the last build of the workspace at
+// root; nil when no build is recorded.
+func LastRun(ctx context.Context, db *cas.DB, root string) (*FailedRun, error) {
+	b, err := db.GetKV(ctx, kvFailedRun, root)
+	if err != nil {
+		return nil, errkind.Infra(err)
+	}
+	if b == nil {
+		return nil, nil
+	}
+	var run FailedRun
+	if err := json.Unmarshal(b, &run); err != nil {
+		return nil, errkind.Infra(fmt.Errorf("reading the last build's failures: %w", err))
+	}
+	return &run, nil
 }

@@ -1,4 +1,4 @@
-package main
+package pipeline
 
 import (
 	"context"
@@ -6,24 +6,19 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/mc-build/mc/errkind"
 	"github.com/mc-build/mc/exec"
 	"github.com/mc-build/mc/graph"
 	"github.com/mc-build/mc/oci"
 )
 
-// imageFlags are the build flags about images.
-type imageFlags struct {
-	push     bool
-	registry string
-}
-
 // registrySetting is where images are pushed: --registry, else
 // MC_REGISTRY, else WORKSPACE.mc's registry (SPEC §1).
-func registrySetting(e *env, flag string, ws *graph.Workspace) string {
+func registrySetting(getenv func(string) (string, bool), flag string, ws *graph.Workspace) string {
 	if flag != "" {
 		return flag
 	}
-	if v, ok := e.getenv("MC_REGISTRY"); ok && v != "" {
+	if v, ok := getenv("MC_REGISTRY"); ok && v != "" {
 		return v
 	}
 	return ws.Registry
@@ -32,7 +27,7 @@ func registrySetting(e *env, flag string, ws *graph.Workspace) string {
 // imageOptions is how the build resolves registry images and, when push is
 // set, pushes the images of ag that have a repository to registry. A push
 // without a registry to push to is a usage error.
-func imageOptions(e *env, ag *graph.ActionGraph, registry string, push bool) (exec.ImageOptions, error) {
+func imageOptions(ag *graph.ActionGraph, registry string, push bool) (exec.ImageOptions, error) {
 	opts := exec.ImageOptions{
 		Resolve: func(ctx context.Context, ref string) (string, error) {
 			return oci.Resolve(ctx, ref, registryOptions(ref))
@@ -53,13 +48,13 @@ func imageOptions(e *env, ag *graph.ActionGraph, registry string, push bool) (ex
 	sort.Slice(pushed, func(i, j int) bool { return pushed[i].Label.Less(pushed[j].Label) })
 	if registry == "" {
 		t := pushed[0]
-		return opts, usagef("%s has repository = %q but there is no registry to push it to: pass --registry=HOST[/PATH], set MC_REGISTRY, or set registry in WORKSPACE.mc's workspace()",
+		return opts, errkind.Usagef("%s has repository = %q but there is no registry to push it to: pass --registry=HOST[/PATH], set MC_REGISTRY, or set registry in WORKSPACE.mc's workspace()",
 			t.Label, t.ImageSpec.Repository)
 	}
 	registry = strings.TrimSuffix(registry, "/")
 	for _, t := range pushed {
 		if err := oci.ParseReference(registry + "/" + t.ImageSpec.Repository); err != nil {
-			return opts, usagef("registry %q: %v", registry, err)
+			return opts, errkind.Usagef("registry %q: %v", registry, err)
 		}
 	}
 	ro := registryOptions(registry)
@@ -97,4 +92,10 @@ func isLoopback(host string) bool {
 
 // pushRequested reports whether a build pushes images: --push, or any
 // --deploy run (a deploy stage depending on an image finds it pushed).
-func (f imageFlags) pushRequested(deploy bool) bool { return f.push || deploy }
+func pushRequested(push, deploy bool) bool { return push || deploy }
+
+// ResolveImage resolves a registry image reference to its digest, as a
+// build does (plain http for a registry on this machine).
+func ResolveImage(ctx context.Context, ref string) (string, error) {
+	return oci.Resolve(ctx, ref, registryOptions(ref))
+}

@@ -1,4 +1,4 @@
-package main
+package explain
 
 import (
 	"fmt"
@@ -83,7 +83,7 @@ func inputOwner(a *graph.Action) func(p string) string {
 func diffParts(prev, cur *graph.KeyParts, owner func(string) string) []keyChange {
 	var cs []keyChange
 	if !slices.Equal(prev.Cmds, cur.Cmds) {
-		cs = append(cs, keyChange{subject: "cmd", verb: "changed", detail: kdLineDiff(kdCmdLines(prev.Cmds), kdCmdLines(cur.Cmds), 12)})
+		cs = append(cs, keyChange{subject: "cmd", verb: "changed", detail: lineDiff(cmdLines(prev.Cmds), cmdLines(cur.Cmds), 12)})
 	}
 	envKeys := map[string]bool{}
 	for k := range prev.Env {
@@ -98,13 +98,13 @@ func diffParts(prev, cur *graph.KeyParts, owner func(string) string) []keyChange
 		if pok == cok && pv == cv {
 			continue
 		}
-		cs = append(cs, keyChange{subject: "env " + k, from: kdEnvValue(pv, pok), to: kdEnvValue(cv, cok)})
+		cs = append(cs, keyChange{subject: "env " + k, from: envValue(pv, pok), to: envValue(cv, cok)})
 	}
-	if !slices.Equal(kdSorted(prev.Secrets), kdSorted(cur.Secrets)) {
-		cs = append(cs, keyChange{subject: "secret names", from: kdList(prev.Secrets), to: kdList(cur.Secrets)})
+	if !slices.Equal(sorted(prev.Secrets), sorted(cur.Secrets)) {
+		cs = append(cs, keyChange{subject: "secret names", from: list(prev.Secrets), to: list(cur.Secrets)})
 	}
 	if prev.Image != cur.Image {
-		cs = append(cs, keyChange{subject: "image", from: kdOrNone(prev.Image), to: kdOrNone(cur.Image)})
+		cs = append(cs, keyChange{subject: "image", from: orNone(prev.Image), to: orNone(cur.Image)})
 	}
 	if prev.Platform != cur.Platform {
 		cs = append(cs, keyChange{subject: "platform", from: prev.Platform, to: cur.Platform})
@@ -112,8 +112,8 @@ func diffParts(prev, cur *graph.KeyParts, owner func(string) string) []keyChange
 	if prev.Network != cur.Network {
 		cs = append(cs, keyChange{subject: "network", from: strconv.FormatBool(prev.Network), to: strconv.FormatBool(cur.Network)})
 	}
-	if !slices.Equal(kdSorted(prev.Outs), kdSorted(cur.Outs)) {
-		cs = append(cs, keyChange{subject: "outs", from: kdList(prev.Outs), to: kdList(cur.Outs)})
+	if !slices.Equal(sorted(prev.Outs), sorted(cur.Outs)) {
+		cs = append(cs, keyChange{subject: "outs", from: list(prev.Outs), to: list(cur.Outs)})
 	}
 	if prev.Package != cur.Package {
 		cs = append(cs, keyChange{subject: "package", from: "//" + prev.Package, to: "//" + cur.Package})
@@ -199,7 +199,7 @@ func diffInputs(prev, cur []graph.KeyInput, owner func(string) string) []keyChan
 	return srcs
 }
 
-func kdCmdLines(cmds []string) []string {
+func cmdLines(cmds []string) []string {
 	var r []string
 	for i, c := range cmds {
 		if len(cmds) > 1 {
@@ -212,7 +212,7 @@ func kdCmdLines(cmds []string) []string {
 
 // lineDiff is a minimal line diff (longest common subsequence): the
 // removed lines with "- " and the added ones with "+ ", at most limit lines.
-func kdLineDiff(a, b []string, limit int) []string {
+func lineDiff(a, b []string, limit int) []string {
 	n, m := len(a), len(b)
 	lcs := make([][]int, n+1)
 	for i := range lcs {
@@ -247,27 +247,27 @@ func kdLineDiff(a, b []string, limit int) []string {
 	return out
 }
 
-func kdEnvValue(v string, ok bool) string {
+func envValue(v string, ok bool) string {
 	if !ok {
 		return "(unset)"
 	}
 	return strconv.Quote(v)
 }
 
-func kdList(xs []string) string {
+func list(xs []string) string {
 	if len(xs) == 0 {
 		return "(none)"
 	}
-	return strings.Join(kdSorted(xs), " ")
+	return strings.Join(sorted(xs), " ")
 }
 
-func kdOrNone(s string) string {
+func orNone(s string) string {
 	if s == "" {
 		return "(none)"
 	}
 	return s
 }
 
-func kdSorted(xs []string) []string {
+func sorted(xs []string) []string {
 	return slices.Sorted(slices.Values(xs))
 }

@@ -1,4 +1,4 @@
-package main
+package pipeline
 
 import (
 	"context"
@@ -7,8 +7,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mc-build/mc/errkind"
 	"github.com/mc-build/mc/event"
 	"github.com/mc-build/mc/exec"
+	"github.com/mc-build/mc/explain"
 	"github.com/mc-build/mc/graph"
 	"github.com/mc-build/mc/profile"
 )
@@ -25,16 +27,6 @@ type observeFlags struct {
 	history int
 }
 
-func (f *observeFlags) register(fs interface {
-	IntVarP(*int, string, string, int, string)
-	BoolVar(*bool, string, bool, string)
-	StringVar(*string, string, string, string)
-}) {
-	fs.BoolVar(&f.explain, "explain", false, "print why each stage that ran had to run")
-	fs.StringVar(&f.profile, "profile", "", "write a Chrome trace of the build to `FILE` (chrome://tracing, ui.perfetto.dev)")
-	fs.IntVarP(&f.history, "history", "", defaultHistory, "entries of each stage's run history to keep (for mc explain)")
-}
-
 // observer is what build() needs for --explain, --profile and the run
 // history: a sink in front of the display, the phase timer, and the
 // history record. Its methods are the hooks build() calls.
@@ -48,7 +40,7 @@ type observer struct {
 	held    *event.Event // build_finished, held back until the reasons are out
 	phase   string
 	started time.Time
-	reasons []stageReason
+	reasons []explain.Reason
 	warn    string
 }
 
@@ -56,7 +48,7 @@ type observer struct {
 // sink the build must use.
 func newObserver(f observeFlags, json bool, sink event.Sink) (*observer, event.Sink, error) {
 	if f.history < 1 {
-		return nil, nil, usagef("--history must be at least 1")
+		return nil, nil, errkind.Usagef("--history must be at least 1")
 	}
 	o := &observer{flags: f, json: json, next: sink}
 	if f.profile != "" {
@@ -102,34 +94,34 @@ func (o *observer) startPhase(name string) {
 // record stores the run's history (cas.RecordRun) and works out the
 // --explain reasons, which need the entries the run replaces. A failure to
 // record is a warning: the build itself went fine.
-func (o *observer) record(ctx context.Context, s *session, command string, noCache bool, ag *graph.ActionGraph, rep *exec.Report) {
+func (o *observer) record(ctx context.Context, p *Pipeline, command string, noCache bool, ag *graph.ActionGraph, rep *exec.Report) {
 	o.startPhase("record history")
 	defer o.startPhase("")
-	rec, err := recordHistory(ctx, s, command, o.flags.history, ag, rep)
+	rec, err := p.RecordHistory(ctx, command, o.flags.history, ag, rep)
 	if err != nil {
 		o.warn = fmt.Sprintf("recording the run history: %v", err)
 	}
 	if o.flags.explain {
-		o.reasons = ranReasons(ctx, s.db, ag, rep, rec, noCache)
+		o.reasons = explain.Ran(ctx, p.s.DB, ag, rep, rec, noCache)
 	}
 }
 
 // finish shows the --explain reasons (text: after the summary; JSON: as
 // stage_explained events before build_finished) and writes the profile.
-func (o *observer) finish(e *env) error {
+func (o *observer) finish(e Env) error {
 	o.startPhase("")
 	if o.warn != "" {
 		if o.json {
 			o.next.Event(event.Event{Type: event.Log, Time: time.Now(), Line: "warning: " + o.warn})
 		} else {
-			fmt.Fprintf(e.stderr, "mc: warning: %s\n", o.warn)
+			fmt.Fprintf(e.Stderr, "mc: warning: %s\n", o.warn)
 		}
 	}
 	for _, r := range o.reasons {
 		if o.json {
-			o.next.Event(event.Event{Type: eventStageExplained, Time: time.Now(), Label: r.label, Key: r.key, Reason: r.reason})
+			o.next.Event(event.Event{Type: eventStageExplained, Time: time.Now(), Label: r.Label, Key: r.Key, Reason: r.Reason})
 		} else {
-			fmt.Fprintf(e.stderr, "%s: %s\n", r.label, r.reason)
+			fmt.Fprintf(e.Stderr, "%s: %s\n", r.Label, r.Reason)
 		}
 	}
 	o.flush()
@@ -137,10 +129,10 @@ func (o *observer) finish(e *env) error {
 		// Relative to the directory mc runs in (-C included), like patterns.
 		p := o.flags.profile
 		if !filepath.IsAbs(p) {
-			p = filepath.Join(e.dir, p)
+			p = filepath.Join(e.Dir, p)
 		}
 		if err := o.prof.WriteFile(p); err != nil {
-			return &infraError{err}
+			return errkind.Infra(err)
 		}
 	}
 	return nil

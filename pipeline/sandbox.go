@@ -1,4 +1,4 @@
-package main
+package pipeline
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/mc-build/mc/errkind"
 	"github.com/mc-build/mc/exec"
 )
 
@@ -47,7 +48,7 @@ func sandboxState(cache string, mode exec.SandboxMode) (exec.SandboxMode, func(*
 			return true, nil
 		}
 		if mode == exec.SandboxRequired {
-			return false, &infraError{fmt.Errorf("--sandbox=required: %w", why)}
+			return false, errkind.Infra(fmt.Errorf("--sandbox=required: %w", why))
 		}
 		return false, nil // the executor warned
 	}

@@ -1,0 +1,16 @@
+package pipeline
+
+import (
+	"os"
+	"testing"
+
+	"github.com/mc-build/mc/exec"
+)
+
+func TestMain(m *testing.M) {
+	// The executor runs this test binary as the PID 1 of its sandboxes.
+	if exec.RunnerMain() {
+		return
+	}
+	os.Exit(m.Run())
+}
