@@ -97,7 +97,7 @@ var subcommands = map[string][]string{
 }
 
 // labelCommands take labels or patterns as arguments.
-var labelCommands = map[string]bool{"build": true, "test": true, "explain": true, "log": true, "cache purge": true}
+var labelCommands = map[string]bool{"build": true, "test": true, "watch": true, "explain": true, "log": true, "cache purge": true}
 
 // runComplete is the hidden `mc __complete WORD...`: the candidates for the
 // last word, one a line. It never fails loudly: a shell has nothing to do

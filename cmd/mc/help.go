@@ -52,6 +52,30 @@ when a test fails, 4 when the patterns match no test stage.`,
 			"mc test --nocache //lib:t  # run a test again although it passed",
 		},
 	},
+	"watch": {
+		desc: `Builds the stages the patterns match (with --test, also runs their tests, as
+mc test), then watches the files those stages and their BUILD files read.
+When files are saved it rebuilds only what they affect: the stages reading a
+changed file and those depending on them, with everything else taken from
+the last build (the evaluated graph and the stat cache stay in memory). A
+saved BUILD.mc, or a .star file it loads, evaluates again just the packages
+that read it ("re-evaluated //pkg" says which). Events within 10 ms make one
+rebuild (editors save in bursts). mc-out/, hidden directories such as .git
+and the workspace's ignore list are not watched.
+
+A failing build is shown with its logs and watching goes on: fix the file
+and save. Ctrl-C stops the build under way (its running stages are killed,
+nothing half-written is recorded) and exits 0. While it runs, mc watch holds
+the workspace: other mc commands in it wait. Stages run on this machine.
+After each rebuild mc watch prints how long after the save the first stage
+started. Linux has a limit of inotify watches (one per directory):
+sysctl fs.inotify.max_user_watches.`,
+		examples: []string{
+			"mc watch //...                 # build everything, then what each save affects",
+			"mc watch --test //lib/...      # rerun the affected tests below lib/ on every save",
+			"mc watch -k :server            # from app/: one stage and its inputs",
+		},
+	},
 	"query": {
 		desc: queryHelp,
 		examples: []string{

@@ -40,12 +40,18 @@ func runWatch(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "watch", "[FLAGS] PATTERN...")
 	bf.register(fs)
 	fs.BoolVar(&test, "test", false, "also run the test stages among the patterns, as mc test")
+	// mc build's flags that make no sense for rebuilds on this machine of
+	// what saves affect: not shown, and refused.
+	unsupported := []string{"affected-since", "report", "explain", "profile", "history", "runners", "keep-runner", "deploy", "push"}
+	for _, f := range unsupported {
+		_ = fs.MarkHidden(f)
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	for _, f := range []string{"affected-since", "report", "explain", "profile", "runners", "keep-runner", "deploy", "push"} {
+	for _, f := range unsupported {
 		if fs.Changed(f) {
-			return usagef("watch: --%s is not supported: mc watch builds on this machine what edits affect", f)
+			return usagef("watch: --%s is not supported: mc watch builds, on this machine, what saved files affect (mc build has it)", f)
 		}
 	}
 	if fs.NArg() == 0 {
@@ -138,7 +144,7 @@ func (w *watcher) loop(ctx context.Context) error {
 	if err := w.evaluate(ctx, nil, true); err != nil {
 		return err
 	}
-	if err := w.build(ctx, nil, time.Time{}, ""); err != nil {
+	if err := w.build(ctx, nil, time.Time{}, time.Time{}, ""); err != nil {
 		return err
 	}
 	return w.next(ctx)
@@ -210,7 +216,7 @@ func (w *watcher) next(ctx context.Context) error {
 					return nil
 				}
 				return prior[a]
-			}, save, what); err != nil {
+			}, save, b.First, what); err != nil {
 				return err
 			}
 			continue
@@ -242,7 +248,7 @@ func (w *watcher) next(ctx context.Context) error {
 				return prevOut[o]
 			}
 			return nil
-		}, save, what); err != nil {
+		}, save, b.First, what); err != nil {
 			return err
 		}
 	}
@@ -347,7 +353,7 @@ func savedAt(root string, sources []string) time.Time {
 // did not change, and reports how long the first stage took to start after
 // the save. A failing build is reported and watching goes on; only
 // infrastructure failures and Ctrl-C end mc watch.
-func (w *watcher) build(ctx context.Context, prior func(*graph.Action) *exec.Outcome, saved time.Time, what string) error {
+func (w *watcher) build(ctx context.Context, prior func(*graph.Action) *exec.Outcome, saved, seen time.Time, what string) error {
 	e := w.e
 	var sink event.Sink
 	if w.bf.output == "json" {
@@ -410,7 +416,7 @@ func (w *watcher) build(ctx context.Context, prior func(*graph.Action) *exec.Out
 		w.warn(fmt.Sprintf("saving the stat cache: %v", err))
 	}
 	if !saved.IsZero() && !firstStart.IsZero() {
-		w.say("first stage started %s after %s was saved", fmtLatency(firstStart.Sub(saved)), what)
+		w.say("first stage started %s after %s was saved (%s after mc heard of it)", fmtLatency(firstStart.Sub(saved)), what, fmtLatency(firstStart.Sub(seen)))
 	}
 	if rep.Failed > 0 || rep.Skipped > 0 {
 		w.say("the build failed; fix it and save")

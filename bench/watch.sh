@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Measures mc watch on the generated monorepo of bench/run.sh: the latency
+# from a source file saved to its stage starting (target: <= 50 ms), over
+# N edits of one source file. See bench/README.md.
+#
+#   bash bench/watch.sh                     # 1000 packages x 10 stages, 20 edits
+#   PACKAGES=100 EDITS=5 bash bench/watch.sh  # quick run
+set -euo pipefail
+export LC_ALL=C # '.' as the decimal point in EPOCHREALTIME, printf and sort
+
+usage() {
+	cat <<'EOF'
+usage: bash bench/watch.sh [--packages N] [--stages N] [--edits N] [--jobs N] [--seed N] [--keep] [--strict]
+
+Environment (flags win): PACKAGES=1000 STAGES=10 EDITS=20 JOBS=2 SEED=1 KEEP=0 STRICT=0
+  MC=PATH         use this mc binary instead of building ./cmd/mc
+  BENCH_TMP=DIR   where the work tree goes (default: $TMPDIR or /tmp)
+  TOUCH=PATH      workspace-relative source file edited (default: the middle
+                  package's s05 source, as bench/run.sh)
+  STRICT=1        exit 1 when the target is missed
+EOF
+}
+
+PACKAGES=${PACKAGES:-1000}
+STAGES=${STAGES:-10}
+EDITS=${EDITS:-20}
+JOBS=${JOBS:-2}
+SEED=${SEED:-1}
+KEEP=${KEEP:-0}
+STRICT=${STRICT:-0}
+BENCH_TMP=${BENCH_TMP:-${TMPDIR:-/tmp}}
+TARGET_MS=50
+
+while (($#)); do
+	case $1 in
+	--packages) PACKAGES=${2:?"$1 needs a value"}; shift 2 ;;
+	--stages) STAGES=${2:?"$1 needs a value"}; shift 2 ;;
+	--edits) EDITS=${2:?"$1 needs a value"}; shift 2 ;;
+	-j | --jobs) JOBS=${2:?"$1 needs a value"}; shift 2 ;;
+	--seed) SEED=${2:?"$1 needs a value"}; shift 2 ;;
+	--keep) KEEP=1; shift ;;
+	--strict) STRICT=1; shift ;;
+	-h | --help) usage; exit 0 ;;
+	*) usage >&2; exit 2 ;;
+	esac
+done
+
+die() { printf 'bench: FAIL: %s\n' "$*" >&2; exit 1; }
+note() { printf 'bench: %s\n' "$*" >&2; }
+
+for v in PACKAGES STAGES EDITS JOBS SEED; do
+	[[ ${!v} =~ ^[0-9]+$ && ${!v} -ge 1 ]] || die "$v must be a positive integer, got '${!v}'"
+done
+[[ -n ${EPOCHREALTIME:-} ]] || die "bash 5 is needed (EPOCHREALTIME)"
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+command -v go >/dev/null || die "go not found"
+
+TMP=$(mktemp -d "$BENCH_TMP/mc-watch-bench.XXXXXX")
+BIN=$TMP/bin LOGS=$TMP/logs
+mkdir -p "$BIN" "$LOGS"
+WATCH_PID=
+cleanup() {
+	if [[ -n $WATCH_PID ]] && kill -0 "$WATCH_PID" 2>/dev/null; then
+		kill -INT "$WATCH_PID" 2>/dev/null || true
+		wait "$WATCH_PID" 2>/dev/null || true
+	fi
+	if [[ $KEEP == 1 ]]; then note "kept $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+
+cd "$ROOT"
+note "building bench/gen"
+go build -o "$BIN/gen" ./bench/gen
+if [[ -n ${MC:-} ]]; then
+	[[ -x $MC ]] || die "MC=$MC is not executable"
+	cp "$MC" "$BIN/mc"
+else
+	note "building mc"
+	go build -o "$BIN/mc" ./cmd/mc
+fi
+
+"$BIN/gen" -out "$TMP/tree" -packages "$PACKAGES" -stages "$STAGES" -seed "$SEED"
+NSTAGES=$((PACKAGES * STAGES))
+MID=$(printf 'pkg%04d' $((PACKAGES / 2)))
+STAGE=$(printf 's%02d' $((STAGES > 5 ? 5 : STAGES - 1)))
+TOUCH=${TOUCH:-$MID/src/$STAGE.txt}
+[[ -f $TMP/tree/$TOUCH ]] || die "TOUCH=$TOUCH does not exist in the generated tree"
+LABEL=//$(sed -E 's|^(.*)/src/(s[0-9]+)\.txt$|\1:\2|' <<<"$TOUCH")
+export XDG_CACHE_HOME=$TMP/xdg-cache
+
+cd "$TMP/tree"
+note "mc: cold build of $NSTAGES stages at -j$JOBS (before watching)"
+"$BIN/mc" build -j "$JOBS" //... >"$LOGS/cold.log" 2>&1 || { tail -n 20 "$LOGS/cold.log" >&2; die "the cold build failed"; }
+
+EVENTS=$LOGS/events.jsonl STDERR=$LOGS/watch.log
+t0=$EPOCHREALTIME
+"$BIN/mc" watch -j "$JOBS" --output=json //... >"$EVENTS" 2>"$STDERR" &
+WATCH_PID=$!
+
+# wait_lines FILE PATTERN N: waits until FILE has N lines matching PATTERN
+# (grep -E), or fails after 300 s or when mc watch exits.
+wait_lines() {
+	local n deadline=$((SECONDS + 300))
+	while :; do
+		n=$(grep -cE "$2" "$1" || true)
+		((n >= $3)) && return 0
+		kill -0 "$WATCH_PID" 2>/dev/null || { tail -n 20 "$STDERR" >&2; die "mc watch exited while waiting for '$2'"; }
+		((SECONDS < deadline)) || { tail -n 20 "$STDERR" >&2; die "timed out waiting for $3 lines '$2' in $1"; }
+		sleep 0.005
+	done
+}
+
+wait_lines "$STDERR" '^mc watch: watching' 1
+t1=$EPOCHREALTIME
+START_S=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+note "mc watch: evaluated and null-built $NSTAGES stages in $START_S s; editing $TOUCH $EDITS times"
+
+# Each edit appends a line to the source, as a save does, and waits for
+# the stage's stage_started event and for the build to end ("watching").
+LAT=() INTERNAL=()
+for i in $(seq "$EDITS"); do
+	started=$(grep -c "\"type\":\"stage_started\",\"time\":\"[^\"]*\",\"label\":\"$LABEL\"" "$EVENTS" || true)
+	saved=$EPOCHREALTIME
+	printf 'watch edit %d\n' "$i" >>"$TOUCH"
+	wait_lines "$EVENTS" "\"type\":\"stage_started\",\"time\":\"[^\"]*\",\"label\":\"$LABEL\"" $((started + 1))
+	wait_lines "$STDERR" '^mc watch: watching' $((i + 1))
+	ts=$(grep -E "\"type\":\"stage_started\",\"time\":\"[^\"]*\",\"label\":\"$LABEL\"" "$EVENTS" | tail -n 1 |
+		sed -E 's/.*"time":"([^"]+)".*/\1/')
+	at=$(date -d "$ts" +%s.%N)
+	LAT+=("$(awk -v a="$saved" -v b="$at" 'BEGIN { printf "%.1f", (b - a) * 1000 }')")
+	INTERNAL+=("$(grep -E '^mc watch: first stage started' "$STDERR" | tail -n 1 | sed -E 's/.*started ([0-9.]+) ms.*/\1/')")
+	# Edits a user makes are seconds apart; this one waits a little so
+	# that one edit's events do not run into the next one's.
+	sleep 0.2
+done
+
+kill -INT "$WATCH_PID"
+rc=0
+wait "$WATCH_PID" || rc=$?
+WATCH_PID=
+[[ $rc == 0 ]] || die "mc watch exited $rc after SIGINT, want 0"
+grep -q '"type":"stage_failed"' "$EVENTS" && die "a stage failed under mc watch (see $EVENTS)"
+
+stats() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.1f %.1f", m, v[NR] }'; }
+read -r MED MAX <<<"$(stats "${LAT[@]}")"
+read -r IMED IMAX <<<"$(stats "${INTERNAL[@]}")"
+if awk -v m="$MED" -v t="$TARGET_MS" 'BEGIN { exit !(m <= t) }'; then V=PASS; else V=MISS; fi
+
+row() { printf '%-34s %10s %10s  %-22s %s\n' "$@"; }
+echo
+echo "mc watch: $PACKAGES packages x $STAGES stages = $NSTAGES stages, -j$JOBS, seed $SEED, $EDITS edits of $TOUCH"
+echo "$(nproc) cores, $(uname -sr), tree on $(stat -f -c %T "$TMP"); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+row metric "median" "max" target verdict
+row "save -> $LABEL started (ms)" "$MED" "$MAX" "median <= $TARGET_MS ms" "$V"
+row "  as mc measures it (ms)" "$IMED" "$IMAX" "-" "-"
+row "start: evaluate + null build (s)" "$START_S" "-" "-" "-"
+echo
+echo "save = just before the append, by the script's clock; started = the stage_started event's time."
+echo "mc's own figure is from the file's mtime to the stage_started event. Each edit: ${LAT[*]}"
+if [[ $STRICT == 1 && $V == MISS ]]; then
+	die "the target is missed"
+fi
