@@ -139,15 +139,30 @@ func (w *watcher) loop(ctx context.Context) error {
 		return err
 	}
 	defer func() { w.fsw.Close() }()
-	// The first build: everything the patterns need. A mistake in the
-	// BUILD files or patterns now is the user's to fix before watching.
+	// The first build: everything the patterns need. A mistake on the
+	// command line ends mc watch (exit 2); one in the BUILD files is shown,
+	// and the next save evaluates again.
 	if err := w.evaluate(ctx, nil, true); err != nil {
-		return err
+		if !fileError(err) {
+			return err
+		}
+		w.ix = watch.NewIndex(nil, nil)
+		w.report(err)
+		return w.next(ctx)
 	}
 	if err := w.build(ctx, nil, time.Time{}, time.Time{}, ""); err != nil {
 		return err
 	}
 	return w.next(ctx)
+}
+
+// fileError reports whether err is a mistake in the workspace's files
+// (BUILD.mc, .star), which a save can fix, rather than on the command line
+// or in mc's surroundings.
+func fileError(err error) bool {
+	var le *lang.Error
+	var ge *graph.Error
+	return errors.As(err, &le) || errors.As(err, &ge)
 }
 
 func (w *watcher) startWatch() error {
@@ -223,11 +238,11 @@ func (w *watcher) next(ctx context.Context) error {
 		}
 		prevAG, prevOut := w.ag, w.outcomes
 		if err := w.evaluate(ctx, plan.Reeval, plan.Rescan || w.broken); err != nil {
-			var le *lang.Error
-			var ge *graph.Error
+			// Once watching, a package or test gone (a BUILD.mc removed)
+			// is the workspace's state too: it can come back.
 			var ue *errkind.UsageError
 			var nt *errkind.NoTestsError
-			if errors.As(err, &le) || errors.As(err, &ge) || errors.As(err, &ue) || errors.As(err, &nt) {
+			if fileError(err) || errors.As(err, &ue) || errors.As(err, &nt) {
 				w.report(err)
 				continue
 			}

@@ -264,3 +264,42 @@ func TestWatchInterruptsBuild(t *testing.T) {
 		t.Errorf("mc explain after the interrupted build: %v\n%s\nwant no cached result", err, out)
 	}
 }
+
+// TestWatchStartsBroken: a BUILD.mc with a syntax error when mc watch
+// starts is reported with its position, and the save that fixes it builds;
+// a pattern naming no package is a usage error (exit 2) instead.
+func TestWatchStartsBroken(t *testing.T) {
+	if _, err := exec.LookPath("bwrap"); err != nil {
+		t.Fatal("bubblewrap (bwrap) is required: apt-get install bubblewrap")
+	}
+	root := t.TempDir()
+	env := []string{"XDG_CACHE_HOME=" + filepath.Join(root, ".cache"), "HOME=" + root}
+	writeWS(t, root, "WORKSPACE.mc", `workspace(name = "w")`+"\n")
+	writeWS(t, root, "a/BUILD.mc", `stage(name = "s", cmd = "echo hi > o", outs = ["o"]`+"\n") // no ')'
+	p := startWatch(t, root, env, "//...")
+	p.waitFor(`^mc: a/BUILD.mc:\d+:\d+: `)
+	p.waitFor(`fix the error and save`)
+	writeWS(t, root, "a/BUILD.mc", `stage(name = "s", cmd = "echo hi > o", outs = ["o"])`+"\n")
+	round := p.waitFor(`^mc watch: watching 1 stages`)
+	if !anyLine(round, "Build: 1 built") {
+		t.Errorf("after the fix:\n%s", strings.Join(round, "\n"))
+	}
+	if got := readOut(t, root, "a/o"); got != "hi\n" {
+		t.Errorf("a/o = %q", got)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Wait(); err != nil {
+		t.Errorf("after SIGINT: %v, want exit 0", err)
+	}
+
+	bad := exec.Command("mc", "watch", "//nope/...")
+	bad.Dir = root
+	bad.Env = append(os.Environ(), env...)
+	out, err := bad.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "no packages match //nope/...") {
+		t.Errorf("mc watch //nope/...: %v\n%s\nwant exit 2 naming the pattern", err, out)
+	}
+}
