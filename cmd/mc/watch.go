@@ -142,7 +142,7 @@ func (w *watcher) loop(ctx context.Context) error {
 	// The first build: everything the patterns need. A mistake on the
 	// command line ends mc watch (exit 2); one in the BUILD files is shown,
 	// and the next save evaluates again.
-	if err := w.evaluate(ctx, nil, true); err != nil {
+	if _, err := w.evaluate(ctx, nil, true); err != nil {
 		if !fileError(err) {
 			return err
 		}
@@ -218,9 +218,28 @@ func (w *watcher) next(ctx context.Context) error {
 		}
 		save := savedAt(w.s.Root, plan.Sources)
 		what := strings.Join(plan.Sources, " ")
-		if !w.broken && !plan.Rescan && len(plan.Reeval) == 0 && len(w.stale) == 0 {
-			// The common case, a source saved: the graph stands, and only
-			// the stages reading the file and their dependents run.
+		same := !w.broken && !plan.Rescan && len(plan.Reeval) == 0 && len(w.stale) == 0
+		prevAG, prevOut := w.ag, w.outcomes
+		if !same {
+			var err error
+			same, err = w.evaluate(ctx, plan.Reeval, plan.Rescan || w.broken)
+			if err != nil {
+				// Once watching, a package or test gone (a BUILD.mc
+				// removed) is the workspace's state too: it can come back.
+				var ue *errkind.UsageError
+				var nt *errkind.NoTestsError
+				if fileError(err) || errors.As(err, &ue) || errors.As(err, &nt) {
+					w.report(err)
+					continue
+				}
+				return err
+			}
+		}
+		if same {
+			// The common case, a source saved (an editor's atomic save
+			// also has its package's globs checked, which find them the
+			// same): the graph stands, and only the stages reading the
+			// file and their dependents run.
 			affected := w.ix.Affected(plan.Sources)
 			if len(affected) == 0 {
 				continue
@@ -235,18 +254,6 @@ func (w *watcher) next(ctx context.Context) error {
 				return err
 			}
 			continue
-		}
-		prevAG, prevOut := w.ag, w.outcomes
-		if err := w.evaluate(ctx, plan.Reeval, plan.Rescan || w.broken); err != nil {
-			// Once watching, a package or test gone (a BUILD.mc removed)
-			// is the workspace's state too: it can come back.
-			var ue *errkind.UsageError
-			var nt *errkind.NoTestsError
-			if fileError(err) || errors.As(err, &ue) || errors.As(err, &nt) {
-				w.report(err)
-				continue
-			}
-			return err
 		}
 		changed := map[string]bool{}
 		for _, p := range plan.Sources {
@@ -280,8 +287,9 @@ func (w *watcher) report(err error) {
 // resolved again), or the packages reeval again, serving the others from
 // memory (a new evaluator, as pipeline.Reevaluate makes, would read
 // every package's files again). It says which packages ran their BUILD.mc
-// again.
-func (w *watcher) evaluate(ctx context.Context, reeval []string, rescan bool) error {
+// again. same is true when the packages are those of the graph already
+// held, which then stands.
+func (w *watcher) evaluate(ctx context.Context, reeval []string, rescan bool) (same bool, err error) {
 	s := w.s
 	var pats []graph.Pattern
 	if w.ev != nil {
@@ -291,7 +299,7 @@ func (w *watcher) evaluate(ctx context.Context, reeval []string, rescan bool) er
 		ps, pkgs, err := s.ResolvePatterns(ctx, w.args)
 		if err != nil {
 			w.broken = true
-			return err
+			return false, err
 		}
 		pats, w.patPkgs = ps, pkgs
 	}
@@ -315,7 +323,7 @@ func (w *watcher) evaluate(ctx context.Context, reeval []string, rescan bool) er
 	loaded, err := graph.Load(ctx, &watch.Packages{PackageSource: s.Eval, Have: have}, w.patPkgs)
 	if err != nil {
 		w.broken = true
-		return err
+		return false, err
 	}
 	clear(w.stale)
 	if old != nil {
@@ -329,27 +337,30 @@ func (w *watcher) evaluate(ctx context.Context, reeval []string, rescan bool) er
 		for _, n := range again {
 			w.say("re-evaluated //%s", n)
 		}
+		if len(again) == 0 && len(loaded) == len(old) && !w.broken && !rescan {
+			return true, nil
+		}
 	}
 	g, err := graph.Link(ctx, s.Eval, loaded)
 	if err != nil {
 		w.broken = true
-		return err
+		return false, err
 	}
 	ev := &pipeline.Evaluation{Args: w.args, Patterns: pats, Graph: g, Packages: loaded}
 	roots, err := w.p.Select(ctx, ev, w.test, "")
 	if err != nil {
 		w.broken = true
-		return err
+		return false, err
 	}
 	ag, err := g.Actions(roots)
 	if err != nil {
 		w.broken = true
-		return err
+		return false, err
 	}
 	w.ev, w.roots, w.ag = ev, roots, ag
 	w.ix = watch.NewIndex(loaded, ag)
 	w.broken = false
-	return nil
+	return false, nil
 }
 
 // savedAt is the latest modification time of the changed sources: when
