@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mc-build/mc/graph"
+
 	"github.com/mc-build/mc/event"
 )
 
@@ -90,4 +92,47 @@ func TestSchedulerPriorFailureRuns(t *testing.T) {
 	if got := h.exec.ranLabels(); len(got) != 1 || rep.Failed != 1 || rep.Outcomes[a] == first.Outcomes[a] {
 		t.Errorf("ran %v, failed %d: want the failed action run again", got, rep.Failed)
 	}
+}
+
+// A Run of part of a graph (the affected actions and their direct
+// dependencies, as mc watch runs): c runs from b's prior result; when b's
+// output blob is gone, b runs again (a rewind), keyed from a's prior
+// result although a is outside the graph run.
+func TestSchedulerPriorPartialGraph(t *testing.T) {
+	h := newSchedHarness(t)
+	a := h.add("a", "echo a", "1")
+	b := h.add("b", "echo b", "2", "a")
+	c := h.add("c", "echo c", "3", "b")
+	full := h.ag
+	first, _ := h.run(1, false)
+	if err := os.WriteFile(filepath.Join(h.root, "p", "c.txt"), []byte("3!"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.prior = func(act *Action) *Outcome {
+		if act == c {
+			return nil
+		}
+		return first.Outcomes[act]
+	}
+	h.ag = &graph.ActionGraph{Actions: []*Action{b, c}, ByLabel: map[graph.Label]*Action{b.Label(): b, c.Label(): c}}
+	rep, _ := h.run(1, false)
+	if got := strings.Join(h.exec.ranLabels(), " "); got != "//p:c" || rep.Built != 1 {
+		t.Fatalf("part {b, c} with b prior: ran %q, built %d; want //p:c alone", got, rep.Built)
+	}
+
+	if err := h.store.Remove(first.Outcomes[b].Result.Outputs[0].Digest); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(h.root, "p", "c.txt"), []byte("3!!"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep, _ = h.run(1, false)
+	if got := strings.Join(h.exec.ranLabels(), " "); got != "//p:b //p:c" || rep.Failed != 0 {
+		t.Fatalf("with b's output gone: ran %q, failed %d; want b run again, then c", got, rep.Failed)
+	}
+	if rep.Outcomes[b].Key != first.Outcomes[b].Key {
+		t.Error("b rerun under another key: a's prior output was not its input")
+	}
+	h.ag = full
+	_ = a
 }

@@ -95,7 +95,9 @@ type Options struct {
 	// rebuilds only what an edit affects). An action with a prior outcome
 	// holding a result is taken as done with it: no key, no lookup, no
 	// event, not counted in the Report's tallies; its dependents use its
-	// result. Nil, or an outcome without a result, runs the action.
+	// result. Nil, or an outcome without a result, runs the action. The
+	// graph run may then be a part of a larger one, holding the direct
+	// dependencies of its actions: Prior answers for those beyond.
 	Prior func(*Action) *Outcome
 }
 
@@ -354,8 +356,15 @@ func (s *scheduler) skip(ctx context.Context, r *graph.Action, why error) {
 
 func (s *scheduler) outcome(a *graph.Action) *Outcome {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.outcomes[a]
+	o := s.outcomes[a]
+	s.mu.Unlock()
+	if o == nil && s.opts.Prior != nil {
+		// A dependency outside the graph run (mc watch runs the actions an
+		// edit affects and their direct dependencies): a rewind of one of
+		// those keys it from its own dependencies' prior results.
+		o = s.opts.Prior(a)
+	}
+	return o
 }
 
 func (s *scheduler) setInfraErr(err error) {

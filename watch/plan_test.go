@@ -177,3 +177,18 @@ func TestUnaffected(t *testing.T) {
 		t.Error("without a previous graph nothing can be unaffected")
 	}
 }
+
+func TestSubgraph(t *testing.T) {
+	f := newFixture()
+	ix := NewIndex(f.pkgs, f.ag)
+	sub := Subgraph(f.ag, ix.Affected([]string{"a/data/y.txt"}))
+	var got []string
+	for _, a := range sub.Actions {
+		got = append(got, a.Label().Name)
+	}
+	// y and z are affected; x is y's dependency (its prior result is read);
+	// w is neither.
+	if !reflect.DeepEqual(got, []string{"x", "y", "z"}) || len(sub.ByLabel) != 3 || sub.ByLabel[f.act["x"].Label()] != f.act["x"] {
+		t.Errorf("subgraph %v, want x y z in order", got)
+	}
+}

@@ -150,7 +150,7 @@ func (w *watcher) loop(ctx context.Context) error {
 		w.report(err)
 		return w.next(ctx)
 	}
-	if err := w.build(ctx, nil, time.Time{}, time.Time{}, ""); err != nil {
+	if err := w.build(ctx, w.ag, nil, time.Time{}, time.Time{}, ""); err != nil {
 		return err
 	}
 	return w.next(ctx)
@@ -245,7 +245,7 @@ func (w *watcher) next(ctx context.Context) error {
 				continue
 			}
 			prior := w.outcomes
-			if err := w.build(ctx, func(a *graph.Action) *exec.Outcome {
+			if err := w.build(ctx, watch.Subgraph(w.ag, affected), func(a *graph.Action) *exec.Outcome {
 				if affected[a] {
 					return nil
 				}
@@ -265,7 +265,7 @@ func (w *watcher) next(ctx context.Context) error {
 			// (Failed stages wait for a change of their own.)
 			continue
 		}
-		if err := w.build(ctx, func(a *graph.Action) *exec.Outcome {
+		if err := w.build(ctx, w.ag, func(a *graph.Action) *exec.Outcome {
 			if o := un[a]; o != nil {
 				return prevOut[o]
 			}
@@ -375,11 +375,12 @@ func savedAt(root string, sources []string) time.Time {
 	return t
 }
 
-// build runs one build of the action graph, with prior outcomes for what
-// did not change, and reports how long the first stage took to start after
-// the save. A failing build is reported and watching goes on; only
-// infrastructure failures and Ctrl-C end mc watch.
-func (w *watcher) build(ctx context.Context, prior func(*graph.Action) *exec.Outcome, saved, seen time.Time, what string) error {
+// build runs ag (the action graph, or the part of it an edit affects),
+// with prior outcomes for what did not change, and reports how long the
+// first stage took to start after the save. A failing build is reported
+// and watching goes on; only infrastructure failures and Ctrl-C end mc
+// watch.
+func (w *watcher) build(ctx context.Context, ag *graph.ActionGraph, prior func(*graph.Action) *exec.Outcome, saved, seen time.Time, what string) error {
 	e := w.e
 	var sink event.Sink
 	if w.bf.output == "json" {
@@ -404,9 +405,12 @@ func (w *watcher) build(ctx context.Context, prior func(*graph.Action) *exec.Out
 		sink = text
 	}
 	var mu sync.Mutex
-	var firstStart time.Time
+	var firstStart, buildStart time.Time
 	inner := sink
 	sink = event.SinkFunc(func(ev event.Event) {
+		if ev.Type == event.BuildStarted {
+			buildStart = ev.Time
+		}
 		if ev.Type == event.StageStarted {
 			mu.Lock()
 			if firstStart.IsZero() || ev.Time.Before(firstStart) {
@@ -416,18 +420,26 @@ func (w *watcher) build(ctx context.Context, prior func(*graph.Action) *exec.Out
 		}
 		inner.Event(ev)
 	})
-	res, err := w.p.Run(ctx, w.ev.Graph, w.roots, pipeline.RunOptions{Sink: sink, Actions: w.ag, Prior: prior})
+	runAt := time.Now()
+	res, err := w.p.Run(ctx, w.ev.Graph, w.roots, pipeline.RunOptions{Sink: sink, Actions: ag, Prior: prior})
 	if err != nil {
 		return err
 	}
 	rep := res.Report
-	w.outcomes = rep.Outcomes
+	if ag == w.ag {
+		w.outcomes = rep.Outcomes
+	} else {
+		// A part of the graph ran: the rest keeps its outcomes.
+		for a, o := range rep.Outcomes {
+			w.outcomes[a] = o
+		}
+	}
 	name := "build"
 	if w.test {
 		name = "test"
 	}
 	s := w.s
-	if err := stagelog.Store(ctx, s.Store, s.DB, s.Root, "watch "+strings.Join(w.args, " "), w.ag, rep, res.Logs); err != nil {
+	if err := stagelog.Store(ctx, s.Store, s.DB, s.Root, "watch "+strings.Join(w.args, " "), ag, rep, res.Logs); err != nil {
 		w.warn(fmt.Sprintf("storing the logs of failed stages for mc log: %v", err))
 	}
 	if w.bf.output != "json" {
@@ -443,6 +455,12 @@ func (w *watcher) build(ctx context.Context, prior func(*graph.Action) *exec.Out
 	}
 	if !saved.IsZero() && !firstStart.IsZero() {
 		w.say("first stage started %s after %s was saved (%s after mc heard of it)", fmtLatency(firstStart.Sub(saved)), what, fmtLatency(firstStart.Sub(seen)))
+		if w.bf.verbose {
+			// Where the time went: the debounce and planning, the build's
+			// setup, the scheduler until the first stage starts.
+			w.say("heard -> build %s -> build_started %s -> stage started %s", fmtLatency(runAt.Sub(seen)),
+				fmtLatency(buildStart.Sub(runAt)), fmtLatency(firstStart.Sub(buildStart)))
+		}
 	}
 	if rep.Failed > 0 || rep.Skipped > 0 {
 		w.say("the build failed; fix it and save")
