@@ -104,36 +104,42 @@ if [[ -z ${REUSE:-} ]]; then
 	"$BIN/mc" build -j "$JOBS" //... >"$LOGS/cold.log" 2>&1 || { tail -n 20 "$LOGS/cold.log" >&2; die "the cold build failed"; }
 fi
 
-EVENTS=$LOGS/events.jsonl STDERR=$LOGS/watch.log
+STDERR=$LOGS/watch.log FIFO=$TMP/events.fifo
+mkfifo "$FIFO"
 t0=$EPOCHREALTIME
-"$BIN/mc" watch -j "$JOBS" --output=json //... >"$EVENTS" 2>"$STDERR" &
+"$BIN/mc" watch -j "$JOBS" --output=json //... >"$FIFO" 2>"$STDERR" &
 WATCH_PID=$!
+# The event stream is read as it comes, blocking: polling files would
+# take the CPU the measured process needs on a small machine.
+exec 3<"$FIFO"
 
-# wait_lines FILE PATTERN N: waits until FILE has N lines matching PATTERN
-# (grep -E), or fails after 300 s or when mc watch exits.
-wait_lines() {
-	local n deadline=$((SECONDS + 300))
-	while :; do
-		n=$(grep -cE "$2" "$1" || true)
-		((n >= $3)) && return 0
-		kill -0 "$WATCH_PID" 2>/dev/null || { tail -n 20 "$STDERR" >&2; die "mc watch exited while waiting for '$2'"; }
-		((SECONDS < deadline)) || { tail -n 20 "$STDERR" >&2; die "timed out waiting for $3 lines '$2' in $1"; }
-		sleep 0.005
+# read_until GLOB: reads events until one matches GLOB; LINE holds it.
+LINE=
+read_until() {
+	while IFS= read -r -t 600 -u 3 LINE; do
+		# shellcheck disable=SC2053
+		[[ $LINE == $1 ]] && return 0
 	done
+	tail -n 20 "$STDERR" >&2
+	die "no event matching $1 (mc watch ended, or 600 s passed)"
 }
+FINISHED='*"type":"build_finished"*'
+STARTED='*"type":"stage_started"*"label":"'$LABEL'"*'
 
-wait_lines "$STDERR" '^mc watch: watching' 1
+read_until "$FINISHED"
 t1=$EPOCHREALTIME
 START_S=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
 note "mc watch: evaluated and null-built $NSTAGES stages in $START_S s; editing $TOUCH $EDITS times"
 
 # Each edit saves the source and waits for the stage's stage_started event
-# and for the build to end ("watching"). Odd edits append a line in place;
-# even ones save as editors do: a new file written beside it and renamed
-# over it (its package's globs are then checked too).
-LAT=() INTERNAL=() LAT_APPEND=() LAT_RENAME=()
+# and for the build to end. Odd edits append a line in place; even ones
+# save as editors do: a new file written beside it and renamed over it
+# (its package's globs are then checked too).
+LAT=() LAT_APPEND=() LAT_RENAME=()
 for i in $(seq "$EDITS"); do
-	started=$(grep -c "\"type\":\"stage_started\",\"time\":\"[^\"]*\",\"label\":\"$LABEL\"" "$EVENTS" || true)
+	# Edits a user makes are seconds apart; this waits a little so that
+	# the last build's tail (mc-out, the stat cache) is over.
+	sleep 0.3
 	if ((i % 2)); then
 		saved=$EPOCHREALTIME
 		printf 'watch edit %d\n' "$i" >>"$TOUCH"
@@ -143,25 +149,24 @@ for i in $(seq "$EDITS"); do
 		saved=$EPOCHREALTIME
 		mv "$TOUCH.swp" "$TOUCH"
 	fi
-	wait_lines "$EVENTS" "\"type\":\"stage_started\",\"time\":\"[^\"]*\",\"label\":\"$LABEL\"" $((started + 1))
-	wait_lines "$STDERR" '^mc watch: watching' $((i + 1))
-	ts=$(grep -E "\"type\":\"stage_started\",\"time\":\"[^\"]*\",\"label\":\"$LABEL\"" "$EVENTS" | tail -n 1 |
-		sed -E 's/.*"time":"([^"]+)".*/\1/')
+	read_until "$STARTED"
+	ts=$(sed -E 's/.*"time":"([^"]+)".*/\1/' <<<"$LINE")
+	read_until "$FINISHED"
 	at=$(date -d "$ts" +%s.%N)
 	LAT+=("$(awk -v a="$saved" -v b="$at" 'BEGIN { printf "%.1f", (b - a) * 1000 }')")
 	if ((i % 2)); then LAT_APPEND+=("${LAT[-1]}"); else LAT_RENAME+=("${LAT[-1]}"); fi
-	INTERNAL+=("$(grep -E '^mc watch: first stage started' "$STDERR" | tail -n 1 | sed -E 's/.*started ([0-9.]+) ms.*/\1/')")
-	# Edits a user makes are seconds apart; this one waits a little so
-	# that one edit's events do not run into the next one's.
-	sleep 0.2
 done
 
 kill -INT "$WATCH_PID"
+cat <&3 >/dev/null # the rest of the stream, so that mc is not blocked writing it
 rc=0
 wait "$WATCH_PID" || rc=$?
 WATCH_PID=
+exec 3<&-
 [[ $rc == 0 ]] || die "mc watch exited $rc after SIGINT, want 0"
-grep -q '"type":"stage_failed"' "$EVENTS" && die "a stage failed under mc watch (see $EVENTS)"
+grep -q 'FAILED' "$STDERR" && die "a stage failed under mc watch (see $STDERR)"
+mapfile -t INTERNAL < <(grep -E '^mc watch: first stage started' "$STDERR" | sed -E 's/.*started ([0-9.]+) ms.*/\1/')
+((${#INTERNAL[@]} == EDITS)) || die "mc reported ${#INTERNAL[@]} latencies for $EDITS edits (see $STDERR)"
 
 stats() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.1f %.1f", m, v[NR] }'; }
 read -r MED MAX <<<"$(stats "${LAT[@]}")"
@@ -183,7 +188,7 @@ row "  of which written and renamed" "$RMED" "$RMAX" "-" "-"
 row "  as mc measures it (ms)" "$IMED" "$IMAX" "-" "-"
 row "start: evaluate + null build (s)" "$START_S" "-" "-" "-"
 echo
-echo "save = just before the append, by the script's clock; started = the stage_started event's time."
+echo "save = just before the append or the rename, by the script's clock; started = the stage_started event's time."
 echo "mc's own figure is from the file's mtime to the stage_started event. Each edit: ${LAT[*]}"
 if [[ $STRICT == 1 && $V == MISS ]]; then
 	die "the target is missed"

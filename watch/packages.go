@@ -42,3 +42,13 @@ func (p *Packages) Packages(ctx context.Context, names []string) ([]*graph.Packa
 	}
 	return out, nil
 }
+
+// IsPackage implements graph.PackageSource: a package held is one (its
+// BUILD.mc did not change, or it would not be held), which spares a
+// stat(2) per package of the workspace when the graph is loaded again.
+func (p *Packages) IsPackage(pkg string) bool {
+	if _, ok := p.Have[pkg]; ok {
+		return true
+	}
+	return p.PackageSource.IsPackage(pkg)
+}

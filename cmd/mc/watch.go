@@ -320,6 +320,31 @@ func (w *watcher) evaluate(ctx context.Context, reeval []string, rescan bool) (s
 	for p := range w.stale {
 		delete(have, p)
 	}
+	if old != nil && !rescan && !w.broken && len(w.stale) > 0 {
+		// Most often (an editor's atomic save makes the package's globs
+		// be checked) the packages come back as they were: then the graph
+		// stands, without walking every package to link it again.
+		names := make([]string, 0, len(w.stale))
+		for p := range w.stale {
+			names = append(names, p)
+		}
+		sort.Strings(names)
+		got, err := s.Eval.Packages(ctx, names)
+		if err != nil {
+			w.broken = true
+			return false, err
+		}
+		unchanged := true
+		for i, p := range got {
+			if o, ok := old[names[i]]; !ok || o != p {
+				unchanged = false
+			}
+		}
+		if unchanged {
+			clear(w.stale)
+			return true, nil
+		}
+	}
 	loaded, err := graph.Load(ctx, &watch.Packages{PackageSource: s.Eval, Have: have}, w.patPkgs)
 	if err != nil {
 		w.broken = true
