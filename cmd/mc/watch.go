@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/term"
@@ -388,13 +389,23 @@ func (w *watcher) evaluate(ctx context.Context, reeval []string, rescan bool) (s
 	return false, nil
 }
 
-// savedAt is the latest modification time of the changed sources: when
-// the save that triggers a build happened, as the file system recorded it.
+// savedAt is the latest change time (ctime) of the changed sources: when
+// the save that triggers a build happened, as the file system recorded it
+// (a write, or an editor's rename of the new file over the old one, which
+// the mtime of the file, written before, would not show).
 func savedAt(root string, sources []string) time.Time {
 	var t time.Time
 	for _, p := range sources {
-		if fi, err := os.Stat(filepath.Join(root, filepath.FromSlash(p))); err == nil && fi.ModTime().After(t) {
-			t = fi.ModTime()
+		fi, err := os.Stat(filepath.Join(root, filepath.FromSlash(p)))
+		if err != nil {
+			continue
+		}
+		c := fi.ModTime()
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			c = time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
+		}
+		if c.After(t) {
+			t = c
 		}
 	}
 	return t
