@@ -11,6 +11,7 @@ import (
 
 	"github.com/mc-build/mc/errkind"
 	"github.com/mc-build/mc/lang"
+	"github.com/mc-build/mc/starfmt"
 )
 
 var nonName = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
@@ -45,7 +46,7 @@ func runInit(ctx context.Context, e *env, args []string) error {
 	if outer, err := lang.FindWorkspace(filepath.Dir(e.dir)); err == nil && !*force {
 		return usagef("%s is inside the workspace %s: a nested workspace would take this directory's packages from it; run mc init --force to start one anyway", e.dir, outer)
 	}
-	ws, err := formatStarlark(wsPath, fmt.Appendf(nil, "workspace(\n    name = %q,\n    ignore = [\"node_modules\"],\n)\n", name))
+	ws, err := starfmt.Format(wsPath, fmt.Appendf(nil, "workspace(\n    name = %q,\n    ignore = [\"node_modules\"],\n)\n", name))
 	if err != nil {
 		return err // a bug: the name was sanitized above
 	}
@@ -56,7 +57,7 @@ func runInit(ctx context.Context, e *env, args []string) error {
 	buildPath := filepath.Join(e.dir, "BUILD.mc")
 	if _, err := os.Stat(buildPath); errors.Is(err, os.ErrNotExist) {
 		// mc init writes what mc fmt would (its formatter orders arguments).
-		b, err := formatStarlark(buildPath, []byte(`stage(
+		b, err := starfmt.Format(buildPath, []byte(`stage(
     name = "hello",
     cmd = "echo hello from mc > out/hello.txt",
     outs = ["out/hello.txt"],
