@@ -43,7 +43,10 @@ var allowed = map[string][]string{
 	// The build as a library: an open workspace, its run, its outputs.
 	"session":  {"builtins", "cas", "errkind", "graph", "lang", "vcs"},
 	"outdir":   {"cas", "exec", "graph"},
-	"stagelog": {"cas", "errkind", "event", "exec", "graph"},
+	"stagelog": {"cas", "errkind", "event", "exec", "graph", "session"},
+	"cachegc":  {"builtins", "cas", "errkind", "exec/runc", "graph", "lang", "session"},
+	"queryout": {"graph"},
+	"starfmt":  {"builtins", "errkind", "graph", "lang"},
 	"explain":  {"cas", "errkind", "exec", "graph", "session"},
 	"report":   {"event"},
 	"pipeline": {"cas", "cas/s3", "errkind", "event", "exec", "explain", "graph", "oci", "outdir", "profile", "report", "runner", "session", "stagelog", "ui"},
@@ -52,7 +55,7 @@ var allowed = map[string][]string{
 	"profile": {"event"},
 	"server":  {"event"},
 	// The command: flags and wiring over all of the above.
-	"cmd/mc": {"builtins", "cas", "errkind", "event", "exec", "exec/runc", "explain", "graph", "lang", "pipeline", "runner", "server", "session", "stagelog", "ui", "vcs"},
+	"cmd/mc": {"cachegc", "cas", "errkind", "event", "exec", "explain", "graph", "lang", "pipeline", "queryout", "runner", "server", "session", "stagelog", "starfmt", "ui", "vcs"},
 	// Test components and benchmarks.
 	"internal/ec2double":    {},
 	"internal/testminio":    {"internal/syncbuf"},
