@@ -87,7 +87,7 @@ func OpenDirs(ctx context.Context, dir, cacheDir string, getenv func(string) (st
 	if c.Store, err = cas.OpenStore(filepath.Join(c.Dir, "cas")); err != nil {
 		return nil, errkind.Infra(fmt.Errorf("opening the cache: %w", err))
 	}
-	if c.DB, err = cas.OpenDB(filepath.Join(c.Dir, "mc.DB")); err != nil {
+	if c.DB, err = cas.OpenDB(filepath.Join(c.Dir, "mc.db")); err != nil {
 		return nil, errkind.Infra(fmt.Errorf("opening the cache database: %w", err))
 	}
 	return c, nil
