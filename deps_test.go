@@ -30,6 +30,7 @@ var allowed = map[string][]string{
 	"iampolicy":        {},
 	"stdlib":           {},
 	"errkind":          {},
+	"helptext":         {},
 	"cas":              {"internal/fdio", "internal/wire"},
 	"cas/s3":           {"cas"},
 	// Evaluate and key.
@@ -43,18 +44,23 @@ var allowed = map[string][]string{
 	"exec":      {"event", "graph", "cas", "oci", "confine", "exec/runc", "internal/fdio", "internal/wire"},
 	"runner":    {"exec", "graph", "cas", "cas/s3"},
 	// The build as a library: an open workspace, its run, its outputs.
-	"session":  {"builtins", "cas", "errkind", "graph", "lang", "vcs"},
-	"outdir":   {"cas", "exec", "graph"},
-	"stagelog": {"cas", "errkind", "event", "exec", "graph"},
-	"explain":  {"cas", "errkind", "exec", "graph", "session"},
-	"report":   {"event"},
-	"pipeline": {"cas", "cas/s3", "errkind", "event", "exec", "explain", "graph", "oci", "outdir", "profile", "report", "runner", "session", "stagelog", "ui"},
+	"session":    {"builtins", "cas", "errkind", "graph", "lang", "vcs"},
+	"outdir":     {"cas", "exec", "graph"},
+	"stagelog":   {"cas", "errkind", "event", "exec", "graph", "session"},
+	"cachegc":    {"builtins", "cas", "errkind", "exec/runc", "graph", "lang", "session"},
+	"queryout":   {"graph"},
+	"starfmt":    {"builtins", "errkind", "graph", "lang"},
+	"scaffold":   {"errkind", "lang", "starfmt"},
+	"completion": {"graph", "session"},
+	"explain":    {"cas", "errkind", "exec", "graph", "session"},
+	"report":     {"event"},
+	"pipeline":   {"cas", "cas/s3", "errkind", "event", "exec", "explain", "graph", "oci", "outdir", "profile", "report", "runner", "session", "stagelog", "ui"},
 	// Show and serve.
 	"ui":      {"event"},
 	"profile": {"event"},
 	"server":  {"event"},
 	// The command: flags and wiring over all of the above.
-	"cmd/mc": {"builtins", "cas", "errkind", "event", "exec", "exec/runc", "explain", "graph", "lang", "pipeline", "runner", "server", "session", "stagelog", "ui", "vcs", "watch"},
+	"cmd/mc": {"cachegc", "cas", "completion", "errkind", "event", "exec", "explain", "graph", "helptext", "lang", "pipeline", "queryout", "runner", "scaffold", "server", "session", "stagelog", "starfmt", "ui", "vcs", "watch"},
 	// Test components and benchmarks.
 	"internal/ec2double":    {},
 	"internal/testminio":    {"internal/syncbuf"},

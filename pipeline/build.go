@@ -84,7 +84,7 @@ func Build(ctx context.Context, env Env, o BuildOptions) error {
 		p.warn(fmt.Sprintf("storing the logs of failed stages for mc log: %v", err))
 	}
 	if o.Summary {
-		printSummary(env, o.Command, ag, rep, o.Test, res.Logs)
+		PrintSummary(env, o.Command, res, o.Test)
 	}
 	if !res.Isolated {
 		p.warn("stages ran WITHOUT a sandbox (--sandbox=auto and none works here): their results stay on this machine; install bubblewrap, or use --sandbox=required to refuse")
@@ -218,7 +218,12 @@ func selectRoots(g *graph.Graph, pats []graph.Pattern, args []string, test, depl
 	return roots, nil
 }
 
-func printSummary(e Env, name string, ag *graph.ActionGraph, rep *exec.Report, test bool, logs *stagelog.Keeper) {
+// PrintSummary writes the end of a build's text output to e.Stderr: with
+// test, each test's result; the counts, wall time and critical path; the
+// shared cache's line; the failed stages with the end of their logs. name
+// is the command ("build", "test").
+func PrintSummary(e Env, name string, res *Result, test bool) {
+	ag, rep, logs := res.Actions, res.Report, res.Logs
 	w := e.Stderr
 	if test {
 		var tests []*graph.Action

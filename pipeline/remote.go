@@ -74,7 +74,7 @@ func printRemoteSummary(w io.Writer, r *event.RemoteStats) {
 		mode = " (read-only)"
 	}
 	fmt.Fprintf(w, "Shared cache %s%s: %d hits, %d misses, %d downloaded (%s), %d uploaded\n",
-		r.URL, mode, r.Hits, r.Misses, r.Downloaded, FormatBytes(r.DownloadedBytes), r.Uploaded)
+		r.URL, mode, r.Hits, r.Misses, r.Downloaded, fmtBytes(r.DownloadedBytes), r.Uploaded)
 	if n := r.Failed(); n > 0 || r.Corrupt > 0 {
 		fmt.Fprintf(w, "WARNING: shared cache %s: %d lookups, %d downloads and %d uploads failed", r.URL,
 			r.LookupFailures, r.DownloadFailures, r.UploadFailures)
@@ -88,8 +88,8 @@ func printRemoteSummary(w io.Writer, r *event.RemoteStats) {
 	}
 }
 
-// FormatBytes is n in B, KiB, MiB or GiB.
-func FormatBytes(n int64) string {
+// fmtBytes is n in B, KiB, MiB or GiB.
+func fmtBytes(n int64) string {
 	switch {
 	case n >= 1<<30:
 		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))

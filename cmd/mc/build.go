@@ -2,10 +2,7 @@ package main
 
 import (
 	"context"
-	"os"
 	"runtime"
-
-	"golang.org/x/term"
 
 	"github.com/mc-build/mc/event"
 	"github.com/mc-build/mc/exec"
@@ -122,23 +119,7 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 	if bf.output == "json" {
 		sink = ui.NewJSON(e.stdout)
 	} else {
-		tty := false
-		if f, ok := e.stderr.(*os.File); ok {
-			tty = term.IsTerminal(int(f.Fd()))
-		}
-		text := ui.NewText(e.stderr, tty, bf.verbose)
-		text.ShowCachedLogs(bf.cachedLogs)
-		text.SetColor(useColor(e, bf.color, tty))
-		if f, ok := e.stderr.(*os.File); ok && tty {
-			text.SetSize(func() (int, int) {
-				c, r, err := term.GetSize(int(f.Fd()))
-				if err != nil {
-					return 0, 0
-				}
-				return c, r
-			})
-		}
-		sink = text
+		sink = ui.NewTextFor(e.stderr, bf.verbose, bf.cachedLogs, bf.color, e.getenv)
 	}
 	return pipeline.Build(ctx, e.pipelineEnv(), pipeline.BuildOptions{
 		Options: pipeline.Options{
@@ -153,20 +134,6 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 		Sink: sink, Summary: bf.output != "json", Report: bf.report,
 		Explain: bf.obs.explain, Profile: bf.obs.profile, History: bf.obs.history,
 	})
-}
-
-// useColor is --color, with NO_COLOR (no-color.org) turning auto off.
-func useColor(e *env, flag string, tty bool) bool {
-	switch flag {
-	case "always":
-		return true
-	case "never":
-		return false
-	}
-	if v, ok := e.getenv("NO_COLOR"); ok && v != "" {
-		return false
-	}
-	return tty
 }
 
 // imageFlags are the build flags about images.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mc-build/mc/errkind"
 	"github.com/mc-build/mc/graph"
+	"github.com/mc-build/mc/helptext"
 	"github.com/mc-build/mc/lang"
 	"github.com/mc-build/mc/vcs"
 )
@@ -170,7 +171,7 @@ Global flags (before the command):
   --version  print the version
 
 `)
-	fmt.Fprint(w, exitCodesHelp)
+	fmt.Fprint(w, helptext.ExitCodes)
 	fmt.Fprintln(w, "\nRun 'mc help COMMAND' or 'mc COMMAND --help' for a command's description,\nflags and examples.")
 }
 

@@ -9,7 +9,8 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/mc-build/mc/graph"
+	"github.com/mc-build/mc/completion"
+	"github.com/mc-build/mc/helptext"
 )
 
 // Shell completion. The scripts are thin: they hand the words of the
@@ -18,71 +19,15 @@ import (
 // candidate a line. So commands, flags and labels are completed by the same
 // code that parses them, and the scripts never go stale.
 
-const bashCompletion = `# bash completion for mc. Load it with: source <(mc completion bash)
-_mc() {
-    local IFS=$' \t\n'
-    # bash splits labels at ':' (COMP_WORDBREAKS): take the words from the
-    # line itself, and offer only what follows the last ':' of the word.
-    local line="${COMP_LINE:0:COMP_POINT}"
-    local -a words
-    read -ra words <<< "$line"
-    [[ $line == *[[:space:]] ]] && words+=("")
-    local cur="${words[${#words[@]}-1]}"
-    IFS=$'\n'
-    COMPREPLY=($(mc __complete "${words[@]:1}" 2>/dev/null))
-    if [[ $cur == *:* && $COMP_WORDBREAKS == *:* ]]; then
-        local colon="${cur%"${cur##*:}"}"
-        COMPREPLY=("${COMPREPLY[@]#"$colon"}")
-    fi
-    # A label ending in ':' or '/' or a flag ending in '=' is not finished.
-    if [[ ${#COMPREPLY[@]} -eq 1 && ${COMPREPLY[0]} == *[:/=] ]]; then
-        compopt -o nospace 2>/dev/null
-    fi
-}
-complete -F _mc mc
-`
-
-const zshCompletion = `#compdef mc
-# zsh completion for mc. Put it in a directory of $fpath as _mc, or:
-#   source <(mc completion zsh)
-_mc() {
-    local -a cands
-    cands=("${(@f)$(mc __complete "${(@)words[2,CURRENT]}" 2>/dev/null)}")
-    cands=(${cands:#})
-    local c
-    local -a done partial
-    for c in $cands; do
-        if [[ $c == *[:/] ]]; then partial+=("$c"); else done+=("$c"); fi
-    done
-    (( ${#done} )) && compadd -Q -- $done
-    (( ${#partial} )) && compadd -Q -S '' -- $partial
-}
-if [[ $zsh_eval_context[-1] == loadautofunc ]]; then
-    _mc "$@"
-else
-    compdef _mc mc
-fi
-`
-
-const fishCompletion = `# fish completion for mc. Put it in ~/.config/fish/completions/mc.fish
-function __mc_complete
-    set -l words (commandline -opc)
-    set -e words[1]
-    mc __complete $words (commandline -ct) 2>/dev/null
-end
-complete -c mc -f -a '(__mc_complete)'
-`
-
 func runCompletion(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "completion", "bash|zsh|fish")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	shells := map[string]string{"bash": bashCompletion, "zsh": zshCompletion, "fish": fishCompletion}
 	if fs.NArg() != 1 {
 		return usagef("completion: name one shell: bash, zsh or fish")
 	}
-	s, ok := shells[fs.Arg(0)]
+	s, ok := completion.Script(fs.Arg(0))
 	if !ok {
 		return usagef("completion: no completion for shell %q; there is bash, zsh and fish", fs.Arg(0))
 	}
@@ -134,7 +79,7 @@ func runComplete(ctx context.Context, e *env, words []string) error {
 			for _, c := range commands() {
 				cands = append(cands, c.name)
 			}
-			for t := range helpTopics {
+			for _, t := range helptext.Topics() {
 				cands = append(cands, t)
 			}
 		}
@@ -196,72 +141,14 @@ func commandFlags(ctx context.Context, e *env, cmd *command, args []string) *pfl
 	return got
 }
 
-// completeLabels offers packages ("//app/api:") while no ':' was typed, and
-// the targets of the named package after it. Relative words complete
-// relative to the current directory's package, as they are parsed.
+// completeLabels offers the labels and patterns that complete cur.
 func completeLabels(ctx context.Context, e *env, cur string) []string {
 	s, err := openSession(ctx, e, "")
 	if err != nil {
 		return nil
 	}
 	defer s.Close(ctx)
-	abs := strings.HasPrefix(cur, "//")
-	if i := strings.IndexByte(cur, ':'); i >= 0 {
-		pkgPart := cur[:i]
-		var pkg string
-		switch {
-		case abs:
-			pkg = pkgPart[2:]
-		case pkgPart == "":
-			pkg = s.RelDir
-		default:
-			pkg = joinRel(s.RelDir, pkgPart)
-		}
-		if !s.Eval.IsPackage(pkg) {
-			return nil
-		}
-		loaded, err := graph.Load(ctx, s.Eval, []string{pkg})
-		if err != nil || loaded[pkg] == nil {
-			return nil
-		}
-		cands := []string{pkgPart + ":all"}
-		for _, t := range loaded[pkg].Targets {
-			cands = append(cands, pkgPart+":"+t.Label.Name)
-		}
-		return cands
-	}
-	pkgs, err := s.Eval.FindPackages(ctx, "")
-	if err != nil {
-		return nil
-	}
-	var cands []string
-	if abs || cur == "" {
-		cands = append(cands, "//...")
-		for _, p := range pkgs {
-			cands = append(cands, "//"+p+":")
-		}
-		if cur == "" && s.Eval.IsPackage(s.RelDir) {
-			cands = append(cands, ":")
-		}
-		return cands
-	}
-	prefix := ""
-	if s.RelDir != "" {
-		prefix = s.RelDir + "/"
-	}
-	for _, p := range pkgs {
-		if rel, ok := strings.CutPrefix(p, prefix); ok && rel != "" {
-			cands = append(cands, rel+":")
-		}
-	}
-	return cands
-}
-
-func joinRel(dir, rel string) string {
-	if dir == "" {
-		return rel
-	}
-	return dir + "/" + rel
+	return completion.Labels(ctx, s, cur)
 }
 
 func printCands(w io.Writer, cur string, cands []string) error {

@@ -2,14 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"os"
 
-	"github.com/mc-build/mc/cas"
-	"github.com/mc-build/mc/errkind"
-	"github.com/mc-build/mc/graph"
-	"github.com/mc-build/mc/session"
 	"github.com/mc-build/mc/stagelog"
 )
 
@@ -36,90 +29,7 @@ func runLog(ctx context.Context, e *env, args []string) error {
 	}
 	defer s.Close(ctx)
 	if *failed {
-		return printFailedRun(ctx, e, s)
+		return stagelog.ShowFailed(ctx, s, e.stdout, e.stderr)
 	}
-	arg := fs.Arg(0)
-	p, err := graph.ParsePattern(arg, s.RelDir)
-	if err != nil {
-		return err
-	}
-	if p.Kind != graph.PatternTarget {
-		return usagef("log: %s is a pattern: give one stage label", arg)
-	}
-	label := p.Label.String()
-	hist, err := s.DB.StageHistory(ctx, s.Root, label, 1)
-	if err != nil {
-		return errkind.Infra(err)
-	}
-	f, err := stagelog.LastFailure(ctx, s.DB, s.Root, label)
-	if err != nil {
-		return err
-	}
-	// The newest of the two: the history's entry (built, cached or failed
-	// with a known key) and the stored failure (also failures before the
-	// key was known, such as a missing input).
-	if f != nil && (len(hist) == 0 || !f.Time.Before(hist[0].Time) || hist[0].Status == cas.StageFailed) {
-		fmt.Fprintf(e.stderr, "mc: %s failed at %s: %s\n", label, f.Time.Local().Format("2006-01-02 15:04:05"), f.Error)
-		return printBlob(e, s, f.Log, label)
-	}
-	if len(hist) == 0 {
-		return usagef("log: no recorded run of %s in this workspace (run mc build %s first)", label, arg)
-	}
-	h := hist[0]
-	res, err := s.DB.GetAction(ctx, h.Key)
-	if err != nil {
-		return errkind.Infra(err)
-	}
-	if res == nil {
-		return usagef("log: the result of %s's last run (%s) is no longer in the cache (mc cache gc or purge removed it)", label, h.Key.Short())
-	}
-	when := "built"
-	if h.Status == cas.StageCached {
-		when = "cached, built"
-	}
-	fmt.Fprintf(e.stderr, "mc: %s %s at %s (key %s)\n", label, when, h.Time.Local().Format("2006-01-02 15:04:05"), h.Key.Short())
-	return printBlob(e, s, res.Log, label)
-}
-
-func printBlob(e *env, s *session.Session, d cas.Digest, label string) error {
-	if d.IsZero() || d == cas.Empty {
-		fmt.Fprintln(e.stderr, "(no output)")
-		return nil
-	}
-	b, err := s.Store.ReadBytes(d)
-	if errors.Is(err, os.ErrNotExist) {
-		return usagef("log: the log of %s is no longer in the cache (mc cache gc removed it)", label)
-	}
-	if err != nil {
-		return errkind.Infra(fmt.Errorf("reading the log of %s: %w", label, err))
-	}
-	_, err = e.stdout.Write(b)
-	return err
-}
-
-func printFailedRun(ctx context.Context, e *env, s *session.Session) error {
-	run, err := stagelog.LastRun(ctx, s.DB, s.Root)
-	if err != nil {
-		return err
-	}
-	if run == nil {
-		return usagef("log --failed: no build of this workspace recorded yet")
-	}
-	if len(run.Stages) == 0 {
-		fmt.Fprintln(e.stderr, "mc: no stage failed in the last build")
-		return nil
-	}
-	for i, f := range run.Stages {
-		if i > 0 {
-			fmt.Fprintln(e.stdout)
-		}
-		fmt.Fprintf(e.stdout, "==> %s: %s <==\n", f.Label, f.Error)
-		if f.Cmd != "" {
-			fmt.Fprintf(e.stdout, "command: %s\n", f.Cmd)
-		}
-		if err := printBlob(e, s, f.Log, f.Label); err != nil {
-			return err
-		}
-	}
-	return nil
+	return stagelog.Show(ctx, s, e.stdout, e.stderr, fs.Arg(0))
 }

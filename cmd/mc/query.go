@@ -3,19 +3,12 @@ package main
 import (
 	"bufio"
 	"context"
+	"slices"
 	"strings"
 
 	"github.com/mc-build/mc/graph"
+	"github.com/mc-build/mc/queryout"
 )
-
-// queryOutputs are the --output formats of mc query.
-var queryOutputs = map[string]func(w *bufio.Writer, res *graph.QueryResult) error{
-	"label":      writeLabels,
-	"label_kind": writeLabelKinds,
-	"json":       writeQueryJSON,
-	"dot":        writeDot,
-	"build":      writeBuild,
-}
 
 func runQuery(ctx context.Context, e *env, args []string) error {
 	var output, cacheDir string
@@ -25,8 +18,7 @@ func runQuery(ctx context.Context, e *env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	write, ok := queryOutputs[output]
-	if !ok {
+	if !slices.Contains(queryout.Formats, output) {
 		return usagef("--output must be one of label, label_kind, json, dot, build; not %q", output)
 	}
 	switch fs.NArg() {
@@ -51,7 +43,7 @@ func runQuery(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	w := bufio.NewWriterSize(e.stdout, 64<<10)
-	if err := write(w, res); err != nil {
+	if _, err := queryout.Write(w, output, res); err != nil {
 		return err
 	}
 	return w.Flush()

@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/mc-build/mc/errkind"
 	"github.com/mc-build/mc/graph"
 	"github.com/mc-build/mc/pipeline"
-	"github.com/mc-build/mc/runner"
 )
 
 // runRunners is `mc runners list|reap`: the workspace's runner machines,
@@ -44,55 +42,5 @@ func runRunners(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer s.Close(ctx)
-	k, err := pipeline.RunnersSetting(e.getenv, s.WS, kind)
-	if err != nil {
-		return err
-	}
-	if k == "none" {
-		return usagef("runners %s: which runners? pass --runners=local or --runners=ec2", sub)
-	}
-	url := pipeline.RemoteURL(e.getenv, s.WS, cacheURL)
-	if url == "" {
-		return usagef("runners %s needs the shared cache the runs use (cache = \"s3://…\", --cache or MC_CACHE)", sub)
-	}
-	prov, err := pipeline.NewProvider(ctx, e.getenv, s, k)
-	if err != nil {
-		return err
-	}
-	ep, _ := e.getenv("MC_S3_ENDPOINT")
-	objs, err := runner.OpenObjects(ctx, url, ep, e.getenv)
-	if err != nil {
-		return usagef("shared cache: %v", err)
-	}
-	o := runner.ReapOptions{Provider: prov, Objects: objs, Workspace: pipeline.RunnerWorkspace(s), All: all && sub == "reap", Stale: stale}
-	if sub == "list" {
-		sts, err := runner.Survey(ctx, o)
-		if err != nil {
-			return errkind.Infra(err)
-		}
-		live := 0
-		for _, st := range sts {
-			if !st.Live() {
-				continue
-			}
-			live++
-			note := "in use"
-			if st.Stray != "" {
-				note = "STRAY: " + st.Stray
-			}
-			fmt.Fprintf(e.stdout, "%s\t%s\t%s\t%s\texpires %s\t%s\n", st.ID, st.State, st.Tags[runner.TagStage],
-				st.Tags[runner.TagRun], st.Tags[runner.TagExpiresAt], note)
-		}
-		fmt.Fprintf(e.stderr, "%d %s runners running for workspace %s\n", live, k, o.Workspace)
-		return nil
-	}
-	reaped, err := runner.Reap(ctx, o)
-	for _, st := range reaped {
-		fmt.Fprintf(e.stdout, "terminated %s (%s): %s\n", st.ID, st.Tags[runner.TagStage], st.Stray)
-	}
-	if err != nil {
-		return errkind.Infra(err)
-	}
-	fmt.Fprintf(e.stderr, "%d %s runners terminated\n", len(reaped), k)
-	return nil
+	return pipeline.Runners(ctx, e.pipelineEnv(), s, pipeline.RunnersQuery{Sub: sub, Kind: kind, CacheURL: cacheURL, All: all, Stale: stale})
 }

@@ -12,9 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/term"
-
-	"github.com/mc-build/mc/builtins"
 	"github.com/mc-build/mc/errkind"
 	"github.com/mc-build/mc/event"
 	"github.com/mc-build/mc/exec"
@@ -75,28 +72,46 @@ func runWatch(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return usagef("%v", err)
 	}
-	p, err := pipeline.Open(ctx, e.pipelineEnv(), pipeline.Options{
+	opts := pipeline.Options{
 		CacheDir: bf.cacheDir, Untrusted: bf.untrusted, NoCache: bf.noCache,
 		Jobs: bf.jobs, JobsSet: fs.Changed("jobs"), KeepGoing: bf.keepGoing,
 		CacheURL: bf.cacheURL, CacheWrite: bf.cacheWrite, CacheWriteSet: fs.Changed("cache-write"),
 		RemoteRequired: bf.remoteReq, Runners: "none", KeepSandbox: bf.keepSandbox,
 		Registry: bf.images.registry, Sandbox: sandboxMode, PrivateNetwork: privateNet,
 		JSON: bf.output == "json",
-	})
+	}
+	for {
+		err := watchOnce(ctx, e, opts, bf, test, fs.Args())
+		if errors.Is(err, errRestart) {
+			// WORKSPACE.mc changed (its ignore list, cache, settings), or
+			// events were lost: start over as a new mc watch would.
+			fmt.Fprintln(e.stderr, "mc watch: WORKSPACE.mc changed, or file events were lost: starting over")
+			continue
+		}
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			// Ctrl-C is how mc watch ends: the build under way was cancelled.
+			fmt.Fprintln(e.stderr, "mc watch: stopped")
+			return nil
+		}
+		return err
+	}
+}
+
+// errRestart ends one watchOnce for the next.
+var errRestart = errors.New("restart")
+
+// watchOnce opens the workspace, builds and watches it until Ctrl-C, an
+// error, or errRestart.
+func watchOnce(ctx context.Context, e *env, opts pipeline.Options, bf buildFlags, test bool, args []string) error {
+	p, err := pipeline.Open(ctx, e.pipelineEnv(), opts)
 	if err != nil {
 		return err
 	}
 	// Saves the stat cache and the blobs' fingerprints, also after Ctrl-C:
 	// the cache is as consistent as after any build.
 	defer p.Close(context.WithoutCancel(ctx))
-	w := &watcher{e: e, p: p, s: p.Session(), bf: bf, test: test, args: fs.Args()}
-	err = w.loop(ctx)
-	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-		// Ctrl-C is how mc watch ends: the build under way was cancelled.
-		fmt.Fprintln(e.stderr, "mc watch: stopped")
-		return nil
-	}
-	return err
+	w := &watcher{e: e, p: p, s: p.Session(), bf: bf, test: test, args: args}
+	return w.loop(ctx)
 }
 
 // watcher is mc watch's state between builds: the evaluated packages, the
@@ -197,22 +212,7 @@ func (w *watcher) next(ctx context.Context) error {
 		plan := w.ix.Plan(b, w.s.Eval.IsPackage)
 		w.s.Eval.Forget(plan.Forget)
 		if plan.Reload {
-			// WORKSPACE.mc (its ignore list, its settings) or lost events:
-			// start over with a new evaluator, and watch anew.
-			w.say("WORKSPACE.mc changed, or events were lost: evaluating the workspace again")
-			ws, err := builtins.LoadWorkspace(ctx, w.s.Root)
-			if err != nil {
-				w.report(err)
-				continue
-			}
-			w.s.WS = ws
-			w.s.Reset()
-			w.fsw.Close()
-			if err := w.startWatch(); err != nil {
-				return err
-			}
-			w.ev = nil
-			plan.Rescan = true
+			return errRestart
 		}
 		if plan.Empty() && !w.broken {
 			continue
@@ -422,23 +422,7 @@ func (w *watcher) build(ctx context.Context, ag *graph.ActionGraph, prior func(*
 	if w.bf.output == "json" {
 		sink = ui.NewJSON(e.stdout)
 	} else {
-		tty := false
-		if f, ok := e.stderr.(*os.File); ok {
-			tty = term.IsTerminal(int(f.Fd()))
-		}
-		text := ui.NewText(e.stderr, tty, w.bf.verbose)
-		text.ShowCachedLogs(w.bf.cachedLogs)
-		text.SetColor(useColor(e, w.bf.color, tty))
-		if f, ok := e.stderr.(*os.File); ok && tty {
-			text.SetSize(func() (int, int) {
-				c, r, err := term.GetSize(int(f.Fd()))
-				if err != nil {
-					return 0, 0
-				}
-				return c, r
-			})
-		}
-		sink = text
+		sink = ui.NewTextFor(e.stderr, w.bf.verbose, w.bf.cachedLogs, w.bf.color, e.getenv)
 	}
 	var mu sync.Mutex
 	var firstStart, buildStart time.Time

@@ -196,6 +196,13 @@ func TestWatch(t *testing.T) {
 		t.Errorf("after the fix: final.txt = %q", got)
 	}
 
+	// WORKSPACE.mc: everything starts over, and finds every result cached.
+	writeWS(t, root, "WORKSPACE.mc", `workspace(name = "w")  # edited`+"\n")
+	round = p.waitFor(`^mc watch: watching 3 stages`)
+	if !anyLine(round, "starting over") || !anyLine(round, "Build: 0 built, 3 cached") {
+		t.Errorf("after editing WORKSPACE.mc:\n%s\nwant a new start finding everything cached", strings.Join(round, "\n"))
+	}
+
 	// Ctrl-C: exit 0.
 	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package cas
+package cachegc
 
 import (
 	"cmp"
@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/mc-build/mc/cas"
 )
 
 // GCOptions say how far GC trims the local tier.
@@ -38,10 +40,10 @@ type GCReport struct {
 
 // gcResult is one action result as GC weighs it.
 type gcResult struct {
-	key   Digest
-	last  int64    // unix nanoseconds of its last use, or of its creation
-	needs []Digest // the blobs restoring it reads
-	trees []Digest // the tree blobs among needs (directory outputs)
+	key   cas.Digest
+	last  int64        // unix nanoseconds of its last use, or of its creation
+	needs []cas.Digest // the blobs restoring it reads
+	trees []cas.Digest // the tree blobs among needs (directory outputs)
 }
 
 // GC trims the local tier (store and action cache) to opts.MaxSize bytes of
@@ -67,18 +69,18 @@ type gcResult struct {
 // blobs before it records the results naming them, and GC would take those
 // blobs for garbage. Callers hold the cache's gc lock exclusively (builds
 // hold it shared, LockShared).
-func GC(ctx context.Context, s *Store, db *DB, opts GCOptions) (*GCReport, error) {
+func GC(ctx context.Context, s *cas.Store, db *cas.DB, opts GCOptions) (*GCReport, error) {
 	now := opts.Now
 	if now.IsZero() {
 		now = time.Now()
 	}
 	rep := &GCReport{}
 	var err error
-	if rep.TempFilesRemoved, rep.TempBytesRemoved, err = s.removeTemps(now.Add(-staleTemp)); err != nil {
+	if rep.TempFilesRemoved, rep.TempBytesRemoved, err = removeTemps(s, now.Add(-staleTemp)); err != nil {
 		return nil, fmt.Errorf("cas: gc: %w", err)
 	}
-	blobs := map[Digest]blobFile{}
-	err = s.walkBlobs(ctx, func(b blobFile) {
+	blobs := map[cas.Digest]blobFile{}
+	err = walkBlobs(ctx, s, func(b blobFile) {
 		blobs[b.d] = b
 		rep.BlobsBefore++
 		rep.BytesBefore += b.size
@@ -86,18 +88,18 @@ func GC(ctx context.Context, s *Store, db *DB, opts GCOptions) (*GCReport, error
 	if err != nil {
 		return nil, fmt.Errorf("cas: gc: %w", err)
 	}
-	results, err := db.gcResults(ctx)
+	results, err := gcResults(ctx, db)
 	if err != nil {
 		return nil, fmt.Errorf("cas: gc: %w", err)
 	}
 	rep.ResultsBefore = len(results)
-	trees := map[Digest][]Digest{}
-	needed := map[Digest]bool{}
+	trees := map[cas.Digest][]cas.Digest{}
+	needed := map[cas.Digest]bool{}
 	for i := range results {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("cas: gc: %w", context.Cause(ctx))
 		}
-		s.withTreeFiles(&results[i], blobs, trees)
+		withTreeFiles(s, &results[i], blobs, trees)
 		for _, d := range results[i].needs {
 			needed[d] = true
 		}
@@ -125,17 +127,17 @@ func GC(ctx context.Context, s *Store, db *DB, opts GCOptions) (*GCReport, error
 		remove = append(remove, b)
 		total -= b.size
 	}
-	var drop []Digest
+	var drop []cas.Digest
 	if opts.MaxSize >= 0 && !fits() {
 		// Every unneeded blob is planned for removal; now the results.
 		slices.SortFunc(results, func(a, b gcResult) int {
 			return cmp.Or(cmp.Compare(b.last, a.last), compareDigests(a.key, b.key))
 		})
-		kept := map[Digest]bool{}
+		kept := map[cas.Digest]bool{}
 		var keptBytes int64
 		for _, r := range results {
 			var cost int64
-			counted := map[Digest]bool{} // a result may name a blob twice
+			counted := map[cas.Digest]bool{} // a result may name a blob twice
 			for _, d := range r.needs {
 				if b, ok := blobs[d]; ok && !kept[d] && !counted[d] {
 					counted[d] = true
@@ -158,7 +160,7 @@ func GC(ctx context.Context, s *Store, db *DB, opts GCOptions) (*GCReport, error
 		}
 	}
 
-	if rep.ResultsRemoved, err = db.DeleteActions(ctx, drop); err != nil {
+	if rep.ResultsRemoved, err = DeleteActions(ctx, db, drop); err != nil {
 		return nil, fmt.Errorf("cas: gc: %w", err)
 	}
 	var errs []error
@@ -185,8 +187,8 @@ func GC(ctx context.Context, s *Store, db *DB, opts GCOptions) (*GCReport, error
 // gcResults reads every stored result with the blobs it names directly
 // (outputs and log). A row that does not decode (a damaged page, a format
 // of a newer mc) needs nothing and is weighed like the others.
-func (db *DB) gcResults(ctx context.Context) ([]gcResult, error) {
-	rows, err := db.db.QueryContext(ctx, "SELECT key, result, max(used, created) FROM actions")
+func gcResults(ctx context.Context, db *cas.DB) ([]gcResult, error) {
+	rows, err := db.SQL().QueryContext(ctx, "SELECT key, result, max(used, created) FROM actions")
 	if err != nil {
 		return nil, err
 	}
@@ -204,7 +206,7 @@ func (db *DB) gcResults(ctx context.Context) ([]gcResult, error) {
 			continue
 		}
 		copy(r.key[:], k)
-		if res, err := decodeResult(b); err == nil {
+		if res, err := cas.DecodeResult(b); err == nil {
 			for _, o := range res.Outputs {
 				r.needs = append(r.needs, o.Digest)
 				if o.IsDir {
@@ -223,7 +225,7 @@ func (db *DB) gcResults(ctx context.Context) ([]gcResult, error) {
 // withTreeFiles adds to r.needs the files of r's directory outputs, read
 // from their tree blobs (cached in trees). A tree blob that is missing or
 // does not decode adds nothing: the result is broken already.
-func (s *Store) withTreeFiles(r *gcResult, blobs map[Digest]blobFile, trees map[Digest][]Digest) {
+func withTreeFiles(s *cas.Store, r *gcResult, blobs map[cas.Digest]blobFile, trees map[cas.Digest][]cas.Digest) {
 	for _, d := range r.trees {
 		files, ok := trees[d]
 		if !ok {
@@ -244,8 +246,8 @@ func (s *Store) withTreeFiles(r *gcResult, blobs map[Digest]blobFile, trees map[
 
 // removeTemps removes the store's temp files last modified before cutoff
 // and returns how many it removed and their size.
-func (s *Store) removeTemps(cutoff time.Time) (int, int64, error) {
-	ents, err := os.ReadDir(s.tmp)
+func removeTemps(s *cas.Store, cutoff time.Time) (int, int64, error) {
+	ents, err := os.ReadDir(s.TempDir())
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return 0, 0, nil
@@ -258,7 +260,7 @@ func (s *Store) removeTemps(cutoff time.Time) (int, int64, error) {
 		if err != nil || !info.ModTime().Before(cutoff) {
 			continue // removed concurrently, or maybe still being written
 		}
-		if err := os.RemoveAll(filepath.Join(s.tmp, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := os.RemoveAll(filepath.Join(s.TempDir(), e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return n, size, err
 		}
 		n++
@@ -266,3 +268,7 @@ func (s *Store) removeTemps(cutoff time.Time) (int, int64, error) {
 	}
 	return n, size, nil
 }
+
+// staleTemp is how old a temp file of the store must be before gc takes
+// it for a crashed writer's (as cas.OpenStore does).
+const staleTemp = time.Hour

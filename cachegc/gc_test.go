@@ -1,4 +1,4 @@
-package cas
+package cachegc
 
 import (
 	"context"
@@ -9,13 +9,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mc-build/mc/cas"
 )
 
 // gcFixture is a store and database with results whose blobs have known sizes.
 type gcFixture struct {
 	t  *testing.T
-	s  *Store
-	db *DB
+	s  *cas.Store
+	db *cas.DB
 	// base is the creation time of the first result; results are created a
 	// minute apart in the order they are added.
 	base time.Time
@@ -25,7 +27,7 @@ type gcFixture struct {
 func newGCFixture(t *testing.T) *gcFixture {
 	t.Helper()
 	dir := t.TempDir()
-	s, err := OpenStore(filepath.Join(dir, "cas"))
+	s, err := cas.OpenStore(filepath.Join(dir, "cas"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +36,7 @@ func newGCFixture(t *testing.T) *gcFixture {
 }
 
 // blob stores n bytes made of c (plus a salt so equal sizes differ).
-func (f *gcFixture) blob(c byte, n int, salt string) Digest {
+func (f *gcFixture) blob(c byte, n int, salt string) cas.Digest {
 	f.t.Helper()
 	b := []byte(salt + strings.Repeat(string(c), n-len(salt)))
 	return mustPut(f.t, f.s, string(b))
@@ -42,10 +44,10 @@ func (f *gcFixture) blob(c byte, n int, salt string) Digest {
 
 // result records a result for label with the given file outputs and a log,
 // created a minute after the previous one, and returns its key.
-func (f *gcFixture) result(label string, log Digest, outs ...Output) Digest {
+func (f *gcFixture) result(label string, log cas.Digest, outs ...cas.Output) cas.Digest {
 	f.t.Helper()
-	key := FromBytes([]byte("key " + label))
-	r := &ActionResult{Label: label, Outputs: outs, Log: log, Created: f.base.Add(time.Duration(f.n) * time.Minute)}
+	key := cas.FromBytes([]byte("key " + label))
+	r := &cas.ActionResult{Label: label, Outputs: outs, Log: log, Created: f.base.Add(time.Duration(f.n) * time.Minute)}
 	f.n++
 	if err := f.db.RecordAction(context.Background(), "/ws", key, r); err != nil {
 		f.t.Fatal(err)
@@ -53,20 +55,20 @@ func (f *gcFixture) result(label string, log Digest, outs ...Output) Digest {
 	return key
 }
 
-func fileOut(path string, d Digest) Output { return Output{Path: path, Digest: d} }
+func fileOut(path string, d cas.Digest) cas.Output { return cas.Output{Path: path, Digest: d} }
 
 // tree stores a directory output holding the given files and returns its output.
-func (f *gcFixture) tree(path string, files map[string]Digest) Output {
+func (f *gcFixture) tree(path string, files map[string]cas.Digest) cas.Output {
 	f.t.Helper()
-	t := &Tree{}
+	t := &cas.Tree{}
 	for p, d := range files {
-		t.Entries = append(t.Entries, TreeEntry{Path: p, Digest: d})
+		t.Entries = append(t.Entries, cas.TreeEntry{Path: p, Digest: d})
 	}
 	d, err := f.s.PutBytes(t.Encode())
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	return Output{Path: path, Digest: d, IsDir: true}
+	return cas.Output{Path: path, Digest: d, IsDir: true}
 }
 
 func (f *gcFixture) gc(max int64) *GCReport {
@@ -79,7 +81,7 @@ func (f *gcFixture) gc(max int64) *GCReport {
 }
 
 // has reports which of the keys still have a result.
-func (f *gcFixture) has(keys ...Digest) []bool {
+func (f *gcFixture) has(keys ...cas.Digest) []bool {
 	f.t.Helper()
 	var out []bool
 	for _, k := range keys {
@@ -97,7 +99,7 @@ func (f *gcFixture) has(keys ...Digest) []bool {
 func (f *gcFixture) checkIntact() StoreUsage {
 	f.t.Helper()
 	ctx := context.Background()
-	results, err := f.db.gcResults(ctx)
+	results, err := gcResults(ctx, f.db)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -118,7 +120,7 @@ func (f *gcFixture) checkIntact() StoreUsage {
 			}
 		}
 	}
-	u, err := f.s.Usage(ctx)
+	u, err := Usage(ctx, f.s)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -128,9 +130,9 @@ func (f *gcFixture) checkIntact() StoreUsage {
 func TestGCBudget(t *testing.T) {
 	// Three results of 1000 bytes each (a 900-byte output and a 100-byte
 	// log), created in order, and 500 bytes of blobs no result needs.
-	setup := func(t *testing.T) (*gcFixture, []Digest, []Digest) {
+	setup := func(t *testing.T) (*gcFixture, []cas.Digest, []cas.Digest) {
 		f := newGCFixture(t)
-		var keys, garbage []Digest
+		var keys, garbage []cas.Digest
 		for i, l := range []string{"//a:one", "//a:two", "//a:three"} {
 			out := f.blob('o', 900, l)
 			log := f.blob('l', 100, l)
@@ -206,11 +208,11 @@ func TestGCKeepsSharedAndTreeBlobs(t *testing.T) {
 	// //t:old has a directory output whose files are only in its tree, and
 	// shares a blob with //t:new, the most recent result.
 	member := f.blob('m', 300, "member")
-	dir := f.tree("t/dir", map[string]Digest{"x/member": member, "shared": shared})
-	oldKey := f.result("//t:old", Zero, dir)
-	bigKey := f.result("//t:big", Zero, fileOut("t/big", f.blob('b', 5000, "big")))
+	dir := f.tree("t/dir", map[string]cas.Digest{"x/member": member, "shared": shared})
+	oldKey := f.result("//t:old", cas.Zero, dir)
+	bigKey := f.result("//t:big", cas.Zero, fileOut("t/big", f.blob('b', 5000, "big")))
 	newKey := f.result("//t:new", f.blob('l', 50, "log"), fileOut("t/s", shared))
-	treeSize := int64(len((&Tree{Entries: []TreeEntry{{Path: "shared", Digest: shared}, {Path: "x/member", Digest: member}}}).Encode()))
+	treeSize := int64(len((&cas.Tree{Entries: []cas.TreeEntry{{Path: "shared", Digest: shared}, {Path: "x/member", Digest: member}}}).Encode()))
 
 	// //t:big does not fit, //t:new does, and so does the older //t:old
 	// (its shared blob is already counted).
@@ -218,7 +220,7 @@ func TestGCKeepsSharedAndTreeBlobs(t *testing.T) {
 	if got := f.has(oldKey, bigKey, newKey); !slices.Equal(got, []bool{true, false, true}) {
 		t.Errorf("results kept (old, big, new) = %v, want [true false true]", got)
 	}
-	for name, d := range map[string]Digest{"shared": shared, "tree member": member, "tree": dir.Digest} {
+	for name, d := range map[string]cas.Digest{"shared": shared, "tree member": member, "tree": dir.Digest} {
 		if !f.s.Has(d) {
 			t.Errorf("the %s blob of a kept result was removed", name)
 		}
@@ -247,9 +249,9 @@ func TestGCKeepsSharedAndTreeBlobs(t *testing.T) {
 
 func TestGCLeastRecentlyUsed(t *testing.T) {
 	f := newGCFixture(t)
-	var keys []Digest
+	var keys []cas.Digest
 	for _, l := range []string{"//l:a", "//l:b", "//l:c"} {
-		keys = append(keys, f.result(l, Zero, fileOut("l/"+l[4:], f.blob('x', 100, l))))
+		keys = append(keys, f.result(l, cas.Zero, fileOut("l/"+l[4:], f.blob('x', 100, l))))
 	}
 	// //l:a, the oldest, was a cache hit after the others were created.
 	if err := f.db.TouchActions(context.Background(), keys[:1], f.base.Add(2*time.Hour)); err != nil {
@@ -269,8 +271,8 @@ func TestGCLeastRecentlyUsed(t *testing.T) {
 func TestGCDroppedResultsLeaveLatest(t *testing.T) {
 	f := newGCFixture(t)
 	ctx := context.Background()
-	f.result("//x:gone", Zero, fileOut("x/g", f.blob('g', 100, "g")))
-	kept := f.result("//x:kept", Zero, fileOut("x/k", f.blob('k', 100, "k")))
+	f.result("//x:gone", cas.Zero, fileOut("x/g", f.blob('g', 100, "g")))
+	kept := f.result("//x:kept", cas.Zero, fileOut("x/k", f.blob('k', 100, "k")))
 	f.gc(100)
 	latest, err := f.db.LatestActions(ctx, "/ws")
 	if err != nil {
@@ -315,15 +317,15 @@ func TestGCMissingBlobsAndBadRows(t *testing.T) {
 	ctx := context.Background()
 	// A result whose outputs are only in a shared cache costs nothing
 	// locally, and neither does a row that does not decode (the oldest).
-	remoteOnly := f.result("//r:remote", Zero, fileOut("r/x", FromBytes([]byte("not here"))),
-		Output{Path: "r/d", Digest: FromBytes([]byte("no tree")), IsDir: true})
-	bad := FromBytes([]byte("bad row"))
+	remoteOnly := f.result("//r:remote", cas.Zero, fileOut("r/x", cas.FromBytes([]byte("not here"))),
+		cas.Output{Path: "r/d", Digest: cas.FromBytes([]byte("no tree")), IsDir: true})
+	bad := cas.FromBytes([]byte("bad row"))
 	if _, err := f.db.SQL().Exec("INSERT INTO actions (key, label, result, created) VALUES (?, ?, ?, ?)",
 		bad[:], "//r:bad", []byte{99}, f.base.Add(-time.Hour).UnixNano()); err != nil {
 		t.Fatal(err)
 	}
-	older := f.result("//r:older", Zero, fileOut("r/o", f.blob('o', 100, "o")))
-	newer := f.result("//r:newer", Zero, fileOut("r/n", f.blob('n', 100, "n")))
+	older := f.result("//r:older", cas.Zero, fileOut("r/o", f.blob('o', 100, "o")))
+	newer := f.result("//r:newer", cas.Zero, fileOut("r/n", f.blob('n', 100, "n")))
 	rep := f.gc(150)
 	if got := f.has(remoteOnly, older, newer); !slices.Equal(got, []bool{true, false, true}) {
 		t.Errorf("results kept (remote-only, older, newer) = %v, want [true false true]", got)
@@ -342,7 +344,7 @@ func TestGCMissingBlobsAndBadRows(t *testing.T) {
 
 func TestGCCanceled(t *testing.T) {
 	f := newGCFixture(t)
-	key := f.result("//c:c", Zero, fileOut("c/c", f.blob('c', 100, "c")))
+	key := f.result("//c:c", cas.Zero, fileOut("c/c", f.blob('c', 100, "c")))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := GC(ctx, f.s, f.db, GCOptions{MaxSize: 0}); err == nil {
@@ -359,7 +361,7 @@ func TestGCZeroEmptiesEverything(t *testing.T) {
 	// Nothing local costs a byte: an empty blob no result needs, and a
 	// result whose outputs are only in a shared cache.
 	empty := mustPut(t, f.s, "")
-	key := f.result("//z:remote", Zero, fileOut("z/x", FromBytes([]byte("elsewhere"))))
+	key := f.result("//z:remote", cas.Zero, fileOut("z/x", cas.FromBytes([]byte("elsewhere"))))
 	rep := f.gc(0)
 	if f.has(key)[0] || f.s.Has(empty) {
 		t.Errorf("after gc to 0: result kept %v, empty blob kept %v; want neither", f.has(key)[0], f.s.Has(empty))
@@ -371,7 +373,7 @@ func TestGCZeroEmptiesEverything(t *testing.T) {
 
 func TestGCCountsABlobOnce(t *testing.T) {
 	f := newGCFixture(t)
-	older := f.result("//d:older", Zero, fileOut("d/o", f.blob('o', 50, "o")))
+	older := f.result("//d:older", cas.Zero, fileOut("d/o", f.blob('o', 50, "o")))
 	// Two outputs with the same content, which is the log too: 100 bytes.
 	d := f.blob('d', 100, "dup")
 	key := f.result("//d:dup", d, fileOut("d/a", d), fileOut("d/b", d))

@@ -1,4 +1,4 @@
-package cas
+package cachegc
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/mc-build/mc/cas"
 )
 
 // StoreUsage is what the local blob store holds on disk. Sizes are file
@@ -22,22 +24,22 @@ type StoreUsage struct {
 
 // blobFile is one blob found on disk.
 type blobFile struct {
-	d     Digest
+	d     cas.Digest
 	size  int64
 	mtime time.Time
 }
 
 // Usage walks the store and counts its blobs and temporary files.
-func (s *Store) Usage(ctx context.Context) (StoreUsage, error) {
+func Usage(ctx context.Context, s *cas.Store) (StoreUsage, error) {
 	var u StoreUsage
-	err := s.walkBlobs(ctx, func(b blobFile) {
+	err := walkBlobs(ctx, s, func(b blobFile) {
 		u.Blobs++
 		u.Bytes += b.size
 	})
 	if err != nil {
 		return StoreUsage{}, err
 	}
-	ents, err := os.ReadDir(s.tmp)
+	ents, err := os.ReadDir(s.TempDir())
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return StoreUsage{}, fmt.Errorf("cas: usage: %w", err)
 	}
@@ -53,8 +55,8 @@ func (s *Store) Usage(ctx context.Context) (StoreUsage, error) {
 // walkBlobs calls fn for every blob file of the store: a regular file named
 // by its 64-digit hex digest in the shard directory of its first two
 // digits. Anything else (the temp directory, strays) is not a blob.
-func (s *Store) walkBlobs(ctx context.Context, fn func(blobFile)) error {
-	shards, err := os.ReadDir(s.dir)
+func walkBlobs(ctx context.Context, s *cas.Store, fn func(blobFile)) error {
+	shards, err := os.ReadDir(s.Dir())
 	if err != nil {
 		return fmt.Errorf("cas: walk store: %w", err)
 	}
@@ -65,7 +67,7 @@ func (s *Store) walkBlobs(ctx context.Context, fn func(blobFile)) error {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("cas: walk store: %w", context.Cause(ctx))
 		}
-		ents, err := os.ReadDir(filepath.Join(s.dir, sh.Name()))
+		ents, err := os.ReadDir(filepath.Join(s.Dir(), sh.Name()))
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue
@@ -73,7 +75,7 @@ func (s *Store) walkBlobs(ctx context.Context, fn func(blobFile)) error {
 			return fmt.Errorf("cas: walk store: %w", err)
 		}
 		for _, e := range ents {
-			var d Digest
+			var d cas.Digest
 			name := e.Name()
 			if !e.Type().IsRegular() || len(name) != 2*len(d) || name[:2] != sh.Name() {
 				continue
@@ -101,9 +103,9 @@ func isHex(s string) bool {
 }
 
 // CountActions returns how many action results the database holds.
-func (db *DB) CountActions(ctx context.Context) (int, error) {
+func CountActions(ctx context.Context, db *cas.DB) (int, error) {
 	var n int
-	if err := db.db.QueryRowContext(ctx, "SELECT count(*) FROM actions").Scan(&n); err != nil {
+	if err := db.SQL().QueryRowContext(ctx, "SELECT count(*) FROM actions").Scan(&n); err != nil {
 		return 0, fmt.Errorf("cas: count actions: %w", err)
 	}
 	return n, nil
@@ -111,9 +113,9 @@ func (db *DB) CountActions(ctx context.Context) (int, error) {
 
 // Size is the size of the database's pages (its main file; the write-ahead
 // log comes on top until the next checkpoint).
-func (db *DB) Size(ctx context.Context) (int64, error) {
+func DBSize(ctx context.Context, db *cas.DB) (int64, error) {
 	var n int64
-	err := db.db.QueryRowContext(ctx,
+	err := db.SQL().QueryRowContext(ctx,
 		"SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()").Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("cas: database size: %w", err)

@@ -1,16 +1,18 @@
-package cas
+package cachegc
 
 import (
 	"bytes"
 	"context"
 	"fmt"
 	"slices"
+
+	"github.com/mc-build/mc/cas"
 )
 
 // KnownLabels returns, sorted, every label that has a result in the action
 // cache or an entry in the run history (of any workspace).
-func (db *DB) KnownLabels(ctx context.Context) ([]string, error) {
-	rows, err := db.db.QueryContext(ctx, "SELECT label FROM actions UNION SELECT label FROM stage_runs ORDER BY 1")
+func KnownLabels(ctx context.Context, db *cas.DB) ([]string, error) {
+	rows, err := db.SQL().QueryContext(ctx, "SELECT label FROM actions UNION SELECT label FROM stage_runs ORDER BY 1")
 	if err != nil {
 		return nil, fmt.Errorf("cas: known labels: %w", err)
 	}
@@ -33,20 +35,20 @@ func (db *DB) KnownLabels(ctx context.Context) ([]string, error) {
 // sharing this database: those of its cached results and those its run
 // history names (whose results may be gone locally but not from a shared
 // cache). hasResult says which of them have a local result.
-func (db *DB) KeysOf(ctx context.Context, label string) (keys []Digest, hasResult map[Digest]bool, err error) {
-	rows, err := db.db.QueryContext(ctx, `SELECT key, 1 FROM actions WHERE label = ?
+func KeysOf(ctx context.Context, db *cas.DB, label string) (keys []cas.Digest, hasResult map[cas.Digest]bool, err error) {
+	rows, err := db.SQL().QueryContext(ctx, `SELECT key, 1 FROM actions WHERE label = ?
 		UNION SELECT key, 0 FROM stage_runs WHERE label = ?`, label, label)
 	if err != nil {
 		return nil, nil, fmt.Errorf("cas: keys of %s: %w", label, err)
 	}
 	defer rows.Close()
-	hasResult = map[Digest]bool{}
-	seen := map[Digest]bool{}
+	hasResult = map[cas.Digest]bool{}
+	seen := map[cas.Digest]bool{}
 	for rows.Next() {
 		var (
 			k     []byte
 			local bool
-			d     Digest
+			d     cas.Digest
 		)
 		if err := rows.Scan(&k, &local); err != nil {
 			return nil, nil, fmt.Errorf("cas: keys of %s: %w", label, err)
@@ -73,11 +75,11 @@ func (db *DB) KeysOf(ctx context.Context, label string) (keys []Digest, hasResul
 // DeleteActions forgets the results of keys, and the latest-action rows
 // naming them, in one transaction; it returns how many results it deleted.
 // Missing keys are ignored.
-func (db *DB) DeleteActions(ctx context.Context, keys []Digest) (int, error) {
+func DeleteActions(ctx context.Context, db *cas.DB, keys []cas.Digest) (int, error) {
 	if len(keys) == 0 {
 		return 0, nil
 	}
-	tx, err := db.db.BeginTx(ctx, nil)
+	tx, err := db.SQL().BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("cas: delete actions: %w", err)
 	}
@@ -107,4 +109,4 @@ func (db *DB) DeleteActions(ctx context.Context, keys []Digest) (int, error) {
 	return n, nil
 }
 
-func compareDigests(a, b Digest) int { return bytes.Compare(a[:], b[:]) }
+func compareDigests(a, b cas.Digest) int { return bytes.Compare(a[:], b[:]) }

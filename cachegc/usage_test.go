@@ -1,4 +1,4 @@
-package cas
+package cachegc
 
 import (
 	"context"
@@ -7,12 +7,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/mc-build/mc/cas"
 )
 
 func TestStoreUsage(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
-	u, err := s.Usage(ctx)
+	u, err := Usage(ctx, s)
 	if err != nil || u != (StoreUsage{}) {
 		t.Fatalf("empty store: %+v, %v", u, err)
 	}
@@ -20,12 +22,12 @@ func TestStoreUsage(t *testing.T) {
 	mustPut(t, s, strings.Repeat("x", 1000))
 	mustPut(t, s, "hello") // stored once
 	// Files that are not blobs are not counted as blobs.
-	d := FromBytes([]byte("stray"))
+	d := cas.FromBytes([]byte("stray"))
 	writeFile(t, filepath.Join(s.Dir(), d.Hex()[:2], "notablob"), "abc", 0o644)
 	writeFile(t, filepath.Join(s.Dir(), "zz", strings.Repeat("z", 64)), "abc", 0o644)
 	writeFile(t, filepath.Join(s.Dir(), d.Hex()[2:4], d.Hex()), "abc", 0o644) // wrong shard
 	writeFile(t, filepath.Join(s.TempDir(), "put-1"), "temp!", 0o644)
-	u, err = s.Usage(ctx)
+	u, err = Usage(ctx, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +38,7 @@ func TestStoreUsage(t *testing.T) {
 	if err := os.RemoveAll(s.Dir()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Usage(ctx); err == nil {
+	if _, err := Usage(ctx, s); err == nil {
 		t.Error("usage of a removed store succeeded")
 	}
 }
@@ -44,19 +46,19 @@ func TestStoreUsage(t *testing.T) {
 func TestDBCounts(t *testing.T) {
 	ctx := context.Background()
 	db := newDB(t)
-	if n, err := db.CountActions(ctx); err != nil || n != 0 {
+	if n, err := CountActions(ctx, db); err != nil || n != 0 {
 		t.Fatalf("CountActions = %d, %v", n, err)
 	}
 	r := sampleResult()
 	for _, k := range []string{"a", "b"} {
-		if err := db.PutAction(ctx, FromBytes([]byte(k)), r); err != nil {
+		if err := db.PutAction(ctx, cas.FromBytes([]byte(k)), r); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n, err := db.CountActions(ctx); err != nil || n != 2 {
+	if n, err := CountActions(ctx, db); err != nil || n != 2 {
 		t.Errorf("CountActions = %d, %v; want 2", n, err)
 	}
-	if n, err := db.Size(ctx); err != nil || n <= 0 {
+	if n, err := DBSize(ctx, db); err != nil || n <= 0 {
 		t.Errorf("Size = %d, %v; want > 0", n, err)
 	}
 }
@@ -65,7 +67,7 @@ func TestPurgeQueries(t *testing.T) {
 	ctx := context.Background()
 	db := newDB(t)
 	r := sampleResult() // label //svc/api:build
-	k1, k2, k3 := FromBytes([]byte("k1")), FromBytes([]byte("k2")), FromBytes([]byte("k3"))
+	k1, k2, k3 := cas.FromBytes([]byte("k1")), cas.FromBytes([]byte("k2")), cas.FromBytes([]byte("k3"))
 	if err := db.RecordAction(ctx, "/ws", k1, r); err != nil {
 		t.Fatal(err)
 	}
@@ -79,23 +81,23 @@ func TestPurgeQueries(t *testing.T) {
 	}
 	// History knows another key of //svc/api:build whose result is gone,
 	// and a label with no result at all.
-	hist := []StageRecord{stageRec("//svc/api:build", "old", StageBuilt), stageRec("//gone:x", "x", StageBuilt)}
+	hist := []cas.StageRecord{stageRec("//svc/api:build", "old", cas.StageBuilt), stageRec("//gone:x", "x", cas.StageBuilt)}
 	if _, err := db.RecordRun(ctx, "/ws", "build //...", 10, hist); err != nil {
 		t.Fatal(err)
 	}
-	labels, err := db.KnownLabels(ctx)
+	labels, err := KnownLabels(ctx, db)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := []string{"//gone:x", "//svc/api:build", "//svc/web:build"}; !slices.Equal(labels, want) {
 		t.Errorf("KnownLabels = %q, want %q", labels, want)
 	}
-	keys, local, err := db.KeysOf(ctx, "//svc/api:build")
+	keys, local, err := KeysOf(ctx, db, "//svc/api:build")
 	if err != nil {
 		t.Fatal(err)
 	}
 	histKey := hist[0].Key
-	want := []Digest{k1, k2, histKey}
+	want := []cas.Digest{k1, k2, histKey}
 	slices.SortFunc(want, compareDigests)
 	if !slices.Equal(keys, want) {
 		t.Errorf("KeysOf = %d keys, want k1, k2 and the history's key", len(keys))
@@ -103,7 +105,7 @@ func TestPurgeQueries(t *testing.T) {
 	if !local[k1] || !local[k2] || local[histKey] {
 		t.Errorf("KeysOf local = %v, want k1 and k2 only", local)
 	}
-	n, err := db.DeleteActions(ctx, keys)
+	n, err := DeleteActions(ctx, db, keys)
 	if err != nil || n != 2 {
 		t.Fatalf("DeleteActions = %d, %v; want 2", n, err)
 	}
@@ -118,7 +120,7 @@ func TestPurgeQueries(t *testing.T) {
 	if err := db.SQL().QueryRow("SELECT count(*) FROM latest").Scan(&rows); err != nil || rows != 1 {
 		t.Errorf("latest rows = %d, %v; want 1", rows, err)
 	}
-	if n, err := db.DeleteActions(ctx, nil); err != nil || n != 0 {
+	if n, err := DeleteActions(ctx, db, nil); err != nil || n != 0 {
 		t.Errorf("DeleteActions(nil) = %d, %v", n, err)
 	}
 }

@@ -1,4 +1,7 @@
-package main
+// Package queryout writes the result of mc query in its output formats:
+// labels, labels with kinds, JSON, Graphviz dot, and Starlark (the calls
+// that would declare the rules, --output=build).
+package queryout
 
 import (
 	"bufio"
@@ -11,6 +14,30 @@ import (
 
 	"github.com/mc-build/mc/graph"
 )
+
+// Formats are the output formats by name, as --output spells them.
+var Formats = []string{"label", "label_kind", "json", "dot", "build"}
+
+// Write writes res to w in format (one of Formats); false for an unknown
+// format.
+func Write(w *bufio.Writer, format string, res *graph.QueryResult) (bool, error) {
+	var write func(w *bufio.Writer, res *graph.QueryResult) error
+	switch format {
+	case "label":
+		write = writeLabels
+	case "label_kind":
+		write = writeLabelKinds
+	case "json":
+		write = writeQueryJSON
+	case "dot":
+		write = writeDot
+	case "build":
+		write = writeBuild
+	default:
+		return false, nil
+	}
+	return true, write(w, res)
+}
 
 // writeLabels is --output=label: one label per line, sorted.
 func writeLabels(w *bufio.Writer, res *graph.QueryResult) error {
