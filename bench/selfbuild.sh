@@ -44,7 +44,10 @@
 #
 # Settings: ROUNDS=3 JOBS=2 MID=graph/key.go LEAF=ui/ui.go REMOTE=1 KEEP=0
 # MC=PATH (prebuilt mc) BENCH_TMP=DIR PROFILE=1 (keep a --profile trace of
-# each measured mc run in the logs; implies KEEP=1). One results block to
+# each measured mc run in the logs; implies KEEP=1). On a loaded machine the
+# cold warm-ups take most of the time (sqlite's C, the AWS SDK): MC_CACHE_DIR
+# and GO_CACHE_DIR reuse a warm mc cache and Go cache of an earlier run (the
+# null runs before the rounds absorb what they lack). One results block to
 # stdout, progress to stderr.
 set -euo pipefail
 export LC_ALL=C
@@ -77,7 +80,8 @@ cleanup() {
 }
 trap cleanup EXIT
 export XDG_CACHE_HOME=$TMP/xdg # mc's default cache stays out of the user's home
-export GOCACHE=$TMP/gocache    # the baseline's own Go cache, warmed below
+[[ -z ${MC_CACHE_DIR:-} || $REMOTE == 0 ]] || die "MC_CACHE_DIR needs REMOTE=0: machine A must build from an empty cache to upload everything"
+MC_CACHE_DIR=${MC_CACHE_DIR:-$TMP/cache-a}
 export GOFLAGS= GOTOOLCHAIN=local
 unset MC_CACHE
 
@@ -113,7 +117,7 @@ mkdir -p "$A"
 # so that machine B can clone it.
 (cd "$ROOT" && git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf -) | tar -xf - -C "$A"
 (cd "$A" && git init -q && git add -A && git -c user.name=bench -c user.email=bench@localhost commit -qm base)
-mca() { "$MC" test -j "$JOBS" --cache-dir "$TMP/cache-a" "$@" //...; }
+mca() { "$MC" test -j "$JOBS" --cache-dir "$MC_CACHE_DIR" "$@" //...; }
 
 # The test stages and the packages they test (their command is `go test -count=1 ./PKG`).
 "$MC" -C "$A" query --cache-dir "$TMP/cache-q" 'tests(//...)' >"$LOGS/tests.txt"
@@ -179,6 +183,8 @@ if [[ $REMOTE == 1 ]]; then
 fi
 
 # --- part (a): warm caches, then the same edit measured on both sides ---------------
+
+export GOCACHE=${GO_CACHE_DIR:-$TMP/gocache} # the baseline's own Go cache, warmed here
 
 note "warming the Go cache: go test ${PKGS[*]}"
 timed go-warm "$A" go test -p "$JOBS" "${PKGS[@]}"
