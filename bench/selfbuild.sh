@@ -1,0 +1,270 @@
+#!/usr/bin/env bash
+# The self-build benchmark (issue 20): mc testing its own repository, package
+# by package (the root BUILD.mc), after a one-package change, against
+# `go test` of the same packages with a warm Go cache; then a second machine
+# sharing only the S3 cache. See bench/README.md.
+#
+#   bash bench/selfbuild.sh               # 3 rounds, graph/ (mid-graph) and ui/ (leaf) edited
+#   ROUNDS=5 bash bench/selfbuild.sh
+#   REMOTE=0 bash bench/selfbuild.sh      # part (a) only, no MinIO
+#
+# Like with like. In the self-build, `mc test //...` runs `go test -count=1
+# ./PKG` inside the sandbox for the packages whose tests need nothing but Go
+# (and git): the test stages of BUILD.mc, listed here by `mc query
+# 'tests(//...)'` (11 packages today: internal/{fdio,wire,syncbuf}, iampolicy,
+# vcs, cas, graph, lang, builtins, ui, profile). Every test of those packages
+# runs, nothing is skipped or selected with -run. The packages whose tests
+# start bubblewrap, runc, a registry, MinIO or Chromium (exec, oci, cas/s3,
+# runner, server, cmd/mc) have no test stage: scripts/test runs them with
+# `go test`. So the baseline is `go test` of exactly the packages the test
+# stages name, with the same parallelism (-p JOBS), on the same tree: the
+# same tests, each side with its own warm cache (Go's build and test cache in
+# a GOCACHE of its own; mc's local cache, whose go-build/go-mod cache mounts
+# the stages share). What mc does beyond that is its own cost, counted in its
+# time: `mc test //...` also builds every non-test stage under //..., i.e.
+# vets and compiles each affected package (one stage each) and links
+# //:mc.
+#
+# The change: each round appends to one Go file a new package variable set by
+# an init function. It changes the package's code (its object file and every
+# test binary that links it) but not its API, so Go recompiles the package,
+# relinks and reruns the tests of it and its dependents, and must not report
+# them "(cached)"; a comment or an unused function would leave the linked
+# test binaries identical and Go would rerun nothing. The script checks, on
+# both sides, that the tests rerun are exactly those of `mc query
+# 'tests(rdeps(//..., //:FILE))'`.
+#
+# Part (b): MinIO on 127.0.0.1 (bench/minio.sh). Machine A (the copy above,
+# before any edit) runs `mc test //...` with MC_CACHE=s3://bench/self and
+# uploads; machine B is a fresh `git clone` of it in a new directory with an
+# empty local cache (so empty go-build/go-mod cache mounts too: its stages
+# download modules from GOPROXY and compile cold) and the mid-graph edit;
+# its `mc test //...` must run only the tests of the edited package and its
+# dependents, and take every other result from the bucket.
+#
+# Settings: ROUNDS=3 JOBS=2 MID=graph/key.go LEAF=ui/ui.go REMOTE=1 KEEP=0
+# MC=PATH (prebuilt mc) BENCH_TMP=DIR PROFILE=1 (keep a --profile trace of
+# each measured mc run in the logs; implies KEEP=1). On a loaded machine the
+# cold warm-ups take most of the time (sqlite's C, the AWS SDK): MC_CACHE_DIR
+# and GO_CACHE_DIR reuse a warm mc cache and Go cache of an earlier run (the
+# null runs before the rounds absorb what they lack). One results block to
+# stdout, progress to stderr.
+set -euo pipefail
+export LC_ALL=C
+ROUNDS=${ROUNDS:-3}
+JOBS=${JOBS:-2}
+MID=${MID:-graph/key.go}
+LEAF=${LEAF:-ui/ui.go}
+REMOTE=${REMOTE:-1}
+KEEP=${KEEP:-0}
+PROFILE=${PROFILE:-0}
+[[ $PROFILE == 1 ]] && KEEP=1
+BENCH_TMP=${BENCH_TMP:-${TMPDIR:-/tmp}}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+note() { printf 'bench: %s\n' "$*" >&2; }
+die() { printf 'bench: FAIL: %s\n' "$*" >&2; exit 1; }
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer, got '$ROUNDS'"
+[[ $JOBS =~ ^[1-9][0-9]*$ ]] || die "JOBS must be a positive integer, got '$JOBS'"
+command -v go >/dev/null || die "go not found"
+command -v git >/dev/null || die "git not found"
+for f in "$MID" "$LEAF"; do [[ -f $ROOT/$f && $f == *.go && $f != *_test.go ]] || die "$f is not a non-test Go file of the repository"; done
+
+TMP=$(mktemp -d "$BENCH_TMP/mc-selfbuild.XXXXXX")
+LOGS=$TMP/logs
+mkdir -p "$LOGS"
+MINIO_PID=
+minio_stop() { :; }
+cleanup() {
+	minio_stop
+	if [[ $KEEP == 1 ]]; then note "kept $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+export XDG_CACHE_HOME=$TMP/xdg # mc's default cache stays out of the user's home
+[[ -z ${MC_CACHE_DIR:-} || $REMOTE == 0 ]] || die "MC_CACHE_DIR needs REMOTE=0: machine A must build from an empty cache to upload everything"
+MC_CACHE_DIR=${MC_CACHE_DIR:-$TMP/cache-a}
+export GOFLAGS= GOTOOLCHAIN=local
+unset MC_CACHE
+
+if [[ -z ${MC:-} ]]; then
+	note "building mc"
+	(cd "$ROOT" && go build -o "$TMP/mc" ./cmd/mc)
+	MC=$TMP/mc
+fi
+[[ -x $MC ]] || die "MC=$MC is not executable"
+
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+ELAPSED=
+# timed LOG DIR CMD...: runs CMD in DIR, output to $LOGS/LOG.log, sets ELAPSED; a failure ends the benchmark.
+timed() {
+	local log=$LOGS/$1.log dir=$2 t0 t1
+	shift 2
+	local rc=0
+	t0=$EPOCHREALTIME
+	(cd "$dir" && "$@") >"$log" 2>&1 || rc=$?
+	t1=$EPOCHREALTIME
+	# Exit 1 from go test or mc test is a failing test: the run did the same work, so it is measured, and said in
+	# the results (ui's TestTextTTY fails on a machine loaded enough to stretch its timings). A build failure is not.
+	if ((rc == 1)) && ! grep -q 'build failed\|FAILED //:.*\.compile\|FAILED //:mc$' "$log"; then
+		FLAKES+=("$(basename "$log" .log): $(grep -E -- '^--- FAIL|^FAILED|^//:.* FAILED' "$log" | head -3 | tr '\n' ' ')")
+		note "tests failed in $(basename "$log"): measured anyway, reported below"
+	elif ((rc != 0)); then
+		tail -n 30 "$log" >&2
+		die "'$*' in $dir failed (log: $log)"
+	fi
+	ELAPSED=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+}
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+LOADS=()
+FLAKES=()
+
+# --- the copy of the repository (machine A) ------------------------------------
+
+A=$TMP/a
+mkdir -p "$A"
+# The working tree as it is (tracked and untracked files, not ignored ones), committed in a repository of its own
+# so that machine B can clone it.
+(cd "$ROOT" && git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf -) | tar -xf - -C "$A"
+(cd "$A" && git init -q && git add -A && git -c user.name=bench -c user.email=bench@localhost commit -qm base)
+mca() { "$MC" test -j "$JOBS" --cache-dir "$MC_CACHE_DIR" "$@" //...; }
+
+# The test stages and the packages they test (their command is `go test -count=1 ./PKG`).
+"$MC" -C "$A" query --cache-dir "$TMP/cache-q" 'tests(//...)' >"$LOGS/tests.txt"
+"$MC" -C "$A" query --cache-dir "$TMP/cache-q" --output build 'tests(//...)' >"$LOGS/tests.build"
+mapfile -t PKGS < <(sed -nE 's|^ *cmd = "go test [^"]* (\./[^ "]+)",?$|\1|p' "$LOGS/tests.build" | sort -u)
+NTESTS=$(grep -c . "$LOGS/tests.txt")
+((${#PKGS[@]} == NTESTS)) || die "found ${#PKGS[@]} packages in the $NTESTS test stages' commands (mc query --output build): BUILD.mc's go_test changed?"
+note "test stages: $NTESTS; go test ${PKGS[*]}"
+# affected FILE: the test stages a change to FILE must rerun (mc query), one per line.
+affected() { "$MC" -C "$A" query --cache-dir "$TMP/cache-q" "tests(rdeps(//..., //:$1))"; }
+# test_pkgs: the packages of those stages (//:lang_test -> ./lang), as go test prints them.
+test_pkgs() {
+	local l
+	while read -r l; do
+		grep -A8 "name = \"${l#//:}\"" "$LOGS/tests.build" | sed -nE 's|^ *cmd = "go test [^"]* \./([^ "]+)",?$|github.com/mc-build/mc/\1|p' | head -1
+	done | sort
+}
+affected "$MID" >"$LOGS/affected-mid.txt"
+affected "$LEAF" >"$LOGS/affected-leaf.txt"
+
+edits=0
+# edit FILE DIR: a new package variable set by an init function, appended to FILE in DIR.
+edit() {
+	edits=$((edits + 1))
+	printf '\n// selfbench edit %d\nvar selfbenchEdit%d int\n\nfunc init() { selfbenchEdit%d = %d }\n' \
+		"$edits" "$edits" "$edits" "$edits" >>"$2/$1"
+}
+
+# go_reran LOG: the packages go test ran (not "(cached)"), sorted.
+go_reran() { awk '$1 == "ok" && $3 != "(cached)" { print $2 }' "$1" | sort; }
+# mc_ran LOG: the test stages mc ran (not cached), sorted; mc_cached LOG: how many were cached.
+mc_ran() { sed -nE 's/^\[(\/\/:[^]]*_test)\] started$/\1/p' "$1" | sort -u; }
+mc_tests_cached() { grep -Eo '[0-9]+ cached' <<<"$(grep -E '^(Test|Tests)' "$1" | tail -1)" | grep -Eo '[0-9]+' || echo "?"; }
+
+# --- part (b) first: A uploads before any edit, B clones --------------------------
+
+if [[ $REMOTE == 1 ]]; then
+	source "$ROOT/bench/minio.sh"
+	export MC_CACHE=s3://bench/self
+	note "machine A: mc test //... from cold, uploading to $MC_CACHE ($(load))"
+	timed mc-a-cold "$A" mca
+	A_COLD=$ELAPSED
+	grep -q 'Shared cache' "$LOGS/mc-a-cold.log" || die "no shared cache line in A's summary"
+	B=$TMP/b
+	git clone -q "$A" "$B"
+	edit "$MID" "$B"
+	note "machine B: fresh clone, empty local cache, $MID edited: mc test //... ($(load))"
+	LOADS+=("$(load)")
+	timed mc-b "$B" "$MC" test -j "$JOBS" --cache-dir "$TMP/cache-b" //...
+	B_TIME=$ELAPSED
+	mc_ran "$LOGS/mc-b.log" >"$LOGS/b-ran.txt"
+	B_RAN=$(grep -c . "$LOGS/b-ran.txt" || true)
+	B_BUILT=$(grep -E '^Build:' "$LOGS/mc-b.log" | tail -1)
+	B_SHARED=$(grep -E '^Shared cache' "$LOGS/mc-b.log" | tail -1)
+	if cmp -s "$LOGS/b-ran.txt" "$LOGS/affected-mid.txt"; then
+		B_OK="= tests(rdeps(//..., //:$MID)): yes"
+	else
+		B_OK="= tests(rdeps(//..., //:$MID)): NO (ran: $(tr '\n' ' ' <"$LOGS/b-ran.txt"); rdeps: $(tr '\n' ' ' <"$LOGS/affected-mid.txt"))"
+		B_FAIL=1
+	fi
+	minio_stop
+	unset MC_CACHE
+fi
+
+# --- part (a): warm caches, then the same edit measured on both sides ---------------
+
+export GOCACHE=${GO_CACHE_DIR:-$TMP/gocache} # the baseline's own Go cache, warmed here
+
+note "warming the Go cache: go test ${PKGS[*]}"
+timed go-warm "$A" go test -p "$JOBS" "${PKGS[@]}"
+if [[ $REMOTE != 1 ]]; then
+	note "warming mc's cache: mc test //..."
+	timed mc-warm "$A" mca
+fi
+# One null run each, so that what the warm-up left to do is not measured.
+timed go-null "$A" go test -p "$JOBS" "${PKGS[@]}"
+GO_NULL=$ELAPSED
+timed mc-null "$A" mca
+MC_NULL=$ELAPSED
+[[ -z $(mc_ran "$LOGS/mc-null.log") ]] || die "mc's null run ran tests: $(mc_ran "$LOGS/mc-null.log" | tr '\n' ' ')"
+
+declare -A GO_T MC_T
+FAIL=0
+for r in $(seq "$ROUNDS"); do
+	for which in mid leaf; do
+		f=$MID
+		[[ $which == leaf ]] && f=$LEAF
+		want=$LOGS/affected-$which.txt
+		edit "$f" "$A"
+		LOADS+=("$(load)")
+		timed "go-$which-$r" "$A" go test -p "$JOBS" "${PKGS[@]}"
+		GO_T[$which]+=" $ELAPSED"
+		go_s=$ELAPSED
+		if ! cmp -s <(go_reran "$LOGS/go-$which-$r.log") <(test_pkgs <"$want"); then
+			note "round $r, $f: go test reran $(go_reran "$LOGS/go-$which-$r.log" | tr '\n' ' '), want $(test_pkgs <"$want" | tr '\n' ' ')"
+			FAIL=1
+		fi
+		prof=()
+		[[ $PROFILE == 1 ]] && prof=(--profile "$LOGS/mc-$which-$r.trace.json")
+		timed "mc-$which-$r" "$A" mca "${prof[@]}"
+		MC_T[$which]+=" $ELAPSED"
+		if ! cmp -s <(mc_ran "$LOGS/mc-$which-$r.log") "$want"; then
+			note "round $r, $f: mc ran $(mc_ran "$LOGS/mc-$which-$r.log" | tr '\n' ' '), want $(tr '\n' ' ' <"$want")"
+			FAIL=1
+		fi
+		note "round $r, $f: go test $go_s s, mc test $ELAPSED s ($(load))"
+	done
+done
+LOADS+=("$(load)")
+
+# --- report ------------------------------------------------------------------
+
+ratio() { awk -v g="$1" -v m="$2" 'BEGIN { printf "%.2fx", m / g }'; }
+verdict() { awk -v g="$1" -v m="$2" 'BEGIN { print (m <= 1.5 * g) ? "PASS" : "MISS" }'; }
+row() { printf '%-38s %10s %10s %8s  %s\n' "$@"; }
+cpu=$(sed -nE 's/^model name\s*: //p' /proc/cpuinfo | head -1)
+echo
+echo "mc self-build: mc test //... vs go test of the same $NTESTS packages, -j$JOBS / -p$JOBS, median of $ROUNDS rounds"
+echo "machine: $(hostname), $(nproc) cores ($cpu), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr), $(go version | cut -d' ' -f3), tree on $(stat -f -c %T "$TMP")"
+echo "load average (1/5/15 min) at each measured run: $(printf '[%s] ' "${LOADS[@]}")"
+echo
+row "after a change to" "go test (s)" "mc (s)" "mc/go" "target mc <= 1.5x go test"
+for which in mid leaf; do
+	f=$MID
+	[[ $which == leaf ]] && f=$LEAF
+	g=$(median ${GO_T[$which]}) m=$(median ${MC_T[$which]})
+	row "$f ($(grep -c . "$LOGS/affected-$which.txt") test stages rerun)" "$g" "$m" "$(ratio "$g" "$m")" "$(verdict "$g" "$m")"
+done
+row "nothing (null run, once)" "$GO_NULL" "$MC_NULL" "$(ratio "$GO_NULL" "$MC_NULL")" ""
+echo "(rounds: go${GO_T[mid]} /${GO_T[leaf]} s; mc${MC_T[mid]} /${MC_T[leaf]} s; mid then leaf)"
+if [[ $REMOTE == 1 ]]; then
+	echo
+	echo "second machine (fresh clone, empty local cache, shared S3 cache only; $MID edited), one run:"
+	echo "  A cold mc test //... uploading: ${A_COLD} s; B mc test //...: ${B_TIME} s"
+	echo "  B ran $B_RAN of $NTESTS test stages, $((NTESTS - B_RAN)) from the shared cache; ran $B_OK"
+	echo "  $B_BUILT"
+	echo "  $B_SHARED"
+fi
+((${#FLAKES[@]} == 0)) || printf 'failing tests (measured anyway): %s\n' "${FLAKES[@]}"
+echo
+echo "logs in $LOGS$([[ $KEEP == 1 ]] || echo ' (removed; KEEP=1 keeps them)')"
+[[ $FAIL == 0 && ${B_FAIL:-0} == 0 ]] || die "a side reran other tests than the edited package's and its dependents' (see above)"
