@@ -45,6 +45,10 @@ type Event struct {
 	QueuedMS int64 `json:"queued_ms,omitempty"`
 	// Phases (stage_finished, stage_failed) say where its time went.
 	Phases []Phase `json:"phases,omitempty"`
+	// Pos (stage_failed) is where the stage is declared, FILE:LINE:COL
+	// with FILE relative to the workspace root ("a/BUILD.mc:3:1"): CI
+	// annotates that line with the failure.
+	Pos string `json:"pos,omitempty"`
 }
 
 // Phase is one timed part of a stage: restoring, running, storing.

@@ -346,7 +346,7 @@ func (s *scheduler) doAction(ctx context.Context, a *graph.Action, rerun bool) *
 	label := t.Label.String()
 	ready := time.Now()
 	fail := func(err error) *Outcome {
-		s.opts.Sink.Event(event.Event{Type: event.StageFailed, Time: time.Now(), Label: label, Error: err.Error()})
+		s.opts.Sink.Event(event.Event{Type: event.StageFailed, Time: time.Now(), Label: label, Pos: t.Pos.String(), Error: err.Error()})
 		return &Outcome{Status: StatusFailed, Err: err}
 	}
 	if ctx.Err() != nil {
@@ -433,7 +433,7 @@ func (s *scheduler) execute(ctx context.Context, a *graph.Action, o *Outcome, in
 	t := a.Target
 	label := t.Label.String()
 	fail := func(err error) *Outcome {
-		s.opts.Sink.Event(event.Event{Type: event.StageFailed, Time: time.Now(), Label: label, Error: err.Error()})
+		s.opts.Sink.Event(event.Event{Type: event.StageFailed, Time: time.Now(), Label: label, Pos: t.Pos.String(), Error: err.Error()})
 		return &Outcome{Status: StatusFailed, Err: err}
 	}
 	cacheable := t.Cache && !t.Deploy && !s.opts.NoCache
@@ -483,7 +483,7 @@ func (s *scheduler) execute(ctx context.Context, a *graph.Action, o *Outcome, in
 		f.err = err
 		if ctx.Err() != nil {
 			// Every stage_started gets a terminal event, also when killed.
-			s.opts.Sink.Event(event.Event{Type: event.StageFailed, Time: time.Now(), Label: label, Key: key.String(),
+			s.opts.Sink.Event(event.Event{Type: event.StageFailed, Time: time.Now(), Label: label, Pos: t.Pos.String(), Key: key.String(),
 				DurationMS: o.End.Sub(o.Start).Milliseconds(), Error: "interrupted"})
 			return &Outcome{Status: StatusFailed, Err: ctx.Err(), Key: key, Parts: parts, Start: o.Start, End: o.End}
 		}
@@ -492,7 +492,7 @@ func (s *scheduler) execute(ctx context.Context, a *graph.Action, o *Outcome, in
 	}
 	if res.Err != nil {
 		f.fail = res.Err
-		ev := event.Event{Type: event.StageFailed, Time: time.Now(), Label: label, Key: key.String(),
+		ev := event.Event{Type: event.StageFailed, Time: time.Now(), Label: label, Pos: t.Pos.String(), Key: key.String(),
 			DurationMS: res.Duration.Milliseconds(), ExitCode: res.ExitCode, Error: res.Err.Error(),
 			Phases: eventPhases(res.Phases)}
 		s.opts.Sink.Event(ev)
