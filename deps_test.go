@@ -42,11 +42,13 @@ var allowed = map[string][]string{
 	// Show and serve.
 	"ui":      {"event"},
 	"profile": {"event"},
-	"server":  {"event"},
+	"ghapi":   {},
+	"server":  {"event", "ghapi"},
 	// The command: flags and wiring over all of the above.
-	"cmd/mc": {"event", "builtins", "lang", "graph", "cas", "cas/s3", "exec", "ui", "vcs", "profile", "oci", "server", "runner", "exec/runc"},
+	"cmd/mc": {"event", "builtins", "lang", "graph", "cas", "cas/s3", "exec", "ui", "vcs", "profile", "oci", "server", "runner", "exec/runc", "ghapi"},
 	// Test components and benchmarks.
 	"internal/ec2double":    {},
+	"internal/githubdouble": {},
 	"internal/testminio":    {"internal/syncbuf"},
 	"internal/testregistry": {"internal/syncbuf"},
 	"bench/gen":             {},

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"io"
@@ -24,8 +25,13 @@ type Config struct {
 	// WebhookSecret verifies X-Hub-Signature-256; without one every
 	// delivery is refused.
 	WebhookSecret string
-	// GitHubToken authenticates commit statuses; without one none are sent.
+	// GitHubToken authenticates check runs and commit statuses; without
+	// it or an App nothing is reported to GitHub.
 	GitHubToken string
+	// GitHubAppID and GitHubAppKey authenticate as a GitHub App instead
+	// (installation tokens, see package ghapi).
+	GitHubAppID  int64
+	GitHubAppKey *rsa.PrivateKey
 	// GitHubAPI is the API base URL (default https://api.github.com/; GitHub
 	// Enterprise: https://HOST/api/v3/).
 	GitHubAPI string
@@ -142,7 +148,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	gh, err := newStatusClient(cfg.GitHubAPI, cfg.GitHubToken)
+	gh, err := newStatusClient(cfg)
 	if err != nil {
 		st.close()
 		return nil, err

@@ -134,6 +134,7 @@ func (s *Server) handleGitHub(w http.ResponseWriter, req *http.Request) {
 		fmt.Fprintln(w, "nothing to build")
 		return
 	}
+	s.noteInstallation(r.Repo, body)
 	if err := s.enqueue(req.Context(), r); err != nil {
 		s.logf("%v", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
