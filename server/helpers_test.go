@@ -7,7 +7,8 @@ const testSecret = "s3cret-webhook"
 // timing) exactly. The real binary is exercised by cmd/mc's serve tests.
 // Per commit C (the checkout's HEAD), in $FAKE_MC_DIR: args-C receives the
 // build's arguments, started-C appears when the build started, and the
-// build waits for gate-C if $FAKE_MC_GATE is set; fail-C makes it fail.
+// build waits for gate-C if $FAKE_MC_GATE is set; fail-C makes //b:b fail
+// (declared at b/BUILD.mc:4:1), evalerr-C makes it an evaluation error.
 // With --deploy it is the deploy build: deploy-args-C receives its
 // arguments, deploying-C appears as the deploy stage //b:ship starts, it
 // waits for deploygate-C if $FAKE_MC_DEPLOY_GATE is set, and appends C to
@@ -46,6 +47,11 @@ case " $* " in *" --deploy "*)
 esac
 echo "$@" > "$d/args-$c"
 env > "$d/env-$c"
+if [ -e "$d/evalerr-$c" ]; then
+  echo "a/BUILD.mc:2:27: unknown binary op: int + string" >&2
+  echo "  a/BUILD.mc:1:1" >&2
+  exit 2
+fi
 trap 'echo "{\"type\":\"stage_failed\",\"time\":\"$(now)\",\"label\":\"//b:b\",\"error\":\"interrupted\"}"; echo "{\"type\":\"build_finished\",\"time\":\"$(now)\",\"summary\":{\"built\":0,\"cached\":1,\"failed\":1,\"skipped\":0,\"critical_path_ms\":0}}"; exit 130' INT
 echo "{\"type\":\"build_started\",\"time\":\"$(now)\",\"total\":3}"
 echo "{\"type\":\"stage_cached\",\"time\":\"$(now)\",\"label\":\"//a:a\",\"key\":\"aaaa1111\"}"
@@ -58,7 +64,7 @@ fi
 echo "{\"type\":\"log\",\"time\":\"$(now)\",\"label\":\"//b:b\",\"line\":\"second line of b\"}"
 echo "mc: a line on stderr" >&2
 if [ -e "$d/fail-$c" ]; then
-  echo "{\"type\":\"stage_failed\",\"time\":\"$(now)\",\"label\":\"//b:b\",\"key\":\"bbbb2222\",\"duration_ms\":120,\"exit_code\":2,\"error\":\"exit status 2\"}"
+  echo "{\"type\":\"stage_failed\",\"time\":\"$(now)\",\"label\":\"//b:b\",\"key\":\"bbbb2222\",\"duration_ms\":120,\"exit_code\":2,\"error\":\"exit status 2\",\"pos\":\"b/BUILD.mc:4:1\"}"
   echo "{\"type\":\"stage_skipped\",\"time\":\"$(now)\",\"label\":\"//b:b_test\",\"reason\":\"a dependency failed\"}"
   echo "{\"type\":\"build_finished\",\"time\":\"$(now)\",\"duration_ms\":300,\"summary\":{\"built\":0,\"cached\":1,\"failed\":1,\"skipped\":1,\"critical_path_ms\":120}}"
   exit 1
