@@ -9,16 +9,16 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mc-build/mc/internal/githubdouble"
 )
 
 // The real mc behind mc serve: webhooks from a local bare repository, real
@@ -45,11 +45,11 @@ type e2eServer struct {
 	logs *bytes.Buffer
 }
 
-func startServe(t *testing.T, data string, env []string) *e2eServer {
+func startServe(t *testing.T, data string, env []string, flags ...string) *e2eServer {
 	t.Helper()
 	addr := filepath.Join(t.TempDir(), "addr")
 	var logs bytes.Buffer
-	cmd := mcCmd(t, t.TempDir(), env, "serve", "--listen", "127.0.0.1:0", "--data-dir", data, "--addr-file", addr, "--build-arg=-j2")
+	cmd := mcCmd(t, t.TempDir(), env, append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", data, "--addr-file", addr, "--build-arg=-j2"}, flags...)...)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -177,19 +177,15 @@ func writeFiles(t *testing.T, dir string, files map[string]string) {
 	}
 }
 
-// statusRecorder is the GitHub statuses double.
-type statusRecorder struct {
-	mu  sync.Mutex
-	got []string // "sha state"
-}
+// statusRecorder reads the commit statuses (context mc) that
+// internal/githubdouble, a TEST DOUBLE of GitHub's REST API, received.
+type statusRecorder struct{ d *githubdouble.Double }
 
 func (r *statusRecorder) states(sha string) []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	var out []string
-	for _, g := range r.got {
-		if s, ok := strings.CutPrefix(g, sha+" "); ok {
-			out = append(out, s)
+	for _, s := range r.d.Statuses() {
+		if s.SHA == sha && s.Context == "mc" && s.Repo == "acme/mono" {
+			out = append(out, s.State)
 		}
 	}
 	return out
@@ -200,21 +196,10 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Fatal("bubblewrap (bwrap) is required: apt-get install bubblewrap")
 	}
 	root := t.TempDir()
-	rec := &statusRecorder{}
-	gh := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var st struct{ State, Context string }
-		_ = json.NewDecoder(r.Body).Decode(&st)
-		sha := r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
-		if r.Header.Get("Authorization") != "Bearer gh-e2e" || st.Context != "mc" || !strings.HasPrefix(r.URL.Path, "/repos/acme/mono/statuses/") {
-			http.Error(w, "bad status request", http.StatusBadRequest)
-			return
-		}
-		rec.mu.Lock()
-		rec.got = append(rec.got, sha+" "+st.State)
-		rec.mu.Unlock()
-		w.WriteHeader(http.StatusCreated)
-		fmt.Fprint(w, `{}`)
-	}))
+	// The token may not write check runs (a personal access token): the
+	// server reports by commit statuses.
+	gh := githubdouble.New(githubdouble.Options{Tokens: map[string]bool{"gh-e2e": false}})
+	rec := &statusRecorder{d: gh}
 	defer gh.Close()
 
 	// The repository: //a:a, //b:b (on a), its test, a deploy stage, and a
