@@ -116,6 +116,14 @@ func (c *Client) SetInstallation(repo string, id int64) {
 	c.mu.Unlock()
 }
 
+// Installation returns the installation recorded for repo, if any.
+func (c *Client) Installation(repo string) (int64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	id, ok := c.installations[repo]
+	return id, ok
+}
+
 // authorization is the Authorization header of a request.
 func (c *Client) authorization(ctx context.Context, cr cred, repo string) (string, error) {
 	if !c.IsApp() {

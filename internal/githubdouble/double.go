@@ -574,12 +574,26 @@ func apply(c *CheckRun, b map[string]any) {
 	}
 }
 
+// checkRunJSON is c as GitHub shows a check run (the fields of the
+// check_run objects of the vendored webhook samples).
 func (d *Double) checkRunJSON(c *CheckRun) map[string]any {
-	out := map[string]any{"id": c.ID, "annotations_count": len(c.Annotations),
-		"url": fmt.Sprintf("%s/repos/%s/check-runs/%d", d.URL, c.Repo, c.ID)}
+	url := fmt.Sprintf("%s/repos/%s/check-runs/%d", d.URL, c.Repo, c.ID)
+	out := map[string]any{"id": c.ID, "url": url, "html_url": fmt.Sprintf("https://github.com/%s/runs/%d", c.Repo, c.ID),
+		"external_id": "", "details_url": "", "conclusion": nil, "started_at": nil, "completed_at": nil,
+		"pull_requests": []any{}}
+	output := map[string]any{"title": nil, "summary": nil, "text": nil}
 	for k, v := range c.Fields {
+		if k == "output" {
+			for ok, ov := range v.(map[string]any) {
+				output[ok] = ov
+			}
+			continue
+		}
 		out[k] = v
 	}
+	output["annotations_count"] = len(c.Annotations)
+	output["annotations_url"] = url + "/annotations"
+	out["output"] = output
 	return out
 }
 
