@@ -194,3 +194,41 @@ func (w *syncWriter) String() string {
 	defer w.mu.Unlock()
 	return fmt.Sprint(w.w)
 }
+
+// Test double of GitHub (githubdouble). A run in progress when the server
+// stops has its check run completed (cancelled) as the server stops, and
+// the restarted server does not report it again. (After a crash, the next
+// server finds the check run by its external id: cmd/mc's
+// TestServeCheckRunAfterCrash.)
+func TestServeCheckRunOnStop(t *testing.T) {
+	d, app := appDouble(t)
+	repo := newTestRepo(t)
+	data := filepath.Join(t.TempDir(), "data")
+	ts := startServer(t, data, nil, app, gated)
+	sha := repo.commit("slow")
+	id := ts.accept("push", "rs-1", withInstallation(pushPayloadFor(repo, "topic", sha), 7))
+	ts.waitFile("started-" + sha)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if runs := d.CheckRuns(); len(runs) == 1 && runs[0].Fields["status"] == "in_progress" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no check run in progress: %+v", d.CheckRuns())
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+	ts.stop()
+	cr := waitCheck(t, d, 1)
+	if cr.Fields["conclusion"] != "cancelled" || cr.Fields["external_id"] != fmt.Sprint(id) || cr.Updates != 2 {
+		t.Errorf("check run after the stop: %v (%d updates)", cr.Fields, cr.Updates)
+	}
+	ts2 := startServer(t, data, nil, app, gated)
+	if r := ts2.run(id); r.Status != StatusInterrupted {
+		t.Fatalf("run after the restart: %s", r.Status)
+	}
+	ts2.stop()
+	if n := len(d.Requests()); n != 4 { // token, create, in progress, completed
+		t.Errorf("%d requests: the restarted server reported again: %+v", n, d.Requests())
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -219,5 +220,71 @@ func waitCheckRun(t *testing.T, d *githubdouble.Double, n int) githubdouble.Chec
 			t.Fatalf("check runs: %+v, want %d, the last completed", runs, n)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// The server dies (SIGKILL) while a run is in progress: the restarted
+// server marks the run interrupted and completes its check run
+// (cancelled), which it finds on GitHub (the double) by its external id,
+// rather than leaving it in progress for ever or creating a second one.
+func TestServeCheckRunAfterCrash(t *testing.T) {
+	if _, err := os.Stat("/usr/bin/bwrap"); err != nil {
+		t.Fatal("bubblewrap (bwrap) is required: apt-get install bubblewrap")
+	}
+	root := t.TempDir()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gh := githubdouble.New(githubdouble.Options{AppID: 42, AppKey: &key.PublicKey, Installations: map[string]int64{"acme/mono": 7}})
+	defer gh.Close()
+	keyFile := writeKey(t, root, "app.pem", key)
+	work := filepath.Join(root, "work")
+	bare := filepath.Join(root, "mono.git")
+	writeFiles(t, work, map[string]string{
+		"WORKSPACE.mc": `workspace(name = "mono")` + "\n",
+		"w/BUILD.mc":   `stage(name = "w", cmd = "echo waiting; sleep 120", test = True)` + "\n",
+	})
+	gitIn(t, work, "init", "-q", "-b", "main")
+	gitIn(t, work, "add", "-A")
+	gitIn(t, work, "commit", "-q", "-m", "slow")
+	gitIn(t, root, "init", "-q", "--bare", bare)
+	gitIn(t, work, "push", "-q", bare, "main")
+	sha := gitIn(t, work, "rev-parse", "HEAD")
+	repo := map[string]any{"full_name": "acme/mono", "clone_url": "file://" + bare, "default_branch": "main"}
+	env := []string{"MC_WEBHOOK_SECRET=" + serveSecret, "MC_GITHUB_API=" + gh.URL,
+		"XDG_CACHE_HOME=" + filepath.Join(root, "cache"), "HOME=" + root}
+	data := filepath.Join(root, "data")
+	flags := []string{"--github-app-id=42", "--github-app-key=" + keyFile}
+	srv := startServe(t, data, env, flags...)
+	id := srv.hook("push", "k-1", map[string]any{"ref": "refs/heads/topic", "after": sha, "repository": repo})
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(get(t, fmt.Sprintf("%s/runs/%d/log?stage=//w:w", srv.url, id)), "waiting") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the slow stage did not start:\n%s", srv.logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for len(gh.CheckRuns()) != 1 || gh.CheckRuns()[0].Fields["status"] != "in_progress" {
+		if time.Now().After(deadline) {
+			t.Fatalf("no check run in progress: %+v", gh.CheckRuns())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	srv.kill(syscall.SIGKILL)
+	srv2 := startServe(t, data, env, flags...)
+	if r := srv2.wait(id, "interrupted"); r.Status != "interrupted" {
+		t.Fatalf("run: %s", r.Status)
+	}
+	cr := waitCheckRun(t, gh, 1)
+	if cr.Fields["conclusion"] != "cancelled" || cr.Fields["external_id"] != fmt.Sprint(id) {
+		t.Errorf("check run after the crash: %v", cr.Fields)
+	}
+	looked := false
+	for _, r := range gh.Requests() {
+		looked = looked || (r.Method == "GET" && r.Path == "/repos/acme/mono/commits/"+sha+"/check-runs" && r.Code == 200)
+	}
+	if !looked {
+		t.Errorf("the restarted server did not look its check run up")
 	}
 }
