@@ -69,7 +69,7 @@ func (s *Server) checkOutput(ctx context.Context, r *Run, title string) (*ghapi.
 		if st.ExitCode != 0 {
 			what = fmt.Sprintf("exit %d", st.ExitCode)
 		}
-		fmt.Fprintf(&text, "### %s failed (%s)\n\n```\n%s\n```\n\n", st.Label, what, strings.Join(append(tail, st.Error), "\n"))
+		fmt.Fprintf(&text, "### %s failed (%s)\n\n%s\n", st.Label, what, codeBlock(strings.Join(append(tail, st.Error), "\n")))
 		ev, err := s.st.lastStageEvent(ctx, r.ID, st.Label, event.StageFailed)
 		if err != nil {
 			return nil, err
@@ -95,7 +95,7 @@ func (s *Server) checkOutput(ctx context.Context, r *Run, title string) (*ghapi.
 		return nil, err
 	}
 	for _, a := range evalErrs {
-		fmt.Fprintf(&text, "### %s:%d:%d\n\n```\n%s\n```\n\n", a.Path, a.StartLine, a.StartColumn, a.Message)
+		fmt.Fprintf(&text, "### %s:%d:%d\n\n%s\n", a.Path, a.StartLine, a.StartColumn, codeBlock(a.Message))
 	}
 	anns = append(anns, evalErrs...)
 	if len(anns) > maxRunAnnotations {
@@ -106,6 +106,23 @@ func (s *Server) checkOutput(ctx context.Context, r *Run, title string) (*ghapi.
 }
 
 func msDuration(ms int64) time.Duration { return time.Duration(ms) * time.Millisecond }
+
+// codeBlock quotes s as a Markdown code block whose fence is longer than
+// any run of backticks in s: a log (a pull request's, say) cannot close
+// it and put its own Markdown — links, images — in the check run's page.
+func codeBlock(s string) string {
+	longest, run := 0, 0
+	for _, c := range s {
+		if c == '`' {
+			run++
+			longest = max(longest, run)
+		} else {
+			run = 0
+		}
+	}
+	fence := strings.Repeat("`", max(3, longest+1))
+	return fence + "\n" + s + "\n" + fence + "\n"
+}
 
 // evalErrorRE is an error of mc evaluating the workspace, as it prints
 // them: FILE:LINE:COL: MESSAGE, FILE a .mc or .star file of the workspace.

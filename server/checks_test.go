@@ -232,3 +232,16 @@ func TestServeCheckRunOnStop(t *testing.T) {
 		t.Errorf("%d requests: the restarted server reported again: %+v", n, d.Requests())
 	}
 }
+
+// A log cannot end the code block quoting it in the check run's text and
+// add Markdown of its own (a pull request's build writes its logs).
+func TestCodeBlockHoldsLogs(t *testing.T) {
+	log := "ok\n```\n[sign in again](https://evil.example)\n`````x"
+	got := codeBlock(log)
+	if !strings.HasPrefix(got, "``````\n"+log+"\n``````\n") {
+		t.Errorf("code block:\n%s", got)
+	}
+	if got := codeBlock("plain"); got != "```\nplain\n```\n" {
+		t.Errorf("code block of a plain log: %q", got)
+	}
+}
