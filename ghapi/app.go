@@ -13,7 +13,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -196,4 +198,30 @@ func (c *Client) forgetToken(repo string) {
 	if id, ok := c.installations[repo]; ok {
 		delete(c.tokens, id)
 	}
+}
+
+// RepoToken returns the credential requests on repo use: the token, or an
+// installation token of the App's installation on repo. (mc serve gives it
+// to git to fetch private repositories.)
+func (c *Client) RepoToken(ctx context.Context, repo string) (string, error) {
+	auth, err := c.authorization(ctx, credRepo, repo)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimPrefix(auth, "Bearer "), nil
+}
+
+// SameHost reports whether cloneURL is a repository of the GitHub this
+// client talks to (api.github.com: github.com; GitHub Enterprise: the API's
+// host), over the API's scheme: only there may its credentials go.
+func (c *Client) SameHost(cloneURL string) bool {
+	u, err := url.Parse(cloneURL)
+	if err != nil || u.Scheme != c.base.Scheme || u.User != nil {
+		return false
+	}
+	host := c.base.Hostname()
+	if host == "api.github.com" {
+		host = "github.com"
+	}
+	return strings.EqualFold(u.Hostname(), host)
 }

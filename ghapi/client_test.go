@@ -390,3 +390,29 @@ func TestParsePrivateKey(t *testing.T) {
 		t.Error("an ftp API URL was taken")
 	}
 }
+
+// The client's credential may go to git only for repositories of the same
+// GitHub, over the API's scheme.
+func TestSameHost(t *testing.T) {
+	gh, _ := ghapi.New("", ghapi.Options{Token: "t"})
+	ghes, _ := ghapi.New("https://git.corp.example/api/v3/", ghapi.Options{Token: "t"})
+	for _, tc := range []struct {
+		c    *ghapi.Client
+		url  string
+		want bool
+	}{
+		{gh, "https://github.com/acme/mono.git", true},
+		{gh, "https://GitHub.com/acme/mono.git", true},
+		{gh, "http://github.com/acme/mono.git", false},
+		{gh, "https://github.com.evil.example/acme/mono.git", false},
+		{gh, "https://evil.example/acme/mono.git", false},
+		{gh, "https://user@github.com/acme/mono.git", false},
+		{gh, "file:///tmp/mono.git", false},
+		{ghes, "https://git.corp.example/acme/mono.git", true},
+		{ghes, "https://github.com/acme/mono.git", false},
+	} {
+		if got := tc.c.SameHost(tc.url); got != tc.want {
+			t.Errorf("SameHost(%s) = %v, want %v", tc.url, got, tc.want)
+		}
+	}
+}

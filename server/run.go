@@ -85,7 +85,7 @@ func (s *Server) build(ctx context.Context, r *Run) (status, reason string) {
 		say("$ git " + strings.Join(args, " "))
 		cmd := osexec.Command("git", args...)
 		cmd.Dir = dir
-		cmd.Env = append(s.buildEnv(r), "GIT_TERMINAL_PROMPT=0")
+		cmd.Env = append(append(s.buildEnv(r), "GIT_TERMINAL_PROMPT=0"), s.gitAuthEnv(ctx, r)...)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		err := runGroup(ctx, cmd)

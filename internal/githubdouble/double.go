@@ -608,3 +608,15 @@ func (d *Double) listCheckRuns(repo, sha, name string) (*answer, *apiError) {
 	}
 	return &answer{200, map[string]any{"total_count": len(runs), "check_runs": runs}}, nil
 }
+
+// RepoCredential reports whether the double takes cred on repo: a token
+// it was given, or an unexpired installation token of the App's
+// installation on repo. (Tests serving git over HTTP check fetches with
+// it, as GitHub's git endpoints take the same credentials.)
+func (d *Double) RepoCredential(cred, repo string) bool {
+	p, err := d.authenticate("Bearer " + cred)
+	if err != nil || p.jwt {
+		return false
+	}
+	return p.installation == 0 || d.opt.Installations[repo] == p.installation
+}
