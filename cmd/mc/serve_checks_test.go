@@ -103,8 +103,8 @@ func TestServeChecksEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Installation tokens live 5 minutes and 2 seconds: mc serve renews a
-	// token with less than 5 minutes left, so the second push needs a new
-	// one.
+	// token with less than 5 minutes left, so the reports of the second
+	// push (3 s after the first) need a new one.
 	gh := githubdouble.New(githubdouble.Options{AppID: 42, AppKey: &key.PublicKey,
 		Installations: map[string]int64{"acme/mono": 7}, TokenTTL: 5*time.Minute + 2*time.Second})
 	defer gh.Close()
@@ -198,8 +198,11 @@ func TestServeChecksEndToEnd(t *testing.T) {
 			}
 		}
 	}
-	if tokens != 2 {
-		t.Errorf("installation tokens requested: %d, want 2 (one renewed)", tokens)
+	// The exact number depends on how long the builds take (each report
+	// 2 s after the last token renews it); the caching itself is tested in
+	// package ghapi on a clock of its own.
+	if tokens < 2 {
+		t.Errorf("installation tokens requested: %d, want a renewal", tokens)
 	}
 	if len(gh.Statuses()) != 0 {
 		t.Errorf("commit statuses besides check runs: %v", gh.Statuses())
