@@ -43,4 +43,3 @@ func TestServeTimelineCriticalPath(t *testing.T) {
 		t.Errorf("a cached stage has a bar")
 	}
 }
-
