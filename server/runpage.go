@@ -7,6 +7,7 @@ import (
 	"html"
 	"html/template"
 	"net/http"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -23,7 +24,12 @@ type runPages struct {
 	layouts *layouts
 }
 
-func newRunPages(s *Server) *runPages { return &runPages{s: s, layouts: newLayouts()} }
+func newRunPages(s *Server) *runPages {
+	if _, err := exec.LookPath("dot"); err != nil {
+		s.logf("warning: %v", errNoDot) // said on each run page too
+	}
+	return &runPages{s: s, layouts: newLayouts()}
+}
 
 // tailLines is how many of a failed stage's last log lines the failure
 // summary shows.

@@ -244,3 +244,37 @@ func TestServeRunPageLive(t *testing.T) {
 	}
 	ts.waitRun(id, StatusSuccess)
 }
+
+// A stage that fails while the page is open joins the failure summary at
+// once, before the run ends and the page reloads (what the page showed is
+// kept in sessionStorage, which the reload keeps).
+func TestServeRunPageLiveFailure(t *testing.T) {
+	ctx := browser(t)
+	repo := newTestRepo(t)
+	ts := startServer(t, filepath.Join(t.TempDir(), "data"), nil, gated)
+	sha := repo.commit("live failure")
+	ts.touch("fail-" + sha)
+	id := ts.accept("push", "lf-1", pushPayloadFor(repo, "main", sha))
+	ts.waitFile("started-" + sha)
+	run(t, ctx, "run page", chromedp.Navigate(fmt.Sprintf("%s/runs/%d", ts.http.URL, id)))
+	if hidden := run(t, ctx, "summary", chromedp.Evaluate[bool](`document.getElementById('failure').hidden`)); !hidden {
+		t.Error("a failure summary before anything failed")
+	}
+	run(t, ctx, "observer", chromedp.Evaluate[bool](`(() => {
+  sessionStorage.removeItem('mcLive');
+  window.mcMarker = true;
+  const box = document.getElementById('failure');
+  new MutationObserver(() => {
+    if (window.mcMarker && !box.hidden && box.querySelector('.failed-stage')) sessionStorage.setItem('mcLive', box.innerText);
+  }).observe(box, {subtree: true, childList: true, attributes: true});
+  return true;
+})()`))
+	ts.touch("gate-" + sha)
+	eventually(t, ctx, "reloaded", `!window.mcMarker && document.getElementById('run-status').textContent === 'failure'`)
+	live := run(t, ctx, "live summary", chromedp.Evaluate[string](`sessionStorage.getItem('mcLive') || ''`))
+	for _, want := range []string{"//b:b", "exit status 2", "second line of b", "the full log from line 1"} {
+		if !strings.Contains(live, want) {
+			t.Errorf("the live failure summary lacks %q:\n%s", want, live)
+		}
+	}
+}
