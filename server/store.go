@@ -650,16 +650,18 @@ func applyEvent(ctx context.Context, tx *sql.Tx, id int64, e event.Event) error 
 	case event.BuildStarted:
 		// The graph the build carries (--output=json, --report) is drawn
 		// unless the server queried one before the build.
-		graph := ""
-		if len(e.Graph) > 0 {
-			b, err := json.Marshal(graphFromEvent(e.Graph))
-			if err != nil {
-				return err
-			}
-			graph = string(b)
+		if _, err := tx.ExecContext(ctx, "UPDATE runs SET total = ? WHERE id = ?", e.Total, id); err != nil || len(e.Graph) == 0 {
+			return err
 		}
-		_, err := tx.ExecContext(ctx, "UPDATE runs SET total = ?, graph = CASE WHEN graph = '' THEN ? ELSE graph END WHERE id = ?",
-			e.Total, graph, id)
+		var none bool
+		if err := tx.QueryRowContext(ctx, "SELECT graph = '' FROM runs WHERE id = ?", id).Scan(&none); err != nil || !none {
+			return err
+		}
+		b, err := json.Marshal(graphFromEvent(e.Graph))
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, "UPDATE runs SET graph = ? WHERE id = ?", string(b), id)
 		return err
 	case event.StageStarted:
 		return upsert(StageRunning, ", key = ?, started = ?, queued_ms = ?", e.Key, t, e.QueuedMS)
