@@ -330,8 +330,12 @@ stage(name = "ship", deps = [":b"], cmd = "echo shipping", deploy = True)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if len(procsMatching(sleep)) == 0 {
-		t.Fatalf("no process runs %q", sleep)
+	// "waiting" is printed just before the sleep starts: on a loaded
+	// machine the sleep may take a moment to appear.
+	for deadline := time.Now().Add(10 * time.Second); len(procsMatching(sleep)) == 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no process runs %q", sleep)
+		}
 	}
 	srv.kill(syscall.SIGKILL)
 	// Pdeathsig: the build ends with the server.
