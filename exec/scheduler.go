@@ -90,6 +90,10 @@ type Options struct {
 	// results (their blobs come through Store, which reads through to the
 	// trusted store by copy) but records its own in DB only.
 	Trusted cas.ActionReader
+	// GraphEvent puts the action graph in the build_started event (for
+	// --output=json and --report: what mc serve draws); off, the terminal
+	// build pays nothing for it.
+	GraphEvent bool
 }
 
 // Action is graph.Action, named here for Options.Want.
@@ -158,7 +162,11 @@ func Run(ctx context.Context, ag *graph.ActionGraph, opts Options) (*Report, err
 		}
 		s.preload = pre
 	}
-	opts.Sink.Event(event.Event{Type: event.BuildStarted, Time: start, Total: len(ag.Actions)})
+	started := event.Event{Type: event.BuildStarted, Time: start, Total: len(ag.Actions)}
+	if opts.GraphEvent {
+		started.Graph = graphEvent(ag)
+	}
+	opts.Sink.Event(started)
 	if la, ok := opts.Executor.(Lookahead); ok {
 		s.ahead = la
 		la.Ahead(len(ag.Actions))

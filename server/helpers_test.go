@@ -12,8 +12,14 @@ const testSecret = "s3cret-webhook"
 // With --deploy it is the deploy build: deploy-args-C receives its
 // arguments, deploying-C appears as the deploy stage //b:ship starts, it
 // waits for deploygate-C if $FAKE_MC_DEPLOY_GATE is set, and appends C to
-// the file deploys when it deployed.
+// the file deploys when it deployed. query.json replaces the query's
+// output; evalerrb-C makes the build another error in a BUILD file (exit
+// 2, after a line of progress); hold-C makes it wait for release-C once //b:b_test started.
 const fakeMC = `#!/bin/sh
+if [ "$1" = query ] && [ -e "$FAKE_MC_DIR/query.json" ]; then
+  cat "$FAKE_MC_DIR/query.json"
+  exit 0
+fi
 if [ "$1" = query ]; then
 cat <<'JSON'
 [
@@ -52,6 +58,11 @@ if [ -e "$d/evalerr-$c" ]; then
   echo "  a/BUILD.mc:1:1" >&2
   exit 2
 fi
+if [ -e "$d/evalerrb-$c" ]; then
+  echo "mc: evaluating" >&2
+  echo "b/BUILD.mc:3:7: stage: undefined: frob" >&2
+  exit 2
+fi
 trap 'echo "{\"type\":\"stage_failed\",\"time\":\"$(now)\",\"label\":\"//b:b\",\"error\":\"interrupted\"}"; echo "{\"type\":\"build_finished\",\"time\":\"$(now)\",\"summary\":{\"built\":0,\"cached\":1,\"failed\":1,\"skipped\":0,\"critical_path_ms\":0}}"; exit 130' INT
 echo "{\"type\":\"build_started\",\"time\":\"$(now)\",\"total\":3}"
 echo "{\"type\":\"stage_cached\",\"time\":\"$(now)\",\"label\":\"//a:a\",\"key\":\"aaaa1111\"}"
@@ -72,6 +83,9 @@ fi
 echo "{\"type\":\"stage_finished\",\"time\":\"$(now)\",\"label\":\"//b:b\",\"key\":\"bbbb2222\",\"duration_ms\":120,\"outputs\":[{\"path\":\"b/b.out\",\"digest\":\"cccc3333\",\"size\":12}]}"
 echo "{\"type\":\"stage_started\",\"time\":\"$(now)\",\"label\":\"//b:b_test\",\"key\":\"dddd4444\"}"
 echo "{\"type\":\"log\",\"time\":\"$(now)\",\"label\":\"//b:b_test\",\"line\":\"PASS\"}"
+if [ -e "$d/hold-$c" ]; then
+  while [ ! -e "$d/release-$c" ]; do sleep 0.05; done
+fi
 echo "{\"type\":\"stage_finished\",\"time\":\"$(now)\",\"label\":\"//b:b_test\",\"key\":\"dddd4444\",\"duration_ms\":30}"
 echo "{\"type\":\"stage_explained\",\"time\":\"$(now)\",\"label\":\"//b:b\",\"key\":\"bbbb2222\",\"reason\":\"input a/a.out changed\"}"
 echo "{\"type\":\"build_finished\",\"time\":\"$(now)\",\"duration_ms\":300,\"summary\":{\"built\":2,\"cached\":1,\"failed\":0,\"skipped\":0,\"critical_path\":[\"//a:a\",\"//b:b\",\"//b:b_test\"],\"critical_path_ms\":150}}"

@@ -599,6 +599,7 @@ func (st *store) appendEvents(ctx context.Context, id int64, evs []event.Event, 
 		if err := applyEvent(ctx, tx, id, e); err != nil {
 			return fmt.Errorf("server: events of run %d: %s: %w", id, e.Type, err)
 		}
+		e.Graph = nil // kept once, in runs.graph
 		data, err := json.Marshal(e)
 		if err != nil {
 			return err
@@ -647,7 +648,20 @@ func applyEvent(ctx context.Context, tx *sql.Tx, id int64, e event.Event) error 
 	t := nanos(e.Time)
 	switch e.Type {
 	case event.BuildStarted:
-		_, err := tx.ExecContext(ctx, "UPDATE runs SET total = ? WHERE id = ?", e.Total, id)
+		// The graph the build carries (--output=json, --report) is drawn
+		// unless the server queried one before the build.
+		if _, err := tx.ExecContext(ctx, "UPDATE runs SET total = ? WHERE id = ?", e.Total, id); err != nil || len(e.Graph) == 0 {
+			return err
+		}
+		var none bool
+		if err := tx.QueryRowContext(ctx, "SELECT graph = '' FROM runs WHERE id = ?", id).Scan(&none); err != nil || !none {
+			return err
+		}
+		b, err := json.Marshal(graphFromEvent(e.Graph))
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, "UPDATE runs SET graph = ? WHERE id = ?", string(b), id)
 		return err
 	case event.StageStarted:
 		return upsert(StageRunning, ", key = ?, started = ?, queued_ms = ?", e.Key, t, e.QueuedMS)

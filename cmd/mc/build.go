@@ -307,6 +307,8 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 		Warn:      warn,
 		Images:    images,
 		Untrusted: bf.untrusted, Trusted: s.trustedReader(),
+		// mc serve draws the graph of --output=json and --report builds.
+		GraphEvent: bf.output == "json" || bf.report != "",
 	})
 	obs.startPhase("materialize")
 	matErr := mat.wait(rep == nil || rep.Built+rep.Failed > 0)

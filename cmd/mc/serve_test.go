@@ -241,7 +241,8 @@ stage(name = "ship", deps = [":b"], cmd = "echo shipping", deploy = True)
 		t.Errorf("push run built %v", got)
 	}
 	page := get(t, fmt.Sprintf("%s/runs/%d", srv.url, id1))
-	for _, want := range []string{`class="node st-built" data-label="//b:b"`, `<path d="M`, "built a", "shipping"} {
+	for _, want := range []string{`class="node st-built" data-label="//b:b"`, `class="edge e-deps" data-kind="deps" data-from="//a:a" data-to="//b:b"`,
+		`class="edge e-deps" data-kind="deps" data-from="//b:b" data-to="//b:ship"`, "built a", "shipping"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("run page lacks %q", want)
 		}
@@ -273,7 +274,7 @@ stage(name = "ship", deps = [":b"], cmd = "echo shipping", deploy = True)
 	// mc build --report: a local build appears in the same history.
 	gitIn(t, work, "checkout", "-q", "main")
 	build := mcCmd(t, work, []string{"XDG_CACHE_HOME=" + filepath.Join(root, "cache-cli"), "MC_REPORT_TOKEN=report-tok"},
-		"build", "--report="+srv.url, "//a:a")
+		"build", "--report="+srv.url, "//b:b")
 	if out, err := build.CombinedOutput(); err != nil || !strings.Contains(string(out), "mc: reporting to "+srv.url+"/runs/") {
 		t.Fatalf("mc build --report: %v\n%s", err, out)
 	}
@@ -282,8 +283,12 @@ stage(name = "ship", deps = [":b"], cmd = "echo shipping", deploy = True)
 		t.Fatalf("runs after the CLI build: %v %d", err, len(runs))
 	}
 	cli := srv.wait(runs[0].ID, "success", "failure")
-	if cli.Trigger != "cli" || cli.Status != "success" || cli.Branch != "main" || !slices.Equal(cli.stages("built"), []string{"//a:a"}) {
+	if cli.Trigger != "cli" || cli.Status != "success" || cli.Branch != "main" || !slices.Equal(cli.stages("built"), []string{"//a:a", "//b:b"}) {
 		t.Errorf("CLI run: %+v", cli)
+	}
+	// Its graph came with its events: the edge is drawn.
+	if page := get(t, fmt.Sprintf("%s/runs/%d", srv.url, runs[0].ID)); !strings.Contains(page, `data-kind="deps" data-from="//a:a" data-to="//b:b"`) {
+		t.Errorf("the CLI run's page draws no edge //a:a -> //b:b")
 	}
 	// A wrong token is a warning, not a failed build.
 	build = mcCmd(t, work, []string{"XDG_CACHE_HOME=" + filepath.Join(root, "cache-cli"), "MC_REPORT_TOKEN=nope"},
@@ -310,8 +315,12 @@ stage(name = "ship", deps = [":b"], cmd = "echo shipping", deploy = True)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if len(procsMatching(sleep)) == 0 {
-		t.Fatalf("no process runs %q", sleep)
+	// "waiting" is printed just before the sleep starts: on a loaded
+	// machine the sleep may take a moment to appear.
+	for deadline := time.Now().Add(10 * time.Second); len(procsMatching(sleep)) == 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no process runs %q", sleep)
+		}
 	}
 	srv.kill(syscall.SIGKILL)
 	// Pdeathsig: the build ends with the server.
@@ -330,8 +339,16 @@ stage(name = "ship", deps = [":b"], cmd = "echo shipping", deploy = True)
 	if _, after := srv2.run(id1); strings.ReplaceAll(before, srv.url, srv2.url) != after {
 		t.Errorf("a finished run changed across the restart:\n%s\n%s", before, after)
 	}
-	if got := rec.states(slow); !slices.Equal(got, []string{"pending", "pending", "error"}) {
-		t.Errorf("statuses of the interrupted run: %v", got)
+	// The restarted server posts the error status in the background.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		got := rec.states(slow)
+		if slices.Equal(got, []string{"pending", "pending", "error"}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("statuses of the interrupted run: %v", got)
+			break
+		}
 	}
 	srv2.kill(syscall.SIGTERM)
 	if srv2.cmd.ProcessState.ExitCode() != 0 {
