@@ -47,6 +47,7 @@ var allowed = map[string][]string{
 	"cmd/mc": {"event", "builtins", "lang", "graph", "cas", "cas/s3", "exec", "ui", "vcs", "profile", "oci", "server", "runner", "exec/runc"},
 	// Test components and benchmarks.
 	"internal/ec2double":    {},
+	"internal/oauthdouble":  {},
 	"internal/testminio":    {"internal/syncbuf"},
 	"internal/testregistry": {"internal/syncbuf"},
 	"bench/gen":             {},
