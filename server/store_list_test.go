@@ -3,10 +3,13 @@ package server
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,8 +74,12 @@ func TestStoreOpensOldSchema(t *testing.T) {
 	}
 }
 
-// seedRuns stores n ended runs, oldest first: repositories, branches,
-// statuses and triggers in turn. It returns their ids.
+// seedRuns stores n ended runs, oldest first, run i created (n-i)*7
+// minutes before now: repository i%3 of acme/mono, acme/web, acme/tools;
+// branch (i/2)%4 of main, feature-x, fix-y, docs; status i%4 of success,
+// failure, cancelled, error; i%10 == 3 a pull request (number 100+i,
+// titled "Add feature i"), 5 a rerun of the run before, 7 a CLI report
+// (no repository). It returns their ids.
 func seedRuns(t *testing.T, st *store, n int, now time.Time) []int64 {
 	t.Helper()
 	ctx := context.Background()
@@ -82,12 +89,14 @@ func seedRuns(t *testing.T, st *store, n int, now time.Time) []int64 {
 	var ids []int64
 	for i := range n {
 		created := now.Add(-time.Duration(n-i) * 7 * time.Minute)
-		r := &Run{Trigger: TriggerPush, Repo: repos[i%3], Branch: branches[i%4], Commit: fmt.Sprintf("%040x", i+1),
+		r := &Run{Trigger: TriggerPush, Repo: repos[i%3], Branch: branches[(i/2)%4], Commit: fmt.Sprintf("%040x", i+1),
 			CloneURL: "file:///nonexistent.git", Status: StatusQueued, Created: created, Started: created.Add(time.Second),
 			Message: fmt.Sprintf("change number %d", i), Author: fmt.Sprintf("dev%d", i%5)}
 		switch i % 10 {
 		case 3:
 			r.Trigger, r.PR, r.PRTitle, r.Message = TriggerPullRequest, 100+i, fmt.Sprintf("Add feature %d", i), ""
+		case 5:
+			r.RerunOf = ids[len(ids)-1]
 		case 7:
 			r.Trigger, r.Repo, r.CloneURL = TriggerCLI, "", ""
 		}
@@ -183,5 +192,48 @@ func TestAnnotateRun(t *testing.T) {
 	annotateRun(r, "pull_request", []byte(`{"pull_request":{"title":"Add a cache","user":{"login":"carol"}}}`))
 	if r.PRTitle != "Add a cache" || r.Author != "carol" {
 		t.Errorf("pull request: %q by %q", r.PRTitle, r.Author)
+	}
+}
+
+// The community's webhook samples carry what the list shows: every push
+// with a head commit gives its message's first line and an author, every
+// pull request its title and its opener.
+func TestAnnotateCommunitySamples(t *testing.T) {
+	seen := 0
+	for _, f := range []string{"api.github.com-push", "api.github.com-pull_request", "ghes-35-push", "ghes-35-pull_request"} {
+		data, err := os.ReadFile(filepath.Join("testdata", "octokit-webhooks-examples", f+".json"))
+		if err != nil {
+			t.Fatalf("the vendored samples: %v", err)
+		}
+		var samples []json.RawMessage
+		if err := json.Unmarshal(data, &samples); err != nil {
+			t.Fatal(err)
+		}
+		for i, body := range samples {
+			var m map[string]any
+			if err := json.Unmarshal(body, &m); err != nil {
+				t.Fatal(err)
+			}
+			r := &Run{}
+			if strings.HasSuffix(f, "-push") {
+				annotateRun(r, "push", body)
+				msg := str(m, "head_commit", "message")
+				if msg == "" {
+					continue // a deleted branch: no head commit
+				}
+				if r.Message == "" || !strings.HasPrefix(msg, r.Message) || strings.Contains(r.Message, "\n") || r.Author == "" {
+					t.Errorf("%s #%d: message %q author %q from %q", f, i, r.Message, r.Author, msg)
+				}
+			} else {
+				annotateRun(r, "pull_request", body)
+				if r.PRTitle != str(m, "pull_request", "title") || r.PRTitle == "" || r.Author != str(m, "pull_request", "user", "login") {
+					t.Errorf("%s #%d: title %q author %q", f, i, r.PRTitle, r.Author)
+				}
+			}
+			seen++
+		}
+	}
+	if seen < 30 {
+		t.Errorf("only %d samples checked", seen)
 	}
 }
