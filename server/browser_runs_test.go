@@ -222,6 +222,8 @@ func TestActionsBrowser(t *testing.T) {
 	run(t, ctx, "run page", chromedp.Navigate(fmt.Sprintf("%s/runs/%d", ts.http.URL, running)))
 	follow(t, ctx, `h1 .run-actions button.cancel`, fmt.Sprintf(`location.pathname === '/runs/%d'`, running))
 	ts.waitRun(running, StatusCancelled)
+	// The live page reloads once its run ended: wait for that.
+	eventually(t, ctx, "the cancelled run's page", `document.getElementById('run-status').textContent === 'cancelled'`)
 	// Rerun from the list: the new run's page, linked to the original.
 	run(t, ctx, "runs page", chromedp.Navigate(ts.http.URL+"/"))
 	follow(t, ctx, fmt.Sprintf(`#runs tr.run[data-id="%d"] button.rerun`, done), fmt.Sprintf(`location.pathname !== '/' && location.pathname !== '/runs/%d'`, done))
@@ -230,6 +232,7 @@ func TestActionsBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := ts.waitRun(re, StatusSuccess)
+	eventually(t, ctx, "the rerun's page", `document.getElementById('run-status').textContent === 'success'`)
 	if r.RerunOf != done || r.Commit != doneSHA || r.Branch != "feature-b" {
 		t.Errorf("rerun: %+v", r)
 	}
@@ -275,7 +278,18 @@ func TestCSRFBrowser(t *testing.T) {
 	ts2 := startServer(t, filepath.Join(t.TempDir(), "data2"), nil, gated)
 
 	signIn := func(base string) string {
-		run(t, ctx, "sign-in page", chromedp.Navigate(base+"/signin"))
+		// The run page left open may reload itself when its run ends:
+		// navigate until the sign-in form is what is shown.
+		for try := 0; ; try++ {
+			run(t, ctx, "sign-in page", chromedp.Navigate(base+"/signin"))
+			ok, err := chromedp.Run(ctx, chromedp.Poll[bool](`location.href.startsWith('`+base+`/signin') && !!document.querySelector('#token-form input[name=token]')`, chromedp.WithPollingTimeout(3*time.Second)))
+			if err == nil && ok {
+				break
+			}
+			if try == 3 {
+				t.Fatalf("the sign-in page of %s did not open: %v", base, err)
+			}
+		}
 		js[bool](t, ctx, `document.querySelector('#token-form input[name=token]').value = 'tok'; true`)
 		follow(t, ctx, `#token-form button`, `!!document.getElementById('user')`)
 		return js[string](t, ctx, `document.querySelector('#userbar input[name=csrf]').value`)
