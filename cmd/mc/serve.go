@@ -16,8 +16,8 @@ import (
 
 // runServe is `mc serve`: the CI server and web interface (package server).
 // Secrets come from the environment only (MC_WEBHOOK_SECRET,
-// MC_GITHUB_TOKEN, MC_AUTH_TOKEN), or --auth-token, so that they do not
-// show in `ps`.
+// MC_GITHUB_TOKEN, MC_AUTH_TOKEN, MC_GITHUB_OAUTH_CLIENT_SECRET), or
+// --auth-token, so that they do not show in `ps`.
 func runServe(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "serve", "[FLAGS]")
 	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on")
