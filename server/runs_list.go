@@ -254,5 +254,8 @@ func (s *Server) pageRuns(w http.ResponseWriter, req *http.Request) {
 	} else if page.Newer {
 		data["Newer"] = f.link(0, 0)
 	}
+	// The page differs per viewer (buttons, their CSRF token): no cache
+	// may keep it.
+	w.Header().Set("Cache-Control", "private, no-store")
 	s.render(w, "runs.html", data)
 }
