@@ -7,7 +7,7 @@ import (
 	"net/http"
 )
 
-// runActions is what the "run-actions" partial (web/actions.html) needs:
+// runActions is what the "run-actions" partial (web/runactions.html) needs:
 // the buttons a viewer may press on a run, on the runs list and in the run
 // page's header.
 type runActions struct {

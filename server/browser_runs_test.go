@@ -220,7 +220,7 @@ func TestActionsBrowser(t *testing.T) {
 	}
 	// Cancel from the run page's header.
 	run(t, ctx, "run page", chromedp.Navigate(fmt.Sprintf("%s/runs/%d", ts.http.URL, running)))
-	follow(t, ctx, `h1 .run-actions button.cancel`, fmt.Sprintf(`location.pathname === '/runs/%d'`, running))
+	follow(t, ctx, `#run .run-actions button.cancel`, fmt.Sprintf(`location.pathname === '/runs/%d'`, running))
 	ts.waitRun(running, StatusCancelled)
 	// The live page reloads once its run ended: wait for that.
 	eventually(t, ctx, "the cancelled run's page", `document.getElementById('run-status').textContent === 'cancelled'`)
