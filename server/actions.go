@@ -31,10 +31,16 @@ func actionsFor(ss *session, r *Run, back string) runActions {
 	return a
 }
 
+// runActions is the viewer's actions on r, for the run page: its
+// template calls {{template "run-actions" .Actions}}.
+func (s *Server) runActions(req *http.Request, r *Run) runActions {
+	return actionsFor(s.sessionOf(req), r, req.URL.RequestURI())
+}
+
 // runActionsHTML renders the partial for the run page's header.
 func (s *Server) runActionsHTML(req *http.Request, r *Run) template.HTML {
 	var b bytes.Buffer
-	if err := templates.ExecuteTemplate(&b, "run-actions", actionsFor(s.sessionOf(req), r, req.URL.RequestURI())); err != nil {
+	if err := templates.ExecuteTemplate(&b, "run-actions", s.runActions(req, r)); err != nil {
 		s.logf("template run-actions: %v", err)
 	}
 	return template.HTML(b.String()) // html/template output: escaped already
