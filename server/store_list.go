@@ -32,9 +32,9 @@ type runFilter struct {
 // runStatuses are the values the status filter takes.
 var runStatuses = []string{StatusQueued, StatusRunning, StatusSuccess, StatusFailure, StatusError, StatusCancelled, StatusInterrupted}
 
-// runPage is one page of the list, newest first; Older and Newer say
+// listPage is one page of the list, newest first; Older and Newer say
 // whether runs lie beyond it either way.
-type runPage struct {
+type listPage struct {
 	Runs         []*Run
 	Older, Newer bool
 }
@@ -42,7 +42,7 @@ type runPage struct {
 // listRunsPage pages through the runs by id (keyset pagination: a page
 // stays the same while new runs arrive, and costs the same deep in the
 // history as at its top).
-func (st *store) listRunsPage(ctx context.Context, f runFilter) (*runPage, error) {
+func (st *store) listRunsPage(ctx context.Context, f runFilter) (*listPage, error) {
 	if f.Limit <= 0 {
 		f.Limit = 50
 	}
@@ -70,7 +70,7 @@ func (st *store) listRunsPage(ctx context.Context, f runFilter) (*runPage, error
 		return nil, fmt.Errorf("server: list runs: %w", err)
 	}
 	defer rows.Close()
-	p := &runPage{}
+	p := &listPage{}
 	for rows.Next() {
 		r, err := scanRun(rows)
 		if err != nil {
