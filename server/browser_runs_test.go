@@ -23,12 +23,39 @@ func js[T any](t *testing.T, ctx context.Context, expr string) T {
 	return run(t, ctx, expr, chromedp.Evaluate[T](expr))
 }
 
+// navigate opens u and waits until the page shown is u (or, with
+// redirects, the page where cond holds): a live run page left behind
+// reloads itself 300 ms after its run ended, and that reload may win over
+// a navigation started just before it.
+func navigate(t *testing.T, ctx context.Context, u string, cond ...string) {
+	t.Helper()
+	want := fmt.Sprintf(`location.href === %q`, u)
+	if len(cond) > 0 {
+		want = cond[0]
+	}
+	for try := 0; ; try++ {
+		run(t, ctx, "navigate to "+u, chromedp.Navigate(u))
+		time.Sleep(400 * time.Millisecond)
+		c, cancel := context.WithTimeout(ctx, 5*time.Second)
+		ok, err := chromedp.Run(c, chromedp.Evaluate[bool](`document.readyState === 'complete' && (`+want+`)`))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		if try == 3 {
+			t.Fatalf("navigating to %s: %v, not %s", u, err, want)
+		}
+	}
+}
+
 // follow clicks the element sel (a link or a form's button) and waits
 // for the next page, on which cond holds.
 func follow(t *testing.T, ctx context.Context, sel, cond string) {
 	t.Helper()
-	js[bool](t, ctx, fmt.Sprintf(`(() => { const e = document.querySelector(%q); if (!e) return false;
-		window.mcOldPage = true; setTimeout(() => e.click(), 0); return true })()`, sel))
+	if !js[bool](t, ctx, fmt.Sprintf(`(() => { const e = document.querySelector(%q); if (!e) return false;
+		window.mcOldPage = true; setTimeout(() => e.click(), 0); return true })()`, sel)) {
+		t.Fatalf("no %s on %s", sel, js[string](t, ctx, `location.href`))
+	}
 	eventually(t, ctx, "after clicking "+sel, `!window.mcOldPage && document.readyState === 'complete' && (`+cond+`)`)
 }
 
@@ -53,7 +80,7 @@ func TestRunsListBrowser(t *testing.T) {
 	newest := slices.Clone(ids)
 	slices.Reverse(newest)
 
-	run(t, ctx, "runs page", chromedp.Navigate(ts.http.URL+"/"))
+	navigate(t, ctx, ts.http.URL+"/")
 	heads := js[[]string](t, ctx, `[...document.querySelectorAll('#runs thead th')].map(h => h.textContent)`)
 	for _, h := range []string{"repository", "branch / pull request", "commit", "trigger", "started", "duration", "cache hits", "status"} {
 		if !slices.Contains(heads, h) {
@@ -126,7 +153,7 @@ func TestRunsListBrowser(t *testing.T) {
 
 	// Filters: a repository (a link in the table), then a status (the
 	// badge); each keeps the other, and the pages keep both.
-	run(t, ctx, "runs page", chromedp.Navigate(ts.http.URL+"/"))
+	navigate(t, ctx, ts.http.URL+"/")
 	follow(t, ctx, fmt.Sprintf(`#runs tr.run[data-id="%d"] td.repo a`, byIndex(199)), `location.search === '?repo=acme%2Fweb'`)
 	repos := js[[]string](t, ctx, `[...document.querySelectorAll('#runs tr.run td.repo')].map(c => c.textContent)`)
 	if len(repos) != runsPerPage || slices.ContainsFunc(repos, func(r string) bool { return r != "acme/web" }) {
@@ -187,11 +214,11 @@ func TestActionsBrowser(t *testing.T) {
 
 	// Signed out: no buttons, on the list or the run page, and a POST
 	// from the page itself (its own origin) is refused.
-	run(t, ctx, "runs page", chromedp.Navigate(ts.http.URL+"/"))
+	navigate(t, ctx, ts.http.URL+"/")
 	if n := js[int](t, ctx, buttons); n != 0 {
 		t.Fatalf("signed out, the list shows %d buttons", n)
 	}
-	run(t, ctx, "run page", chromedp.Navigate(fmt.Sprintf("%s/runs/%d", ts.http.URL, running)))
+	navigate(t, ctx, fmt.Sprintf("%s/runs/%d", ts.http.URL, running))
 	if n := js[int](t, ctx, buttons); n != 0 {
 		t.Fatalf("signed out, the run page shows %d buttons", n)
 	}
@@ -201,7 +228,7 @@ func TestActionsBrowser(t *testing.T) {
 	}
 
 	// Sign in with the token.
-	run(t, ctx, "runs page", chromedp.Navigate(ts.http.URL+"/"))
+	navigate(t, ctx, ts.http.URL+"/")
 	follow(t, ctx, "#signin", `location.pathname === '/signin'`)
 	js[bool](t, ctx, `document.querySelector('#token-form input[name=token]').value = 'tok'; true`)
 	follow(t, ctx, `#token-form button`, `location.pathname === '/' && !!document.getElementById('user')`)
@@ -219,13 +246,13 @@ func TestActionsBrowser(t *testing.T) {
 		t.Fatalf("buttons: running cancel=%v rerun=%v, finished cancel=%v rerun=%v", has(running, "cancel"), has(running, "rerun"), has(done, "cancel"), has(done, "rerun"))
 	}
 	// Cancel from the run page's header.
-	run(t, ctx, "run page", chromedp.Navigate(fmt.Sprintf("%s/runs/%d", ts.http.URL, running)))
+	navigate(t, ctx, fmt.Sprintf("%s/runs/%d", ts.http.URL, running))
 	follow(t, ctx, `#run .run-actions button.cancel`, fmt.Sprintf(`location.pathname === '/runs/%d'`, running))
 	ts.waitRun(running, StatusCancelled)
 	// The live page reloads once its run ended: wait for that.
 	eventually(t, ctx, "the cancelled run's page", `document.getElementById('run-status').textContent === 'cancelled'`)
 	// Rerun from the list: the new run's page, linked to the original.
-	run(t, ctx, "runs page", chromedp.Navigate(ts.http.URL+"/"))
+	navigate(t, ctx, ts.http.URL+"/")
 	follow(t, ctx, fmt.Sprintf(`#runs tr.run[data-id="%d"] button.rerun`, done), fmt.Sprintf(`location.pathname !== '/' && location.pathname !== '/runs/%d'`, done))
 	var re int64
 	if _, err := fmt.Sscanf(js[string](t, ctx, `location.pathname`), "/runs/%d", &re); err != nil {
@@ -236,7 +263,7 @@ func TestActionsBrowser(t *testing.T) {
 	if r.RerunOf != done || r.Commit != doneSHA || r.Branch != "feature-b" {
 		t.Errorf("rerun: %+v", r)
 	}
-	run(t, ctx, "runs page", chromedp.Navigate(ts.http.URL+"/"))
+	navigate(t, ctx, ts.http.URL+"/")
 	if got := js[string](t, ctx, fmt.Sprintf(`document.querySelector('#runs tr.run[data-id="%d"] td.trigger').textContent.trim()`, re)); got != fmt.Sprintf("manual rerun of #%d", done) {
 		t.Errorf("the rerun's trigger cell: %q", got)
 	}
@@ -278,18 +305,7 @@ func TestCSRFBrowser(t *testing.T) {
 	ts2 := startServer(t, filepath.Join(t.TempDir(), "data2"), nil, gated)
 
 	signIn := func(base string) string {
-		// The run page left open may reload itself when its run ends:
-		// navigate until the sign-in form is what is shown.
-		for try := 0; ; try++ {
-			run(t, ctx, "sign-in page", chromedp.Navigate(base+"/signin"))
-			ok, err := chromedp.Run(ctx, chromedp.Poll[bool](`location.href.startsWith('`+base+`/signin') && !!document.querySelector('#token-form input[name=token]')`, chromedp.WithPollingTimeout(3*time.Second)))
-			if err == nil && ok {
-				break
-			}
-			if try == 3 {
-				t.Fatalf("the sign-in page of %s did not open: %v", base, err)
-			}
-		}
+		navigate(t, ctx, base+"/signin", `!!document.querySelector('#token-form input[name=token]')`)
 		js[bool](t, ctx, `document.querySelector('#token-form input[name=token]').value = 'tok'; true`)
 		follow(t, ctx, `#token-form button`, `!!document.getElementById('user')`)
 		return js[string](t, ctx, `document.querySelector('#userbar input[name=csrf]').value`)
@@ -390,7 +406,7 @@ func TestPrivateBrowser(t *testing.T) {
 		}
 	}
 	for _, base := range []string{ts.http.URL, open.http.URL} {
-		run(t, ctx, "run page", chromedp.Navigate(fmt.Sprintf("%s/runs/%d", base, id)))
+		navigate(t, ctx, fmt.Sprintf("%s/runs/%d", base, id), `location.pathname === '/signin' || location.pathname === '/runs/1'`)
 		eventually(t, ctx, "page", `document.readyState === 'complete'`)
 		path := js[string](t, ctx, `location.pathname`)
 		text := js[string](t, ctx, `document.body.innerText`)
@@ -402,15 +418,15 @@ func TestPrivateBrowser(t *testing.T) {
 		}
 	}
 	// Sign in: back to the run page asked for.
-	run(t, ctx, "run page", chromedp.Navigate(fmt.Sprintf("%s/runs/%d", ts.http.URL, id)))
+	navigate(t, ctx, fmt.Sprintf("%s/runs/%d", ts.http.URL, id), `location.pathname === '/signin'`)
 	eventually(t, ctx, "sign-in page", `location.pathname === '/signin' && !!document.querySelector('#token-form')`)
 	js[bool](t, ctx, `document.querySelector('#token-form input[name=token]').value = 'tok'; true`)
 	follow(t, ctx, `#token-form button`, fmt.Sprintf(`location.pathname === '/runs/%d'`, id))
 	if text := js[string](t, ctx, `document.body.innerText`); !strings.Contains(text, "//b:b") {
 		t.Errorf("signed in, the run page shows %.200q", text)
 	}
-	if got := run(t, ctx, "API from the signed-in page", chromedp.Evaluate[int](`fetch('/api/runs').then(r => r.status)`, chromedp.EvalAwaitPromise)); got != http.StatusOK {
-		t.Errorf("signed in, GET /api/runs: %d", got)
+	if got := run(t, ctx, "API from the signed-in page", chromedp.Evaluate[string](`fetch('/api/runs').then(r => r.status + ' ' + r.statusText)`, chromedp.EvalAwaitPromise)); got != "200 OK" {
+		t.Errorf("signed in, GET /api/runs from %s: %s", js[string](t, ctx, `location.href`), got)
 	}
 }
 
@@ -427,7 +443,7 @@ func TestGitHubSignInBrowser(t *testing.T) {
 			AllowedUsers: []string{"octocat"}}
 	})
 	seedRuns(t, ts.s.st, 3, time.Now())
-	run(t, ctx, "runs page", chromedp.Navigate(ts.http.URL+"/"))
+	navigate(t, ctx, ts.http.URL+"/")
 	follow(t, ctx, "#signin", `location.pathname === '/signin'`)
 	follow(t, ctx, "#github", `location.pathname === '/' && !!document.getElementById('user')`)
 	if u := js[string](t, ctx, `document.getElementById('user').textContent`); u != "octocat" {
