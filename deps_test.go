@@ -49,6 +49,7 @@ var allowed = map[string][]string{
 	// Test components and benchmarks.
 	"internal/ec2double":    {},
 	"internal/githubdouble": {},
+	"internal/oauthdouble":  {},
 	"internal/testminio":    {"internal/syncbuf"},
 	"internal/testregistry": {"internal/syncbuf"},
 	"bench/gen":             {},

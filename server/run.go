@@ -28,7 +28,7 @@ const (
 )
 
 // secretEnv are variables the builds never see.
-var secretEnv = []string{"MC_WEBHOOK_SECRET", "MC_GITHUB_TOKEN", "MC_AUTH_TOKEN", "MC_REPORT_TOKEN"}
+var secretEnv = []string{"MC_WEBHOOK_SECRET", "MC_GITHUB_TOKEN", "MC_AUTH_TOKEN", "MC_REPORT_TOKEN", "MC_GITHUB_OAUTH_CLIENT_SECRET"}
 
 // execute builds queued run id to its end and records how it ended.
 func (s *Server) execute(ctx context.Context, id int64) {

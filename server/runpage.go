@@ -8,7 +8,6 @@ import (
 	"html/template"
 	"net/http"
 	"os/exec"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -137,7 +136,7 @@ type runPage struct {
 	// Actions is for the "actions" template (web/actions.html): the
 	// buttons of the run page's header (cancel, rerun), filled by their
 	// handlers' code.
-	Actions any
+	Actions runActions
 }
 
 func (p *runPages) page(w http.ResponseWriter, req *http.Request) {
@@ -186,7 +185,7 @@ func (p *runPages) page(w http.ResponseWriter, req *http.Request) {
 	}
 	data := &runPage{Run: r, Counts: countStages(stages), Timeline: timelineSVG(r, stages, s.cfg.Now()),
 		Critical: crit, Stages: stages, Logs: sections, Seq: r.NextSeq - 1, EdgeKinds: edgeKinds,
-		Failure: summarize(r, stages, sections)}
+		Failure: summarize(r, stages, sections), Actions: s.runActions(req, r)}
 	if v := view(r.Graph, labels); len(v.Nodes) > 0 {
 		l, err := p.layouts.layout(ctx, r.ID, v)
 		if err != nil {
@@ -220,10 +219,6 @@ func clock(t time.Time) string {
 	}
 	return t.UTC().Format("15:04:05.000")
 }
-
-// evalErrorRE matches mc's report of an error in a BUILD file (exit 2):
-// FILE:LINE:COL: MESSAGE.
-var evalErrorRE = regexp.MustCompile(`^(?:mc: )?([^\s:][^:]*\.mc):(\d+):(\d+): (.+)$`)
 
 // summarize is the failure summary of r, nil when there is nothing to
 // say: the failed stages with their last lines; without any, the error in

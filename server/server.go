@@ -70,6 +70,15 @@ type Config struct {
 	Log io.Writer
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
+	// Sign-in, private reading and retention (auth.go, retention.go):
+	// OAuth is sign-in with GitHub; Private makes reading need sign-in;
+	// ended runs older than KeepAge or beyond the newest KeepRuns are
+	// pruned at start and every PruneEvery (default 1 h).
+	OAuth      OAuthConfig
+	Private    bool
+	KeepAge    time.Duration
+	KeepRuns   int
+	PruneEvery time.Duration
 
 	// Tests only, the positive controls of the guarantees: noHeadCheck
 	// deploys a commit that is not its branch's head; noReplayCheck takes a
@@ -78,6 +87,9 @@ type Config struct {
 	noHeadCheck        bool
 	noReplayCheck      bool
 	supersedeByArrival bool
+	// extraOrigins are origins whose form POSTs pass the Origin check
+	// (tests: the positive control of the CSRF token alone).
+	extraOrigins []string
 }
 
 // Server is a running mc serve.
@@ -85,6 +97,7 @@ type Server struct {
 	cfg    Config
 	st     *store
 	gh     *statusClient
+	auth   *authState // sessions, sign-in (auth.go)
 	logMu  sync.Mutex
 	mux    *http.ServeMux
 	closed chan struct{}
@@ -144,6 +157,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Log = io.Discard
 	}
 	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
+	auth, err := newAuthState(&cfg)
+	if err != nil {
+		return nil, err
+	}
 	st, err := openStore(filepath.Join(cfg.DataDir, "server.db"))
 	if err != nil {
 		return nil, err
@@ -154,7 +171,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg: cfg, st: st, gh: gh, closed: make(chan struct{}),
+		cfg: cfg, st: st, gh: gh, auth: auth, closed: make(chan struct{}),
 		active: map[int64]context.CancelCauseFunc{}, notify: map[int64]chan struct{}{},
 		deploying: map[int64]bool{}, deployLock: map[string]chan struct{}{},
 		wake: make(chan struct{}, 1), statuses: make(chan *Run, 4096), statusDone: make(chan struct{}),
@@ -183,12 +200,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 }
 
 // Handler serves the web pages, the API and the webhook endpoint.
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler { return s.guard(s.mux) }
 
 // Run starts cfg.Parallel workers that build queued runs, and blocks until
 // ctx is done; runs still building then are cancelled and recorded as
 // interrupted, runs still queued stay queued for the next start.
 func (s *Server) Run(ctx context.Context) error {
+	s.startPruner()
 	for range s.cfg.Parallel {
 		s.workers.Add(1)
 		go func() {

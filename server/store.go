@@ -129,6 +129,7 @@ func storeMigrations() []string {
 		CREATE INDEX deliveries_received ON deliveries (received);
 		ALTER TABLE runs ADD COLUMN deploy_state TEXT NOT NULL DEFAULT '';
 		ALTER TABLE runs ADD COLUMN deploy_note TEXT NOT NULL DEFAULT '';`,
+		runsListMigration, // store_list.go
 	}
 }
 
@@ -215,6 +216,11 @@ type Run struct {
 	// constants); DeployNote says why, shown at the top of the run page.
 	DeployState string
 	DeployNote  string
+	// Message is the first line of the commit message, Author who wrote
+	// it (a push) or opened the pull request, PRTitle the pull request's
+	// title; RerunOf the run this one repeats (0: none). store_list.go.
+	Message, Author, PRTitle string
+	RerunOf                  int64
 }
 
 // Deploy states of a push run with deploy stages.
@@ -288,9 +294,10 @@ func fromNanos(n int64) time.Time {
 
 func (st *store) createRun(ctx context.Context, r *Run) error {
 	res, err := st.db.ExecContext(ctx, `INSERT INTO runs (trigger, repo, clone_url, base_url, commit_sha, base_sha,
-		branch, pr, deploy, command, status, created, started, deploy_state, deploy_note) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		branch, pr, deploy, command, status, created, started, deploy_state, deploy_note, message, author, pr_title,
+		rerun_of) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		r.Trigger, r.Repo, r.CloneURL, r.BaseURL, r.Commit, r.BaseSHA, r.Branch, r.PR, r.Deploy, r.Command,
-		r.Status, nanos(r.Created), nanos(r.Started), r.DeployState, r.DeployNote)
+		r.Status, nanos(r.Created), nanos(r.Started), r.DeployState, r.DeployNote, r.Message, r.Author, r.PRTitle, r.RerunOf)
 	if err != nil {
 		return fmt.Errorf("server: create run: %w", err)
 	}
@@ -300,7 +307,7 @@ func (st *store) createRun(ctx context.Context, r *Run) error {
 
 const runColumns = `id, trigger, repo, clone_url, base_url, commit_sha, base_sha, branch, pr, deploy, command,
 	status, reason, created, started, finished, total, built, cached, failed, skipped, critical_path, critical_ms,
-	graph, next_seq, deploy_state, deploy_note`
+	graph, next_seq, deploy_state, deploy_note, message, author, pr_title, rerun_of`
 
 type scanner interface{ Scan(...any) error }
 
@@ -310,7 +317,8 @@ func scanRun(s scanner) (*Run, error) {
 	var crit, graph string
 	err := s.Scan(&r.ID, &r.Trigger, &r.Repo, &r.CloneURL, &r.BaseURL, &r.Commit, &r.BaseSHA, &r.Branch, &r.PR,
 		&r.Deploy, &r.Command, &r.Status, &r.Reason, &created, &started, &finished, &r.Total, &r.Built, &r.Cached,
-		&r.Failed, &r.Skipped, &crit, &r.CriticalMS, &graph, &r.NextSeq, &r.DeployState, &r.DeployNote)
+		&r.Failed, &r.Skipped, &crit, &r.CriticalMS, &graph, &r.NextSeq, &r.DeployState, &r.DeployNote,
+		&r.Message, &r.Author, &r.PRTitle, &r.RerunOf)
 	if err != nil {
 		return nil, err
 	}

@@ -68,6 +68,7 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("POST /api/runs", s.apiCreate)
 	m.HandleFunc("POST /api/runs/{id}/events", s.apiEvents)
 	m.HandleFunc("POST /api/runs/{id}/cancel", s.apiCancel)
+	s.authRoutes(m) // sign-in, cancel and rerun buttons (auth.go, actions.go)
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	return m
 }
@@ -106,16 +107,6 @@ func (s *Server) runID(w http.ResponseWriter, req *http.Request) (*Run, bool) {
 		return nil, false
 	}
 	return r, true
-}
-
-func (s *Server) pageRuns(w http.ResponseWriter, req *http.Request) {
-	runs, err := s.st.listRuns(req.Context(), 200)
-	if err != nil {
-		s.logf("%v", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	s.render(w, "runs.html", map[string]any{"Runs": runs})
 }
 
 // sortedStages orders stages for the JSON API.

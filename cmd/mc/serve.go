@@ -18,8 +18,9 @@ import (
 
 // runServe is `mc serve`: the CI server and web interface (package server).
 // Secrets come from the environment only (MC_WEBHOOK_SECRET,
-// MC_GITHUB_TOKEN, MC_AUTH_TOKEN), or --auth-token, or a file
-// (--github-app-key), so that they do not show in `ps`.
+// MC_GITHUB_TOKEN, MC_AUTH_TOKEN, MC_GITHUB_OAUTH_CLIENT_SECRET), or
+// --auth-token, or a file (--github-app-key), so that they do not show in
+// `ps`.
 func runServe(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "serve", "[FLAGS]")
 	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on")
@@ -34,7 +35,14 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	keep := fs.Bool("keep-workspaces", false, "keep each run's checkout under DATA-DIR/work")
 	addrFile := fs.String("addr-file", "", "write the address listened on to this file once listening (with --listen HOST:0)")
 	stageNet := fs.String("stage-network", "private", "the builds' --stage-network: private (stages with network = True cannot reach this server, loopback or the metadata service) or host")
-	var buildArgs, prEnv []string
+	keepDays := fs.Int("keep-days", 0, "remove ended runs (their logs and work directories) older than N days, at start and hourly (0: keep)")
+	keepRuns := fs.Int("keep-runs", 0, "keep only the newest N runs; older ended runs are removed with their logs and work directories (0: keep all)")
+	private := fs.Bool("private", false, "reading pages, logs and the API needs sign-in (or the API token) too")
+	oauthID := fs.String("github-oauth-client-id", "", "sign in with GitHub: the OAuth app's client id (also MC_GITHUB_OAUTH_CLIENT_ID; its secret: MC_GITHUB_OAUTH_CLIENT_SECRET; callback URL: URL/signin/github/callback)")
+	githubURL := fs.String("github-url", "https://github.com", "GitHub's web address for OAuth sign-in (GitHub Enterprise: https://HOST)")
+	var buildArgs, prEnv, allowUsers, allowOrgs []string
+	fs.StringArrayVar(&allowUsers, "allow-user", nil, "a GitHub login that may sign in (repeatable)")
+	fs.StringArrayVar(&allowOrgs, "allow-org", nil, "a GitHub organization whose active members may sign in (repeatable)")
 	fs.StringArrayVar(&prEnv, "pr-env", nil, "a variable of the server's environment that pull-request builds may see, e.g. read-only AWS credentials (repeatable); they see only PATH, HOME, locale, cache locations and MC_CACHE/MC_S3_ENDPOINT/MC_REGISTRY otherwise")
 	fs.StringArrayVar(&buildArgs, "build-arg", nil, "an extra flag for every build, e.g. --build-arg=-j2 (repeatable)")
 	if err := parseFlags(fs, args); err != nil {
@@ -70,6 +78,26 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *keepDays < 0 || *keepRuns < 0 {
+		return usagef("serve: --keep-days and --keep-runs must not be negative")
+	}
+	if *oauthID == "" {
+		*oauthID = getenv("MC_GITHUB_OAUTH_CLIENT_ID")
+	}
+	oauth := server.OAuthConfig{ClientID: *oauthID, ClientSecret: getenv("MC_GITHUB_OAUTH_CLIENT_SECRET"),
+		BaseURL: *githubURL, AllowedUsers: allowUsers, AllowedOrgs: allowOrgs}
+	if oauth.ClientID == "" && (len(allowUsers) > 0 || len(allowOrgs) > 0) {
+		return usagef("serve: --allow-user and --allow-org need GitHub sign-in (--github-oauth-client-id)")
+	}
+	if oauth.ClientID != "" && oauth.ClientSecret == "" {
+		return usagef("serve: --github-oauth-client-id needs MC_GITHUB_OAUTH_CLIENT_SECRET")
+	}
+	if oauth.ClientID != "" && len(allowUsers) == 0 && len(allowOrgs) == 0 {
+		return usagef("serve: GitHub sign-in needs --allow-user or --allow-org (otherwise any GitHub account could cancel and rerun)")
+	}
+	if *private && *authToken == "" && oauth.ClientID == "" {
+		return usagef("serve: --private needs a way to sign in: MC_AUTH_TOKEN (--auth-token) or GitHub OAuth")
+	}
 	privateNet, err := exec.ParseStageNetwork(*stageNet)
 	if err != nil {
 		return usagef("serve: %v", err)
@@ -99,6 +127,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		DataDir: *dataDir, PublicURL: *publicURL, WebhookSecret: secret, GitHubToken: ghToken,
 		GitHubAppID: *appID, GitHubAppKey: appKey, GitHubAPI: *githubAPI, AuthToken: *authToken, Parallel: *parallel, CancelSuperseded: *cancelOld,
 		KeepWorkspaces: *keep, Exe: exe, BuildArgs: buildArgs, PREnv: prEnv, Log: e.stderr,
+		OAuth: oauth, Private: *private, KeepAge: time.Duration(*keepDays) * 24 * time.Hour, KeepRuns: *keepRuns,
 	})
 	if err != nil {
 		return &infraError{err}
