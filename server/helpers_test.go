@@ -8,7 +8,9 @@ const testSecret = "s3cret-webhook"
 // Per commit C (the checkout's HEAD), in $FAKE_MC_DIR: args-C receives the
 // build's arguments, started-C appears when the build started, and the
 // build waits for gate-C if $FAKE_MC_GATE is set; fail-C makes it fail.
-// With --deploy it is the deploy build: deploy-args-C receives its
+// With --check it is the deploy preflight: check-args-C receives its
+// arguments, and it fails (exit 2) with the lines of nodeploy-C as its
+// problems if that file exists. With --deploy it is the deploy build: deploy-args-C receives its
 // arguments, deploying-C appears as the deploy stage //b:ship starts, it
 // waits for deploygate-C if $FAKE_MC_DEPLOY_GATE is set, and appends C to
 // the file deploys when it deployed.
@@ -27,6 +29,16 @@ exit 0
 fi
 c=$(git rev-parse HEAD)
 d=$FAKE_MC_DIR
+case " $* " in *" --check "*)
+  echo "$@" > "$d/check-args-$c"
+  if [ -e "$d/nodeploy-$c" ]; then
+    echo "mc: preflight: this build cannot run as asked:" >&2
+    sed 's/^/  /' "$d/nodeploy-$c" >&2
+    exit 2
+  fi
+  echo "mc: preflight: ready (1 deploy stage(s) with their secrets)" >&2
+  exit 0;;
+esac
 now() { date -u +%Y-%m-%dT%H:%M:%S.%NZ; }
 case " $* " in *" --deploy "*)
   echo "$@" > "$d/deploy-args-$c"

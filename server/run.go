@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	osexec "os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -62,70 +61,44 @@ func (s *Server) execute(ctx context.Context, id int64) {
 	}
 }
 
-// build checks r's commit out into a fresh workspace and runs mc on it.
+// build checks r's commit out in a worktree of its repository (checkout.go)
+// and runs mc on it.
 func (s *Server) build(ctx context.Context, r *Run) (status, reason string) {
 	bg := context.WithoutCancel(ctx)
-	dir := filepath.Join(s.cfg.DataDir, "work", fmt.Sprint(r.ID))
-	if err := os.RemoveAll(dir); err != nil {
-		return StatusError, err.Error()
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return StatusError, err.Error()
-	}
-	if !s.cfg.KeepWorkspaces {
-		defer os.RemoveAll(dir)
-	}
 	say := func(line string) {
 		if err := s.st.appendEvents(bg, r.ID, []event.Event{{Type: event.Log, Time: s.cfg.Now(), Line: line}}, false); err != nil {
 			s.logf("%v", err)
 		}
 		s.wakeWatchers(r.ID)
 	}
-	git := func(args ...string) (string, error) {
-		say("$ git " + strings.Join(args, " "))
-		cmd := osexec.Command("git", args...)
-		cmd.Dir = dir
-		cmd.Env = append(s.buildEnv(r), "GIT_TERMINAL_PROMPT=0")
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		err := runGroup(ctx, cmd)
-		for _, l := range strings.Split(strings.TrimRight(out.String(), "\n"), "\n") {
-			if l != "" {
-				say(l)
-			}
+	ws, err := s.checkout(ctx, r, say)
+	if err != nil {
+		if ctx.Err() != nil {
+			return StatusCancelled, ""
 		}
-		if err != nil {
-			return "", fmt.Errorf("git %s: %w", args[0], err)
+		say(err.Error())
+		return StatusError, err.Error()
+	}
+	defer ws.release()
+	dir, mergeBase := ws.dir, ws.mergeBase
+	hist := s.historyEnv(ctx, r)
+	mc := func(args ...string) *osexec.Cmd {
+		cmd := s.mc(r, dir, args...)
+		cmd.Env = append(cmd.Env, hist...)
+		return cmd
+	}
+
+	// A run that deploys checks first what its deploy needs (preflight.go):
+	// one that cannot deploy says so now, not after the build.
+	if r.Deploy {
+		if status, reason, ok := s.preflight(ctx, r, mc, say); !ok {
+			return status, reason
 		}
-		return strings.TrimSpace(out.String()), nil
-	}
-	mergeBase := ""
-	steps := [][]string{
-		{"init", "-q"},
-		{"fetch", "-q", "--no-tags", r.CloneURL, r.Commit},
-	}
-	if r.Trigger == TriggerPullRequest {
-		steps = append(steps, []string{"fetch", "-q", "--no-tags", r.BaseURL, r.BaseSHA})
-	}
-	for _, st := range steps {
-		if _, err := git(st...); err != nil {
-			return StatusError, "checkout: " + err.Error()
-		}
-	}
-	if r.Trigger == TriggerPullRequest {
-		mb, err := git("merge-base", r.Commit, r.BaseSHA)
-		if err != nil {
-			return StatusError, "merge base: " + err.Error()
-		}
-		mergeBase = mb
-	}
-	if _, err := git("-c", "advice.detachedHead=false", "checkout", "-q", "--detach", r.Commit); err != nil {
-		return StatusError, "checkout: " + err.Error()
 	}
 
 	// The graph to draw, before the build: every target of //... and its deps.
 	var qout bytes.Buffer
-	q := s.mc(r, dir, "query", "--output=json", "deps(//...)")
+	q := mc("query", "--output=json", "deps(//...)")
 	q.Stdout = &qout
 	var qerr bytes.Buffer
 	q.Stderr = &qerr
@@ -152,8 +125,9 @@ func (s *Server) build(ctx context.Context, r *Run) (status, reason string) {
 	}
 	args = append(append(args, s.cfg.BuildArgs...), "//...")
 	say("$ mc " + strings.Join(args, " "))
-	code, err := s.stream(ctx, r.ID, s.mc(r, dir, args...), nil)
-	status, reason = buildOutcome(code, err)
+	var last lastError
+	code, err := s.stream(ctx, r.ID, mc(args...), last.adapt)
+	status, reason = last.outcome(code, err)
 	if !r.Deploy || ctx.Err() != nil {
 		return status, reason
 	}
@@ -161,7 +135,7 @@ func (s *Server) build(ctx context.Context, r *Run) (status, reason string) {
 		s.noteDeploy(bg, r, DeploySkipped, "not deployed: the build did not succeed")
 		return status, reason
 	}
-	return s.deploy(ctx, r, dir, say)
+	return s.deploy(ctx, r, mc, say)
 }
 
 // untrustedFlag makes mc build in the untrusted tier (SPEC §4a): it reads
@@ -197,7 +171,7 @@ func buildOutcome(code int, err error) (status, reason string) {
 // at a time, each checking the head when its turn comes, so the last to
 // deploy is the newest head. A head that cannot be read is not a head:
 // nothing is deployed and the run is an error (fail closed).
-func (s *Server) deploy(ctx context.Context, r *Run, dir string, say func(string)) (status, reason string) {
+func (s *Server) deploy(ctx context.Context, r *Run, mc func(...string) *osexec.Cmd, say func(string)) (status, reason string) {
 	bg := context.WithoutCancel(ctx)
 	unlock, err := s.lockDeploys(ctx, r)
 	if err != nil {
@@ -236,8 +210,13 @@ func (s *Server) deploy(ctx context.Context, r *Run, dir string, say func(string
 	// cached, and --deploy pushes the images the deploy stages use.
 	args := append(append([]string{"build", "--output=json", "--explain", "--deploy"}, s.cfg.BuildArgs...), "//...")
 	say("$ mc " + strings.Join(args, " "))
-	code, err := s.stream(ctx, r.ID, s.mc(r, dir, args...), s.deployEvents(bg, r.ID))
-	status, reason = buildOutcome(code, err)
+	var last lastError
+	adapt := s.deployEvents(bg, r.ID)
+	code, err := s.stream(ctx, r.ID, mc(args...), func(e event.Event) (event.Event, bool) {
+		last.adapt(e)
+		return adapt(e)
+	})
+	status, reason = last.outcome(code, err)
 	switch {
 	case ctx.Err() != nil:
 		s.noteDeploy(bg, r, DeployFailed, "the deploy was interrupted")

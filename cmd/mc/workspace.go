@@ -20,6 +20,10 @@ import (
 // reads BUILD files needs.
 type session struct {
 	root   string // workspace root
+	// scope names the workspace in the run history (explain, log):
+	// $MC_HISTORY_KEY, or the root. historyBase is the scope a scope
+	// without history starts from ($MC_HISTORY_BASE; history_key.go).
+	scope, historyBase string
 	relDir string // the invoking directory relative to root ("" at the root)
 	ws     *graph.Workspace
 	cache  string // the cache directory (--cache-dir)
@@ -108,7 +112,8 @@ func openSessionTier(ctx context.Context, e *env, cacheDir string, untrusted boo
 		closeDB(trusted)
 		return nil, &infraError{fmt.Errorf("loading the stat cache: %w", err)}
 	}
-	s := &session{root: root, relDir: filepath.ToSlash(rel), ws: ws, cache: cacheDir, tier: tier,
+	scope, base := historyScope(e, root)
+	s := &session{root: root, scope: scope, historyBase: base, relDir: filepath.ToSlash(rel), ws: ws, cache: cacheDir, tier: tier,
 		store: store, db: db, stat: stat, trusted: trusted}
 	s.eval = builtins.NewEvaluator(ws, db, stat)
 	return s, nil
