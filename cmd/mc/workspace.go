@@ -19,14 +19,14 @@ import (
 // session is an opened workspace with its cache: what every command that
 // reads BUILD files needs.
 type session struct {
-	root   string // workspace root
+	root string // workspace root
 	// scope names the workspace in the run history (explain, log):
 	// $MC_HISTORY_KEY, or the root. historyBase is the scope a scope
 	// without history starts from ($MC_HISTORY_BASE; history_key.go).
 	scope, historyBase string
-	relDir string // the invoking directory relative to root ("" at the root)
-	ws     *graph.Workspace
-	cache  string // the cache directory (--cache-dir)
+	relDir             string // the invoking directory relative to root ("" at the root)
+	ws                 *graph.Workspace
+	cache              string // the cache directory (--cache-dir)
 	// tier is the directory of the trust tier this session writes: cache
 	// itself, or cas.UntrustedDir(cache) for an untrusted build (tier.go).
 	// store, db and stat are that tier's.
