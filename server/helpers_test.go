@@ -6,7 +6,10 @@ const testSecret = "s3cret-webhook"
 // reads its JSON event stream, so these tests control the stream (and its
 // timing) exactly. The real binary is exercised by cmd/mc's serve tests.
 // Per commit C (the checkout's HEAD), in $FAKE_MC_DIR: args-C receives the
-// build's arguments, started-C appears when the build started, and the
+// build's arguments, env-C its environment, pwd-C its directory, mcout-C
+// and ls-C what mc-out/ and the checkout held when it started; plant-C
+// makes it write mc-out/planted-C and an untracked file, output-C
+// mc-out/out-C; started-C appears when the build started, and the
 // build waits for gate-C if $FAKE_MC_GATE is set; fail-C makes it fail.
 // With --check it is the deploy preflight: check-args-C receives its
 // arguments, and it fails (exit 2) with the lines of nodeploy-C as its
@@ -58,6 +61,15 @@ case " $* " in *" --deploy "*)
 esac
 echo "$@" > "$d/args-$c"
 env > "$d/env-$c"
+pwd > "$d/pwd-$c"
+ls -A mc-out > "$d/mcout-$c" 2>/dev/null
+ls -A > "$d/ls-$c"
+if [ -e "$d/plant-$c" ]; then
+  mkdir -p mc-out && echo evil > "mc-out/planted-$c" && echo evil > planted-untracked
+fi
+if [ -e "$d/output-$c" ]; then
+  mkdir -p mc-out && echo out > "mc-out/out-$c"
+fi
 trap 'echo "{\"type\":\"stage_failed\",\"time\":\"$(now)\",\"label\":\"//b:b\",\"error\":\"interrupted\"}"; echo "{\"type\":\"build_finished\",\"time\":\"$(now)\",\"summary\":{\"built\":0,\"cached\":1,\"failed\":1,\"skipped\":0,\"critical_path_ms\":0}}"; exit 130' INT
 echo "{\"type\":\"build_started\",\"time\":\"$(now)\",\"total\":3}"
 echo "{\"type\":\"stage_cached\",\"time\":\"$(now)\",\"label\":\"//a:a\",\"key\":\"aaaa1111\"}"
