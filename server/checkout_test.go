@@ -167,3 +167,19 @@ func TestPreflightStopsARunThatCannotDeploy(t *testing.T) {
 		t.Errorf("the build ran after the preflight failed")
 	}
 }
+
+// A push whose preflight finds nothing to deploy has no deploy step (the
+// default fake finds a deploy stage, and TestServePushRun sees it deploy).
+func TestPreflightNothingToDeploy(t *testing.T) {
+	repo := newTestRepo(t)
+	ts := startServer(t, filepath.Join(t.TempDir(), "data"), nil)
+	sha := repo.commit("no deploy stages")
+	ts.touch("nothingtodeploy-" + sha)
+	r := ts.waitRun(ts.accept("push", "d-1", pushPayloadFor(repo, "main", sha)), StatusSuccess, StatusFailure, StatusError)
+	if r.Status != StatusSuccess || r.DeployState != DeploySkipped || !strings.HasPrefix(r.DeployNote, "nothing to deploy") {
+		t.Errorf("run: %s, deploy %s %q", r.Status, r.DeployState, r.DeployNote)
+	}
+	if _, err := os.Stat(filepath.Join(ts.fakeDir, "deploy-args-"+sha)); err == nil {
+		t.Errorf("the deploy build ran with nothing to deploy")
+	}
+}

@@ -13,7 +13,8 @@ const testSecret = "s3cret-webhook"
 // build waits for gate-C if $FAKE_MC_GATE is set; fail-C makes it fail.
 // With --check it is the deploy preflight: check-args-C receives its
 // arguments, and it fails (exit 2) with the lines of nodeploy-C as its
-// problems if that file exists. With --deploy it is the deploy build: deploy-args-C receives its
+// problems if that file exists; nothingtodeploy-C makes it find nothing to
+// deploy. With --deploy it is the deploy build: deploy-args-C receives its
 // arguments, deploying-C appears as the deploy stage //b:ship starts, it
 // waits for deploygate-C if $FAKE_MC_DEPLOY_GATE is set, and appends C to
 // the file deploys when it deployed.
@@ -39,7 +40,11 @@ case " $* " in *" --check "*)
     sed 's/^/  /' "$d/nodeploy-$c" >&2
     exit 2
   fi
-  echo "mc: preflight: ready (1 deploy stage(s) with their secrets)" >&2
+  if [ -e "$d/nothingtodeploy-$c" ]; then
+    echo "mc: preflight: ready (nothing to deploy or push)" >&2
+  else
+    echo "mc: preflight: ready (1 deploy stage(s) with their secrets)" >&2
+  fi
   exit 0;;
 esac
 now() { date -u +%Y-%m-%dT%H:%M:%S.%NZ; }

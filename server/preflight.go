@@ -15,8 +15,10 @@ import (
 // anything is built: a push run that cannot deploy (an image to push and no
 // registry, a secret a deploy stage names that the server lacks) fails at
 // once, its reason and its deploy line saying what is missing, instead of
-// building for minutes and failing in the deploy. ok: go on building.
-func (s *Server) preflight(ctx context.Context, r *Run, mc func(...string) *osexec.Cmd, say func(string)) (status, reason string, ok bool) {
+// building for minutes and failing in the deploy. ok: go on building;
+// nothing: there is nothing to deploy (no deploy stage, no image to push),
+// so the run needs no deploy step.
+func (s *Server) preflight(ctx context.Context, r *Run, mc func(...string) *osexec.Cmd, say func(string)) (status, reason string, ok, nothing bool) {
 	bg := context.WithoutCancel(ctx)
 	args := append(append([]string{"build", "--deploy", "--check"}, s.cfg.BuildArgs...), "//...")
 	say("$ mc " + strings.Join(args, " "))
@@ -32,7 +34,7 @@ func (s *Server) preflight(ctx context.Context, r *Run, mc func(...string) *osex
 		}
 	}
 	if ctx.Err() != nil {
-		return StatusCancelled, "", false
+		return StatusCancelled, "", false, false
 	}
 	code := 0
 	var ee *osexec.ExitError
@@ -40,7 +42,7 @@ func (s *Server) preflight(ctx context.Context, r *Run, mc func(...string) *osex
 		code, err = ee.ExitCode(), nil
 	}
 	if err == nil && code == 0 {
-		return "", "", true
+		return "", "", true, strings.Contains(out.String(), "mc: preflight: ready ("+nothingToDeploy+")")
 	}
 	status, reason = last.outcome(code, err)
 	if msg, isPreflight := strings.CutPrefix(last.msg, "preflight: "); isPreflight {
@@ -48,8 +50,12 @@ func (s *Server) preflight(ctx context.Context, r *Run, mc func(...string) *osex
 		reason = "cannot deploy: " + msg
 	}
 	s.noteDeploy(bg, r, DeploySkipped, "not deployed, nothing built: "+strings.TrimPrefix(reason, "cannot deploy: "))
-	return status, reason, false
+	return status, reason, false, false
 }
+
+// nothingToDeploy is how mc build --check ends when the build has no deploy
+// stage and no image to push (cmd/mc's nothingToDeploy).
+const nothingToDeploy = "nothing to deploy or push"
 
 // lastError keeps the message mc ended with (its last "mc: " line on
 // standard error, with the indented lines after it), so that a run's

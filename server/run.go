@@ -90,10 +90,13 @@ func (s *Server) build(ctx context.Context, r *Run) (status, reason string) {
 
 	// A run that deploys checks first what its deploy needs (preflight.go):
 	// one that cannot deploy says so now, not after the build.
+	deploy := r.Deploy
 	if r.Deploy {
-		if status, reason, ok := s.preflight(ctx, r, mc, say); !ok {
+		status, reason, ok, nothing := s.preflight(ctx, r, mc, say)
+		if !ok {
 			return status, reason
 		}
+		deploy = !nothing
 	}
 
 	// The graph to draw, before the build: every target of //... and its deps.
@@ -129,6 +132,10 @@ func (s *Server) build(ctx context.Context, r *Run) (status, reason string) {
 	code, err := s.stream(ctx, r.ID, mc(args...), last.adapt)
 	status, reason = last.outcome(code, err)
 	if !r.Deploy || ctx.Err() != nil {
+		return status, reason
+	}
+	if status == StatusSuccess && !deploy {
+		s.noteDeploy(bg, r, DeploySkipped, "nothing to deploy: no deploy stage, no image to push")
 		return status, reason
 	}
 	if status != StatusSuccess {

@@ -8,6 +8,10 @@ import (
 	"github.com/mc-build/mc/graph"
 )
 
+// nothingToDeploy ends a preflight that found no deploy stage and no image
+// to push (server.nothingToDeploy says the same).
+const nothingToDeploy = "nothing to deploy or push"
+
 // preflight is `mc build --check`: what the build needs from the machine
 // before anything runs. With --deploy (or --push), a registry for every
 // image it pushes, and every secret its deploy stages name (they always
@@ -48,14 +52,15 @@ func preflight(e *env, ag *graph.ActionGraph, registry string, push, deploy bool
 		return usagef("preflight: this build cannot run as asked:\n  %s", strings.Join(problems, "\n  "))
 	}
 	var checked []string
-	if deploy {
+	if len(deploys) > 0 {
 		checked = append(checked, fmt.Sprintf("%d deploy stage(s) with their secrets", len(deploys)))
 	}
 	if len(pushed) > 0 {
 		checked = append(checked, fmt.Sprintf("%d image(s) to push to %s", len(pushed), registry))
 	}
 	if len(checked) == 0 {
-		checked = append(checked, "nothing to deploy or push")
+		// mc serve reads this one: it then skips its deploy step.
+		checked = append(checked, nothingToDeploy)
 	}
 	fmt.Fprintf(e.stderr, "mc: preflight: ready (%s)\n", strings.Join(checked, ", "))
 	return nil
