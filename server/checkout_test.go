@@ -183,3 +183,25 @@ func TestPreflightNothingToDeploy(t *testing.T) {
 		t.Errorf("the deploy build ran with nothing to deploy")
 	}
 }
+
+// mc test builds nothing when there is no test stage (exit 4): the server
+// then builds with mc build, chosen from the graph, or after the exit 4.
+func TestRunWithoutTestsIsBuilt(t *testing.T) {
+	repo := newTestRepo(t)
+	ts := startServer(t, filepath.Join(t.TempDir(), "data"), nil)
+	byGraph := repo.onBranch("topic", "no tests in the graph")
+	ts.touch("notests-" + byGraph)
+	ts.waitRun(ts.accept("push", "d-1", pushPayloadFor(repo, "topic", byGraph)), StatusSuccess)
+	if got := ts.read("args-" + byGraph); got != "build --output=json --explain //..." {
+		t.Errorf("without tests in the graph: %q, want mc build", got)
+	}
+	byExit := repo.commit("mc test exits 4")
+	ts.touch("test4-" + byExit)
+	r := ts.waitRun(ts.accept("push", "d-2", pushPayloadFor(repo, "topic", byExit)), StatusSuccess, StatusFailure, StatusError)
+	if ts.read("test4-args-"+byExit) != "test --output=json --explain //..." || ts.read("args-"+byExit) != "build --output=json --explain //..." {
+		t.Errorf("after mc test's exit 4: %q then %q, want test then build", ts.read("test4-args-"+byExit), ts.read("args-"+byExit))
+	}
+	if r.Status != StatusSuccess || r.Built != 2 {
+		t.Errorf("run after exit 4: %s %q, built %d", r.Status, r.Reason, r.Built)
+	}
+}

@@ -14,25 +14,30 @@ const testSecret = "s3cret-webhook"
 // With --check it is the deploy preflight: check-args-C receives its
 // arguments, and it fails (exit 2) with the lines of nodeploy-C as its
 // problems if that file exists; nothingtodeploy-C makes it find nothing to
-// deploy. With --deploy it is the deploy build: deploy-args-C receives its
+// deploy. notests-C makes the query's graph have no test stage; test4-C
+// makes mc test exit 4 (no test stage), its arguments in test4-args-C. With --deploy it is the deploy build: deploy-args-C receives its
 // arguments, deploying-C appears as the deploy stage //b:ship starts, it
 // waits for deploygate-C if $FAKE_MC_DEPLOY_GATE is set, and appends C to
 // the file deploys when it deployed.
 const fakeMC = `#!/bin/sh
+c=$(git rev-parse HEAD)
+d=$FAKE_MC_DIR
 if [ "$1" = query ]; then
+if [ -e "$d/notests-$c" ]; then
+  echo '[{"label":"//a:a","kind":"stage rule","attrs":{"deps":[],"test":false}}]'
+  exit 0
+fi
 cat <<'JSON'
 [
 {"label":"//a:a","kind":"stage rule","attrs":{"deps":[],"srcs":["//a:a.txt"]}},
 {"label":"//a:a.txt","kind":"source file"},
 {"label":"//a:a.out","kind":"generated file","generating_rule":"//a:a"},
 {"label":"//b:b","kind":"stage rule","attrs":{"deps":["//a:a"],"srcs":["//a:a.out"]}},
-{"label":"//b:b_test","kind":"stage rule","attrs":{"deps":["//b:b"]}}
+{"label":"//b:b_test","kind":"stage rule","attrs":{"deps":["//b:b"],"test":true}}
 ]
 JSON
 exit 0
 fi
-c=$(git rev-parse HEAD)
-d=$FAKE_MC_DIR
 case " $* " in *" --check "*)
   echo "$@" > "$d/check-args-$c"
   if [ -e "$d/nodeploy-$c" ]; then
@@ -64,6 +69,11 @@ case " $* " in *" --deploy "*)
   echo "{\"type\":\"build_finished\",\"time\":\"$(now)\",\"duration_ms\":20,\"summary\":{\"built\":1,\"cached\":2,\"failed\":0,\"skipped\":0,\"critical_path\":[\"//b:ship\"],\"critical_path_ms\":10}}"
   exit 0;;
 esac
+if [ "$1" = test ] && [ -e "$d/test4-$c" ]; then
+  echo "$@" > "$d/test4-args-$c"
+  echo "mc: no test targets match //..." >&2
+  exit 4
+fi
 echo "$@" > "$d/args-$c"
 env > "$d/env-$c"
 pwd > "$d/pwd-$c"
