@@ -325,8 +325,13 @@ stage(name = "ship", deps = [":b"], cmd = "echo shipping", deploy = True)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if len(procsMatching(sleep)) == 0 {
-		t.Fatalf("no process runs %q", sleep)
+	// The stage logs "waiting" before its shell starts sleep: on a loaded
+	// machine that can come after the log line reached the page.
+	for len(procsMatching(sleep)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no process runs %q", sleep)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	srv.kill(syscall.SIGKILL)
 	// Pdeathsig: the build ends with the server.
