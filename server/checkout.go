@@ -44,10 +44,12 @@ const (
 // keptDir is the one untracked directory a slot keeps between runs.
 const keptDir = "mc-out"
 
-// slots are the worktrees in use.
+// slots are the worktrees in use, and what the last evaluation of each
+// repository and tier found (evalcache.go).
 type slots struct {
-	mu   sync.Mutex
-	busy map[string]bool
+	mu    sync.Mutex
+	busy  map[string]bool
+	evals map[string]*evalResult
 }
 
 // workspace is a run's checked out worktree.

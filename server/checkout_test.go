@@ -7,6 +7,19 @@ import (
 	"testing"
 )
 
+// addFile commits a new file (a change of the repository's structure) and
+// pushes it.
+func (r *testRepo) addFile(name, content string) string {
+	p := filepath.Join(r.work, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		r.t.Fatal(err)
+	}
+	return r.commit("add " + name)
+}
+
 // onBranch commits msg on branch (made from the current commit if new) and
 // pushes it; the work tree stays on branch.
 func (r *testRepo) onBranch(branch, msg string) string {
@@ -151,7 +164,7 @@ func TestPreflightStopsARunThatCannotDeploy(t *testing.T) {
 	if got := ts.read("check-args-" + ok); got != "build --deploy --check //..." {
 		t.Errorf("preflight args %q", got)
 	}
-	bad := repo.commit("not deployable")
+	bad := repo.addFile("img/BUILD.mc", "image(name = \"app\", repository = \"acme/app\")\n")
 	if err := os.WriteFile(filepath.Join(ts.fakeDir, "nodeploy-"+bad), []byte("//img:app (img/BUILD.mc:1:6) has repository = \"acme/app\" but there is no registry to push it to\n//app:ship (app/BUILD.mc:3:6) names secret DEPLOY_TOKEN, which is not set in mc's environment\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +208,7 @@ func TestRunWithoutTestsIsBuilt(t *testing.T) {
 	if got := ts.read("args-" + byGraph); got != "build --output=json --explain //..." {
 		t.Errorf("without tests in the graph: %q, want mc build", got)
 	}
-	byExit := repo.commit("mc test exits 4")
+	byExit := repo.addFile("t/BUILD.mc", "# a new structure: evaluated again\n")
 	ts.touch("test4-" + byExit)
 	r := ts.waitRun(ts.accept("push", "d-2", pushPayloadFor(repo, "topic", byExit)), StatusSuccess, StatusFailure, StatusError)
 	if ts.read("test4-args-"+byExit) != "test --output=json --explain //..." || ts.read("args-"+byExit) != "build --output=json --explain //..." {
@@ -203,5 +216,34 @@ func TestRunWithoutTestsIsBuilt(t *testing.T) {
 	}
 	if r.Status != StatusSuccess || r.Built != 2 {
 		t.Errorf("run after exit 4: %s %q, built %d", r.Status, r.Reason, r.Built)
+	}
+}
+
+// A push that changes no BUILD file and no file list is not evaluated
+// again for its graph and preflight; one that adds a file is.
+func TestEvaluationReusedForTheSameStructure(t *testing.T) {
+	repo := newTestRepo(t)
+	ts := startServer(t, filepath.Join(t.TempDir(), "data"), nil)
+	first := repo.commit("first")
+	ts.waitRun(ts.accept("push", "d-1", pushPayloadFor(repo, "main", first)), StatusSuccess)
+	same := repo.commit("a source file changed")
+	r := ts.waitRun(ts.accept("push", "d-2", pushPayloadFor(repo, "main", same)), StatusSuccess)
+	for _, f := range []string{"query-", "check-args-"} {
+		if _, err := os.Stat(filepath.Join(ts.fakeDir, f+same)); err == nil {
+			t.Errorf("%s: evaluated again for the same structure", f)
+		}
+	}
+	if !strings.Contains(ts.get("/runs/2"), "not evaluated again") || len(r.Stages) == 0 {
+		t.Errorf("the second run does not say it reused the evaluation")
+	}
+	if ts.read("args-"+same) != "test --output=json --explain //..." || r.DeployState != DeployDone {
+		t.Errorf("the second run: %q, deploy %s", ts.read("args-"+same), r.DeployState)
+	}
+	added := repo.addFile("c/BUILD.mc", "# new package\n")
+	ts.waitRun(ts.accept("push", "d-3", pushPayloadFor(repo, "main", added)), StatusSuccess)
+	for _, f := range []string{"query-", "check-args-"} {
+		if _, err := os.Stat(filepath.Join(ts.fakeDir, f+added)); err != nil {
+			t.Errorf("%s: not evaluated after a file was added", f)
+		}
 	}
 }

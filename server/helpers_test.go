@@ -14,7 +14,7 @@ const testSecret = "s3cret-webhook"
 // With --check it is the deploy preflight: check-args-C receives its
 // arguments, and it fails (exit 2) with the lines of nodeploy-C as its
 // problems if that file exists; nothingtodeploy-C makes it find nothing to
-// deploy. notests-C makes the query's graph have no test stage; test4-C
+// deploy. mc query touches query-C; notests-C makes the query's graph have no test stage; test4-C
 // makes mc test exit 4 (no test stage), its arguments in test4-args-C. With --deploy it is the deploy build: deploy-args-C receives its
 // arguments, deploying-C appears as the deploy stage //b:ship starts, it
 // waits for deploygate-C if $FAKE_MC_DEPLOY_GATE is set, and appends C to
@@ -23,6 +23,7 @@ const fakeMC = `#!/bin/sh
 c=$(git rev-parse HEAD)
 d=$FAKE_MC_DIR
 if [ "$1" = query ]; then
+touch "$d/query-$c"
 if [ -e "$d/notests-$c" ]; then
   echo '[{"label":"//a:a","kind":"stage rule","attrs":{"deps":[],"test":false}}]'
   exit 0

@@ -88,31 +88,57 @@ func (s *Server) build(ctx context.Context, r *Run) (status, reason string) {
 		return cmd
 	}
 
+	// What evaluating the BUILD files found for the last run of the same
+	// structure (evalcache.go): not evaluated again.
+	ev := &evalResult{}
+	if key, err := s.structureKey(ctx, r, dir); err != nil {
+		say(fmt.Sprintf("the commit's structure could not be read (%v): evaluating it", err))
+	} else if c := s.cachedEval(r, key); c != nil {
+		ev = c
+	} else {
+		ev.key = key
+	}
+
 	// A run that deploys checks first what its deploy needs (preflight.go):
 	// one that cannot deploy says so now, not after the build.
 	deploy := r.Deploy
-	if r.Deploy {
+	if r.Deploy && ev.preflight {
+		say("preflight: passed for the same BUILD files and file list (run before this one)")
+		deploy = !ev.nothing
+	} else if r.Deploy {
 		status, reason, ok, nothing := s.preflight(ctx, r, mc, say)
 		if !ok {
 			return status, reason
 		}
 		deploy = !nothing
+		ev.preflight, ev.nothing = true, nothing
 	}
 
 	// The graph to draw, before the build: every target of //... and its deps.
-	var qout bytes.Buffer
-	q := mc("query", "--output=json", "deps(//...)")
-	q.Stdout = &qout
-	var qerr bytes.Buffer
-	q.Stderr = &qerr
-	err = runGroup(ctx, q)
-	queryOK := err == nil
-	if err != nil {
-		say("mc query: " + strings.TrimSpace(qerr.String()) + " (" + err.Error() + "); the graph is drawn from the events")
-	} else if g, err := parseQueryGraph(qout.Bytes()); err != nil {
-		say(err.Error())
-	} else if err := s.st.setGraph(bg, r.ID, g); err != nil {
-		s.logf("%v", err)
+	queryOK := ev.query != nil
+	qout := bytes.NewBuffer(ev.query)
+	if queryOK {
+		say("graph: the same BUILD files and file list as the run before: not evaluated again")
+	} else {
+		q := mc("query", "--output=json", "deps(//...)")
+		q.Stdout = qout
+		var qerr bytes.Buffer
+		q.Stderr = &qerr
+		if err := runGroup(ctx, q); err != nil {
+			say("mc query: " + strings.TrimSpace(qerr.String()) + " (" + err.Error() + "); the graph is drawn from the events")
+		} else {
+			queryOK, ev.query = true, qout.Bytes()
+		}
+	}
+	if queryOK {
+		if g, err := parseQueryGraph(qout.Bytes()); err != nil {
+			say(err.Error())
+		} else if err := s.st.setGraph(bg, r.ID, g); err != nil {
+			s.logf("%v", err)
+		}
+	}
+	if ctx.Err() == nil {
+		s.keepEval(r, ev)
 	}
 	if ctx.Err() != nil {
 		return StatusCancelled, ""
