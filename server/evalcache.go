@@ -51,7 +51,8 @@ func (s *Server) structureKey(ctx context.Context, r *Run, dir string) (string, 
 		if len(f) != 3 {
 			continue
 		}
-		if evaluated(p) {
+		// Symlinks and submodules by what they point to (globs follow).
+		if evaluated(p) || f[0] == "120000" || f[1] == "commit" {
 			fmt.Fprintf(h, "%s %s %s\t%s\x00", f[0], f[1], f[2], p)
 		} else {
 			fmt.Fprintf(h, "%s %s\t%s\x00", f[0], f[1], p)
