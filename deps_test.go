@@ -54,6 +54,7 @@ var allowed = map[string][]string{
 	"internal/testregistry": {"internal/syncbuf"},
 	"bench/gen":             {},
 	"bench/s3get":           {},
+	"bench/servebench":      {},
 	"bench/runners":         {"cas", "internal/ec2double", "runner"},
 }
 

@@ -57,7 +57,7 @@ func TestServePushRun(t *testing.T) {
 		`<svg id="graph"`, `class="node st-built" data-label="//b:b"`, `class="node st-cached" data-label="//a:a"`,
 		`<svg id="timeline"`, `class="bar st-built crit" data-label="//b:b"`,
 		`<span class="fg32">compiling</span> &lt;b&gt; &amp; more`, `second line of b`, `mc: a line on stderr`,
-		`$ git fetch -q --no-tags ` + repo.url() + " " + sha, `data-live="0"`, `b/b.out`,
+		"checkout: " + sha[:10] + " at ", `data-live="0"`, `b/b.out`,
 		`input a/a.out changed`, // why //b:b ran (--explain)
 		`<dd id="deploy">deployed · deployed ` + sha[:10] + `, the head of main</dd>`, "shipping " + sha,
 	} {

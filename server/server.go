@@ -18,7 +18,8 @@ import (
 // AuthToken) are never written to the database nor shown in a page, and are
 // removed from the environment of the builds.
 type Config struct {
-	// DataDir holds server.db and the runs' workspaces (work/<id>).
+	// DataDir holds server.db, the repositories' mirrors (git/) and their
+	// worktrees (work/; checkout.go).
 	DataDir string
 	// PublicURL is the base of the links in commit statuses (no trailing /).
 	PublicURL string
@@ -52,7 +53,8 @@ type Config struct {
 	// commit: deploys check the branch's head.
 	DeliveryRetention time.Duration
 	MaxDeliveries     int
-	// KeepWorkspaces keeps each run's checkout after the run.
+	// KeepWorkspaces is kept for compatibility: worktrees are always kept
+	// and reused (checkout.go).
 	KeepWorkspaces bool
 	// Exe is the mc binary the builds run (os.Executable() in mc serve);
 	// it is started with argv[0] "mc".
@@ -90,6 +92,9 @@ type Config struct {
 	// extraOrigins are origins whose form POSTs pass the Origin check
 	// (tests: the positive control of the CSRF token alone).
 	extraOrigins []string
+	// sharedSlots lets pull requests build in the trusted runs' worktrees
+	// (checkout.go).
+	sharedSlots bool
 }
 
 // Server is a running mc serve.
@@ -120,6 +125,7 @@ type Server struct {
 	endLife context.CancelFunc
 	bg      sync.WaitGroup
 	gitMu   sync.Mutex // the repository mirrors (supersede.go)
+	slots   slots      // the worktrees in use (checkout.go)
 
 	statuses   chan *Run // commit statuses to post, in order (status.go)
 	statusDone chan struct{}

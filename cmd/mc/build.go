@@ -29,6 +29,7 @@ type buildFlags struct {
 	keepGoing   bool
 	noCache     bool
 	deploy      bool
+	check       bool // --check: preflight only (preflight.go)
 	cacheDir    string
 	output      string
 	verbose     bool
@@ -64,6 +65,7 @@ func (b *buildFlags) register(fs interface {
 	fs.BoolVarP(&b.keepGoing, "keep-going", "k", false, "after a failure, go on with everything that does not depend on it")
 	fs.BoolVar(&b.noCache, "nocache", false, "ignore every cache for this invocation")
 	fs.BoolVar(&b.deploy, "deploy", false, "also run deploy stages")
+	fs.BoolVar(&b.check, "check", false, "run nothing: check that the build has what it needs (with --deploy: a registry for the images it pushes, the secrets of its deploy stages); exit 2 listing what is missing")
 	fs.StringVar(&b.cacheDir, "cache-dir", "", "local cache directory (default $XDG_CACHE_HOME/mc)")
 	fs.StringVar(&b.output, "output", "text", "text, or json: one event per line")
 	fs.BoolVarP(&b.verbose, "verbose", "v", false, "also show cached and skipped stages, and the logs of cached ones")
@@ -241,6 +243,9 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 	ag, err := g.Actions(roots)
 	if err != nil {
 		return err
+	}
+	if bf.check {
+		return preflight(e, ag, registrySetting(e, bf.images.registry, s.ws), bf.images.pushRequested(bf.deploy), bf.deploy)
 	}
 	images, err := imageOptions(e, ag, registrySetting(e, bf.images.registry, s.ws), bf.images.pushRequested(bf.deploy))
 	if err != nil {

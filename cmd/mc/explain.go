@@ -263,7 +263,7 @@ func sortedEnv(env map[string]string) []string {
 func (x *explainer) compare(a *graph.Action, st *depState) error {
 	w, t := x.w, a.Target
 	label := a.Label().String()
-	hist, err := x.s.db.StageHistory(x.ctx, x.s.root, label, 1)
+	hist, err := x.s.db.StageHistory(x.ctx, x.s.scope, label, 1)
 	if err != nil {
 		return &infraError{err}
 	}
@@ -346,7 +346,7 @@ func (x *explainer) builtBy(e *cas.StageEntry, key cas.Digest) string {
 	switch {
 	case err != nil || by == nil:
 		return " (built by a run this cache has no history of)"
-	case by.Scope != x.s.root:
+	case by.Scope != x.s.scope:
 		return fmt.Sprintf(" (built by run %s in %s)", x.runName(by.Run, by.Time), by.Scope)
 	}
 	return fmt.Sprintf(" (built by run %s)", x.runName(by.Run, by.Time))

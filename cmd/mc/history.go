@@ -46,7 +46,10 @@ func recordHistory(ctx context.Context, s *session, command string, keep int, ag
 		}
 		stages = append(stages, r)
 	}
-	rec, err := s.db.RecordRun(ctx, s.root, command, keep, stages)
+	if err := seedHistory(ctx, s); err != nil {
+		return nil, err
+	}
+	rec, err := s.db.RecordRun(ctx, s.scope, command, keep, stages)
 	if err != nil || rec == nil {
 		return rec, err
 	}
@@ -66,7 +69,7 @@ type stageReason struct {
 // ranReasons explains every stage of rep that ran (built or failed), from
 // the entry its label had before this run (rec.Previous) and the preimage
 // stored for that entry's key.
-func ranReasons(ctx context.Context, db *cas.DB, ag *graph.ActionGraph, rep *exec.Report, rec *cas.RecordedRun, noCache bool) []stageReason {
+func ranReasons(ctx context.Context, db keyPartsReader, ag *graph.ActionGraph, rep *exec.Report, rec *cas.RecordedRun, noCache bool) []stageReason {
 	var out []stageReason
 	for _, a := range ag.Actions {
 		o := rep.Outcomes[a]
@@ -80,7 +83,7 @@ func ranReasons(ctx context.Context, db *cas.DB, ag *graph.ActionGraph, rep *exe
 	return out
 }
 
-func whyRan(ctx context.Context, db *cas.DB, a *graph.Action, o *exec.Outcome, rec *cas.RecordedRun, noCache bool) string {
+func whyRan(ctx context.Context, db keyPartsReader, a *graph.Action, o *exec.Outcome, rec *cas.RecordedRun, noCache bool) string {
 	t := a.Target
 	switch {
 	case t.Deploy:

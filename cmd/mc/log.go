@@ -45,7 +45,7 @@ func runLog(ctx context.Context, e *env, args []string) error {
 		return usagef("log: %s is a pattern: give one stage label", arg)
 	}
 	label := p.Label.String()
-	hist, err := s.db.StageHistory(ctx, s.root, label, 1)
+	hist, err := s.db.StageHistory(ctx, s.scope, label, 1)
 	if err != nil {
 		return &infraError{err}
 	}

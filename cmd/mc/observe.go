@@ -110,7 +110,7 @@ func (o *observer) record(ctx context.Context, s *session, command string, noCac
 		o.warn = fmt.Sprintf("recording the run history: %v", err)
 	}
 	if o.flags.explain {
-		o.reasons = ranReasons(ctx, s.db, ag, rep, rec, noCache)
+		o.reasons = ranReasons(ctx, historyParts{s}, ag, rep, rec, noCache)
 	}
 }
 

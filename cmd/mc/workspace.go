@@ -19,10 +19,14 @@ import (
 // session is an opened workspace with its cache: what every command that
 // reads BUILD files needs.
 type session struct {
-	root   string // workspace root
-	relDir string // the invoking directory relative to root ("" at the root)
-	ws     *graph.Workspace
-	cache  string // the cache directory (--cache-dir)
+	root string // workspace root
+	// scope names the workspace in the run history (explain, log):
+	// $MC_HISTORY_KEY, or the root. historyBase is the scope a scope
+	// without history starts from ($MC_HISTORY_BASE; history_key.go).
+	scope, historyBase string
+	relDir             string // the invoking directory relative to root ("" at the root)
+	ws                 *graph.Workspace
+	cache              string // the cache directory (--cache-dir)
 	// tier is the directory of the trust tier this session writes: cache
 	// itself, or cas.UntrustedDir(cache) for an untrusted build (tier.go).
 	// store, db and stat are that tier's.
@@ -108,7 +112,8 @@ func openSessionTier(ctx context.Context, e *env, cacheDir string, untrusted boo
 		closeDB(trusted)
 		return nil, &infraError{fmt.Errorf("loading the stat cache: %w", err)}
 	}
-	s := &session{root: root, relDir: filepath.ToSlash(rel), ws: ws, cache: cacheDir, tier: tier,
+	scope, base := historyScope(e, root)
+	s := &session{root: root, scope: scope, historyBase: base, relDir: filepath.ToSlash(rel), ws: ws, cache: cacheDir, tier: tier,
 		store: store, db: db, stat: stat, trusted: trusted}
 	s.eval = builtins.NewEvaluator(ws, db, stat)
 	return s, nil
