@@ -58,15 +58,19 @@ var allowed = map[string][]string{
 	// Show and serve.
 	"ui":      {"event"},
 	"profile": {"event"},
-	"server":  {"event"},
+	"ghapi":   {},
+	"server":  {"event", "ghapi"},
 	// The command: flags and wiring over all of the above.
-	"cmd/mc": {"cachegc", "cas", "completion", "errkind", "event", "exec", "explain", "graph", "helptext", "lang", "pipeline", "queryout", "runner", "scaffold", "server", "session", "stagelog", "starfmt", "ui", "vcs", "watch"},
+	"cmd/mc": {"cachegc", "cas", "completion", "errkind", "event", "exec", "explain", "ghapi", "graph", "helptext", "lang", "pipeline", "queryout", "runner", "scaffold", "server", "session", "stagelog", "starfmt", "ui", "vcs", "watch"},
 	// Test components and benchmarks.
 	"internal/ec2double":    {},
+	"internal/githubdouble": {},
+	"internal/oauthdouble":  {},
 	"internal/testminio":    {"internal/syncbuf"},
 	"internal/testregistry": {"internal/syncbuf"},
 	"bench/gen":             {},
 	"bench/s3get":           {},
+	"bench/servebench":      {},
 	"bench/runners":         {"cas", "internal/ec2double", "runner"},
 }
 

@@ -59,8 +59,6 @@ require (
 	github.com/chromedp/cdproto v0.159.0 // indirect
 	github.com/chromedp/chromedp v0.23.0
 	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
-	github.com/google/go-github/v84 v84.0.0
-	github.com/google/go-querystring v1.2.0 // indirect
 )
 
 require (

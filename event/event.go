@@ -38,14 +38,47 @@ type Event struct {
 	Remote  bool     `json:"remote,omitempty"`
 	Outputs []Output `json:"outputs,omitempty"`
 	Total   int      `json:"total,omitempty"` // build_started: stages in the graph
-	Summary *Summary `json:"summary,omitempty"`
-	Reason  string   `json:"reason,omitempty"` // stage_skipped: why
+	// Graph (build_started, when the build was asked for it: --output=json,
+	// --report) is the action graph: what a run page draws.
+	Graph   []GraphNode `json:"graph,omitempty"`
+	Summary *Summary    `json:"summary,omitempty"`
+	Reason  string      `json:"reason,omitempty"` // stage_skipped: why
 	// QueuedMS (stage_started) is how long the stage waited, ready to run,
 	// for a free -j slot.
 	QueuedMS int64 `json:"queued_ms,omitempty"`
 	// Phases (stage_finished, stage_failed) say where its time went.
 	Phases []Phase `json:"phases,omitempty"`
+	// Pos (stage_failed) is where the stage is declared, FILE:LINE:COL
+	// with FILE relative to the workspace root ("a/BUILD.mc:3:1"): CI
+	// annotates that line with the failure.
+	Pos string `json:"pos,omitempty"`
 }
+
+// GraphNode is one stage or image of the build and what it reads from
+// other stages and images, by attribute.
+type GraphNode struct {
+	Label string      `json:"label"`
+	Kind  string      `json:"kind"` // stage, image
+	Deps  []GraphEdge `json:"deps,omitempty"`
+}
+
+// GraphEdge is one dependency of a GraphNode: Label is the stage or image
+// depended on, Attr the attribute that names it (Edge* constants).
+type GraphEdge struct {
+	Label string `json:"label"`
+	Attr  string `json:"attr"`
+}
+
+// Kinds of GraphEdge: the attribute naming the dependency. EdgeFilegroup
+// is a dependency reached through a filegroup.
+const (
+	EdgeDeps      = "deps"
+	EdgeSrcs      = "srcs"
+	EdgeImage     = "image"
+	EdgeBase      = "base"
+	EdgeFiles     = "files"
+	EdgeFilegroup = "filegroup"
+)
 
 // Phase is one timed part of a stage: restoring, running, storing.
 type Phase struct {

@@ -99,6 +99,10 @@ type Options struct {
 	// graph run may then be a part of a larger one, holding the direct
 	// dependencies of its actions: Prior answers for those beyond.
 	Prior func(*Action) *Outcome
+	// GraphEvent puts the action graph in the build_started event (for
+	// --output=json and --report: what mc serve draws); off, the terminal
+	// build pays nothing for it.
+	GraphEvent bool
 }
 
 // Action is graph.Action, named here for Options.Want.
@@ -168,7 +172,11 @@ func Run(ctx context.Context, ag *graph.ActionGraph, opts Options) (*Report, err
 		s.preload = pre
 	}
 	s.takePrior()
-	opts.Sink.Event(event.Event{Type: event.BuildStarted, Time: start, Total: len(ag.Actions) - s.nprior})
+	started := event.Event{Type: event.BuildStarted, Time: start, Total: len(ag.Actions) - s.nprior}
+	if opts.GraphEvent {
+		started.Graph = graphEvent(ag)
+	}
+	opts.Sink.Event(started)
 	if la, ok := opts.Executor.(Lookahead); ok {
 		s.ahead = la
 		la.Ahead(len(ag.Actions) - s.nprior)
@@ -395,7 +403,7 @@ func (s *scheduler) doAction(ctx context.Context, a *graph.Action, rerun bool) *
 	label := t.Label.String()
 	ready := time.Now()
 	fail := func(err error) *Outcome {
-		s.opts.Sink.Event(event.Event{Type: event.StageFailed, Time: time.Now(), Label: label, Error: err.Error()})
+		s.opts.Sink.Event(event.Event{Type: event.StageFailed, Time: time.Now(), Label: label, Pos: t.Pos.String(), Error: err.Error()})
 		return &Outcome{Status: StatusFailed, Err: err}
 	}
 	if ctx.Err() != nil {
@@ -482,7 +490,7 @@ func (s *scheduler) execute(ctx context.Context, a *graph.Action, o *Outcome, in
 	t := a.Target
 	label := t.Label.String()
 	fail := func(err error) *Outcome {
-		s.opts.Sink.Event(event.Event{Type: event.StageFailed, Time: time.Now(), Label: label, Error: err.Error()})
+		s.opts.Sink.Event(event.Event{Type: event.StageFailed, Time: time.Now(), Label: label, Pos: t.Pos.String(), Error: err.Error()})
 		return &Outcome{Status: StatusFailed, Err: err}
 	}
 	cacheable := t.Cache && !t.Deploy && !s.opts.NoCache
@@ -532,7 +540,7 @@ func (s *scheduler) execute(ctx context.Context, a *graph.Action, o *Outcome, in
 		f.err = err
 		if ctx.Err() != nil {
 			// Every stage_started gets a terminal event, also when killed.
-			s.opts.Sink.Event(event.Event{Type: event.StageFailed, Time: time.Now(), Label: label, Key: key.String(),
+			s.opts.Sink.Event(event.Event{Type: event.StageFailed, Time: time.Now(), Label: label, Pos: t.Pos.String(), Key: key.String(),
 				DurationMS: o.End.Sub(o.Start).Milliseconds(), Error: "interrupted"})
 			return &Outcome{Status: StatusFailed, Err: ctx.Err(), Key: key, Parts: parts, Start: o.Start, End: o.End}
 		}
@@ -541,7 +549,7 @@ func (s *scheduler) execute(ctx context.Context, a *graph.Action, o *Outcome, in
 	}
 	if res.Err != nil {
 		f.fail = res.Err
-		ev := event.Event{Type: event.StageFailed, Time: time.Now(), Label: label, Key: key.String(),
+		ev := event.Event{Type: event.StageFailed, Time: time.Now(), Label: label, Pos: t.Pos.String(), Key: key.String(),
 			DurationMS: res.Duration.Milliseconds(), ExitCode: res.ExitCode, Error: res.Err.Error(),
 			Phases: eventPhases(res.Phases)}
 		s.opts.Sink.Event(ev)

@@ -252,7 +252,7 @@ func sortedEnv(env map[string]string) []string {
 func (x *explainer) compare(a *graph.Action, st *depState) error {
 	w, t := x.w, a.Target
 	label := a.Label().String()
-	hist, err := x.s.DB.StageHistory(x.ctx, x.s.Root, label, 1)
+	hist, err := x.s.DB.StageHistory(x.ctx, x.s.Scope, label, 1)
 	if err != nil {
 		return errkind.Infra(err)
 	}
@@ -335,7 +335,7 @@ func (x *explainer) builtBy(e *cas.StageEntry, key cas.Digest) string {
 	switch {
 	case err != nil || by == nil:
 		return " (built by a run this cache has no history of)"
-	case by.Scope != x.s.Root:
+	case by.Scope != x.s.Scope:
 		return fmt.Sprintf(" (built by run %s in %s)", x.runName(by.Run, by.Time), by.Scope)
 	}
 	return fmt.Sprintf(" (built by run %s)", x.runName(by.Run, by.Time))

@@ -16,11 +16,17 @@ type Reason struct {
 	Label, Key, Reason string
 }
 
+// KeyPartsReader finds the stored key preimage of a history entry
+// (session.HistoryParts: the session's tier, then the trusted one).
+type KeyPartsReader interface {
+	KeyParts(ctx context.Context, key cas.Digest) ([]byte, error)
+}
+
 // Ran explains every stage of rep that ran (built or failed), from the
 // entry its label had before this run (rec.Previous) and the preimage
 // stored for that entry's key. noCache is whether the build ignored the
 // cache (--nocache).
-func Ran(ctx context.Context, db *cas.DB, ag *graph.ActionGraph, rep *exec.Report, rec *cas.RecordedRun, noCache bool) []Reason {
+func Ran(ctx context.Context, db KeyPartsReader, ag *graph.ActionGraph, rep *exec.Report, rec *cas.RecordedRun, noCache bool) []Reason {
 	var out []Reason
 	for _, a := range ag.Actions {
 		o := rep.Outcomes[a]
@@ -34,7 +40,7 @@ func Ran(ctx context.Context, db *cas.DB, ag *graph.ActionGraph, rep *exec.Repor
 	return out
 }
 
-func whyRan(ctx context.Context, db *cas.DB, a *graph.Action, o *exec.Outcome, rec *cas.RecordedRun, noCache bool) string {
+func whyRan(ctx context.Context, db KeyPartsReader, a *graph.Action, o *exec.Outcome, rec *cas.RecordedRun, noCache bool) string {
 	t := a.Target
 	switch {
 	case t.Deploy:

@@ -131,9 +131,11 @@ last build of this workspace, each under a header.`,
 		},
 		"serve": {
 			Desc: `Runs the CI server: receives GitHub webhooks (MC_WEBHOOK_SECRET), builds each
-push and pull request, reports commit statuses (MC_GITHUB_TOKEN) and serves the
-run history as a web interface.`,
-			Examples: []string{"mc serve --listen :8080 --url https://ci.example.com"},
+push and pull request, reports each run to GitHub as a check run with annotations
+(as a GitHub App: --github-app-id, --github-app-key) or commit statuses
+(MC_GITHUB_TOKEN), and serves the run history as a web interface.`,
+			Examples: []string{"mc serve --listen :8080 --url https://ci.example.com",
+				"mc serve --url https://ci.example.com --github-app-id 123456 --github-app-key app.pem"},
 		},
 		"fmt": {
 			Desc: `Formats BUILD.mc, WORKSPACE.mc and .star files as buildifier formats BUILD

@@ -39,6 +39,9 @@ type BuildOptions struct {
 	Explain bool   // tell why each stage that ran had to run
 	Profile string // write a Chrome trace of the build to this file
 	History int    // entries of each stage's run history to keep
+	// Check runs nothing: Preflight says whether the build has what it
+	// needs (mc build --check).
+	Check bool
 }
 
 // Build is `mc build` (and `mc test`): open, evaluate, select, run, record,
@@ -74,7 +77,15 @@ func Build(ctx context.Context, env Env, o BuildOptions) error {
 	if err != nil {
 		return err
 	}
-	res, err := p.Run(ctx, ev.Graph, roots, RunOptions{Sink: sink, Phase: obs.startPhase})
+	if o.Check {
+		ag, err := ev.Graph.Actions(roots)
+		if err != nil {
+			return err
+		}
+		return Preflight(env, ag, registrySetting(env.Getenv, o.Registry, p.s.WS), pushRequested(o.Push, o.Deploy), o.Deploy)
+	}
+	// mc serve draws the graph of --output=json and --report builds.
+	res, err := p.Run(ctx, ev.Graph, roots, RunOptions{Sink: sink, Phase: obs.startPhase, GraphEvent: o.JSON || o.Report != ""})
 	if err != nil {
 		return err
 	}

@@ -43,7 +43,10 @@ func (p *Pipeline) RecordHistory(ctx context.Context, command string, keep int, 
 		}
 		stages = append(stages, r)
 	}
-	rec, err := s.DB.RecordRun(ctx, s.Root, command, keep, stages)
+	if err := s.SeedHistory(ctx); err != nil {
+		return nil, err
+	}
+	rec, err := s.DB.RecordRun(ctx, s.Scope, command, keep, stages)
 	if err != nil || rec == nil {
 		return rec, err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/mc-build/mc/explain"
 	"github.com/mc-build/mc/graph"
 	"github.com/mc-build/mc/profile"
+	"github.com/mc-build/mc/session"
 )
 
 // eventStageExplained carries a stage's --explain reason in the JSON event
@@ -102,7 +103,7 @@ func (o *observer) record(ctx context.Context, p *Pipeline, command string, noCa
 		o.warn = fmt.Sprintf("recording the run history: %v", err)
 	}
 	if o.flags.explain {
-		o.reasons = explain.Ran(ctx, p.s.DB, ag, rep, rec, noCache)
+		o.reasons = explain.Ran(ctx, session.HistoryParts{S: p.s}, ag, rep, rec, noCache)
 	}
 }
 

@@ -258,6 +258,9 @@ type RunOptions struct {
 	// looks up only the other actions, one by one, rather than reading
 	// every latest result of the workspace first.
 	Prior func(*graph.Action) *exec.Outcome
+	// GraphEvent puts the action graph in the build_started event (what
+	// mc serve draws); off, a terminal build pays nothing for it.
+	GraphEvent bool
 }
 
 // Result is what a Run did.
@@ -333,7 +336,8 @@ func (p *Pipeline) Run(ctx context.Context, g *graph.Graph, roots []graph.Label,
 		Warn:      p.warn,
 		Images:    images,
 		Untrusted: o.Untrusted, Trusted: s.TrustedReader(),
-		Prior: ro.Prior,
+		Prior:      ro.Prior,
+		GraphEvent: ro.GraphEvent,
 	})
 	phase("materialize")
 	matErr := mat.Wait(rep == nil || rep.Built+rep.Failed > 0)

@@ -56,6 +56,11 @@ type APIRun struct {
 	CriticalPath    []string    `json:"critical_path,omitempty"`
 	CriticalPathMS  int64       `json:"critical_path_ms,omitempty"`
 	Stages          []*APIStage `json:"stages,omitempty"`
+	// What the runs list shows (runs_list.go).
+	Message string `json:"message,omitempty"`  // the commit message's first line
+	Author  string `json:"author,omitempty"`   // of the commit, or of the pull request
+	PRTitle string `json:"pr_title,omitempty"` // the pull request's title
+	RerunOf int64  `json:"rerun_of,omitempty"` // the run this one repeats
 }
 
 // APIStage is a stage of a run in the JSON API.
@@ -86,18 +91,27 @@ func (s *Server) apiRunOf(r *Run) *APIRun {
 		DeployState: r.DeployState, DeployNote: r.DeployNote, Command: r.Command, Status: r.Status,
 		Reason: r.Reason, Created: r.Created, Started: timePtr(r.Started), Finished: timePtr(r.Finished),
 		DurationMS: r.Duration().Milliseconds(), Built: r.Built, Cached: r.Cached, Failed: r.Failed, Skipped: r.Skipped,
-		CacheHitPercent: r.CacheHitPercent(), CriticalPath: r.CriticalPath, CriticalPathMS: r.CriticalMS}
+		CacheHitPercent: r.CacheHitPercent(), CriticalPath: r.CriticalPath, CriticalPathMS: r.CriticalMS,
+		Message: r.Message, Author: r.Author, PRTitle: r.PRTitle, RerunOf: r.RerunOf}
 }
 
+// apiRuns is GET /api/runs: the newest 200 runs, filtered and paged as
+// the list is (?repo=, ?branch=, ?status=, ?before=ID, ?after=ID).
 func (s *Server) apiRuns(w http.ResponseWriter, req *http.Request) {
-	runs, err := s.st.listRuns(req.Context(), 200)
+	f, err := parseRunFilter(req.URL.Query())
+	if err != nil {
+		http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	f.Limit = 200
+	page, err := s.st.listRunsPage(req.Context(), f)
 	if err != nil {
 		s.logf("%v", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
 	out := []*APIRun{}
-	for _, r := range runs {
+	for _, r := range page.Runs {
 		out = append(out, s.apiRunOf(r))
 	}
 	writeJSON(w, http.StatusOK, out)

@@ -7,7 +7,9 @@
 // internals. Runs, stages, events and log lines are kept in a SQLite
 // database under the data directory, so a restart loses nothing; runs that
 // were in progress when the server stopped are shown as interrupted. Each run
-// is reported to GitHub as a commit status (context "mc") through go-github.
+// is reported to GitHub (package ghapi) as a check run named "mc", with a
+// summary and annotations at the failures' lines (checks.go), or as a commit
+// status (context "mc") where GitHub refuses the credential check runs.
 // `mc build --report=URL` posts the events of a local build to the same
 // history through the JSON API.
 //

@@ -15,60 +15,33 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/mc-build/mc/internal/githubdouble"
 )
 
-// statusDouble is a test double of GitHub's commit statuses API on
-// 127.0.0.1 (GitHub itself is not reachable from the test machine): it
-// records every status it receives.
+// statusDouble is internal/githubdouble, a TEST DOUBLE of GitHub's REST
+// API on 127.0.0.1 (GitHub itself is not reachable from the test machine),
+// taking the token "gh-token", which may not write check runs (a personal
+// access token): the server reports by commit statuses, which it records.
 type statusDouble struct {
+	*githubdouble.Double
 	srv *httptest.Server
-	mu  sync.Mutex
-	got []receivedStatus
 }
 
-type receivedStatus struct {
-	Repo, SHA, Auth string
-	State           string `json:"state"`
-	TargetURL       string `json:"target_url"`
-	Description     string `json:"description"`
-	Context         string `json:"context"`
-}
+type receivedStatus = githubdouble.Status
 
 func newStatusDouble(t *testing.T) *statusDouble {
-	d := &statusDouble{}
-	d.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// go-github: POST {base}/repos/{owner}/{repo}/statuses/{sha}
-		parts := strings.Split(strings.TrimPrefix(r.URL.Path, "/api/v3/"), "/")
-		if r.Method != http.MethodPost || len(parts) != 5 || parts[0] != "repos" || parts[3] != "statuses" {
-			http.Error(w, "unexpected request "+r.Method+" "+r.URL.Path, http.StatusNotFound)
-			return
-		}
-		var st receivedStatus
-		if err := json.NewDecoder(r.Body).Decode(&st); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		st.Repo, st.SHA, st.Auth = parts[1]+"/"+parts[2], parts[4], r.Header.Get("Authorization")
-		d.mu.Lock()
-		d.got = append(d.got, st)
-		d.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusCreated)
-		fmt.Fprintf(w, `{"id":1,"state":%q}`, st.State)
-	}))
-	t.Cleanup(d.srv.Close)
-	return d
+	d := githubdouble.New(githubdouble.Options{Tokens: map[string]bool{"gh-token": false}})
+	t.Cleanup(d.Close)
+	return &statusDouble{Double: d, srv: d.Server}
 }
 
 // states lists the states received for sha, in order.
 func (d *statusDouble) states(sha string) []receivedStatus {
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	var out []receivedStatus
-	for _, s := range d.got {
+	for _, s := range d.Statuses() {
 		if s.SHA == sha {
 			out = append(out, s)
 		}

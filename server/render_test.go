@@ -1,7 +1,6 @@
 package server
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -26,39 +25,6 @@ func TestServeANSI(t *testing.T) {
 	}
 }
 
-func TestServeGraphLayers(t *testing.T) {
-	g, err := parseQueryGraph([]byte(`[
-{"label":"//a:a","kind":"stage rule","attrs":{"deps":[],"srcs":["//a:x.txt"]}},
-{"label":"//a:x.txt","kind":"source file"},
-{"label":"//a:gen","kind":"generated file","generating_rule":"//a:a"},
-{"label":"//b:b","kind":"stage rule","attrs":{"srcs":["//a:gen"]}},
-{"label":"//c:c","kind":"stage rule","attrs":{"deps":["//a:a","//b:b"]}},
-{"label":"//d:d","kind":"stage rule","attrs":{}}
-]`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	layers := g.layers()
-	for l, want := range map[string]int{"//a:a": 0, "//b:b": 1, "//c:c": 2, "//d:d": 0} {
-		if layers[l] != want {
-			t.Errorf("layer of %s = %d, want %d (longest path)", l, layers[l], want)
-		}
-	}
-	if len(g.Nodes) != 4 {
-		t.Errorf("%d nodes, want the 4 rules", len(g.Nodes))
-	}
-	svg := string(graphSVG(g, map[string]string{"//c:c": StageFailed, "//e:<e>": StageBuilt}))
-	for _, want := range []string{`class="node st-failed" data-label="//c:c"`, `class="node st-none" data-label="//d:d"`,
-		`data-label="//e:&lt;e&gt;"`} {
-		if !strings.Contains(svg, want) {
-			t.Errorf("svg lacks %q", want)
-		}
-	}
-	if n := strings.Count(svg, "<path"); n != 3 {
-		t.Errorf("%d edges, want 3", n)
-	}
-}
-
 func TestServeTimelineCriticalPath(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	r := &Run{Status: StatusSuccess, Started: t0, Finished: t0.Add(10 * time.Second), CriticalPath: []string{"//a:a"}}
@@ -75,42 +41,5 @@ func TestServeTimelineCriticalPath(t *testing.T) {
 	}
 	if strings.Contains(svg, "//c:c") {
 		t.Errorf("a cached stage has a bar")
-	}
-}
-
-// A graph too big to draw whole: the page draws the stages the run did not
-// find in the cache and their direct dependencies, and says so.
-func TestServeGraphBigRunsSubgraph(t *testing.T) {
-	g := &Graph{}
-	states := map[string]string{}
-	for i := range 1000 {
-		n := GraphNode{Label: fmt.Sprintf("//p%04d:s", i), Kind: "stage"}
-		if i > 0 {
-			n.Deps = []string{fmt.Sprintf("//p%04d:s", i-1)}
-		}
-		g.Nodes = append(g.Nodes, n)
-		states[n.Label] = StageCached
-	}
-	states["//p0500:s"] = StageBuilt
-	states["//p0501:s"] = StageFailed
-	svg := string(graphSVG(g, states))
-	for _, want := range []string{`3 of the graph&#39;s 1000 targets`, `class="node st-built" data-label="//p0500:s"`,
-		`class="node st-failed" data-label="//p0501:s"`, `class="node st-cached" data-label="//p0499:s"`} {
-		if !strings.Contains(svg, want) && !strings.Contains(svg, strings.ReplaceAll(want, "&#39;", "'")) {
-			t.Errorf("svg lacks %q", want)
-		}
-	}
-	if n := strings.Count(svg, `class="node `); n != 3 {
-		t.Errorf("%d nodes drawn, want 3", n)
-	}
-	if n := strings.Count(svg, "<path"); n != 2 {
-		t.Errorf("%d edges, want 2", n)
-	}
-	// Nothing ran: nothing to draw but the note.
-	for l := range states {
-		states[l] = StageCached
-	}
-	if svg := string(graphSVG(g, states)); !strings.Contains(svg, "too many to draw") || strings.Contains(svg, "<svg") {
-		t.Errorf("all cached: %s", svg)
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	osexec "os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -28,7 +27,7 @@ const (
 )
 
 // secretEnv are variables the builds never see.
-var secretEnv = []string{"MC_WEBHOOK_SECRET", "MC_GITHUB_TOKEN", "MC_AUTH_TOKEN", "MC_REPORT_TOKEN"}
+var secretEnv = []string{"MC_WEBHOOK_SECRET", "MC_GITHUB_TOKEN", "MC_AUTH_TOKEN", "MC_REPORT_TOKEN", "MC_GITHUB_OAUTH_CLIENT_SECRET"}
 
 // execute builds queued run id to its end and records how it ended.
 func (s *Server) execute(ctx context.Context, id int64) {
@@ -62,79 +61,84 @@ func (s *Server) execute(ctx context.Context, id int64) {
 	}
 }
 
-// build checks r's commit out into a fresh workspace and runs mc on it.
+// build checks r's commit out in a worktree of its repository (checkout.go)
+// and runs mc on it.
 func (s *Server) build(ctx context.Context, r *Run) (status, reason string) {
 	bg := context.WithoutCancel(ctx)
-	dir := filepath.Join(s.cfg.DataDir, "work", fmt.Sprint(r.ID))
-	if err := os.RemoveAll(dir); err != nil {
-		return StatusError, err.Error()
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return StatusError, err.Error()
-	}
-	if !s.cfg.KeepWorkspaces {
-		defer os.RemoveAll(dir)
-	}
 	say := func(line string) {
 		if err := s.st.appendEvents(bg, r.ID, []event.Event{{Type: event.Log, Time: s.cfg.Now(), Line: line}}, false); err != nil {
 			s.logf("%v", err)
 		}
 		s.wakeWatchers(r.ID)
 	}
-	git := func(args ...string) (string, error) {
-		say("$ git " + strings.Join(args, " "))
-		cmd := osexec.Command("git", args...)
-		cmd.Dir = dir
-		cmd.Env = append(s.buildEnv(r), "GIT_TERMINAL_PROMPT=0")
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		err := runGroup(ctx, cmd)
-		for _, l := range strings.Split(strings.TrimRight(out.String(), "\n"), "\n") {
-			if l != "" {
-				say(l)
-			}
+	ws, err := s.checkout(ctx, r, say)
+	if err != nil {
+		if ctx.Err() != nil {
+			return StatusCancelled, ""
 		}
-		if err != nil {
-			return "", fmt.Errorf("git %s: %w", args[0], err)
+		say(err.Error())
+		return StatusError, err.Error()
+	}
+	defer ws.release()
+	dir, mergeBase := ws.dir, ws.mergeBase
+	hist := s.historyEnv(ctx, r)
+	mc := func(args ...string) *osexec.Cmd {
+		cmd := s.mc(r, dir, args...)
+		cmd.Env = append(cmd.Env, hist...)
+		return cmd
+	}
+
+	// What evaluating the BUILD files found for the last run of the same
+	// structure (evalcache.go): not evaluated again.
+	ev := &evalResult{}
+	if key, err := s.structureKey(ctx, r, dir); err != nil {
+		say(fmt.Sprintf("the commit's structure could not be read (%v): evaluating it", err))
+	} else if c := s.cachedEval(r, key); c != nil {
+		ev = c
+	} else {
+		ev.key = key
+	}
+
+	// A run that deploys checks first what its deploy needs (preflight.go):
+	// one that cannot deploy says so now, not after the build.
+	deploy := r.Deploy
+	if r.Deploy && ev.preflight {
+		say("preflight: passed for the same BUILD files and file list (run before this one)")
+		deploy = !ev.nothing
+	} else if r.Deploy {
+		status, reason, ok, nothing := s.preflight(ctx, r, mc, say)
+		if !ok {
+			return status, reason
 		}
-		return strings.TrimSpace(out.String()), nil
-	}
-	mergeBase := ""
-	steps := [][]string{
-		{"init", "-q"},
-		{"fetch", "-q", "--no-tags", r.CloneURL, r.Commit},
-	}
-	if r.Trigger == TriggerPullRequest {
-		steps = append(steps, []string{"fetch", "-q", "--no-tags", r.BaseURL, r.BaseSHA})
-	}
-	for _, st := range steps {
-		if _, err := git(st...); err != nil {
-			return StatusError, "checkout: " + err.Error()
-		}
-	}
-	if r.Trigger == TriggerPullRequest {
-		mb, err := git("merge-base", r.Commit, r.BaseSHA)
-		if err != nil {
-			return StatusError, "merge base: " + err.Error()
-		}
-		mergeBase = mb
-	}
-	if _, err := git("-c", "advice.detachedHead=false", "checkout", "-q", "--detach", r.Commit); err != nil {
-		return StatusError, "checkout: " + err.Error()
+		deploy = !nothing
+		ev.preflight, ev.nothing = true, nothing
 	}
 
 	// The graph to draw, before the build: every target of //... and its deps.
-	var qout bytes.Buffer
-	q := s.mc(r, dir, "query", "--output=json", "deps(//...)")
-	q.Stdout = &qout
-	var qerr bytes.Buffer
-	q.Stderr = &qerr
-	if err := runGroup(ctx, q); err != nil {
-		say("mc query: " + strings.TrimSpace(qerr.String()) + " (" + err.Error() + "); the graph is drawn from the events")
-	} else if g, err := parseQueryGraph(qout.Bytes()); err != nil {
-		say(err.Error())
-	} else if err := s.st.setGraph(bg, r.ID, g); err != nil {
-		s.logf("%v", err)
+	queryOK := ev.query != nil
+	qout := bytes.NewBuffer(ev.query)
+	if queryOK {
+		say("graph: the same BUILD files and file list as the run before: not evaluated again")
+	} else {
+		q := mc("query", "--output=json", "deps(//...)")
+		q.Stdout = qout
+		var qerr bytes.Buffer
+		q.Stderr = &qerr
+		if err := runGroup(ctx, q); err != nil {
+			say("mc query: " + strings.TrimSpace(qerr.String()) + " (" + err.Error() + "); the graph is drawn from the events")
+		} else {
+			queryOK, ev.query = true, qout.Bytes()
+		}
+	}
+	if queryOK {
+		if g, err := parseQueryGraph(qout.Bytes()); err != nil {
+			say(err.Error())
+		} else if err := s.st.setGraph(bg, r.ID, g); err != nil {
+			s.logf("%v", err)
+		}
+	}
+	if ctx.Err() == nil {
+		s.keepEval(r, ev)
 	}
 	if ctx.Err() != nil {
 		return StatusCancelled, ""
@@ -143,25 +147,44 @@ func (s *Server) build(ctx context.Context, r *Run) (status, reason string) {
 	// --explain: every stage that ran says why (its key's parts that
 	// changed), shown on the run page. Deploy stages never run here: they
 	// run after the build, once the commit is known to be the branch's head
-	// (deploy).
-	args := []string{"test", "--output=json", "--explain"}
-	if r.Trigger == TriggerPullRequest {
-		// A pull request runs code anyone may have written: nothing it
-		// writes may reach what trusted builds use (SPEC §4a).
-		args = append(args, "--affected-since="+mergeBase, "--cache-write=false", untrustedFlag)
+	// (deploy). mc test with no test stage builds nothing (exit 4): a
+	// repository without tests is built with mc build (the graph says so,
+	// or the exit code, and then it is built after all).
+	cmd := "test"
+	if queryOK && !bytes.Contains(qout.Bytes(), []byte(`"test":true`)) {
+		cmd = "build"
 	}
-	args = append(append(args, s.cfg.BuildArgs...), "//...")
-	say("$ mc " + strings.Join(args, " "))
-	code, err := s.stream(ctx, r.ID, s.mc(r, dir, args...), nil)
-	status, reason = buildOutcome(code, err)
+	for {
+		args := []string{cmd, "--output=json", "--explain"}
+		if r.Trigger == TriggerPullRequest {
+			// A pull request runs code anyone may have written: nothing it
+			// writes may reach what trusted builds use (SPEC §4a).
+			args = append(args, "--affected-since="+mergeBase, "--cache-write=false", untrustedFlag)
+		}
+		args = append(append(args, s.cfg.BuildArgs...), "//...")
+		say("$ mc " + strings.Join(args, " "))
+		var last lastError
+		code, err := s.stream(ctx, r.ID, mc(args...), last.adapt)
+		if cmd == "test" && err == nil && code == 4 && ctx.Err() == nil {
+			say("no test stages: building instead")
+			cmd = "build"
+			continue
+		}
+		status, reason = last.outcome(code, err)
+		break
+	}
 	if !r.Deploy || ctx.Err() != nil {
+		return status, reason
+	}
+	if status == StatusSuccess && !deploy {
+		s.noteDeploy(bg, r, DeploySkipped, "nothing to deploy: no deploy stage, no image to push")
 		return status, reason
 	}
 	if status != StatusSuccess {
 		s.noteDeploy(bg, r, DeploySkipped, "not deployed: the build did not succeed")
 		return status, reason
 	}
-	return s.deploy(ctx, r, dir, say)
+	return s.deploy(ctx, r, mc, say)
 }
 
 // untrustedFlag makes mc build in the untrusted tier (SPEC §4a): it reads
@@ -182,9 +205,9 @@ func buildOutcome(code int, err error) (status, reason string) {
 	case code == 3:
 		return StatusError, "infrastructure failure (exit 3)"
 	case code == 4:
-		// mc test found no test stage (//... in a repository without
-		// tests): everything built, which is what CI asked.
-		return StatusSuccess, "built; no test stages to run (exit 4)"
+		// mc test found no test stage; build() then builds instead, so
+		// this is only reached by a build that says so (it should not).
+		return StatusFailure, "no test stages matched (exit 4)"
 	default:
 		return StatusError, fmt.Sprintf("mc exited with status %d", code)
 	}
@@ -197,7 +220,7 @@ func buildOutcome(code int, err error) (status, reason string) {
 // at a time, each checking the head when its turn comes, so the last to
 // deploy is the newest head. A head that cannot be read is not a head:
 // nothing is deployed and the run is an error (fail closed).
-func (s *Server) deploy(ctx context.Context, r *Run, dir string, say func(string)) (status, reason string) {
+func (s *Server) deploy(ctx context.Context, r *Run, mc func(...string) *osexec.Cmd, say func(string)) (status, reason string) {
 	bg := context.WithoutCancel(ctx)
 	unlock, err := s.lockDeploys(ctx, r)
 	if err != nil {
@@ -236,8 +259,13 @@ func (s *Server) deploy(ctx context.Context, r *Run, dir string, say func(string
 	// cached, and --deploy pushes the images the deploy stages use.
 	args := append(append([]string{"build", "--output=json", "--explain", "--deploy"}, s.cfg.BuildArgs...), "//...")
 	say("$ mc " + strings.Join(args, " "))
-	code, err := s.stream(ctx, r.ID, s.mc(r, dir, args...), s.deployEvents(bg, r.ID))
-	status, reason = buildOutcome(code, err)
+	var last lastError
+	adapt := s.deployEvents(bg, r.ID)
+	code, err := s.stream(ctx, r.ID, mc(args...), func(e event.Event) (event.Event, bool) {
+		last.adapt(e)
+		return adapt(e)
+	})
+	status, reason = last.outcome(code, err)
 	switch {
 	case ctx.Err() != nil:
 		s.noteDeploy(bg, r, DeployFailed, "the deploy was interrupted")

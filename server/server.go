@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"io"
@@ -17,15 +18,21 @@ import (
 // AuthToken) are never written to the database nor shown in a page, and are
 // removed from the environment of the builds.
 type Config struct {
-	// DataDir holds server.db and the runs' workspaces (work/<id>).
+	// DataDir holds server.db, the repositories' mirrors (git/) and their
+	// worktrees (work/; checkout.go).
 	DataDir string
 	// PublicURL is the base of the links in commit statuses (no trailing /).
 	PublicURL string
 	// WebhookSecret verifies X-Hub-Signature-256; without one every
 	// delivery is refused.
 	WebhookSecret string
-	// GitHubToken authenticates commit statuses; without one none are sent.
+	// GitHubToken authenticates check runs and commit statuses; without
+	// it or an App nothing is reported to GitHub.
 	GitHubToken string
+	// GitHubAppID and GitHubAppKey authenticate as a GitHub App instead
+	// (installation tokens, see package ghapi).
+	GitHubAppID  int64
+	GitHubAppKey *rsa.PrivateKey
 	// GitHubAPI is the API base URL (default https://api.github.com/; GitHub
 	// Enterprise: https://HOST/api/v3/).
 	GitHubAPI string
@@ -46,7 +53,8 @@ type Config struct {
 	// commit: deploys check the branch's head.
 	DeliveryRetention time.Duration
 	MaxDeliveries     int
-	// KeepWorkspaces keeps each run's checkout after the run.
+	// KeepWorkspaces is kept for compatibility: worktrees are always kept
+	// and reused (checkout.go).
 	KeepWorkspaces bool
 	// Exe is the mc binary the builds run (os.Executable() in mc serve);
 	// it is started with argv[0] "mc".
@@ -64,6 +72,15 @@ type Config struct {
 	Log io.Writer
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
+	// Sign-in, private reading and retention (auth.go, retention.go):
+	// OAuth is sign-in with GitHub; Private makes reading need sign-in;
+	// ended runs older than KeepAge or beyond the newest KeepRuns are
+	// pruned at start and every PruneEvery (default 1 h).
+	OAuth      OAuthConfig
+	Private    bool
+	KeepAge    time.Duration
+	KeepRuns   int
+	PruneEvery time.Duration
 
 	// Tests only, the positive controls of the guarantees: noHeadCheck
 	// deploys a commit that is not its branch's head; noReplayCheck takes a
@@ -72,6 +89,12 @@ type Config struct {
 	noHeadCheck        bool
 	noReplayCheck      bool
 	supersedeByArrival bool
+	// extraOrigins are origins whose form POSTs pass the Origin check
+	// (tests: the positive control of the CSRF token alone).
+	extraOrigins []string
+	// sharedSlots lets pull requests build in the trusted runs' worktrees
+	// (checkout.go).
+	sharedSlots bool
 }
 
 // Server is a running mc serve.
@@ -79,6 +102,7 @@ type Server struct {
 	cfg    Config
 	st     *store
 	gh     *statusClient
+	auth   *authState // sessions, sign-in (auth.go)
 	logMu  sync.Mutex
 	mux    *http.ServeMux
 	closed chan struct{}
@@ -101,6 +125,7 @@ type Server struct {
 	endLife context.CancelFunc
 	bg      sync.WaitGroup
 	gitMu   sync.Mutex // the repository mirrors (supersede.go)
+	slots   slots      // the worktrees in use (checkout.go)
 
 	statuses   chan *Run // commit statuses to post, in order (status.go)
 	statusDone chan struct{}
@@ -138,17 +163,21 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Log = io.Discard
 	}
 	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
+	auth, err := newAuthState(&cfg)
+	if err != nil {
+		return nil, err
+	}
 	st, err := openStore(filepath.Join(cfg.DataDir, "server.db"))
 	if err != nil {
 		return nil, err
 	}
-	gh, err := newStatusClient(cfg.GitHubAPI, cfg.GitHubToken)
+	gh, err := newStatusClient(cfg)
 	if err != nil {
 		st.close()
 		return nil, err
 	}
 	s := &Server{
-		cfg: cfg, st: st, gh: gh, closed: make(chan struct{}),
+		cfg: cfg, st: st, gh: gh, auth: auth, closed: make(chan struct{}),
 		active: map[int64]context.CancelCauseFunc{}, notify: map[int64]chan struct{}{},
 		deploying: map[int64]bool{}, deployLock: map[string]chan struct{}{},
 		wake: make(chan struct{}, 1), statuses: make(chan *Run, 4096), statusDone: make(chan struct{}),
@@ -177,12 +206,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 }
 
 // Handler serves the web pages, the API and the webhook endpoint.
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler { return s.guard(s.mux) }
 
 // Run starts cfg.Parallel workers that build queued runs, and blocks until
 // ctx is done; runs still building then are cancelled and recorded as
 // interrupted, runs still queued stay queued for the next start.
 func (s *Server) Run(ctx context.Context) error {
+	s.startPruner()
 	for range s.cfg.Parallel {
 		s.workers.Add(1)
 		go func() {

@@ -129,6 +129,7 @@ func storeMigrations() []string {
 		CREATE INDEX deliveries_received ON deliveries (received);
 		ALTER TABLE runs ADD COLUMN deploy_state TEXT NOT NULL DEFAULT '';
 		ALTER TABLE runs ADD COLUMN deploy_note TEXT NOT NULL DEFAULT '';`,
+		runsListMigration, // store_list.go
 	}
 }
 
@@ -215,6 +216,11 @@ type Run struct {
 	// constants); DeployNote says why, shown at the top of the run page.
 	DeployState string
 	DeployNote  string
+	// Message is the first line of the commit message, Author who wrote
+	// it (a push) or opened the pull request, PRTitle the pull request's
+	// title; RerunOf the run this one repeats (0: none). store_list.go.
+	Message, Author, PRTitle string
+	RerunOf                  int64
 }
 
 // Deploy states of a push run with deploy stages.
@@ -288,9 +294,10 @@ func fromNanos(n int64) time.Time {
 
 func (st *store) createRun(ctx context.Context, r *Run) error {
 	res, err := st.db.ExecContext(ctx, `INSERT INTO runs (trigger, repo, clone_url, base_url, commit_sha, base_sha,
-		branch, pr, deploy, command, status, created, started, deploy_state, deploy_note) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		branch, pr, deploy, command, status, created, started, deploy_state, deploy_note, message, author, pr_title,
+		rerun_of) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		r.Trigger, r.Repo, r.CloneURL, r.BaseURL, r.Commit, r.BaseSHA, r.Branch, r.PR, r.Deploy, r.Command,
-		r.Status, nanos(r.Created), nanos(r.Started), r.DeployState, r.DeployNote)
+		r.Status, nanos(r.Created), nanos(r.Started), r.DeployState, r.DeployNote, r.Message, r.Author, r.PRTitle, r.RerunOf)
 	if err != nil {
 		return fmt.Errorf("server: create run: %w", err)
 	}
@@ -300,7 +307,7 @@ func (st *store) createRun(ctx context.Context, r *Run) error {
 
 const runColumns = `id, trigger, repo, clone_url, base_url, commit_sha, base_sha, branch, pr, deploy, command,
 	status, reason, created, started, finished, total, built, cached, failed, skipped, critical_path, critical_ms,
-	graph, next_seq, deploy_state, deploy_note`
+	graph, next_seq, deploy_state, deploy_note, message, author, pr_title, rerun_of`
 
 type scanner interface{ Scan(...any) error }
 
@@ -310,7 +317,8 @@ func scanRun(s scanner) (*Run, error) {
 	var crit, graph string
 	err := s.Scan(&r.ID, &r.Trigger, &r.Repo, &r.CloneURL, &r.BaseURL, &r.Commit, &r.BaseSHA, &r.Branch, &r.PR,
 		&r.Deploy, &r.Command, &r.Status, &r.Reason, &created, &started, &finished, &r.Total, &r.Built, &r.Cached,
-		&r.Failed, &r.Skipped, &crit, &r.CriticalMS, &graph, &r.NextSeq, &r.DeployState, &r.DeployNote)
+		&r.Failed, &r.Skipped, &crit, &r.CriticalMS, &graph, &r.NextSeq, &r.DeployState, &r.DeployNote,
+		&r.Message, &r.Author, &r.PRTitle, &r.RerunOf)
 	if err != nil {
 		return nil, err
 	}
@@ -599,6 +607,7 @@ func (st *store) appendEvents(ctx context.Context, id int64, evs []event.Event, 
 		if err := applyEvent(ctx, tx, id, e); err != nil {
 			return fmt.Errorf("server: events of run %d: %s: %w", id, e.Type, err)
 		}
+		e.Graph = nil // kept once, in runs.graph
 		data, err := json.Marshal(e)
 		if err != nil {
 			return err
@@ -647,7 +656,20 @@ func applyEvent(ctx context.Context, tx *sql.Tx, id int64, e event.Event) error 
 	t := nanos(e.Time)
 	switch e.Type {
 	case event.BuildStarted:
-		_, err := tx.ExecContext(ctx, "UPDATE runs SET total = ? WHERE id = ?", e.Total, id)
+		// The graph the build carries (--output=json, --report) is drawn
+		// unless the server queried one before the build.
+		if _, err := tx.ExecContext(ctx, "UPDATE runs SET total = ? WHERE id = ?", e.Total, id); err != nil || len(e.Graph) == 0 {
+			return err
+		}
+		var none bool
+		if err := tx.QueryRowContext(ctx, "SELECT graph = '' FROM runs WHERE id = ?", id).Scan(&none); err != nil || !none {
+			return err
+		}
+		b, err := json.Marshal(graphFromEvent(e.Graph))
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, "UPDATE runs SET graph = ? WHERE id = ?", string(b), id)
 		return err
 	case event.StageStarted:
 		return upsert(StageRunning, ", key = ?, started = ?, queued_ms = ?", e.Key, t, e.QueuedMS)

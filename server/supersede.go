@@ -192,7 +192,7 @@ func (s *Server) gitCmd(ctx context.Context, r *Run, dir string, args ...string)
 	if dir == "" {
 		cmd.Dir = s.cfg.DataDir
 	}
-	cmd.Env = append(s.buildEnv(r), "GIT_TERMINAL_PROMPT=0")
+	cmd.Env = append(append(s.buildEnv(r), "GIT_TERMINAL_PROMPT=0"), s.gitAuthEnv(ctx, r)...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()

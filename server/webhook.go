@@ -129,11 +129,13 @@ func (s *Server) handleGitHub(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	annotateRun(r, req.Header.Get("X-GitHub-Event"), body) // message, author, title (runs_list.go)
 	if r == nil {
 		w.WriteHeader(http.StatusAccepted)
 		fmt.Fprintln(w, "nothing to build")
 		return
 	}
+	s.noteInstallation(r.Repo, body)
 	if err := s.enqueue(req.Context(), r); err != nil {
 		s.logf("%v", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)

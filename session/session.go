@@ -23,7 +23,11 @@ import (
 
 // Session is an opened workspace with its cache.
 type Session struct {
-	Root   string // workspace root
+	Root string // workspace root
+	// Scope names the workspace in the run history (explain, log):
+	// $MC_HISTORY_KEY, or Root. HistoryBase is the scope a scope without
+	// history starts from ($MC_HISTORY_BASE; history_key.go).
+	Scope, HistoryBase string
 	RelDir string // the invoking directory relative to Root ("" at the root)
 	WS     *graph.Workspace
 	Cache  string // the cache directory (--cache-dir)
@@ -118,7 +122,8 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 		closeDB(trusted)
 		return nil, errkind.Infra(fmt.Errorf("loading the stat cache: %w", err))
 	}
-	s := &Session{Root: root, RelDir: filepath.ToSlash(rel), WS: ws, Cache: cacheDir, Tier: tier,
+	scope, base := historyScope(o.Getenv, root)
+	s := &Session{Root: root, Scope: scope, HistoryBase: base, RelDir: filepath.ToSlash(rel), WS: ws, Cache: cacheDir, Tier: tier,
 		Store: store, DB: db, Stat: stat, Trusted: trusted}
 	s.Eval = builtins.NewEvaluator(ws, db, stat)
 	return s, nil

@@ -27,7 +27,7 @@ func Show(ctx context.Context, s *session.Session, stdout, stderr io.Writer, arg
 		return errkind.Usagef("log: %s is a pattern: give one stage label", arg)
 	}
 	label := p.Label.String()
-	hist, err := s.DB.StageHistory(ctx, s.Root, label, 1)
+	hist, err := s.DB.StageHistory(ctx, s.Scope, label, 1)
 	if err != nil {
 		return errkind.Infra(err)
 	}

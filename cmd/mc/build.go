@@ -15,6 +15,7 @@ type buildFlags struct {
 	keepGoing   bool
 	noCache     bool
 	deploy      bool
+	check       bool // --check: preflight only (pipeline.Preflight)
 	cacheDir    string
 	output      string
 	verbose     bool
@@ -50,6 +51,7 @@ func (b *buildFlags) register(fs interface {
 	fs.BoolVarP(&b.keepGoing, "keep-going", "k", false, "after a failure, go on with everything that does not depend on it")
 	fs.BoolVar(&b.noCache, "nocache", false, "ignore every cache for this invocation")
 	fs.BoolVar(&b.deploy, "deploy", false, "also run deploy stages")
+	fs.BoolVar(&b.check, "check", false, "run nothing: check that the build has what it needs (with --deploy: a registry for the images it pushes, the secrets of its deploy stages); exit 2 listing what is missing")
 	fs.StringVar(&b.cacheDir, "cache-dir", "", "local cache directory (default $XDG_CACHE_HOME/mc)")
 	fs.StringVar(&b.output, "output", "text", "text, or json: one event per line")
 	fs.BoolVarP(&b.verbose, "verbose", "v", false, "also show cached and skipped stages, and the logs of cached ones")
@@ -133,6 +135,7 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 		Command: name, Test: test, Patterns: fs.Args(), AffectedSince: bf.affectedSince,
 		Sink: sink, Summary: bf.output != "json", Report: bf.report,
 		Explain: bf.obs.explain, Profile: bf.obs.profile, History: bf.obs.history,
+		Check: bf.check,
 	})
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"net"
@@ -11,26 +12,37 @@ import (
 	"time"
 
 	"github.com/mc-build/mc/exec"
+	"github.com/mc-build/mc/ghapi"
 	"github.com/mc-build/mc/server"
 )
 
 // runServe is `mc serve`: the CI server and web interface (package server).
 // Secrets come from the environment only (MC_WEBHOOK_SECRET,
-// MC_GITHUB_TOKEN, MC_AUTH_TOKEN), or --auth-token, so that they do not
-// show in `ps`.
+// MC_GITHUB_TOKEN, MC_AUTH_TOKEN, MC_GITHUB_OAUTH_CLIENT_SECRET), or
+// --auth-token, or a file (--github-app-key), so that they do not show in
+// `ps`.
 func runServe(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "serve", "[FLAGS]")
 	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on")
 	dataDir := fs.String("data-dir", "", "state directory: server.db and the runs' workspaces (default $XDG_DATA_HOME/mc/serve)")
 	publicURL := fs.String("url", "", "the server's public URL, for the links in commit statuses (default http://LISTEN)")
 	githubAPI := fs.String("github-api", "", "GitHub API base URL (also MC_GITHUB_API; default https://api.github.com/, Enterprise: https://HOST/api/v3/)")
+	appID := fs.Int64("github-app-id", 0, "authenticate to GitHub as this GitHub App (with --github-app-key) instead of MC_GITHUB_TOKEN: check runs with annotations")
+	appKeyFile := fs.String("github-app-key", "", "the GitHub App's private key (the PEM file GitHub gives), with --github-app-id")
 	authToken := fs.String("auth-token", "", "token that starting and cancelling runs requires (also MC_AUTH_TOKEN); without one the API is read-only")
 	parallel := fs.Int("parallel", 1, "runs that build at the same time")
 	cancelOld := fs.Bool("cancel-superseded", true, "a newer commit of a branch or pull request cancels its older queued or running runs")
 	keep := fs.Bool("keep-workspaces", false, "keep each run's checkout under DATA-DIR/work")
 	addrFile := fs.String("addr-file", "", "write the address listened on to this file once listening (with --listen HOST:0)")
 	stageNet := fs.String("stage-network", "private", "the builds' --stage-network: private (stages with network = True cannot reach this server, loopback or the metadata service) or host")
-	var buildArgs, prEnv []string
+	keepDays := fs.Int("keep-days", 0, "remove ended runs (their logs and work directories) older than N days, at start and hourly (0: keep)")
+	keepRuns := fs.Int("keep-runs", 0, "keep only the newest N runs; older ended runs are removed with their logs and work directories (0: keep all)")
+	private := fs.Bool("private", false, "reading pages, logs and the API needs sign-in (or the API token) too")
+	oauthID := fs.String("github-oauth-client-id", "", "sign in with GitHub: the OAuth app's client id (also MC_GITHUB_OAUTH_CLIENT_ID; its secret: MC_GITHUB_OAUTH_CLIENT_SECRET; callback URL: URL/signin/github/callback)")
+	githubURL := fs.String("github-url", "https://github.com", "GitHub's web address for OAuth sign-in (GitHub Enterprise: https://HOST)")
+	var buildArgs, prEnv, allowUsers, allowOrgs []string
+	fs.StringArrayVar(&allowUsers, "allow-user", nil, "a GitHub login that may sign in (repeatable)")
+	fs.StringArrayVar(&allowOrgs, "allow-org", nil, "a GitHub organization whose active members may sign in (repeatable)")
 	fs.StringArrayVar(&prEnv, "pr-env", nil, "a variable of the server's environment that pull-request builds may see, e.g. read-only AWS credentials (repeatable); they see only PATH, HOME, locale, cache locations and MC_CACHE/MC_S3_ENDPOINT/MC_REGISTRY otherwise")
 	fs.StringArrayVar(&buildArgs, "build-arg", nil, "an extra flag for every build, e.g. --build-arg=-j2 (repeatable)")
 	if err := parseFlags(fs, args); err != nil {
@@ -61,6 +73,31 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if *parallel < 1 {
 		return usagef("serve: --parallel must be at least 1")
 	}
+	ghToken := getenv("MC_GITHUB_TOKEN")
+	appKey, err := githubApp(*appID, resolveDir(e.dir, *appKeyFile), *appKeyFile != "", ghToken != "")
+	if err != nil {
+		return err
+	}
+	if *keepDays < 0 || *keepRuns < 0 {
+		return usagef("serve: --keep-days and --keep-runs must not be negative")
+	}
+	if *oauthID == "" {
+		*oauthID = getenv("MC_GITHUB_OAUTH_CLIENT_ID")
+	}
+	oauth := server.OAuthConfig{ClientID: *oauthID, ClientSecret: getenv("MC_GITHUB_OAUTH_CLIENT_SECRET"),
+		BaseURL: *githubURL, AllowedUsers: allowUsers, AllowedOrgs: allowOrgs}
+	if oauth.ClientID == "" && (len(allowUsers) > 0 || len(allowOrgs) > 0) {
+		return usagef("serve: --allow-user and --allow-org need GitHub sign-in (--github-oauth-client-id)")
+	}
+	if oauth.ClientID != "" && oauth.ClientSecret == "" {
+		return usagef("serve: --github-oauth-client-id needs MC_GITHUB_OAUTH_CLIENT_SECRET")
+	}
+	if oauth.ClientID != "" && len(allowUsers) == 0 && len(allowOrgs) == 0 {
+		return usagef("serve: GitHub sign-in needs --allow-user or --allow-org (otherwise any GitHub account could cancel and rerun)")
+	}
+	if *private && *authToken == "" && oauth.ClientID == "" {
+		return usagef("serve: --private needs a way to sign in: MC_AUTH_TOKEN (--auth-token) or GitHub OAuth")
+	}
 	privateNet, err := exec.ParseStageNetwork(*stageNet)
 	if err != nil {
 		return usagef("serve: %v", err)
@@ -87,14 +124,21 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(e.stderr, "mc serve: warning: MC_WEBHOOK_SECRET is not set: every webhook delivery is refused")
 	}
 	srv, err := server.New(ctx, server.Config{
-		DataDir: *dataDir, PublicURL: *publicURL, WebhookSecret: secret, GitHubToken: getenv("MC_GITHUB_TOKEN"),
-		GitHubAPI: *githubAPI, AuthToken: *authToken, Parallel: *parallel, CancelSuperseded: *cancelOld,
+		DataDir: *dataDir, PublicURL: *publicURL, WebhookSecret: secret, GitHubToken: ghToken,
+		GitHubAppID: *appID, GitHubAppKey: appKey, GitHubAPI: *githubAPI, AuthToken: *authToken, Parallel: *parallel, CancelSuperseded: *cancelOld,
 		KeepWorkspaces: *keep, Exe: exe, BuildArgs: buildArgs, PREnv: prEnv, Log: e.stderr,
+		OAuth: oauth, Private: *private, KeepAge: time.Duration(*keepDays) * 24 * time.Hour, KeepRuns: *keepRuns,
 	})
 	if err != nil {
 		return &infraError{err}
 	}
 	defer srv.Close()
+	if appKey != nil {
+		// A wrong id or key shows now, not at the first run's check.
+		if err := srv.CheckGitHub(ctx); err != nil {
+			return usagef("serve: %v", err)
+		}
+	}
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
@@ -125,4 +169,30 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintln(e.stderr, "mc serve: stopped")
 	return nil
+}
+
+// githubApp reads the GitHub App's private key (--github-app-key) for App
+// id (--github-app-id). A key that is missing, unreadable or not an RSA
+// private key stops mc serve with the reason (exit 2): reporting to
+// GitHub never quietly degrades to nothing.
+func githubApp(id int64, keyFile string, haveKey, haveToken bool) (*rsa.PrivateKey, error) {
+	switch {
+	case id == 0 && !haveKey:
+		return nil, nil
+	case id <= 0:
+		return nil, usagef("serve: --github-app-key needs --github-app-id (the App's numeric id, on its settings page)")
+	case !haveKey:
+		return nil, usagef("serve: --github-app-id needs --github-app-key FILE (the App's private key, a .pem file)")
+	case haveToken:
+		return nil, usagef("serve: MC_GITHUB_TOKEN and --github-app-id both set: give one way to authenticate to GitHub")
+	}
+	b, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, usagef("serve: --github-app-key: %v", err)
+	}
+	key, err := ghapi.ParsePrivateKey(b)
+	if err != nil {
+		return nil, usagef("serve: --github-app-key %s: %v", keyFile, err)
+	}
+	return key, nil
 }

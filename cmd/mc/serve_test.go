@@ -9,16 +9,16 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mc-build/mc/internal/githubdouble"
 )
 
 // The real mc behind mc serve: webhooks from a local bare repository, real
@@ -45,11 +45,11 @@ type e2eServer struct {
 	logs *bytes.Buffer
 }
 
-func startServe(t *testing.T, data string, env []string) *e2eServer {
+func startServe(t *testing.T, data string, env []string, flags ...string) *e2eServer {
 	t.Helper()
 	addr := filepath.Join(t.TempDir(), "addr")
 	var logs bytes.Buffer
-	cmd := mcCmd(t, t.TempDir(), env, "serve", "--listen", "127.0.0.1:0", "--data-dir", data, "--addr-file", addr, "--build-arg=-j2")
+	cmd := mcCmd(t, t.TempDir(), env, append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", data, "--addr-file", addr, "--build-arg=-j2"}, flags...)...)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -177,19 +177,15 @@ func writeFiles(t *testing.T, dir string, files map[string]string) {
 	}
 }
 
-// statusRecorder is the GitHub statuses double.
-type statusRecorder struct {
-	mu  sync.Mutex
-	got []string // "sha state"
-}
+// statusRecorder reads the commit statuses (context mc) that
+// internal/githubdouble, a TEST DOUBLE of GitHub's REST API, received.
+type statusRecorder struct{ d *githubdouble.Double }
 
 func (r *statusRecorder) states(sha string) []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	var out []string
-	for _, g := range r.got {
-		if s, ok := strings.CutPrefix(g, sha+" "); ok {
-			out = append(out, s)
+	for _, s := range r.d.Statuses() {
+		if s.SHA == sha && s.Context == "mc" && s.Repo == "acme/mono" {
+			out = append(out, s.State)
 		}
 	}
 	return out
@@ -200,21 +196,10 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Fatal("bubblewrap (bwrap) is required: apt-get install bubblewrap")
 	}
 	root := t.TempDir()
-	rec := &statusRecorder{}
-	gh := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var st struct{ State, Context string }
-		_ = json.NewDecoder(r.Body).Decode(&st)
-		sha := r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
-		if r.Header.Get("Authorization") != "Bearer gh-e2e" || st.Context != "mc" || !strings.HasPrefix(r.URL.Path, "/repos/acme/mono/statuses/") {
-			http.Error(w, "bad status request", http.StatusBadRequest)
-			return
-		}
-		rec.mu.Lock()
-		rec.got = append(rec.got, sha+" "+st.State)
-		rec.mu.Unlock()
-		w.WriteHeader(http.StatusCreated)
-		fmt.Fprint(w, `{}`)
-	}))
+	// The token may not write check runs (a personal access token): the
+	// server reports by commit statuses.
+	gh := githubdouble.New(githubdouble.Options{Tokens: map[string]bool{"gh-e2e": false}})
+	rec := &statusRecorder{d: gh}
 	defer gh.Close()
 
 	// The repository: //a:a, //b:b (on a), its test, a deploy stage, and a
@@ -256,7 +241,8 @@ stage(name = "ship", deps = [":b"], cmd = "echo shipping", deploy = True)
 		t.Errorf("push run built %v", got)
 	}
 	page := get(t, fmt.Sprintf("%s/runs/%d", srv.url, id1))
-	for _, want := range []string{`class="node st-built" data-label="//b:b"`, `<path d="M`, "built a", "shipping"} {
+	for _, want := range []string{`class="node st-built" data-label="//b:b"`, `class="edge e-deps" data-kind="deps" data-from="//a:a" data-to="//b:b"`,
+		`class="edge e-deps" data-kind="deps" data-from="//b:b" data-to="//b:ship"`, "built a", "shipping"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("run page lacks %q", want)
 		}
@@ -288,7 +274,7 @@ stage(name = "ship", deps = [":b"], cmd = "echo shipping", deploy = True)
 	// mc build --report: a local build appears in the same history.
 	gitIn(t, work, "checkout", "-q", "main")
 	build := mcCmd(t, work, []string{"XDG_CACHE_HOME=" + filepath.Join(root, "cache-cli"), "MC_REPORT_TOKEN=report-tok"},
-		"build", "--report="+srv.url, "//a:a")
+		"build", "--report="+srv.url, "//b:b")
 	if out, err := build.CombinedOutput(); err != nil || !strings.Contains(string(out), "mc: reporting to "+srv.url+"/runs/") {
 		t.Fatalf("mc build --report: %v\n%s", err, out)
 	}
@@ -297,8 +283,12 @@ stage(name = "ship", deps = [":b"], cmd = "echo shipping", deploy = True)
 		t.Fatalf("runs after the CLI build: %v %d", err, len(runs))
 	}
 	cli := srv.wait(runs[0].ID, "success", "failure")
-	if cli.Trigger != "cli" || cli.Status != "success" || cli.Branch != "main" || !slices.Equal(cli.stages("built"), []string{"//a:a"}) {
+	if cli.Trigger != "cli" || cli.Status != "success" || cli.Branch != "main" || !slices.Equal(cli.stages("built"), []string{"//a:a", "//b:b"}) {
 		t.Errorf("CLI run: %+v", cli)
+	}
+	// Its graph came with its events: the edge is drawn.
+	if page := get(t, fmt.Sprintf("%s/runs/%d", srv.url, runs[0].ID)); !strings.Contains(page, `data-kind="deps" data-from="//a:a" data-to="//b:b"`) {
+		t.Errorf("the CLI run's page draws no edge //a:a -> //b:b")
 	}
 	// A wrong token is a warning, not a failed build.
 	build = mcCmd(t, work, []string{"XDG_CACHE_HOME=" + filepath.Join(root, "cache-cli"), "MC_REPORT_TOKEN=nope"},
@@ -325,8 +315,12 @@ stage(name = "ship", deps = [":b"], cmd = "echo shipping", deploy = True)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if len(procsMatching(sleep)) == 0 {
-		t.Fatalf("no process runs %q", sleep)
+	// "waiting" is printed just before the sleep starts: on a loaded
+	// machine the sleep may take a moment to appear.
+	for deadline := time.Now().Add(10 * time.Second); len(procsMatching(sleep)) == 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no process runs %q", sleep)
+		}
 	}
 	srv.kill(syscall.SIGKILL)
 	// Pdeathsig: the build ends with the server.
@@ -345,8 +339,16 @@ stage(name = "ship", deps = [":b"], cmd = "echo shipping", deploy = True)
 	if _, after := srv2.run(id1); strings.ReplaceAll(before, srv.url, srv2.url) != after {
 		t.Errorf("a finished run changed across the restart:\n%s\n%s", before, after)
 	}
-	if got := rec.states(slow); !slices.Equal(got, []string{"pending", "pending", "error"}) {
-		t.Errorf("statuses of the interrupted run: %v", got)
+	// The restarted server posts the error status in the background.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		got := rec.states(slow)
+		if slices.Equal(got, []string{"pending", "pending", "error"}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("statuses of the interrupted run: %v", got)
+			break
+		}
 	}
 	srv2.kill(syscall.SIGTERM)
 	if srv2.cmd.ProcessState.ExitCode() != 0 {
