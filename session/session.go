@@ -28,9 +28,9 @@ type Session struct {
 	// $MC_HISTORY_KEY, or Root. HistoryBase is the scope a scope without
 	// history starts from ($MC_HISTORY_BASE; history_key.go).
 	Scope, HistoryBase string
-	RelDir string // the invoking directory relative to Root ("" at the root)
-	WS     *graph.Workspace
-	Cache  string // the cache directory (--cache-dir)
+	RelDir             string // the invoking directory relative to Root ("" at the root)
+	WS                 *graph.Workspace
+	Cache              string // the cache directory (--cache-dir)
 	// Tier is the directory of the trust tier this session writes: Cache
 	// itself, or cas.UntrustedDir(Cache) for an untrusted build.
 	// Store, DB and Stat are that tier's.
