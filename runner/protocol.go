@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/mc-build/mc/cas"
-	"github.com/mc-build/mc/exec"
 	"github.com/mc-build/mc/graph"
+	"github.com/mc-build/mc/sched"
 )
 
 // Object names of the protocol (see the package documentation).
@@ -70,7 +70,7 @@ type JobSpec struct {
 }
 
 // specOf turns job into its spec.
-func specOf(job *exec.Job, heartbeat time.Duration, keep bool) *JobSpec {
+func specOf(job *sched.Job, heartbeat time.Duration, keep bool) *JobSpec {
 	s := &JobSpec{
 		Label: job.Label.String(), Key: job.Key, Pkg: job.Pkg, Cmds: job.Cmds, Env: job.Env,
 		Outs: job.Outs, TimeoutMS: job.Timeout.Milliseconds(), Network: job.Network,
@@ -87,19 +87,19 @@ func specOf(job *exec.Job, heartbeat time.Duration, keep bool) *JobSpec {
 }
 
 // job turns the spec back into an exec.Job (without Log).
-func (s *JobSpec) job(secrets map[string]string) (*exec.Job, error) {
+func (s *JobSpec) job(secrets map[string]string) (*sched.Job, error) {
 	l, err := graph.ParseLabel(s.Label, "")
 	if err != nil {
 		return nil, fmt.Errorf("job label %q: %w", s.Label, err)
 	}
-	j := &exec.Job{
+	j := &sched.Job{
 		Label: l, Key: s.Key, Pkg: s.Pkg, Cmds: s.Cmds, Env: s.Env, Secrets: secrets,
 		Outs: s.Outs, Timeout: time.Duration(s.TimeoutMS) * time.Millisecond, Network: s.Network,
 		CacheMounts: s.CacheMounts, Image: s.Image, ImageLayout: s.ImageLayout,
 	}
 	for _, in := range s.Inputs {
 		if !path.IsAbs(in.Path) && in.Path != "" {
-			j.Inputs = append(j.Inputs, exec.Input{Path: in.Path, Digest: in.Digest, Size: in.Size, Exec: in.Exec, IsTree: in.IsTree})
+			j.Inputs = append(j.Inputs, sched.Input{Path: in.Path, Digest: in.Digest, Size: in.Size, Exec: in.Exec, IsTree: in.IsTree})
 			continue
 		}
 		return nil, fmt.Errorf("job input %q: not a workspace-relative path", in.Path)

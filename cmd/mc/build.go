@@ -19,8 +19,10 @@ import (
 
 	"github.com/mc-build/mc/cas"
 	"github.com/mc-build/mc/event"
-	"github.com/mc-build/mc/exec"
 	"github.com/mc-build/mc/graph"
+	"github.com/mc-build/mc/sandbox"
+	"github.com/mc-build/mc/sched"
+	"github.com/mc-build/mc/sharedcache"
 	"github.com/mc-build/mc/ui"
 )
 
@@ -121,15 +123,15 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 		// Deploying and pushing write what trusted systems use.
 		return usagef("--untrusted builds deploy nothing and push no images: drop --deploy and --push")
 	}
-	sandboxMode, err := exec.ParseSandboxMode(bf.sandbox)
+	sandboxMode, err := sandbox.ParseSandboxMode(bf.sandbox)
 	if err != nil {
 		return usagef("%v", err)
 	}
 	if bf.untrusted {
 		// Untrusted code never runs unsandboxed (SPEC §4a).
-		sandboxMode = exec.SandboxRequired
+		sandboxMode = sandbox.SandboxRequired
 	}
-	privateNet, err := exec.ParseStageNetwork(bf.stageNetwork)
+	privateNet, err := sandbox.ParseStageNetwork(bf.stageNetwork)
 	if err != nil {
 		return usagef("%v", err)
 	}
@@ -217,7 +219,7 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 	if !bf.noCache {
 		pctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		preload = exec.StartPreload(pctx, s.db, s.root)
+		preload = sched.StartPreload(pctx, s.db, s.root)
 	}
 	obs.startPhase("evaluate")
 	pats, g, err := s.loadGraph(ctx, fs.Args())
@@ -251,7 +253,7 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 	// (group commit), so blobs need not be fsynced one by one.
 	s.store.DeferSync()
 	sandboxMode, sandboxed := sandboxState(s.cache, sandboxMode)
-	lo := exec.LocalOptions{
+	lo := sandbox.LocalOptions{
 		Sandbox:     sandboxMode,
 		Store:       s.store,
 		SandboxDir:  filepath.Join(s.tier, "sandbox"),
@@ -267,7 +269,7 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 		lo.SeedMountsDir = filepath.Join(s.cache, "mounts")
 		lo.Hide = []string{s.cache}
 	}
-	local, err := exec.NewLocal(lo)
+	local, err := sandbox.NewLocal(lo)
 	if err != nil {
 		return &infraError{err}
 	}
@@ -297,11 +299,11 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 		}
 	}
 	mat := newMaterializer(s, wanted)
-	rep, runErr := exec.Run(ctx, ag, exec.Options{
+	rep, runErr := sched.Run(ctx, ag, sched.Options{
 		Root: s.root, Scope: s.root, Preload: preload, Jobs: bf.jobs, KeepGoing: bf.keepGoing, NoCache: bf.noCache,
 		Platform: plat, Store: s.store, DB: s.db, Files: s.stat, Executor: executor, Sink: sink,
 		Getenv:    e.getenv,
-		Remote:    exec.RemoteOptions{Cache: remote, Write: cacheWrite, Required: bf.remoteReq},
+		Remote:    sharedcache.RemoteOptions{Cache: remote, Write: cacheWrite, Required: bf.remoteReq},
 		Want:      func(a *graph.Action) bool { return wanted[a] },
 		Done:      mat.done,
 		Warn:      warn,
@@ -523,7 +525,7 @@ func newMaterializer(s *session, want map[*graph.Action]bool) *materializer {
 
 // done is exec.Options.Done. The queue holds one entry per requested
 // stage, each finishing once, so it never blocks the scheduler.
-func (m *materializer) done(a *graph.Action, o *exec.Outcome) {
+func (m *materializer) done(a *graph.Action, o *sched.Outcome) {
 	if m.want[a] && o.Result != nil {
 		m.queue <- o.Result
 	}
@@ -697,7 +699,7 @@ func (m *materializer) learn(restat bool) {
 	wg.Wait()
 }
 
-func printSummary(e *env, name string, ag *graph.ActionGraph, rep *exec.Report, test bool, logs *logKeeper) {
+func printSummary(e *env, name string, ag *graph.ActionGraph, rep *sched.Report, test bool, logs *logKeeper) {
 	w := e.stderr
 	if test {
 		var tests []*graph.Action
@@ -712,11 +714,11 @@ func printSummary(e *env, name string, ag *graph.ActionGraph, rep *exec.Report, 
 			status := "NOT RUN"
 			switch {
 			case o == nil:
-			case o.Status == exec.StatusBuilt:
+			case o.Status == sched.StatusBuilt:
 				status, pass = "PASSED", pass+1
-			case o.Status == exec.StatusCached:
+			case o.Status == sched.StatusCached:
 				status, pass = "PASSED (cached)", pass+1
-			case o.Status == exec.StatusFailed:
+			case o.Status == sched.StatusFailed:
 				status, fail = "FAILED", fail+1
 			}
 			fmt.Fprintf(w, "%-40s %s\n", a.Label(), status)

@@ -18,9 +18,9 @@ import (
 
 	"github.com/mc-build/mc/builtins"
 	"github.com/mc-build/mc/cas"
-	"github.com/mc-build/mc/exec/runc"
 	"github.com/mc-build/mc/graph"
 	"github.com/mc-build/mc/lang"
+	"github.com/mc-build/mc/sandbox/runc"
 )
 
 // mc cache stats|gc|purge: inspect and trim the local and remote cache

@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/mc-build/mc/cas"
-	"github.com/mc-build/mc/exec"
 	"github.com/mc-build/mc/graph"
 	"github.com/mc-build/mc/oci"
+	"github.com/mc-build/mc/sched"
 )
 
 // runExplain is `mc explain LABEL`: the parts of a stage's current key,
@@ -121,7 +121,7 @@ func (x *explainer) state(a *graph.Action) (*depState, error) {
 	resolve := func(ref string) (string, error) {
 		return oci.Resolve(x.ctx, ref, registryOptions(ref))
 	}
-	parts, _, err := exec.KeyPartsResolved(a, x.s.root, platform(), x.s.stat, func(d *graph.Action) []cas.Output { return x.known[d].outputs }, resolve)
+	parts, _, err := sched.KeyPartsResolved(a, x.s.root, platform(), x.s.stat, func(d *graph.Action) []cas.Output { return x.known[d].outputs }, resolve)
 	if err != nil {
 		return nil, err
 	}

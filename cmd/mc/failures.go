@@ -13,8 +13,8 @@ import (
 
 	"github.com/mc-build/mc/cas"
 	"github.com/mc-build/mc/event"
-	"github.com/mc-build/mc/exec"
 	"github.com/mc-build/mc/graph"
+	"github.com/mc-build/mc/sched"
 )
 
 // Failures you can read: the log of every stage that runs is kept while it
@@ -124,10 +124,10 @@ type failedRun struct {
 }
 
 // failures lists the failed stages of rep in label order.
-func failures(ag *graph.ActionGraph, rep *exec.Report) []*graph.Action {
+func failures(ag *graph.ActionGraph, rep *sched.Report) []*graph.Action {
 	var out []*graph.Action
 	for _, a := range ag.Actions {
-		if o := rep.Outcomes[a]; o != nil && o.Status == exec.StatusFailed {
+		if o := rep.Outcomes[a]; o != nil && o.Status == sched.StatusFailed {
 			out = append(out, a)
 		}
 	}
@@ -145,7 +145,7 @@ func stageCmd(t *graph.Target) string {
 // storeFailures stores the logs of the build's failed stages (as blobs)
 // and which they were (kv), for `mc log`. Every build replaces the list of
 // the last build's failures, an empty one included.
-func storeFailures(ctx context.Context, s *session, command string, ag *graph.ActionGraph, rep *exec.Report, k *logKeeper) error {
+func storeFailures(ctx context.Context, s *session, command string, ag *graph.ActionGraph, rep *sched.Report, k *logKeeper) error {
 	run := failedRun{Command: command, Time: time.Now(), Stages: []failedStage{}}
 	for _, a := range failures(ag, rep) {
 		label := a.Label().String()
@@ -190,7 +190,7 @@ func storeFailures(ctx context.Context, s *session, command string, ag *graph.Ac
 
 // printFailures is the end of a failed build's summary: each failed stage's
 // command and the last lines of its log, in one block.
-func printFailures(w io.Writer, getenv func(string) (string, bool), ag *graph.ActionGraph, rep *exec.Report, k *logKeeper) {
+func printFailures(w io.Writer, getenv func(string) (string, bool), ag *graph.ActionGraph, rep *sched.Report, k *logKeeper) {
 	for _, a := range failures(ag, rep) {
 		label := a.Label().String()
 		fmt.Fprintf(w, "\nFAILED %s: %v\n", label, rep.Outcomes[a].Err)

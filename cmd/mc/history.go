@@ -10,8 +10,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/mc-build/mc/cas"
-	"github.com/mc-build/mc/exec"
 	"github.com/mc-build/mc/graph"
+	"github.com/mc-build/mc/sched"
 )
 
 // defaultHistory is how many entries of each stage's run history the
@@ -21,7 +21,7 @@ const defaultHistory = 10
 
 // recordHistory stores, in one transaction, every stage of the build that
 // was built, cached or failed with its key and key preimage (cas.RecordRun).
-func recordHistory(ctx context.Context, s *session, command string, keep int, ag *graph.ActionGraph, rep *exec.Report) (*cas.RecordedRun, error) {
+func recordHistory(ctx context.Context, s *session, command string, keep int, ag *graph.ActionGraph, rep *sched.Report) (*cas.RecordedRun, error) {
 	stages := make([]cas.StageRecord, 0, len(ag.Actions))
 	for _, a := range ag.Actions {
 		o := rep.Outcomes[a]
@@ -32,14 +32,14 @@ func recordHistory(ctx context.Context, s *session, command string, keep int, ag
 		r := cas.StageRecord{Label: a.Label().String(), Key: o.Key,
 			Parts: func() ([]byte, error) { return keyPartsJSON(parts), nil }}
 		switch o.Status {
-		case exec.StatusBuilt:
+		case sched.StatusBuilt:
 			r.Status, r.Time = cas.StageBuilt, o.End
 			if o.Result != nil {
 				r.Outputs = o.Result.Outputs
 			}
-		case exec.StatusCached:
+		case sched.StatusCached:
 			r.Status = cas.StageCached
-		case exec.StatusFailed:
+		case sched.StatusFailed:
 			r.Status, r.Time = cas.StageFailed, o.End
 		default:
 			continue
@@ -66,11 +66,11 @@ type stageReason struct {
 // ranReasons explains every stage of rep that ran (built or failed), from
 // the entry its label had before this run (rec.Previous) and the preimage
 // stored for that entry's key.
-func ranReasons(ctx context.Context, db *cas.DB, ag *graph.ActionGraph, rep *exec.Report, rec *cas.RecordedRun, noCache bool) []stageReason {
+func ranReasons(ctx context.Context, db *cas.DB, ag *graph.ActionGraph, rep *sched.Report, rec *cas.RecordedRun, noCache bool) []stageReason {
 	var out []stageReason
 	for _, a := range ag.Actions {
 		o := rep.Outcomes[a]
-		if o == nil || (o.Status != exec.StatusBuilt && o.Status != exec.StatusFailed) || o.Parts == nil {
+		if o == nil || (o.Status != sched.StatusBuilt && o.Status != sched.StatusFailed) || o.Parts == nil {
 			continue
 		}
 		label := a.Label().String()
@@ -80,7 +80,7 @@ func ranReasons(ctx context.Context, db *cas.DB, ag *graph.ActionGraph, rep *exe
 	return out
 }
 
-func whyRan(ctx context.Context, db *cas.DB, a *graph.Action, o *exec.Outcome, rec *cas.RecordedRun, noCache bool) string {
+func whyRan(ctx context.Context, db *cas.DB, a *graph.Action, o *sched.Outcome, rec *cas.RecordedRun, noCache bool) string {
 	t := a.Target
 	switch {
 	case t.Deploy:

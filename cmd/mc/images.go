@@ -6,9 +6,9 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/mc-build/mc/exec"
 	"github.com/mc-build/mc/graph"
 	"github.com/mc-build/mc/oci"
+	"github.com/mc-build/mc/sched"
 )
 
 // imageFlags are the build flags about images.
@@ -32,8 +32,8 @@ func registrySetting(e *env, flag string, ws *graph.Workspace) string {
 // imageOptions is how the build resolves registry images and, when push is
 // set, pushes the images of ag that have a repository to registry. A push
 // without a registry to push to is a usage error.
-func imageOptions(e *env, ag *graph.ActionGraph, registry string, push bool) (exec.ImageOptions, error) {
-	opts := exec.ImageOptions{
+func imageOptions(e *env, ag *graph.ActionGraph, registry string, push bool) (sched.ImageOptions, error) {
+	opts := sched.ImageOptions{
 		Resolve: func(ctx context.Context, ref string) (string, error) {
 			return oci.Resolve(ctx, ref, registryOptions(ref))
 		},

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/mc-build/mc/event"
-	"github.com/mc-build/mc/exec"
 	"github.com/mc-build/mc/graph"
 	"github.com/mc-build/mc/profile"
+	"github.com/mc-build/mc/sched"
 )
 
 // eventStageExplained carries a stage's --explain reason in the JSON event
@@ -102,7 +102,7 @@ func (o *observer) startPhase(name string) {
 // record stores the run's history (cas.RecordRun) and works out the
 // --explain reasons, which need the entries the run replaces. A failure to
 // record is a warning: the build itself went fine.
-func (o *observer) record(ctx context.Context, s *session, command string, noCache bool, ag *graph.ActionGraph, rep *exec.Report) {
+func (o *observer) record(ctx context.Context, s *session, command string, noCache bool, ag *graph.ActionGraph, rep *sched.Report) {
 	o.startPhase("record history")
 	defer o.startPhase("")
 	rec, err := recordHistory(ctx, s, command, o.flags.history, ag, rep)

@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/mc-build/mc/cas"
-	"github.com/mc-build/mc/exec"
 	"github.com/mc-build/mc/graph"
 	"github.com/mc-build/mc/runner"
+	"github.com/mc-build/mc/sched"
 )
 
 // runnersSetting is where stages run: --runners, else MC_RUNNERS, else "ec2"
@@ -96,7 +96,7 @@ func envDuration(e *env, name string) (time.Duration, error) {
 // which terminates every runner it launched). jobsSet says whether -j was
 // given: without it, ec2 runs max_instances stages at once.
 func setupRunners(ctx context.Context, e *env, s *session, bf *buildFlags, jobsSet bool, remote cas.Remote,
-	local exec.Executor, g *graph.Graph, notify func(string)) (exec.Executor, func(), error) {
+	local sched.Executor, g *graph.Graph, notify func(string)) (sched.Executor, func(), error) {
 	kind, err := runnersSetting(e, s.ws, bf.runners)
 	if err != nil {
 		return nil, nil, err

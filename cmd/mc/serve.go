@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/mc-build/mc/exec"
+	"github.com/mc-build/mc/sandbox"
 	"github.com/mc-build/mc/server"
 )
 
@@ -61,12 +61,12 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if *parallel < 1 {
 		return usagef("serve: --parallel must be at least 1")
 	}
-	privateNet, err := exec.ParseStageNetwork(*stageNet)
+	privateNet, err := sandbox.ParseStageNetwork(*stageNet)
 	if err != nil {
 		return usagef("serve: %v", err)
 	}
 	// Pull requests are others' code: never without the sandbox (exit 3).
-	if err := exec.CheckSandbox(ctx, privateNet); err != nil {
+	if err := sandbox.CheckSandbox(ctx, privateNet); err != nil {
 		return &infraError{fmt.Errorf("serve: %w", err)}
 	}
 	buildArgs = append([]string{"--stage-network=" + *stageNet}, buildArgs...)
