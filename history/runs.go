@@ -1,4 +1,8 @@
-package cas
+// Package history records what each build ran: runs, and per stage its
+// key, status, time and the key parts behind it (for mc explain), the
+// statistics of recent runs (mc cache stats), all in the SQLite database of
+// cas (whose schema holds its tables) and read back by label, key or run.
+package history
 
 import (
 	"context"
@@ -10,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mc-build/mc/cas"
 	"github.com/mc-build/mc/internal/wire"
 )
 
@@ -42,7 +47,7 @@ const runsKept = 1000
 // StageRecord is one stage of a build, as RecordRun stores it.
 type StageRecord struct {
 	Label string
-	Key   Digest
+	Key   cas.Digest
 	// Parts returns the key preimage, encoded (as JSON, by the caller's
 	// choice); it is called only for the stages that get a new entry, so a
 	// null build encodes nothing.
@@ -50,7 +55,7 @@ type StageRecord struct {
 	Status StageStatus
 	// Outputs are what a built stage produced: `mc explain` uses them for
 	// the dependents of stages that are never cached (cache = False).
-	Outputs []Output
+	Outputs []cas.Output
 	Time    time.Time // when it ended; zero: the run's start
 }
 
@@ -60,13 +65,13 @@ type StageEntry struct {
 	Label  string
 	Seq    int64 // the label's own entry counter
 	Run    int64 // the run that recorded it
-	Key    Digest
+	Key    cas.Digest
 	Status StageStatus
 	// BuiltBy is the run that built Key: Run for a built entry, the latest
 	// run known to have built it for a cached one (0: unknown).
 	BuiltBy int64
 	Time    time.Time
-	Outputs []Output
+	Outputs []cas.Output
 }
 
 // RunInfo is one recorded run.
@@ -89,7 +94,7 @@ type RecordedRun struct {
 // head is a label's newest entry, as history_scopes.heads keeps it.
 type head struct {
 	seq, run int64
-	key      Digest
+	key      cas.Digest
 	status   StageStatus
 }
 
@@ -99,7 +104,7 @@ type head struct {
 // newest entry already has, so a null build writes no entry at all and a
 // label's history is the last keep *changes* of its key or outcome. Older
 // entries are deleted in the same transaction.
-func (db *DB) RecordRun(ctx context.Context, scope, command string, keep int, stages []StageRecord) (*RecordedRun, error) {
+func RecordRun(ctx context.Context, db *cas.DB, scope, command string, keep int, stages []StageRecord) (*RecordedRun, error) {
 	if keep < 1 {
 		return nil, fmt.Errorf("cas: record run: keep %d entries per label: must be at least 1", keep)
 	}
@@ -108,7 +113,7 @@ func (db *DB) RecordRun(ctx context.Context, scope, command string, keep int, st
 	ctx = context.WithoutCancel(ctx)
 	now := time.Now()
 	set := stageSetDigest(stages)
-	tx, err := db.db.BeginTx(ctx, nil)
+	tx, err := db.SQL().BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("cas: record run: %w", err)
 	}
@@ -123,7 +128,7 @@ func (db *DB) RecordRun(ctx context.Context, scope, command string, keep int, st
 	return rec, nil
 }
 
-func recordRun(ctx context.Context, tx *sql.Tx, scope, command string, keep int, now time.Time, set Digest, stages []StageRecord) (*RecordedRun, error) {
+func recordRun(ctx context.Context, tx *sql.Tx, scope, command string, keep int, now time.Time, set cas.Digest, stages []StageRecord) (*RecordedRun, error) {
 	res, err := tx.ExecContext(ctx, "INSERT INTO runs (scope, started, command) VALUES (?, ?, ?)", scope, now.UnixNano(), command)
 	if err != nil {
 		return nil, err
@@ -249,12 +254,12 @@ func findBuiltBy(ctx context.Context, tx *sql.Tx, todo []entryRow) error {
 		if err != nil {
 			return err
 		}
-		by := map[Digest]int64{}
+		by := map[cas.Digest]int64{}
 		for rows.Next() {
 			var (
 				k   []byte
 				run int64
-				d   Digest
+				d   cas.Digest
 			)
 			if err := rows.Scan(&k, &run); err != nil {
 				rows.Close()
@@ -342,8 +347,8 @@ func (w *stmts) write(scope string, run, keep int64, e *entryRow) error {
 // stageSetDigest identifies the stages of a run with their keys and
 // whether they failed, in their order: after a run, each label's head has
 // that key and, unless it failed, a status a cache hit need not replace.
-func stageSetDigest(stages []StageRecord) Digest {
-	h := NewHasher()
+func stageSetDigest(stages []StageRecord) cas.Digest {
+	h := cas.NewHasher()
 	var buf []byte
 	for i := range stages {
 		st := &stages[i]
@@ -408,6 +413,12 @@ func decodeHeads(b []byte) (map[string]head, error) {
 	return heads, nil
 }
 
+// readDigest reads a digest stored as its 32 bytes (as cas stores them).
+func readDigest(r *wire.Reader) (d cas.Digest) {
+	copy(d[:], r.Bytes(uint64(len(d))))
+	return d
+}
+
 // scanHeads finds every label's newest entry in the entries themselves.
 func scanHeads(ctx context.Context, tx *sql.Tx, scope string) (map[string]head, error) {
 	// SQLite takes the bare columns from the row holding max(seq).
@@ -433,8 +444,8 @@ func scanHeads(ctx context.Context, tx *sql.Tx, scope string) (map[string]head, 
 }
 
 // StageHistory returns up to limit entries of label in scope, newest first.
-func (db *DB) StageHistory(ctx context.Context, scope, label string, limit int) ([]StageEntry, error) {
-	rows, err := db.db.QueryContext(ctx, `SELECT scope, label, seq, run, key, status, built_by, time, outputs
+func StageHistory(ctx context.Context, db *cas.DB, scope, label string, limit int) ([]StageEntry, error) {
+	rows, err := db.SQL().QueryContext(ctx, `SELECT scope, label, seq, run, key, status, built_by, time, outputs
 		FROM stage_runs WHERE scope = ? AND label = ? ORDER BY seq DESC LIMIT ?`, scope, label, limit)
 	if err != nil {
 		return nil, fmt.Errorf("cas: history of %s: %w", label, err)
@@ -457,8 +468,8 @@ func (db *DB) StageHistory(ctx context.Context, scope, label string, limit int) 
 // BuiltBy returns the newest entry, in any scope, that built key, or nil
 // when no recorded run built it (it was built before history was kept,
 // its entries were pruned, or another machine built it).
-func (db *DB) BuiltBy(ctx context.Context, key Digest) (*StageEntry, error) {
-	row := db.db.QueryRowContext(ctx, `SELECT scope, label, seq, run, key, status, built_by, time, outputs
+func BuiltBy(ctx context.Context, db *cas.DB, key cas.Digest) (*StageEntry, error) {
+	row := db.SQL().QueryRowContext(ctx, `SELECT scope, label, seq, run, key, status, built_by, time, outputs
 		FROM stage_runs WHERE key = ? AND status = ? ORDER BY run DESC LIMIT 1`, key[:], StageBuilt)
 	e, err := scanEntry(row)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -494,9 +505,9 @@ func scanEntry(r interface{ Scan(...any) error }) (*StageEntry, error) {
 
 // KeyParts returns the stored preimage of key (as RecordRun encoded it),
 // or nil, nil when none is stored.
-func (db *DB) KeyParts(ctx context.Context, key Digest) ([]byte, error) {
+func KeyParts(ctx context.Context, db *cas.DB, key cas.Digest) ([]byte, error) {
 	var b []byte
-	err := db.db.QueryRowContext(ctx, "SELECT parts FROM stage_runs WHERE key = ? LIMIT 1", key[:]).Scan(&b)
+	err := db.SQL().QueryRowContext(ctx, "SELECT parts FROM stage_runs WHERE key = ? LIMIT 1", key[:]).Scan(&b)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -507,12 +518,12 @@ func (db *DB) KeyParts(ctx context.Context, key Digest) ([]byte, error) {
 }
 
 // Run returns the recorded run id, or nil, nil when it is unknown or pruned.
-func (db *DB) Run(ctx context.Context, id int64) (*RunInfo, error) {
+func Run(ctx context.Context, db *cas.DB, id int64) (*RunInfo, error) {
 	var (
 		r       RunInfo
 		started int64
 	)
-	err := db.db.QueryRowContext(ctx, "SELECT id, scope, started, command FROM runs WHERE id = ?", id).
+	err := db.SQL().QueryRowContext(ctx, "SELECT id, scope, started, command FROM runs WHERE id = ?", id).
 		Scan(&r.ID, &r.Scope, &started, &r.Command)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil

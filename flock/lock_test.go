@@ -1,4 +1,4 @@
-package cas
+package flock
 
 import (
 	"bufio"

@@ -1,4 +1,4 @@
-package cas
+package history
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/mc-build/mc/cas"
 )
 
 // RunCounts are how many stages of a run were built, were cache hits and
@@ -45,8 +47,8 @@ type RunStats struct {
 
 // SetRunCounts records the stage counts of run (a RecordRun id), which
 // RecentRuns reports as exact.
-func (db *DB) SetRunCounts(ctx context.Context, run int64, c RunCounts) error {
-	res, err := db.db.ExecContext(ctx, "UPDATE runs SET built = ?, cached = ?, failed = ? WHERE id = ?",
+func SetRunCounts(ctx context.Context, db *cas.DB, run int64, c RunCounts) error {
+	res, err := db.SQL().ExecContext(ctx, "UPDATE runs SET built = ?, cached = ?, failed = ? WHERE id = ?",
 		c.Built, c.Cached, c.Failed, run)
 	if err != nil {
 		return fmt.Errorf("cas: run %d counts: %w", run, err)
@@ -59,8 +61,8 @@ func (db *DB) SetRunCounts(ctx context.Context, run int64, c RunCounts) error {
 
 // RecentRuns returns up to limit of the latest runs of scope, newest first,
 // with their stage counts.
-func (db *DB) RecentRuns(ctx context.Context, scope string, limit int) ([]RunStats, error) {
-	rows, err := db.db.QueryContext(ctx, `SELECT id, started, command, built, cached, failed
+func RecentRuns(ctx context.Context, db *cas.DB, scope string, limit int) ([]RunStats, error) {
+	rows, err := db.SQL().QueryContext(ctx, `SELECT id, started, command, built, cached, failed
 		FROM runs WHERE scope = ? ORDER BY id DESC LIMIT ?`, scope, limit)
 	if err != nil {
 		return nil, fmt.Errorf("cas: recent runs: %w", err)
@@ -87,7 +89,7 @@ func (db *DB) RecentRuns(ctx context.Context, scope string, limit int) ([]RunSta
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("cas: recent runs: %w", err)
 	}
-	if err := db.countEntries(ctx, scope, out); err != nil {
+	if err := countEntries(ctx, db, scope, out); err != nil {
 		return nil, fmt.Errorf("cas: recent runs: %w", err)
 	}
 	return out, nil
@@ -95,7 +97,7 @@ func (db *DB) RecentRuns(ctx context.Context, scope string, limit int) ([]RunSta
 
 // countEntries fills in the counts of the runs without recorded ones from
 // their history entries, in one query.
-func (db *DB) countEntries(ctx context.Context, scope string, runs []RunStats) error {
+func countEntries(ctx context.Context, db *cas.DB, scope string, runs []RunStats) error {
 	idx := map[int64]*RunStats{}
 	args := []any{scope}
 	for i := range runs {
@@ -107,7 +109,7 @@ func (db *DB) countEntries(ctx context.Context, scope string, runs []RunStats) e
 	if len(idx) == 0 {
 		return nil
 	}
-	rows, err := db.db.QueryContext(ctx, "SELECT run, status, count(*) FROM stage_runs WHERE scope = ? AND run IN (?"+
+	rows, err := db.SQL().QueryContext(ctx, "SELECT run, status, count(*) FROM stage_runs WHERE scope = ? AND run IN (?"+
 		strings.Repeat(", ?", len(idx)-1)+") GROUP BY run, status", args...)
 	if err != nil {
 		return err

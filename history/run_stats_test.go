@@ -1,4 +1,4 @@
-package cas
+package history
 
 import (
 	"context"
@@ -11,7 +11,7 @@ func TestRecentRuns(t *testing.T) {
 	const ws = "/ws"
 	record := func(stages ...StageRecord) int64 {
 		t.Helper()
-		rec, err := db.RecordRun(ctx, ws, "build //...", 10, stages)
+		rec, err := RecordRun(ctx, db, ws, "build //...", 10, stages)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -23,15 +23,15 @@ func TestRecentRuns(t *testing.T) {
 	r1 := record(stageRec("//p:a", "a1", StageBuilt), stageRec("//p:b", "b1", StageBuilt))
 	r2 := record(stageRec("//p:a", "a1", StageCached), stageRec("//p:b", "b1", StageCached))
 	r3 := record(stageRec("//p:a", "a2", StageBuilt), stageRec("//p:b", "b1", StageCached))
-	if err := db.SetRunCounts(ctx, r3, RunCounts{Built: 1, Cached: 1}); err != nil {
+	if err := SetRunCounts(ctx, db, r3, RunCounts{Built: 1, Cached: 1}); err != nil {
 		t.Fatal(err)
 	}
 	r4 := record(stageRec("//p:a", "a1", StageCached), stageRec("//p:b", "b2", StageFailed))
-	if _, err := db.RecordRun(ctx, "/other", "build //...", 10, []StageRecord{stageRec("//p:a", "x", StageBuilt)}); err != nil {
+	if _, err := RecordRun(ctx, db, "/other", "build //...", 10, []StageRecord{stageRec("//p:a", "x", StageBuilt)}); err != nil {
 		t.Fatal(err)
 	}
 
-	runs, err := db.RecentRuns(ctx, ws, 10)
+	runs, err := RecentRuns(ctx, db, ws, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,10 +54,10 @@ func TestRecentRuns(t *testing.T) {
 			t.Errorf("run %d = %+v, want id %d, %+v, exact %v", i, r, w.id, w.c, w.exact)
 		}
 	}
-	if runs, err := db.RecentRuns(ctx, ws, 2); err != nil || len(runs) != 2 || runs[0].ID != r4 {
+	if runs, err := RecentRuns(ctx, db, ws, 2); err != nil || len(runs) != 2 || runs[0].ID != r4 {
 		t.Errorf("limit 2: %+v, %v", runs, err)
 	}
-	if err := db.SetRunCounts(ctx, 999, RunCounts{}); err == nil {
+	if err := SetRunCounts(ctx, db, 999, RunCounts{}); err == nil {
 		t.Error("SetRunCounts of an unknown run succeeded")
 	}
 }

@@ -1,4 +1,4 @@
-package cas
+package history
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"sort"
 	"testing"
 	"time"
+
+	"github.com/mc-build/mc/cas"
 )
 
 type testParts struct {
@@ -18,9 +20,9 @@ type testParts struct {
 func stageRec(label, cmd string, st StageStatus) StageRecord {
 	p := testParts{Cmd: cmd}
 	b, _ := json.Marshal(p)
-	r := StageRecord{Label: label, Key: FromBytes(b), Parts: func() ([]byte, error) { return b, nil }, Status: st}
+	r := StageRecord{Label: label, Key: cas.FromBytes(b), Parts: func() ([]byte, error) { return b, nil }, Status: st}
 	if st == StageBuilt {
-		r.Outputs = []Output{{Path: "out/" + cmd, Digest: FromBytes([]byte(cmd)), Size: int64(len(cmd))}}
+		r.Outputs = []cas.Output{{Path: "out/" + cmd, Digest: cas.FromBytes([]byte(cmd)), Size: int64(len(cmd))}}
 	}
 	return r
 }
@@ -40,7 +42,7 @@ func TestRecordRunHistory(t *testing.T) {
 	const ws = "/ws"
 	record := func(keep int, stages ...StageRecord) *RecordedRun {
 		t.Helper()
-		r, err := db.RecordRun(ctx, ws, "build //...", keep, stages)
+		r, err := RecordRun(ctx, db, ws, "build //...", keep, stages)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -60,7 +62,7 @@ func TestRecordRunHistory(t *testing.T) {
 		if r.ID <= r1.ID {
 			t.Errorf("run id %d after %d", r.ID, r1.ID)
 		}
-		h, err := db.StageHistory(ctx, ws, "//a:x", 10)
+		h, err := StageHistory(ctx, db, ws, "//a:x", 10)
 		if err != nil || len(h) != 1 {
 			t.Fatalf("history = %+v, %v; want the one built entry", h, err)
 		}
@@ -78,7 +80,7 @@ func TestRecordRunHistory(t *testing.T) {
 		if _, ok := r.Previous["//a:y"]; ok {
 			t.Error("//a:y was an unchanged cache hit: no entry expected")
 		}
-		b, err := db.KeyParts(ctx, stageRec("", "v2", 0).Key)
+		b, err := KeyParts(ctx, db, stageRec("", "v2", 0).Key)
 		if err != nil || string(b) != `{"cmd":"v2"}` {
 			t.Errorf("parts = %s, %v", b, err)
 		}
@@ -89,7 +91,7 @@ func TestRecordRunHistory(t *testing.T) {
 		if r.Previous["//a:x"] == nil {
 			t.Fatal("no entry written for a cache hit of a different key")
 		}
-		h, _ := db.StageHistory(ctx, ws, "//a:x", 1)
+		h, _ := StageHistory(ctx, db, ws, "//a:x", 1)
 		if len(h) != 1 || h[0].Status != StageCached || h[0].BuiltBy != r1.ID || h[0].Run != r.ID {
 			t.Errorf("newest entry = %+v, want cached, built by run %d", h, r1.ID)
 		}
@@ -107,13 +109,13 @@ func TestRecordRunHistory(t *testing.T) {
 		for i := 3; i <= 6; i++ {
 			record(2, stageRec("//a:x", fmt.Sprintf("v%d", i), StageBuilt))
 		}
-		h, err := db.StageHistory(ctx, ws, "//a:x", 100)
+		h, err := StageHistory(ctx, db, ws, "//a:x", 100)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var cmds []string
 		for _, e := range h {
-			b, _ := db.KeyParts(ctx, e.Key)
+			b, _ := KeyParts(ctx, db, e.Key)
 			var p testParts
 			json.Unmarshal(b, &p)
 			cmds = append(cmds, p.Cmd)
@@ -121,14 +123,14 @@ func TestRecordRunHistory(t *testing.T) {
 		if !reflect.DeepEqual(cmds, []string{"v6", "v5"}) {
 			t.Errorf("history (newest first) = %q, want [v6 v5]", cmds)
 		}
-		if b, _ := db.KeyParts(ctx, stageRec("", "v3", 0).Key); b != nil {
+		if b, _ := KeyParts(ctx, db, stageRec("", "v3", 0).Key); b != nil {
 			t.Error("the preimage of a pruned entry is still stored")
 		}
 		// v1 is still the key of //a:x's pruned entries only: gone too.
-		if b, _ := db.KeyParts(ctx, stageRec("", "v1", 0).Key); b != nil {
+		if b, _ := KeyParts(ctx, db, stageRec("", "v1", 0).Key); b != nil {
 			t.Error("the preimage of v1 is still stored")
 		}
-		if b, _ := db.KeyParts(ctx, stageRec("", "y1", 0).Key); b == nil {
+		if b, _ := KeyParts(ctx, db, stageRec("", "y1", 0).Key); b == nil {
 			t.Error("the preimage of another label's entry was deleted")
 		}
 	})
@@ -137,34 +139,34 @@ func TestRecordRunHistory(t *testing.T) {
 func TestRecordRunScopesAndBuiltBy(t *testing.T) {
 	ctx := context.Background()
 	db := newDB(t)
-	r1, err := db.RecordRun(ctx, "/clone1", "build //...", 10, []StageRecord{stageRec("//a:x", "v1", StageBuilt)})
+	r1, err := RecordRun(ctx, db, "/clone1", "build //...", 10, []StageRecord{stageRec("//a:x", "v1", StageBuilt)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The same key is a cache hit in another clone: it was built by clone1's run.
-	r2, err := db.RecordRun(ctx, "/clone2", "build //a:x", 10, []StageRecord{stageRec("//a:x", "v1", StageCached)})
+	r2, err := RecordRun(ctx, db, "/clone2", "build //a:x", 10, []StageRecord{stageRec("//a:x", "v1", StageCached)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r2.Previous["//a:x"] != nil {
 		t.Errorf("clone2 has no history yet, got previous %+v", r2.Previous["//a:x"])
 	}
-	h, err := db.StageHistory(ctx, "/clone2", "//a:x", 10)
+	h, err := StageHistory(ctx, db, "/clone2", "//a:x", 10)
 	if err != nil || len(h) != 1 || h[0].BuiltBy != r1.ID {
 		t.Fatalf("clone2 history = %+v, %v; want one entry built by run %d", h, err, r1.ID)
 	}
-	by, err := db.BuiltBy(ctx, stageRec("", "v1", 0).Key)
+	by, err := BuiltBy(ctx, db, stageRec("", "v1", 0).Key)
 	if err != nil || by == nil || by.Scope != "/clone1" || by.Run != r1.ID {
 		t.Errorf("BuiltBy = %+v, %v", by, err)
 	}
-	if by, err := db.BuiltBy(ctx, FromBytes([]byte("never"))); by != nil || err != nil {
+	if by, err := BuiltBy(ctx, db, cas.FromBytes([]byte("never"))); by != nil || err != nil {
 		t.Errorf("BuiltBy(unknown) = %+v, %v; want nil, nil", by, err)
 	}
-	run, err := db.Run(ctx, r2.ID)
+	run, err := Run(ctx, db, r2.ID)
 	if err != nil || run == nil || run.Scope != "/clone2" || run.Command != "build //a:x" || time.Since(run.Started) > time.Minute {
 		t.Errorf("Run = %+v, %v", run, err)
 	}
-	if run, err := db.Run(ctx, 9999); run != nil || err != nil {
+	if run, err := Run(ctx, db, 9999); run != nil || err != nil {
 		t.Errorf("Run(unknown) = %+v, %v", run, err)
 	}
 }
@@ -173,7 +175,7 @@ func TestRecordRunDamagedHeads(t *testing.T) {
 	ctx := context.Background()
 	db := newDB(t)
 	for _, v := range []string{"v1", "v2"} {
-		if _, err := db.RecordRun(ctx, "/ws", "build", 10, []StageRecord{stageRec("//a:x", v, StageBuilt)}); err != nil {
+		if _, err := RecordRun(ctx, db, "/ws", "build", 10, []StageRecord{stageRec("//a:x", v, StageBuilt)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -181,7 +183,7 @@ func TestRecordRunDamagedHeads(t *testing.T) {
 		if _, err := db.SQL().Exec("UPDATE history_scopes SET heads = ?", blob); err != nil {
 			t.Fatal(err)
 		}
-		r, err := db.RecordRun(ctx, "/ws", "build", 10, []StageRecord{stageRec("//a:x", "v3"+string(blob), StageBuilt)})
+		r, err := RecordRun(ctx, db, "/ws", "build", 10, []StageRecord{stageRec("//a:x", "v3"+string(blob), StageBuilt)})
 		if err != nil {
 			t.Fatalf("heads %v: %v", blob, err)
 		}
@@ -189,7 +191,7 @@ func TestRecordRunDamagedHeads(t *testing.T) {
 			t.Errorf("heads %v: previous = %+v, want the newest entry found from the entries", blob, prev)
 		}
 	}
-	h, _ := db.StageHistory(ctx, "/ws", "//a:x", 10)
+	h, _ := StageHistory(ctx, db, "/ws", "//a:x", 10)
 	if len(h) != 4 || h[0].Seq != 4 {
 		t.Errorf("history = %d entries, newest seq %d; want 4, 4", len(h), h[0].Seq)
 	}
@@ -204,16 +206,16 @@ func TestRecordRunRejects(t *testing.T) {
 		stages []StageRecord
 	}{
 		{"keep zero", 0, nil},
-		{"unencodable preimage", 10, []StageRecord{{Label: "//a:x", Key: FromBytes(nil), Status: StageBuilt,
+		{"unencodable preimage", 10, []StageRecord{{Label: "//a:x", Key: cas.FromBytes(nil), Status: StageBuilt,
 			Parts: func() ([]byte, error) { return nil, errors.New("cannot encode") }}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if _, err := db.RecordRun(ctx, "/ws", "build", c.keep, c.stages); err == nil {
+			if _, err := RecordRun(ctx, db, "/ws", "build", c.keep, c.stages); err == nil {
 				t.Fatal("no error")
 			}
 			// Nothing of a failed call is kept.
-			if h, _ := db.StageHistory(ctx, "/ws", "//a:x", 10); len(h) != 0 {
+			if h, _ := StageHistory(ctx, db, "/ws", "//a:x", 10); len(h) != 0 {
 				t.Errorf("history after a failed record: %+v", h)
 			}
 		})
@@ -226,7 +228,7 @@ func TestRecordRunRejects(t *testing.T) {
 // entry is read (and nothing written).
 func BenchmarkRecordNullBuild(b *testing.B) {
 	ctx := context.Background()
-	db, err := OpenDB(b.TempDir() + "/mc.db")
+	db, err := cas.OpenDB(b.TempDir() + "/mc.db")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -235,7 +237,7 @@ func BenchmarkRecordNullBuild(b *testing.B) {
 	for i := range 10000 {
 		stages = append(stages, stageRec(fmt.Sprintf("//pkg%04d:s%02d", i/10, i%10), fmt.Sprint(i), StageBuilt))
 	}
-	if _, err := db.RecordRun(ctx, "/ws", "build //...", 10, stages); err != nil {
+	if _, err := RecordRun(ctx, db, "/ws", "build //...", 10, stages); err != nil {
 		b.Fatal(err)
 	}
 	for i := range stages {
@@ -244,7 +246,7 @@ func BenchmarkRecordNullBuild(b *testing.B) {
 	one := stages[:1]
 	b.Run("repeat", func(b *testing.B) {
 		for range b.N {
-			if _, err := db.RecordRun(ctx, "/ws", "build //...", 10, stages); err != nil {
+			if _, err := RecordRun(ctx, db, "/ws", "build //...", 10, stages); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -252,11 +254,11 @@ func BenchmarkRecordNullBuild(b *testing.B) {
 	b.Run("other", func(b *testing.B) {
 		for range b.N {
 			b.StopTimer()
-			if _, err := db.RecordRun(ctx, "/ws", "build //pkg0000:s00", 10, one); err != nil {
+			if _, err := RecordRun(ctx, db, "/ws", "build //pkg0000:s00", 10, one); err != nil {
 				b.Fatal(err)
 			}
 			b.StartTimer()
-			r, err := db.RecordRun(ctx, "/ws", "build //...", 10, stages)
+			r, err := RecordRun(ctx, db, "/ws", "build //...", 10, stages)
 			if err != nil || len(r.Previous) != 0 {
 				b.Fatal(err, len(r.Previous))
 			}
@@ -273,7 +275,7 @@ type benchParts struct {
 	Platform string            `json:"platform"`
 	Outs     []string          `json:"outs"`
 	Network  bool              `json:"network"`
-	Inputs   []Output          `json:"inputs"`
+	Inputs   []cas.Output      `json:"inputs"`
 }
 
 func benchStages(n int, salt string, st StageStatus) []StageRecord {
@@ -283,12 +285,12 @@ func benchStages(n int, salt string, st StageStatus) []StageRecord {
 		p := benchParts{Package: pkg, Cmds: []string{"cat src/s.txt ../pkg0001/out/s05.txt | md5sum > out/s.txt"},
 			Env: map[string]string{"A": "1"}, Platform: "linux/amd64", Outs: []string{"out/s.txt"}, Network: true}
 		for j := range 4 {
-			p.Inputs = append(p.Inputs, Output{Path: fmt.Sprintf("%s/src/s%02d.txt", pkg, j), Digest: FromBytes([]byte(fmt.Sprint(salt, i, j)))})
+			p.Inputs = append(p.Inputs, cas.Output{Path: fmt.Sprintf("%s/src/s%02d.txt", pkg, j), Digest: cas.FromBytes([]byte(fmt.Sprint(salt, i, j)))})
 		}
 		b, _ := json.Marshal(p) // encoded ahead: the benchmarks measure the database
-		stages[i] = StageRecord{Label: fmt.Sprintf("//%s:s%02d", pkg, i%10), Key: FromBytes(b), Status: st,
+		stages[i] = StageRecord{Label: fmt.Sprintf("//%s:s%02d", pkg, i%10), Key: cas.FromBytes(b), Status: st,
 			Parts:   func() ([]byte, error) { return b, nil },
-			Outputs: []Output{{Path: pkg + "/out/s.txt", Digest: FromBytes(b[:10]), Size: 33}}}
+			Outputs: []cas.Output{{Path: pkg + "/out/s.txt", Digest: cas.FromBytes(b[:10]), Size: 33}}}
 	}
 	return stages
 }
@@ -302,13 +304,13 @@ func BenchmarkRecordBuild(b *testing.B) {
 	b.Run("first", func(b *testing.B) {
 		for range b.N {
 			b.StopTimer()
-			db, err := OpenDB(b.TempDir() + "/mc.db")
+			db, err := cas.OpenDB(b.TempDir() + "/mc.db")
 			if err != nil {
 				b.Fatal(err)
 			}
 			stages := benchStages(10000, "", StageCached)
 			b.StartTimer()
-			if _, err := db.RecordRun(ctx, "/ws", "build //...", 10, stages); err != nil {
+			if _, err := RecordRun(ctx, db, "/ws", "build //...", 10, stages); err != nil {
 				b.Fatal(err)
 			}
 			b.StopTimer()
@@ -317,13 +319,13 @@ func BenchmarkRecordBuild(b *testing.B) {
 		}
 	})
 	b.Run("rebuild", func(b *testing.B) {
-		db, err := OpenDB(b.TempDir() + "/mc.db")
+		db, err := cas.OpenDB(b.TempDir() + "/mc.db")
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer db.Close()
 		for i := range 3 {
-			if _, err := db.RecordRun(ctx, "/ws", "build //...", 2, benchStages(10000, fmt.Sprint("pre", i), StageBuilt)); err != nil {
+			if _, err := RecordRun(ctx, db, "/ws", "build //...", 2, benchStages(10000, fmt.Sprint("pre", i), StageBuilt)); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -332,7 +334,7 @@ func BenchmarkRecordBuild(b *testing.B) {
 			b.StopTimer()
 			stages := benchStages(10000, fmt.Sprint(i), StageBuilt)
 			b.StartTimer()
-			if _, err := db.RecordRun(ctx, "/ws", "build //...", 2, stages); err != nil {
+			if _, err := RecordRun(ctx, db, "/ws", "build //...", 2, stages); err != nil {
 				b.Fatal(err)
 			}
 		}

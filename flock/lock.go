@@ -1,4 +1,8 @@
-package cas
+// Package flock holds file locks (flock(2)) that wait with a context:
+// exclusive or shared, blocking or tried once. mc takes them on its
+// database while it is set up, on its cache (builds shared, GC exclusive)
+// and on a workspace's mc-out/.
+package flock
 
 import (
 	"context"
