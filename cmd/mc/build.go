@@ -19,6 +19,7 @@ import (
 
 	"github.com/mc-build/mc/cas"
 	"github.com/mc-build/mc/event"
+	"github.com/mc-build/mc/flock"
 	"github.com/mc-build/mc/graph"
 	"github.com/mc-build/mc/sandbox"
 	"github.com/mc-build/mc/sched"
@@ -204,10 +205,10 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 	// `mc cache gc` takes this lock exclusively: it never deletes a blob
 	// under a running build.
 	gcLock := filepath.Join(s.cache, "gc.lock")
-	unlockGC, ok, err := cas.TryLockShared(gcLock)
+	unlockGC, ok, err := flock.TryLockShared(gcLock)
 	if err == nil && !ok {
 		fmt.Fprintln(e.stderr, "mc: waiting for `mc cache gc` to finish with the cache...")
-		unlockGC, err = cas.LockShared(ctx, gcLock)
+		unlockGC, err = flock.LockShared(ctx, gcLock)
 	}
 	if err != nil {
 		return &infraError{fmt.Errorf("locking the cache: %w", err)}
@@ -383,7 +384,7 @@ func lockWorkspace(ctx context.Context, e *env, root string) (func() error, erro
 		return nil, &infraError{err}
 	}
 	lockPath := filepath.Join(dir, ".lock")
-	unlock, ok, err := cas.TryLock(lockPath)
+	unlock, ok, err := flock.TryLock(lockPath)
 	if err != nil {
 		return nil, &infraError{err}
 	}
@@ -391,7 +392,7 @@ func lockWorkspace(ctx context.Context, e *env, root string) (func() error, erro
 		return unlock, nil
 	}
 	fmt.Fprintln(e.stderr, "mc: another mc command is using this workspace; waiting for it to finish...")
-	unlock, err = cas.Lock(ctx, lockPath)
+	unlock, err = flock.Lock(ctx, lockPath)
 	if err != nil {
 		return nil, err
 	}

@@ -18,7 +18,9 @@ import (
 
 	"github.com/mc-build/mc/builtins"
 	"github.com/mc-build/mc/cas"
+	"github.com/mc-build/mc/flock"
 	"github.com/mc-build/mc/graph"
+	"github.com/mc-build/mc/history"
 	"github.com/mc-build/mc/lang"
 	"github.com/mc-build/mc/sandbox/runc"
 )
@@ -150,7 +152,7 @@ type runJSON struct {
 	ID      int64     `json:"id"`
 	Started time.Time `json:"started"`
 	Command string    `json:"command"`
-	cas.RunCounts
+	history.RunCounts
 	// HitRate is cached/(built+cached+failed); null when nothing was
 	// counted. Without Exact, Cached and HitRate are lower bounds.
 	HitRate *float64 `json:"hit_rate"`
@@ -169,7 +171,7 @@ type cacheStatsJSON struct {
 	// Overall sums the runs whose counts are exact.
 	Overall struct {
 		Runs int `json:"runs"`
-		cas.RunCounts
+		history.RunCounts
 		HitRate *float64 `json:"hit_rate"`
 	} `json:"overall"`
 	Remote      *string `json:"remote"` // null: no shared cache configured
@@ -214,7 +216,7 @@ func runCacheStats(ctx context.Context, e *env, args []string) error {
 	st.Runs = []runJSON{}
 	if c.root != "" && *nRuns > 0 {
 		st.Workspace = c.root
-		runs, err := c.db.RecentRuns(ctx, c.root, *nRuns)
+		runs, err := history.RecentRuns(ctx, c.db, c.root, *nRuns)
 		if err != nil {
 			return &infraError{err}
 		}
@@ -482,7 +484,7 @@ func removeChildren(ctx context.Context, dir string) (n int, size int64, err err
 // the builds that hold it shared.
 func lockCacheForGC(ctx context.Context, e *env, dir string, wait time.Duration) (func() error, error) {
 	p := filepath.Join(dir, "gc.lock")
-	unlock, ok, err := cas.TryLock(p)
+	unlock, ok, err := flock.TryLock(p)
 	if err != nil {
 		return nil, &infraError{err}
 	}
@@ -492,7 +494,7 @@ func lockCacheForGC(ctx context.Context, e *env, dir string, wait time.Duration)
 	fmt.Fprintf(e.stderr, "mc: builds are using the cache %s; waiting up to %s for them to finish...\n", dir, wait)
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	unlock, err = cas.Lock(wctx, p)
+	unlock, err = flock.Lock(wctx, p)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

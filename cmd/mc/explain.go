@@ -12,6 +12,7 @@ import (
 
 	"github.com/mc-build/mc/cas"
 	"github.com/mc-build/mc/graph"
+	"github.com/mc-build/mc/history"
 	"github.com/mc-build/mc/oci"
 	"github.com/mc-build/mc/sched"
 )
@@ -145,7 +146,7 @@ func (x *explainer) state(a *graph.Action) (*depState, error) {
 	if t.Deploy {
 		why = "a deploy stage"
 	}
-	by, err := x.s.db.BuiltBy(x.ctx, st.key)
+	by, err := history.BuiltBy(x.ctx, x.s.db, st.key)
 	if err != nil {
 		return nil, &infraError{err}
 	}
@@ -263,12 +264,12 @@ func sortedEnv(env map[string]string) []string {
 func (x *explainer) compare(a *graph.Action, st *depState) error {
 	w, t := x.w, a.Target
 	label := a.Label().String()
-	hist, err := x.s.db.StageHistory(x.ctx, x.s.root, label, 1)
+	hist, err := history.StageHistory(x.ctx, x.s.db, x.s.root, label, 1)
 	if err != nil {
 		return &infraError{err}
 	}
 	fmt.Fprintln(w)
-	var prev *cas.StageEntry
+	var prev *history.StageEntry
 	if len(hist) > 0 {
 		prev = &hist[0]
 	}
@@ -277,7 +278,7 @@ func (x *explainer) compare(a *graph.Action, st *depState) error {
 		fmt.Fprintf(w, "no previous run of %s is recorded in this cache\n", label)
 	case prev.Key == st.key:
 		fmt.Fprintf(w, "unchanged since run %s", x.runName(prev.Run, prev.Time))
-		if prev.Status == cas.StageFailed {
+		if prev.Status == history.StageFailed {
 			fmt.Fprint(w, ", which failed")
 		}
 		switch {
@@ -287,7 +288,7 @@ func (x *explainer) compare(a *graph.Action, st *depState) error {
 			fmt.Fprintln(w, ": deploy stages always run (with --deploy)")
 		case !t.Cache:
 			fmt.Fprintln(w, ": cache = False, so it runs on every build")
-		case prev.Status == cas.StageFailed:
+		case prev.Status == history.StageFailed:
 			fmt.Fprintln(w, ": failures are not cached, so it would run again")
 		default:
 			fmt.Fprintln(w, ", but its result is no longer in the cache: it would run")
@@ -310,8 +311,8 @@ func (x *explainer) compare(a *graph.Action, st *depState) error {
 	return nil
 }
 
-func (x *explainer) printChanges(a *graph.Action, st *depState, prev *cas.StageEntry) {
-	b, err := x.s.db.KeyParts(x.ctx, prev.Key)
+func (x *explainer) printChanges(a *graph.Action, st *depState, prev *history.StageEntry) {
+	b, err := history.KeyParts(x.ctx, x.s.db, prev.Key)
 	var parts graph.KeyParts
 	if err == nil && b != nil {
 		err = json.Unmarshal(b, &parts)
@@ -338,11 +339,11 @@ func (x *explainer) printChanges(a *graph.Action, st *depState, prev *cas.StageE
 
 // builtBy names the run that built key: " (built by run N at TIME)";
 // e is the history entry just named, if any.
-func (x *explainer) builtBy(e *cas.StageEntry, key cas.Digest) string {
-	if e != nil && e.Status == cas.StageBuilt && e.Key == key {
+func (x *explainer) builtBy(e *history.StageEntry, key cas.Digest) string {
+	if e != nil && e.Status == history.StageBuilt && e.Key == key {
 		return ", built by that run"
 	}
-	by, err := x.s.db.BuiltBy(x.ctx, key)
+	by, err := history.BuiltBy(x.ctx, x.s.db, key)
 	switch {
 	case err != nil || by == nil:
 		return " (built by a run this cache has no history of)"
@@ -355,7 +356,7 @@ func (x *explainer) builtBy(e *cas.StageEntry, key cas.Digest) string {
 // runName is "7 at 2025-01-02 15:04:05 (mc build //...)".
 func (x *explainer) runName(id int64, at time.Time) string {
 	s := fmt.Sprintf("%d at %s", id, at.Local().Format("2006-01-02 15:04:05"))
-	if r, err := x.s.db.Run(x.ctx, id); err == nil && r != nil {
+	if r, err := history.Run(x.ctx, x.s.db, id); err == nil && r != nil {
 		s += " (mc " + r.Command + ")"
 	}
 	return s

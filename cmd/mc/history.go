@@ -11,6 +11,7 @@ import (
 
 	"github.com/mc-build/mc/cas"
 	"github.com/mc-build/mc/graph"
+	"github.com/mc-build/mc/history"
 	"github.com/mc-build/mc/sched"
 )
 
@@ -21,38 +22,38 @@ const defaultHistory = 10
 
 // recordHistory stores, in one transaction, every stage of the build that
 // was built, cached or failed with its key and key preimage (cas.RecordRun).
-func recordHistory(ctx context.Context, s *session, command string, keep int, ag *graph.ActionGraph, rep *sched.Report) (*cas.RecordedRun, error) {
-	stages := make([]cas.StageRecord, 0, len(ag.Actions))
+func recordHistory(ctx context.Context, s *session, command string, keep int, ag *graph.ActionGraph, rep *sched.Report) (*history.RecordedRun, error) {
+	stages := make([]history.StageRecord, 0, len(ag.Actions))
 	for _, a := range ag.Actions {
 		o := rep.Outcomes[a]
 		if o == nil || o.Parts == nil {
 			continue // skipped, or failed before its key was known
 		}
 		parts := o.Parts
-		r := cas.StageRecord{Label: a.Label().String(), Key: o.Key,
+		r := history.StageRecord{Label: a.Label().String(), Key: o.Key,
 			Parts: func() ([]byte, error) { return keyPartsJSON(parts), nil }}
 		switch o.Status {
 		case sched.StatusBuilt:
-			r.Status, r.Time = cas.StageBuilt, o.End
+			r.Status, r.Time = history.StageBuilt, o.End
 			if o.Result != nil {
 				r.Outputs = o.Result.Outputs
 			}
 		case sched.StatusCached:
-			r.Status = cas.StageCached
+			r.Status = history.StageCached
 		case sched.StatusFailed:
-			r.Status, r.Time = cas.StageFailed, o.End
+			r.Status, r.Time = history.StageFailed, o.End
 		default:
 			continue
 		}
 		stages = append(stages, r)
 	}
-	rec, err := s.db.RecordRun(ctx, s.root, command, keep, stages)
+	rec, err := history.RecordRun(ctx, s.db, s.root, command, keep, stages)
 	if err != nil || rec == nil {
 		return rec, err
 	}
 	// Exact counts for `mc cache stats` (a null build has no entries).
-	counts := cas.RunCounts{Built: rep.Built, Cached: rep.Cached, Failed: rep.Failed}
-	if err := s.db.SetRunCounts(ctx, rec.ID, counts); err != nil {
+	counts := history.RunCounts{Built: rep.Built, Cached: rep.Cached, Failed: rep.Failed}
+	if err := history.SetRunCounts(ctx, s.db, rec.ID, counts); err != nil {
 		return rec, err
 	}
 	return rec, nil
@@ -66,7 +67,7 @@ type stageReason struct {
 // ranReasons explains every stage of rep that ran (built or failed), from
 // the entry its label had before this run (rec.Previous) and the preimage
 // stored for that entry's key.
-func ranReasons(ctx context.Context, db *cas.DB, ag *graph.ActionGraph, rep *sched.Report, rec *cas.RecordedRun, noCache bool) []stageReason {
+func ranReasons(ctx context.Context, db *cas.DB, ag *graph.ActionGraph, rep *sched.Report, rec *history.RecordedRun, noCache bool) []stageReason {
 	var out []stageReason
 	for _, a := range ag.Actions {
 		o := rep.Outcomes[a]
@@ -80,7 +81,7 @@ func ranReasons(ctx context.Context, db *cas.DB, ag *graph.ActionGraph, rep *sch
 	return out
 }
 
-func whyRan(ctx context.Context, db *cas.DB, a *graph.Action, o *sched.Outcome, rec *cas.RecordedRun, noCache bool) string {
+func whyRan(ctx context.Context, db *cas.DB, a *graph.Action, o *sched.Outcome, rec *history.RecordedRun, noCache bool) string {
 	t := a.Target
 	switch {
 	case t.Deploy:
@@ -97,12 +98,12 @@ func whyRan(ctx context.Context, db *cas.DB, a *graph.Action, o *sched.Outcome, 
 		return "no previous run"
 	}
 	if prev.Key == o.Key {
-		if prev.Status == cas.StageFailed {
+		if prev.Status == history.StageFailed {
 			return fmt.Sprintf("ran because run %d failed with the same key (failures are not cached)", prev.Run)
 		}
 		return fmt.Sprintf("ran because the result of run %d is no longer in the cache", prev.Run)
 	}
-	b, err := db.KeyParts(ctx, prev.Key)
+	b, err := history.KeyParts(ctx, db, prev.Key)
 	var parts graph.KeyParts
 	if err == nil && b != nil {
 		err = json.Unmarshal(b, &parts)

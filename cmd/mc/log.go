@@ -9,6 +9,7 @@ import (
 
 	"github.com/mc-build/mc/cas"
 	"github.com/mc-build/mc/graph"
+	"github.com/mc-build/mc/history"
 )
 
 // runLog is `mc log LABEL` (the log of the stage's last run) and
@@ -45,7 +46,7 @@ func runLog(ctx context.Context, e *env, args []string) error {
 		return usagef("log: %s is a pattern: give one stage label", arg)
 	}
 	label := p.Label.String()
-	hist, err := s.db.StageHistory(ctx, s.root, label, 1)
+	hist, err := history.StageHistory(ctx, s.db, s.root, label, 1)
 	if err != nil {
 		return &infraError{err}
 	}
@@ -56,7 +57,7 @@ func runLog(ctx context.Context, e *env, args []string) error {
 	// The newest of the two: the history's entry (built, cached or failed
 	// with a known key) and the stored failure (also failures before the
 	// key was known, such as a missing input).
-	if f != nil && (len(hist) == 0 || !f.Time.Before(hist[0].Time) || hist[0].Status == cas.StageFailed) {
+	if f != nil && (len(hist) == 0 || !f.Time.Before(hist[0].Time) || hist[0].Status == history.StageFailed) {
 		fmt.Fprintf(e.stderr, "mc: %s failed at %s: %s\n", label, f.Time.Local().Format("2006-01-02 15:04:05"), f.Error)
 		return printBlob(e, s, f.Log, label)
 	}
@@ -72,7 +73,7 @@ func runLog(ctx context.Context, e *env, args []string) error {
 		return usagef("log: the result of %s's last run (%s) is no longer in the cache (mc cache gc or purge removed it)", label, h.Key.Short())
 	}
 	when := "built"
-	if h.Status == cas.StageCached {
+	if h.Status == history.StageCached {
 		when = "cached, built"
 	}
 	fmt.Fprintf(e.stderr, "mc: %s %s at %s (key %s)\n", label, when, h.Time.Local().Format("2006-01-02 15:04:05"), h.Key.Short())
