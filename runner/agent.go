@@ -46,7 +46,7 @@ type AgentOptions struct {
 	Notify string
 	// PrivateNetwork gives stages with network = True a network namespace
 	// of their own, from which the instance metadata service and the
-	// agent cannot be reached (exec.LocalOptions.PrivateNetwork).
+	// agent cannot be reached (sandbox.LocalOptions.PrivateNetwork).
 	PrivateNetwork bool
 	// IdleTimeout ends a runner that got no job for this long (1h); it also
 	// ends as soon as the run is over (runs/<run>/done, or the coordinator's

@@ -849,7 +849,7 @@ func phasesOf(start time.Time, r *ResultSpec, end time.Time) []sched.Phase {
 	return append(ps, sched.Phase{Name: "collecting", Start: r.seen, End: end})
 }
 
-// finish turns the agent's result into an exec.Result, with the outputs
+// finish turns the agent's result into a sched.Result, with the outputs
 // and log downloaded into the local store: the scheduler records the result
 // locally (a runner-built stage is a local cache hit next time), uploads it
 // to the shared cache's ac/ space, and writes mc-out/ from the local store.

@@ -37,7 +37,7 @@ func logKey(run, job string, seq int) string {
 // BlobKey is the object of a CAS blob, as cas/s3 lays them out.
 func BlobKey(d cas.Digest) string { return "cas/" + d.Hex() }
 
-// InputSpec is exec.Input without the host path.
+// InputSpec is sched.Input without the host path.
 type InputSpec struct {
 	Path   string     `json:"path"`
 	Digest cas.Digest `json:"digest"`
@@ -46,7 +46,7 @@ type InputSpec struct {
 	IsTree bool       `json:"is_tree,omitempty"`
 }
 
-// JobSpec is what the agent runs: an exec.Job minus its Log writer and
+// JobSpec is what the agent runs: a sched.Job minus its Log writer and
 // secret values (those travel in the one-time secrets object, sealed to the
 // agent's key).
 type JobSpec struct {
@@ -86,7 +86,7 @@ func specOf(job *sched.Job, heartbeat time.Duration, keep bool) *JobSpec {
 	return s
 }
 
-// job turns the spec back into an exec.Job (without Log).
+// job turns the spec back into a sched.Job (without Log).
 func (s *JobSpec) job(secrets map[string]string) (*sched.Job, error) {
 	l, err := graph.ParseLabel(s.Label, "")
 	if err != nil {
@@ -107,7 +107,7 @@ func (s *JobSpec) job(secrets map[string]string) (*sched.Job, error) {
 	return j, nil
 }
 
-// ResultSpec is what the agent reports: exec.Result minus the log writer.
+// ResultSpec is what the agent reports: sched.Result minus the log writer.
 type ResultSpec struct {
 	ExitCode int          `json:"exit_code"`
 	Error    string       `json:"error,omitempty"` // the stage failed: why

@@ -53,7 +53,7 @@ type buildFlags struct {
 	// for pull requests.
 	untrusted bool
 	sandbox   string // --sandbox: auto or required (sandbox.go)
-	// stageNetwork: host or private (exec.LocalOptions.PrivateNetwork).
+	// stageNetwork: host or private (sandbox.LocalOptions.PrivateNetwork).
 	stageNetwork string
 }
 
@@ -250,7 +250,7 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 		return err
 	}
 	obs.startPhase("execute")
-	// exec.Run syncs the store before each batch of results it records
+	// sched.Run syncs the store before each batch of results it records
 	// (group commit), so blobs need not be fsynced one by one.
 	s.store.DeferSync()
 	sandboxMode, sandboxed := sandboxState(s.cache, sandboxMode)
@@ -483,7 +483,7 @@ func selectRoots(g *graph.Graph, pats []graph.Pattern, args []string, test, depl
 // writes nothing; what it places, it records in the stat cache (learn), so
 // the next build does not read it back.
 //
-// It works while the build runs: exec.Options.Done hands it each requested
+// It works while the build runs: sched.Options.Done hands it each requested
 // stage's result as the stage finishes (its blobs are local by then), so
 // mc-out/ fills up behind the build instead of after it.
 type materializer struct {
@@ -524,7 +524,7 @@ func newMaterializer(s *session, want map[*graph.Action]bool) *materializer {
 	return m
 }
 
-// done is exec.Options.Done. The queue holds one entry per requested
+// done is sched.Options.Done. The queue holds one entry per requested
 // stage, each finishing once, so it never blocks the scheduler.
 func (m *materializer) done(a *graph.Action, o *sched.Outcome) {
 	if m.want[a] && o.Result != nil {

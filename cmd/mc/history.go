@@ -21,7 +21,7 @@ import (
 const defaultHistory = 10
 
 // recordHistory stores, in one transaction, every stage of the build that
-// was built, cached or failed with its key and key preimage (cas.RecordRun).
+// was built, cached or failed with its key and key preimage (history.RecordRun).
 func recordHistory(ctx context.Context, s *session, command string, keep int, ag *graph.ActionGraph, rep *sched.Report) (*history.RecordedRun, error) {
 	stages := make([]history.StageRecord, 0, len(ag.Actions))
 	for _, a := range ag.Actions {

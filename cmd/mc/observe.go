@@ -99,7 +99,7 @@ func (o *observer) startPhase(name string) {
 	o.phase, o.started = name, now
 }
 
-// record stores the run's history (cas.RecordRun) and works out the
+// record stores the run's history (history.RecordRun) and works out the
 // --explain reasons, which need the entries the run replaces. A failure to
 // record is a warning: the build itself went fine.
 func (o *observer) record(ctx context.Context, s *session, command string, noCache bool, ag *graph.ActionGraph, rep *sched.Report) {

@@ -28,7 +28,7 @@ const unisolatedPlatform = "+unisolated"
 //
 // It returns the mode the executor is to be made with, and a function
 // telling, once it is made, whether stages are isolated: false only in
-// auto mode, after saying so; an error wrapping exec.ErrNoSandbox in
+// auto mode, after saying so; an error wrapping sandbox.ErrNoSandbox in
 // required mode.
 func sandboxState(cache string, mode sandbox.SandboxMode) (sandbox.SandboxMode, func(*sandbox.Local) (bool, error)) {
 	rec := filepath.Join(cache, "sandbox-probe")

@@ -24,9 +24,9 @@ import (
 //
 // Trusted blobs reach the untrusted store as verified copies, never links
 // (cas.Store.ReadThrough); trusted action results are looked up after the
-// tier's own (exec.Options.Trusted); a cache mount starts as a copy of the
-// trusted one of the same name (exec.LocalOptions.SeedMountsDir). A stage
-// naming a secret fails (exec.Options.Untrusted), and no stage runs
+// tier's own (sched.Options.Trusted); a cache mount starts as a copy of the
+// trusted one of the same name (sandbox.LocalOptions.SeedMountsDir). A stage
+// naming a secret fails (sched.Options.Untrusted), and no stage runs
 // without a sandbox.
 
 // openTrusted makes store (the untrusted tier's) read through to the
@@ -61,7 +61,7 @@ func closeDB(db *cas.DB) {
 	}
 }
 
-// trustedReader is s.trusted as exec.Options.Trusted: nil (no interface
+// trustedReader is s.trusted as sched.Options.Trusted: nil (no interface
 // holding a nil pointer) when there is none.
 func (s *session) trustedReader() cas.ActionReader {
 	if s.trusted == nil {
@@ -90,7 +90,7 @@ func untrustedURL(url string) string {
 // (SPEC §4a: exit 3). A stage of a pull request run without a sandbox can
 // read the whole machine: the trusted cache, mc's environment and
 // credentials. The executor was made in SandboxRequired mode, so why
-// wraps exec.ErrNoSandbox and says what is missing.
+// wraps sandbox.ErrNoSandbox and says what is missing.
 func requireSandbox(why error) error {
 	return &infraError{fmt.Errorf("an untrusted build needs a sandbox and none works here: its stages would see "+
 		"this machine's files and credentials: %w", why)}
