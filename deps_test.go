@@ -29,22 +29,27 @@ var allowed = map[string][]string{
 	"vcs":              {},
 	"iampolicy":        {},
 	"stdlib":           {},
-	"cas":              {"internal/fdio", "internal/wire"},
+	"flock":            {},
+	"cas":              {"flock", "internal/fdio", "internal/wire"},
 	"cas/s3":           {"cas"},
+	"history":          {"cas", "internal/wire"},
 	// Evaluate and key.
 	"graph":    {"cas"},
 	"lang":     {"graph", "cas", "stdlib"},
 	"builtins": {"lang", "graph", "cas", "oci"},
 	// Run.
-	"exec/runc": {"confine"},
-	"exec":      {"event", "graph", "cas", "oci", "confine", "exec/runc", "internal/fdio", "internal/wire"},
-	"runner":    {"exec", "graph", "cas", "cas/s3"},
+	"sharedcache":  {"cas", "event"},
+	"sched":        {"event", "graph", "cas", "oci", "sharedcache"},
+	"sandbox/runc": {"confine"},
+	"sandbox":      {"sched", "graph", "cas", "oci", "confine", "sandbox/runc", "internal/fdio", "internal/wire"},
+	"runner":       {"sched", "sandbox", "graph", "cas", "cas/s3"},
 	// Show and serve.
 	"ui":      {"event"},
 	"profile": {"event"},
 	"server":  {"event"},
 	// The command: flags and wiring over all of the above.
-	"cmd/mc": {"event", "builtins", "lang", "graph", "cas", "cas/s3", "exec", "ui", "vcs", "profile", "oci", "server", "runner", "exec/runc"},
+	"cmd/mc": {"event", "builtins", "lang", "graph", "cas", "cas/s3", "flock", "history", "sched", "sharedcache", "sandbox",
+		"sandbox/runc", "ui", "vcs", "profile", "oci", "server", "runner"},
 	// Test components and benchmarks.
 	"internal/ec2double":    {},
 	"internal/testminio":    {"internal/syncbuf"},

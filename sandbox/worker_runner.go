@@ -30,9 +30,9 @@ const runnerEnv = "MC_SANDBOX_RUNNER"
 // stages, since the executor starts os.Executable() as the runner) must
 // begin with:
 //
-//	if exec.RunnerMain() { return }
+//	if sandbox.RunnerMain() { return }
 //
-// This is the one place of package exec that calls os.Exit: the runner is
+// This is the one place of package sandbox that calls os.Exit: the runner is
 // a program of its own that happens to live in the same binary.
 func RunnerMain() (ran bool) {
 	switch os.Getenv(runnerEnv) {
