@@ -30,9 +30,11 @@ import (
 	"github.com/mc-build/mc/builtins"
 	"github.com/mc-build/mc/cas"
 	"github.com/mc-build/mc/errkind"
-	"github.com/mc-build/mc/exec/runc"
+	"github.com/mc-build/mc/flock"
 	"github.com/mc-build/mc/graph"
+	"github.com/mc-build/mc/history"
 	"github.com/mc-build/mc/lang"
+	"github.com/mc-build/mc/sandbox/runc"
 	"github.com/mc-build/mc/session"
 )
 
@@ -109,7 +111,7 @@ type runJSON struct {
 	ID      int64     `json:"id"`
 	Started time.Time `json:"started"`
 	Command string    `json:"command"`
-	cas.RunCounts
+	history.RunCounts
 	// HitRate is cached/(built+cached+failed); null when nothing was
 	// counted. Without Exact, Cached and HitRate are lower bounds.
 	HitRate *float64 `json:"hit_rate"`
@@ -129,7 +131,7 @@ type Stats struct {
 	// Overall sums the runs whose counts are exact.
 	Overall struct {
 		Runs int `json:"runs"`
-		cas.RunCounts
+		history.RunCounts
 		HitRate *float64 `json:"hit_rate"`
 	} `json:"overall"`
 	Remote      *string `json:"remote"` // null: no shared cache configured
@@ -155,7 +157,7 @@ func CollectStats(ctx context.Context, c *Dirs, nRuns int, remote cas.Remote, re
 	st.Runs = []runJSON{}
 	if c.Root != "" && nRuns > 0 {
 		st.Workspace = c.Root
-		runs, err := c.DB.RecentRuns(ctx, c.Root, nRuns)
+		runs, err := history.RecentRuns(ctx, c.DB, c.Root, nRuns)
 		if err != nil {
 			return nil, errkind.Infra(err)
 		}
@@ -378,7 +380,7 @@ func removeChildren(ctx context.Context, dir string) (n int, size int64, err err
 // the builds that hold it shared.
 func lockCacheForGC(ctx context.Context, stderr io.Writer, dir string, wait time.Duration) (func() error, error) {
 	p := filepath.Join(dir, "gc.lock")
-	unlock, ok, err := cas.TryLock(p)
+	unlock, ok, err := flock.TryLock(p)
 	if err != nil {
 		return nil, errkind.Infra(err)
 	}
@@ -388,7 +390,7 @@ func lockCacheForGC(ctx context.Context, stderr io.Writer, dir string, wait time
 	fmt.Fprintf(stderr, "mc: builds are using the cache %s; waiting up to %s for them to finish...\n", dir, wait)
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	unlock, err = cas.Lock(wctx, p)
+	unlock, err = flock.Lock(wctx, p)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

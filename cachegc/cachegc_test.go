@@ -12,6 +12,7 @@ import (
 
 	"github.com/mc-build/mc/cas"
 	"github.com/mc-build/mc/errkind"
+	"github.com/mc-build/mc/history"
 )
 
 func TestCacheParseSize(t *testing.T) {
@@ -135,9 +136,9 @@ func TestCachePurgeResults(t *testing.T) {
 		// The history knows a key of //b:y whose local result is gone: the
 		// shared cache may still hold it.
 		gone := cas.FromBytes([]byte("gone"))
-		rec := cas.StageRecord{Label: "//b:y", Key: gone, Status: cas.StageBuilt,
+		rec := history.StageRecord{Label: "//b:y", Key: gone, Status: history.StageBuilt,
 			Parts: func() ([]byte, error) { return []byte("{}"), nil }}
-		if _, err := db.RecordRun(ctx, "/ws", "build", 10, []cas.StageRecord{rec}); err != nil {
+		if _, err := history.RecordRun(ctx, db, "/ws", "build", 10, []history.StageRecord{rec}); err != nil {
 			t.Fatal(err)
 		}
 		r := &fakeRemote{}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mc-build/mc/cas"
+	"github.com/mc-build/mc/history"
 )
 
 // Test helpers, as cas's own tests have them.
@@ -73,12 +74,12 @@ func sampleResult() *cas.ActionResult {
 }
 
 // stageRec is a run history record of label whose key parts are cmd.
-func stageRec(label, cmd string, st cas.StageStatus) cas.StageRecord {
+func stageRec(label, cmd string, st history.StageStatus) history.StageRecord {
 	b, _ := json.Marshal(struct {
 		Cmd string `json:"cmd"`
 	}{cmd})
-	r := cas.StageRecord{Label: label, Key: cas.FromBytes(b), Parts: func() ([]byte, error) { return b, nil }, Status: st}
-	if st == cas.StageBuilt {
+	r := history.StageRecord{Label: label, Key: cas.FromBytes(b), Parts: func() ([]byte, error) { return b, nil }, Status: st}
+	if st == history.StageBuilt {
 		r.Outputs = []cas.Output{{Path: "out/" + cmd, Digest: cas.FromBytes([]byte(cmd)), Size: int64(len(cmd))}}
 	}
 	return r

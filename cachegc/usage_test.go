@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/mc-build/mc/cas"
+	"github.com/mc-build/mc/history"
 )
 
 func TestStoreUsage(t *testing.T) {
@@ -81,8 +82,8 @@ func TestPurgeQueries(t *testing.T) {
 	}
 	// History knows another key of //svc/api:build whose result is gone,
 	// and a label with no result at all.
-	hist := []cas.StageRecord{stageRec("//svc/api:build", "old", cas.StageBuilt), stageRec("//gone:x", "x", cas.StageBuilt)}
-	if _, err := db.RecordRun(ctx, "/ws", "build //...", 10, hist); err != nil {
+	hist := []history.StageRecord{stageRec("//svc/api:build", "old", history.StageBuilt), stageRec("//gone:x", "x", history.StageBuilt)}
+	if _, err := history.RecordRun(ctx, db, "/ws", "build //...", 10, hist); err != nil {
 		t.Fatal(err)
 	}
 	labels, err := KnownLabels(ctx, db)

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+
+	"github.com/mc-build/mc/flock"
 )
 
 // busyTimeout is how long a statement waits for another process's write
@@ -45,7 +47,7 @@ func migrations() []string {
 			key   BLOB NOT NULL,
 			PRIMARY KEY (scope, label)
 		) WITHOUT ROWID;`,
-		// Run history for `mc explain` and `mc build --explain` (runs.go):
+		// Run history for `mc explain` and `mc build --explain` (package history):
 		// each label's bounded list of entries with their key preimages, and
 		// per workspace the newest entry of every label, in one row that a
 		// build reads and writes at once.
@@ -74,7 +76,7 @@ func migrations() []string {
 			stage_set BLOB NOT NULL,    -- stageSetDigest of the scope's last recorded run
 			heads     BLOB NOT NULL     -- every label's newest entry (encodeHeads)
 		) WITHOUT ROWID;`,
-		// `mc cache` (gc.go, touch.go, run_stats.go): when each result was
+		// `mc cache` (gc.go, touch.go, history's run_stats.go): when each result was
 		// last a cache hit, for least-recently-used trimming (0: not since
 		// it was created), and each run's stage counts, which the history
 		// entries alone do not give (a null build writes none).
@@ -119,7 +121,7 @@ func OpenDB(path string) (*DB, error) {
 	// same: processes opening one cache take turns until it is set up.
 	ctx, cancel := context.WithTimeout(context.Background(), busyTimeout)
 	defer cancel()
-	unlock, err := Lock(ctx, abs+".lock")
+	unlock, err := flock.Lock(ctx, abs+".lock")
 	if err != nil {
 		return nil, fmt.Errorf("cas: open db %s: %w", abs, err)
 	}

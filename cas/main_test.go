@@ -1,7 +1,6 @@
 package cas
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -34,15 +33,6 @@ func runHelper(role string) error {
 			return err
 		}
 		return hammer(ctx, os.Getenv("MC_CAS_TEST_STORE"), os.Getenv("MC_CAS_TEST_DB"), os.Getenv("MC_CAS_TEST_SHARED"), worker)
-	case "lock":
-		// Take the lock, say so, hold it until stdin closes.
-		unlock, err := Lock(ctx, os.Getenv("MC_CAS_TEST_LOCK"))
-		if err != nil {
-			return err
-		}
-		fmt.Println("locked")
-		bufio.NewReader(os.Stdin).ReadString('\n')
-		return unlock()
 	case "writer":
 		// Write big blobs forever; the test kills us mid-write.
 		s, err := OpenStore(os.Getenv("MC_CAS_TEST_STORE"))

@@ -13,8 +13,9 @@ import (
 
 	"github.com/mc-build/mc/cas"
 	"github.com/mc-build/mc/errkind"
-	"github.com/mc-build/mc/exec"
 	"github.com/mc-build/mc/graph"
+	"github.com/mc-build/mc/history"
+	"github.com/mc-build/mc/sched"
 	"github.com/mc-build/mc/session"
 )
 
@@ -110,7 +111,7 @@ func (x *explainer) explain(ag *graph.ActionGraph, target *graph.Action) error {
 func (x *explainer) state(a *graph.Action) (*depState, error) {
 	// Registry references resolve to digests as a build resolves them.
 	resolve := func(ref string) (string, error) { return x.resolve(x.ctx, ref) }
-	parts, _, err := exec.KeyPartsResolved(a, x.s.Root, platform, x.s.Stat, func(d *graph.Action) []cas.Output { return x.known[d].outputs }, resolve)
+	parts, _, err := sched.KeyPartsResolved(a, x.s.Root, platform, x.s.Stat, func(d *graph.Action) []cas.Output { return x.known[d].outputs }, resolve)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +135,7 @@ func (x *explainer) state(a *graph.Action) (*depState, error) {
 	if t.Deploy {
 		why = "a deploy stage"
 	}
-	by, err := x.s.DB.BuiltBy(x.ctx, st.key)
+	by, err := history.BuiltBy(x.ctx, x.s.DB, st.key)
 	if err != nil {
 		return nil, errkind.Infra(err)
 	}
@@ -252,12 +253,12 @@ func sortedEnv(env map[string]string) []string {
 func (x *explainer) compare(a *graph.Action, st *depState) error {
 	w, t := x.w, a.Target
 	label := a.Label().String()
-	hist, err := x.s.DB.StageHistory(x.ctx, x.s.Scope, label, 1)
+	hist, err := history.StageHistory(x.ctx, x.s.DB, x.s.Scope, label, 1)
 	if err != nil {
 		return errkind.Infra(err)
 	}
 	fmt.Fprintln(w)
-	var prev *cas.StageEntry
+	var prev *history.StageEntry
 	if len(hist) > 0 {
 		prev = &hist[0]
 	}
@@ -266,7 +267,7 @@ func (x *explainer) compare(a *graph.Action, st *depState) error {
 		fmt.Fprintf(w, "no previous run of %s is recorded in this cache\n", label)
 	case prev.Key == st.key:
 		fmt.Fprintf(w, "unchanged since run %s", x.runName(prev.Run, prev.Time))
-		if prev.Status == cas.StageFailed {
+		if prev.Status == history.StageFailed {
 			fmt.Fprint(w, ", which failed")
 		}
 		switch {
@@ -276,7 +277,7 @@ func (x *explainer) compare(a *graph.Action, st *depState) error {
 			fmt.Fprintln(w, ": deploy stages always run (with --deploy)")
 		case !t.Cache:
 			fmt.Fprintln(w, ": cache = False, so it runs on every build")
-		case prev.Status == cas.StageFailed:
+		case prev.Status == history.StageFailed:
 			fmt.Fprintln(w, ": failures are not cached, so it would run again")
 		default:
 			fmt.Fprintln(w, ", but its result is no longer in the cache: it would run")
@@ -299,8 +300,8 @@ func (x *explainer) compare(a *graph.Action, st *depState) error {
 	return nil
 }
 
-func (x *explainer) printChanges(a *graph.Action, st *depState, prev *cas.StageEntry) {
-	b, err := x.s.DB.KeyParts(x.ctx, prev.Key)
+func (x *explainer) printChanges(a *graph.Action, st *depState, prev *history.StageEntry) {
+	b, err := history.KeyParts(x.ctx, x.s.DB, prev.Key)
 	var parts graph.KeyParts
 	if err == nil && b != nil {
 		err = json.Unmarshal(b, &parts)
@@ -327,11 +328,11 @@ func (x *explainer) printChanges(a *graph.Action, st *depState, prev *cas.StageE
 
 // builtBy names the run that built key: " (built by run N at TIME)";
 // e is the history entry just named, if any.
-func (x *explainer) builtBy(e *cas.StageEntry, key cas.Digest) string {
-	if e != nil && e.Status == cas.StageBuilt && e.Key == key {
+func (x *explainer) builtBy(e *history.StageEntry, key cas.Digest) string {
+	if e != nil && e.Status == history.StageBuilt && e.Key == key {
 		return ", built by that run"
 	}
-	by, err := x.s.DB.BuiltBy(x.ctx, key)
+	by, err := history.BuiltBy(x.ctx, x.s.DB, key)
 	switch {
 	case err != nil || by == nil:
 		return " (built by a run this cache has no history of)"
@@ -344,7 +345,7 @@ func (x *explainer) builtBy(e *cas.StageEntry, key cas.Digest) string {
 // runName is "7 at 2025-01-02 15:04:05 (mc build //...)".
 func (x *explainer) runName(id int64, at time.Time) string {
 	s := fmt.Sprintf("%d at %s", id, at.Local().Format("2006-01-02 15:04:05"))
-	if r, err := x.s.DB.Run(x.ctx, id); err == nil && r != nil {
+	if r, err := history.Run(x.ctx, x.s.DB, id); err == nil && r != nil {
 		s += " (mc " + r.Command + ")"
 	}
 	return s

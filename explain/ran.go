@@ -7,8 +7,9 @@ import (
 	"sort"
 
 	"github.com/mc-build/mc/cas"
-	"github.com/mc-build/mc/exec"
 	"github.com/mc-build/mc/graph"
+	"github.com/mc-build/mc/history"
+	"github.com/mc-build/mc/sched"
 )
 
 // Reason is why one stage ran, for `mc build --explain`.
@@ -26,11 +27,11 @@ type KeyPartsReader interface {
 // entry its label had before this run (rec.Previous) and the preimage
 // stored for that entry's key. noCache is whether the build ignored the
 // cache (--nocache).
-func Ran(ctx context.Context, db KeyPartsReader, ag *graph.ActionGraph, rep *exec.Report, rec *cas.RecordedRun, noCache bool) []Reason {
+func Ran(ctx context.Context, db KeyPartsReader, ag *graph.ActionGraph, rep *sched.Report, rec *history.RecordedRun, noCache bool) []Reason {
 	var out []Reason
 	for _, a := range ag.Actions {
 		o := rep.Outcomes[a]
-		if o == nil || (o.Status != exec.StatusBuilt && o.Status != exec.StatusFailed) || o.Parts == nil {
+		if o == nil || (o.Status != sched.StatusBuilt && o.Status != sched.StatusFailed) || o.Parts == nil {
 			continue
 		}
 		label := a.Label().String()
@@ -40,7 +41,7 @@ func Ran(ctx context.Context, db KeyPartsReader, ag *graph.ActionGraph, rep *exe
 	return out
 }
 
-func whyRan(ctx context.Context, db KeyPartsReader, a *graph.Action, o *exec.Outcome, rec *cas.RecordedRun, noCache bool) string {
+func whyRan(ctx context.Context, db KeyPartsReader, a *graph.Action, o *sched.Outcome, rec *history.RecordedRun, noCache bool) string {
 	t := a.Target
 	switch {
 	case t.Deploy:
@@ -57,7 +58,7 @@ func whyRan(ctx context.Context, db KeyPartsReader, a *graph.Action, o *exec.Out
 		return "no previous run"
 	}
 	if prev.Key == o.Key {
-		if prev.Status == cas.StageFailed {
+		if prev.Status == history.StageFailed {
 			return fmt.Sprintf("ran because run %d failed with the same key (failures are not cached)", prev.Run)
 		}
 		return fmt.Sprintf("ran because the result of run %d is no longer in the cache", prev.Run)

@@ -12,8 +12,8 @@ import (
 	"sync/atomic"
 
 	"github.com/mc-build/mc/cas"
-	"github.com/mc-build/mc/exec"
 	"github.com/mc-build/mc/graph"
+	"github.com/mc-build/mc/sched"
 )
 
 // Materializer places the outputs of the requested stages under mc-out/ as
@@ -27,7 +27,7 @@ import (
 // writes nothing; what it places, it records in the stat cache (learn), so
 // the next build does not read it back.
 //
-// It works while the build runs: exec.Options.Done hands it each requested
+// It works while the build runs: sched.Options.Done hands it each requested
 // stage's result as the stage finishes (its blobs are local by then), so
 // mc-out/ fills up behind the build instead of after it.
 type Materializer struct {
@@ -72,9 +72,9 @@ func New(store *cas.Store, stat *cas.StatCache, dir string, want map[*graph.Acti
 	return m
 }
 
-// Done is exec.Options.Done. The queue holds one entry per requested
+// Done is sched.Options.Done. The queue holds one entry per requested
 // stage, each finishing once, so it never blocks the scheduler.
-func (m *Materializer) Done(a *graph.Action, o *exec.Outcome) {
+func (m *Materializer) Done(a *graph.Action, o *sched.Outcome) {
 	if m.want[a] && o.Result != nil {
 		m.queue <- o.Result
 	}

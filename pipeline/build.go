@@ -11,12 +11,12 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/mc-build/mc/cas"
 	"github.com/mc-build/mc/errkind"
 	"github.com/mc-build/mc/event"
-	"github.com/mc-build/mc/exec"
+	"github.com/mc-build/mc/flock"
 	"github.com/mc-build/mc/graph"
 	"github.com/mc-build/mc/report"
+	"github.com/mc-build/mc/sched"
 	"github.com/mc-build/mc/session"
 	"github.com/mc-build/mc/stagelog"
 	"github.com/mc-build/mc/ui"
@@ -141,7 +141,7 @@ func lockWorkspace(ctx context.Context, stderr io.Writer, root string) (func() e
 		return nil, errkind.Infra(err)
 	}
 	lockPath := filepath.Join(dir, ".lock")
-	unlock, ok, err := cas.TryLock(lockPath)
+	unlock, ok, err := flock.TryLock(lockPath)
 	if err != nil {
 		return nil, errkind.Infra(err)
 	}
@@ -149,7 +149,7 @@ func lockWorkspace(ctx context.Context, stderr io.Writer, root string) (func() e
 		return unlock, nil
 	}
 	fmt.Fprintln(stderr, "mc: another mc command is using this workspace; waiting for it to finish...")
-	unlock, err = cas.Lock(ctx, lockPath)
+	unlock, err = flock.Lock(ctx, lockPath)
 	if err != nil {
 		return nil, err
 	}
@@ -249,11 +249,11 @@ func PrintSummary(e Env, name string, res *Result, test bool) {
 			status := "NOT RUN"
 			switch {
 			case o == nil:
-			case o.Status == exec.StatusBuilt:
+			case o.Status == sched.StatusBuilt:
 				status, pass = "PASSED", pass+1
-			case o.Status == exec.StatusCached:
+			case o.Status == sched.StatusCached:
 				status, pass = "PASSED (cached)", pass+1
-			case o.Status == exec.StatusFailed:
+			case o.Status == sched.StatusFailed:
 				status, fail = "FAILED", fail+1
 			}
 			fmt.Fprintf(w, "%-40s %s\n", a.Label(), status)

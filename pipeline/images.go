@@ -7,9 +7,9 @@ import (
 	"strings"
 
 	"github.com/mc-build/mc/errkind"
-	"github.com/mc-build/mc/exec"
 	"github.com/mc-build/mc/graph"
 	"github.com/mc-build/mc/oci"
+	"github.com/mc-build/mc/sched"
 )
 
 // registrySetting is where images are pushed: --registry, else
@@ -27,8 +27,8 @@ func registrySetting(getenv func(string) (string, bool), flag string, ws *graph.
 // imageOptions is how the build resolves registry images and, when push is
 // set, pushes the images of ag that have a repository to registry. A push
 // without a registry to push to is a usage error.
-func imageOptions(ag *graph.ActionGraph, registry string, push bool) (exec.ImageOptions, error) {
-	opts := exec.ImageOptions{
+func imageOptions(ag *graph.ActionGraph, registry string, push bool) (sched.ImageOptions, error) {
+	opts := sched.ImageOptions{
 		Resolve: func(ctx context.Context, ref string) (string, error) {
 			return oci.Resolve(ctx, ref, registryOptions(ref))
 		},

@@ -4,12 +4,12 @@ import (
 	"os"
 	"testing"
 
-	"github.com/mc-build/mc/exec"
+	"github.com/mc-build/mc/sandbox"
 )
 
 func TestMain(m *testing.M) {
 	// The executor runs this test binary as the PID 1 of its sandboxes.
-	if exec.RunnerMain() {
+	if sandbox.RunnerMain() {
 		return
 	}
 	os.Exit(m.Run())

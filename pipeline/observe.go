@@ -9,10 +9,10 @@ import (
 
 	"github.com/mc-build/mc/errkind"
 	"github.com/mc-build/mc/event"
-	"github.com/mc-build/mc/exec"
 	"github.com/mc-build/mc/explain"
 	"github.com/mc-build/mc/graph"
 	"github.com/mc-build/mc/profile"
+	"github.com/mc-build/mc/sched"
 	"github.com/mc-build/mc/session"
 )
 
@@ -92,10 +92,10 @@ func (o *observer) startPhase(name string) {
 	o.phase, o.started = name, now
 }
 
-// record stores the run's history (cas.RecordRun) and works out the
+// record stores the run's history (history.RecordRun) and works out the
 // --explain reasons, which need the entries the run replaces. A failure to
 // record is a warning: the build itself went fine.
-func (o *observer) record(ctx context.Context, p *Pipeline, command string, noCache bool, ag *graph.ActionGraph, rep *exec.Report) {
+func (o *observer) record(ctx context.Context, p *Pipeline, command string, noCache bool, ag *graph.ActionGraph, rep *sched.Report) {
 	o.startPhase("record history")
 	defer o.startPhase("")
 	rec, err := p.RecordHistory(ctx, command, o.flags.history, ag, rep)

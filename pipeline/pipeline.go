@@ -19,10 +19,13 @@ import (
 	"github.com/mc-build/mc/cas"
 	"github.com/mc-build/mc/errkind"
 	"github.com/mc-build/mc/event"
-	"github.com/mc-build/mc/exec"
+	"github.com/mc-build/mc/flock"
 	"github.com/mc-build/mc/graph"
 	"github.com/mc-build/mc/outdir"
+	"github.com/mc-build/mc/sandbox"
+	"github.com/mc-build/mc/sched"
 	"github.com/mc-build/mc/session"
+	"github.com/mc-build/mc/sharedcache"
 	"github.com/mc-build/mc/stagelog"
 )
 
@@ -59,7 +62,7 @@ type Options struct {
 	KeepSandbox               bool   // keep each stage's sandbox directory
 	Push                      bool   // push the images built that have a repository
 	Registry                  string // where images are pushed; "": MC_REGISTRY, WORKSPACE.mc
-	Sandbox                   exec.SandboxMode
+	Sandbox                   sandbox.SandboxMode
 	PrivateNetwork            bool // stages with network = True get a namespace of their own
 	// JSON says the events are shown as JSON lines: warnings then go into
 	// the event stream instead of to Stderr.
@@ -81,7 +84,7 @@ type Pipeline struct {
 	endPreload context.CancelFunc
 
 	// The local executor, made by the first Run and kept.
-	local    *exec.Local
+	local    *sandbox.Local
 	isolated bool
 	plat     string
 
@@ -131,10 +134,10 @@ func (p *Pipeline) open(ctx context.Context) error {
 	// `mc cache gc` takes this lock exclusively: it never deletes a blob
 	// under a running build.
 	gcLock := filepath.Join(s.Cache, "gc.lock")
-	unlockGC, ok, err := cas.TryLockShared(gcLock)
+	unlockGC, ok, err := flock.TryLockShared(gcLock)
 	if err == nil && !ok {
 		fmt.Fprintln(p.env.Stderr, "mc: waiting for `mc cache gc` to finish with the cache...")
-		unlockGC, err = cas.LockShared(ctx, gcLock)
+		unlockGC, err = flock.LockShared(ctx, gcLock)
 	}
 	if err != nil {
 		return errkind.Infra(fmt.Errorf("locking the cache: %w", err))
@@ -144,7 +147,7 @@ func (p *Pipeline) open(ctx context.Context) error {
 	if !o.NoCache {
 		pctx, cancel := context.WithCancel(ctx)
 		p.endPreload = cancel
-		p.preload = exec.StartPreload(pctx, s.DB, s.Root)
+		p.preload = sched.StartPreload(pctx, s.DB, s.Root)
 	}
 	return nil
 }
@@ -254,10 +257,10 @@ type RunOptions struct {
 	// of its actions.
 	Actions *graph.ActionGraph
 	// Prior gives the outcomes of an earlier Run for the actions nothing
-	// changed under (exec.Options.Prior; mc watch). Such a Run keys and
+	// changed under (sched.Options.Prior; mc watch). Such a Run keys and
 	// looks up only the other actions, one by one, rather than reading
 	// every latest result of the workspace first.
-	Prior func(*graph.Action) *exec.Outcome
+	Prior func(*graph.Action) *sched.Outcome
 	// GraphEvent puts the action graph in the build_started event (what
 	// mc serve draws); off, a terminal build pays nothing for it.
 	GraphEvent bool
@@ -266,7 +269,7 @@ type RunOptions struct {
 // Result is what a Run did.
 type Result struct {
 	Actions *graph.ActionGraph
-	Report  *exec.Report
+	Report  *sched.Report
 	// Logs holds the logs of the stages that failed.
 	Logs *stagelog.Keeper
 	// Isolated is false when stages ran without a sandbox (Options.Sandbox
@@ -300,7 +303,7 @@ func (p *Pipeline) Run(ctx context.Context, g *graph.Graph, roots []graph.Label,
 		return nil, err
 	}
 	phase("execute")
-	// exec.Run syncs the store before each batch of results it records
+	// sched.Run syncs the store before each batch of results it records
 	// (group commit), so blobs need not be fsynced one by one.
 	s.Store.DeferSync()
 	if err := p.startLocal(); err != nil {
@@ -326,11 +329,11 @@ func (p *Pipeline) Run(ctx context.Context, g *graph.Graph, roots []graph.Label,
 		// The few actions an edit affects are looked up one by one.
 		preload = func() (map[cas.Digest]cas.LatestEntry, error) { return nil, nil }
 	}
-	rep, runErr := exec.Run(ctx, ag, exec.Options{
+	rep, runErr := sched.Run(ctx, ag, sched.Options{
 		Root: s.Root, Scope: s.Root, Preload: preload, Jobs: jobs, KeepGoing: o.KeepGoing, NoCache: o.NoCache,
 		Platform: p.plat, Store: s.Store, DB: s.DB, Files: s.Stat, Executor: executor, Sink: logs,
 		Getenv:    p.env.Getenv,
-		Remote:    exec.RemoteOptions{Cache: p.remote, Write: cacheWrite, Required: o.RemoteRequired},
+		Remote:    sharedcache.RemoteOptions{Cache: p.remote, Write: cacheWrite, Required: o.RemoteRequired},
 		Want:      func(a *graph.Action) bool { return wanted[a] },
 		Done:      mat.Done,
 		Warn:      p.warn,
@@ -360,10 +363,10 @@ func (p *Pipeline) startLocal() error {
 	sandboxMode := o.Sandbox
 	if o.Untrusted {
 		// Untrusted code never runs unsandboxed (SPEC §4a).
-		sandboxMode = exec.SandboxRequired
+		sandboxMode = sandbox.SandboxRequired
 	}
 	sandboxMode, sandboxed := sandboxState(s.Cache, sandboxMode)
-	lo := exec.LocalOptions{
+	lo := sandbox.LocalOptions{
 		Sandbox:     sandboxMode,
 		Store:       s.Store,
 		SandboxDir:  filepath.Join(s.Tier, "sandbox"),
@@ -379,7 +382,7 @@ func (p *Pipeline) startLocal() error {
 		lo.SeedMountsDir = filepath.Join(s.Cache, "mounts")
 		lo.Hide = []string{s.Cache}
 	}
-	local, err := exec.NewLocal(lo)
+	local, err := sandbox.NewLocal(lo)
 	if err != nil {
 		return errkind.Infra(err)
 	}

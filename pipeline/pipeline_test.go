@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/mc-build/mc/event"
-	"github.com/mc-build/mc/exec"
 	"github.com/mc-build/mc/graph"
+	"github.com/mc-build/mc/sandbox"
 )
 
 type countSink struct{ started int }
@@ -45,7 +45,7 @@ func TestEvaluateOnceBuildTwice(t *testing.T) {
 		return "", false
 	}}
 	ctx := context.Background()
-	p, err := Open(ctx, env, Options{CacheDir: filepath.Join(t.TempDir(), "cache"), Jobs: 2, Sandbox: exec.SandboxRequired})
+	p, err := Open(ctx, env, Options{CacheDir: filepath.Join(t.TempDir(), "cache"), Jobs: 2, Sandbox: sandbox.SandboxRequired})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -121,7 +121,7 @@ func untrustedURL(url string) string {
 // (SPEC §4a: exit 3). A stage of a pull request run without a sandbox can
 // read the whole machine: the trusted cache, mc's environment and
 // credentials. The executor was made in SandboxRequired mode, so why
-// wraps exec.ErrNoSandbox and says what is missing.
+// wraps sandbox.ErrNoSandbox and says what is missing.
 func requireSandbox(why error) error {
 	return errkind.Infra(fmt.Errorf("an untrusted build needs a sandbox and none works here: its stages would see "+
 		"this machine's files and credentials: %w", why))

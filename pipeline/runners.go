@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/mc-build/mc/errkind"
-	"github.com/mc-build/mc/exec"
 	"github.com/mc-build/mc/graph"
 	"github.com/mc-build/mc/runner"
+	"github.com/mc-build/mc/sched"
 	"github.com/mc-build/mc/session"
 )
 
@@ -96,7 +96,7 @@ func envDuration(getenv func(string) (string, bool), name string) (time.Duration
 // --runners=none, else a runner.Executor (and the function ending its run,
 // which terminates every runner it launched). jobsSet says whether -j was
 // given: without it, ec2 runs max_instances stages at once.
-func (p *Pipeline) setupRunners(ctx context.Context, jobs *int, g *graph.Graph) (exec.Executor, func(), error) {
+func (p *Pipeline) setupRunners(ctx context.Context, jobs *int, g *graph.Graph) (sched.Executor, func(), error) {
 	e, s, bf, remote, local, notify := p.env, p.s, p.opts, p.remote, p.local, p.warn
 	jobsSet := bf.JobsSet
 	kind, err := RunnersSetting(e.Getenv, s.WS, bf.Runners)

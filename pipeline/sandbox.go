@@ -10,7 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mc-build/mc/errkind"
-	"github.com/mc-build/mc/exec"
+	"github.com/mc-build/mc/sandbox"
 )
 
 // unisolatedPlatform marks the action keys of a build whose stages run
@@ -29,17 +29,17 @@ const unisolatedPlatform = "+unisolated"
 //
 // It returns the mode the executor is to be made with, and a function
 // telling, once it is made, whether stages are isolated: false only in
-// auto mode, after saying so; an error wrapping exec.ErrNoSandbox in
+// auto mode, after saying so; an error wrapping sandbox.ErrNoSandbox in
 // required mode.
-func sandboxState(cache string, mode exec.SandboxMode) (exec.SandboxMode, func(*exec.Local) (bool, error)) {
+func sandboxState(cache string, mode sandbox.SandboxMode) (sandbox.SandboxMode, func(*sandbox.Local) (bool, error)) {
 	rec := filepath.Join(cache, "sandbox-probe")
 	key := sandboxProbeKey()
 	if key != nil {
 		if b, err := os.ReadFile(rec); err == nil && bytes.Equal(b, key) {
-			return exec.SandboxRequired, func(*exec.Local) (bool, error) { return true, nil }
+			return sandbox.SandboxRequired, func(*sandbox.Local) (bool, error) { return true, nil }
 		}
 	}
-	return mode, func(l *exec.Local) (bool, error) {
+	return mode, func(l *sandbox.Local) (bool, error) {
 		ok, why := l.Sandboxed()
 		if ok {
 			if key != nil {
@@ -47,7 +47,7 @@ func sandboxState(cache string, mode exec.SandboxMode) (exec.SandboxMode, func(*
 			}
 			return true, nil
 		}
-		if mode == exec.SandboxRequired {
+		if mode == sandbox.SandboxRequired {
 			return false, errkind.Infra(fmt.Errorf("--sandbox=required: %w", why))
 		}
 		return false, nil // the executor warned

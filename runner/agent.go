@@ -16,7 +16,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mc-build/mc/cas"
-	"github.com/mc-build/mc/exec"
+	"github.com/mc-build/mc/sandbox"
+	"github.com/mc-build/mc/sched"
 )
 
 // AgentOptions configure RunAgent.
@@ -45,7 +46,7 @@ type AgentOptions struct {
 	Notify string
 	// PrivateNetwork gives stages with network = True a network namespace
 	// of their own, from which the instance metadata service and the
-	// agent cannot be reached (exec.LocalOptions.PrivateNetwork).
+	// agent cannot be reached (sandbox.LocalOptions.PrivateNetwork).
 	PrivateNetwork bool
 	// IdleTimeout ends a runner that got no job for this long (1h); it also
 	// ends as soon as the run is over (runs/<run>/done, or the coordinator's
@@ -157,8 +158,8 @@ type agent struct {
 	phase    atomicString
 	noJob    string // why run returned no result: no job came
 	jobSeen  time.Time
-	phases   []exec.Phase // on this machine's clock
-	wake     *wakeClient  // nil: the coordinator is not reachable
+	phases   []sched.Phase // on this machine's clock
+	wake     *wakeClient   // nil: the coordinator is not reachable
 }
 
 // heartbeat rewrites the heartbeat object until ctx ends; failures are
@@ -243,7 +244,7 @@ func (a *agent) run(ctx context.Context) *ResultSpec {
 	if err := a.fetchInputs(ctx, store, job.Inputs); err != nil {
 		return infra("fetching inputs: %v", err)
 	}
-	a.phases = append(a.phases, exec.Phase{Name: "fetching", Start: a.jobSeen, End: time.Now()})
+	a.phases = append(a.phases, sched.Phase{Name: "fetching", Start: a.jobSeen, End: time.Now()})
 
 	a.phase.Store("running")
 	logs := newLogShipper(a.objs, a.o.RunID, a.o.JobID, time.Second)
@@ -264,12 +265,12 @@ func (a *agent) run(ctx context.Context) *ResultSpec {
 	if err := a.upload(ctx, store, res); err != nil {
 		return infra("uploading outputs: %v", err)
 	}
-	a.phases = append(a.phases, exec.Phase{Name: "uploading", Start: upStart, End: time.Now()})
+	a.phases = append(a.phases, sched.Phase{Name: "uploading", Start: upStart, End: time.Now()})
 	return out
 }
 
-func (a *agent) newLocal(store *cas.Store, keep bool) (*exec.Local, error) {
-	return exec.NewLocal(exec.LocalOptions{
+func (a *agent) newLocal(store *cas.Store, keep bool) (*sandbox.Local, error) {
+	return sandbox.NewLocal(sandbox.LocalOptions{
 		Store: store, SandboxDir: filepath.Join(a.dir, "sandbox"), MountsDir: filepath.Join(a.dir, "mounts"),
 		KeepSandbox: keep, RootfsDir: filepath.Join(a.dir, "rootfs"), ImagesDir: filepath.Join(a.dir, "images"),
 		Warn:           func(msg string) { fmt.Fprintf(a.o.Stderr, "mc agent: warning: %s\n", msg) },
@@ -362,7 +363,7 @@ func (a *agent) runOver(ctx context.Context, now time.Time) string {
 }
 
 // fetchInputs downloads every input blob (tree members too) into store.
-func (a *agent) fetchInputs(ctx context.Context, store *cas.Store, inputs []exec.Input) error {
+func (a *agent) fetchInputs(ctx context.Context, store *cas.Store, inputs []sched.Input) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(16)
 	fetch := func(d cas.Digest, size int64) error {
@@ -398,7 +399,7 @@ func (a *agent) fetchInputs(ctx context.Context, store *cas.Store, inputs []exec
 }
 
 // upload sends the outputs (tree members before their tree) and the log.
-func (a *agent) upload(ctx context.Context, store *cas.Store, res *exec.Result) error {
+func (a *agent) upload(ctx context.Context, store *cas.Store, res *sched.Result) error {
 	type blob struct {
 		d    cas.Digest
 		size int64

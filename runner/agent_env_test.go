@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/mc-build/mc/cas"
-	"github.com/mc-build/mc/exec"
 	"github.com/mc-build/mc/graph"
+	"github.com/mc-build/mc/sched"
 )
 
 // TestAgentCredentialsNotInStage: the agent's own credentials (its
@@ -50,7 +50,7 @@ func TestAgentCredentialsNotInStage(t *testing.T) {
 		t.Fatal(err)
 	}
 	var log lockedBuf
-	job := &exec.Job{
+	job := &sched.Job{
 		Label: graph.Label{Pkg: "p", Name: "env"}, Key: cas.FromBytes([]byte("agent env probe")), Pkg: "p",
 		Cmds: []string{"env | sort", "echo ---", "tr '\\0' '\\n' < /proc/1/environ || true"},
 		Env:  map[string]string{"DECLARED_BY_JOB": "declared-value"},

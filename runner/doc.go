@@ -3,7 +3,7 @@
 // that the runner only ever makes outbound connections (a coordinator on a
 // laptop behind NAT works).
 //
-// The coordinator side is Executor (an exec.Executor): it uploads the job's
+// The coordinator side is Executor (a sched.Executor): it uploads the job's
 // missing inputs to the CAS, writes the job under runs/<run>/<job>/ in the
 // bucket, asks a Provider for a machine whose user-data (Bootstrap) fetches
 // the mc binary by digest through a presigned URL, arms a hard power-off at
@@ -14,7 +14,7 @@
 //
 //	runs/<run>/coordinator          the coordinator's own heartbeat (host, pid, time)
 //	runs/<run>/done                 written when the run is over
-//	runs/<run>/<job>/job            JobSpec (JSON): the exec.Job minus Log and Secrets
+//	runs/<run>/<job>/job            JobSpec (JSON): the sched.Job minus Log and Secrets
 //	runs/<run>/<job>/secrets        secret values sealed to the agent's public key
 //	                                (sealed.go); read once and deleted by the agent
 //	runs/<run>/<job>/heartbeat      rewritten by the agent every few seconds; it

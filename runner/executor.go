@@ -18,8 +18,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mc-build/mc/cas"
-	"github.com/mc-build/mc/exec"
 	"github.com/mc-build/mc/graph"
+	"github.com/mc-build/mc/sched"
 )
 
 // Options configure an Executor. Provider, Objects, Remote, Store,
@@ -52,7 +52,7 @@ type Options struct {
 	// Keep names the stage whose runner is kept (--keep-runner).
 	Keep graph.Label
 	// Fallback runs what has no command to run remotely (image builds).
-	Fallback exec.Executor
+	Fallback sched.Executor
 	// Timing of the protocol; zero values take the defaults.
 	Heartbeat   time.Duration // agent heartbeat interval (2s)
 	Lease       time.Duration // a runner silent this long is lost (3×Heartbeat)
@@ -131,7 +131,7 @@ type Executor struct {
 	beatDone chan struct{}
 }
 
-var _ exec.Executor = (*Executor)(nil)
+var _ sched.Executor = (*Executor)(nil)
 
 // NewExecutor returns an executor and starts the run's coordinator
 // heartbeat (the reaper's proof that the run is alive). Close ends the run.
@@ -292,7 +292,7 @@ func (e *Executor) reconcile(ctx context.Context) error {
 // Run runs job on a new runner, retrying on a new one when a runner is
 // lost. A lost runner after every retry is a failed stage (Result.Err says
 // why); a launch that keeps failing for lack of capacity is an error.
-func (e *Executor) Run(ctx context.Context, job *exec.Job) (*exec.Result, error) {
+func (e *Executor) Run(ctx context.Context, job *sched.Job) (*sched.Result, error) {
 	if job.Build != nil {
 		if e.o.Fallback == nil {
 			return nil, errors.New("image builds need a local executor")
@@ -308,7 +308,7 @@ func (e *Executor) Run(ctx context.Context, job *exec.Job) (*exec.Result, error)
 			names = append(names, n)
 		}
 		sort.Strings(names)
-		return &exec.Result{ExitCode: -1, Duration: time.Since(start), Err: fmt.Errorf(
+		return &sched.Result{ExitCode: -1, Duration: time.Since(start), Err: fmt.Errorf(
 			"the stage names secrets (%s), and an untrusted build's runners get none: not sent", strings.Join(names, ", "))}, nil
 	}
 	if err := e.prepare(ctx, job); err != nil {
@@ -339,10 +339,10 @@ func (e *Executor) Run(ctx context.Context, job *exec.Job) (*exec.Result, error)
 		}
 	}
 	err := fmt.Errorf("runner lost %d times: %s", len(why), strings.Join(why, "; "))
-	return &exec.Result{ExitCode: -1, Err: err, Duration: time.Since(start)}, nil
+	return &sched.Result{ExitCode: -1, Err: err, Duration: time.Since(start)}, nil
 }
 
-func logOf(job *exec.Job) io.Writer {
+func logOf(job *sched.Job) io.Writer {
 	if job.Log == nil {
 		return io.Discard
 	}
@@ -356,7 +356,7 @@ func (e *Executor) ensureBinary(ctx context.Context) error {
 }
 
 // prepare uploads the binary (once) and the job's inputs the remote lacks.
-func (e *Executor) prepare(ctx context.Context, job *exec.Job) error {
+func (e *Executor) prepare(ctx context.Context, job *sched.Job) error {
 	if err := e.ensureBinary(ctx); err != nil {
 		return err
 	}
@@ -478,7 +478,7 @@ const binaryURLTTL = 30 * time.Minute
 // the warm pool when one of its machine is there, else one launched for it.
 // lost is why the runner was lost ("" when a result came back, returned in
 // res).
-func (e *Executor) attempt(ctx context.Context, job *exec.Job, keep bool) (res *ResultSpec, lost string, err error) {
+func (e *Executor) attempt(ctx context.Context, job *sched.Job, keep bool) (res *ResultSpec, lost string, err error) {
 	if e.slots != nil {
 		select {
 		case e.slots <- struct{}{}:
@@ -608,7 +608,7 @@ func (e *Executor) launchSpec(ctx context.Context, jobID, label string, keep boo
 }
 
 // launch asks the provider for a runner for job, retrying capacity errors.
-func (e *Executor) launch(ctx context.Context, job *exec.Job, jobID string, keep bool, hints map[string]string) (string, error) {
+func (e *Executor) launch(ctx context.Context, job *sched.Job, jobID string, keep bool, hints map[string]string) (string, error) {
 	spec, err := e.launchSpec(ctx, jobID, job.Label.String(), keep, hints)
 	if err != nil {
 		return "", err
@@ -641,7 +641,7 @@ func (e *Executor) launch(ctx context.Context, job *exec.Job, jobID string, keep
 // polled often), and every Poll it lists the job's objects for the
 // heartbeat (the lease) and the log chunks (streamed to job.Log). launched
 // is when the runner was launched: a spare may have booted long ago.
-func (e *Executor) watch(ctx context.Context, job *exec.Job, jobID, id string, launched time.Time) (*ResultSpec, string, error) {
+func (e *Executor) watch(ctx context.Context, job *sched.Job, jobID, id string, launched time.Time) (*ResultSpec, string, error) {
 	dir := JobDir(e.o.RunID, jobID)
 	var lastBeat time.Time // zero until the first heartbeat
 	var beatTag string
@@ -804,7 +804,7 @@ func (e *Executor) ended(ctx context.Context, id string) bool {
 	return false // not listed yet (eventual consistency)
 }
 
-func (e *Executor) drainLogs(ctx context.Context, job *exec.Job, dir string, next int) {
+func (e *Executor) drainLogs(ctx context.Context, job *sched.Job, dir string, next int) {
 	for ; ; next++ {
 		b, err := e.objs.Get(ctx, dir+objLogDir+fmt.Sprintf("%08d", next))
 		if err != nil {
@@ -822,7 +822,7 @@ func (e *Executor) drainLogs(ctx context.Context, job *exec.Job, dir string, nex
 // runner's own phases, and "collecting" from the result's appearance until
 // end (outputs downloaded). The runner's clock is anchored by taking its
 // result as written when it was seen (at most ResultPoll late).
-func phasesOf(start time.Time, r *ResultSpec, end time.Time) []exec.Phase {
+func phasesOf(start time.Time, r *ResultSpec, end time.Time) []sched.Phase {
 	if r.TotalUS == 0 || r.seen.IsZero() {
 		return nil
 	}
@@ -840,21 +840,21 @@ func phasesOf(start time.Time, r *ResultSpec, end time.Time) []exec.Phase {
 		return t
 	}
 	prepared, written := clamp(r.prepared), clamp(r.written)
-	ps := []exec.Phase{{Name: "inputs", Start: start, End: prepared}, {Name: "runner", Start: prepared, End: written},
+	ps := []sched.Phase{{Name: "inputs", Start: start, End: prepared}, {Name: "runner", Start: prepared, End: written},
 		{Name: "dispatch", Start: written, End: seenJob}}
 	for _, p := range r.Phases {
 		s := seenJob.Add(time.Duration(p.StartUS) * time.Microsecond)
-		ps = append(ps, exec.Phase{Name: p.Name, Start: s, End: s.Add(time.Duration(p.DurationUS) * time.Microsecond)})
+		ps = append(ps, sched.Phase{Name: p.Name, Start: s, End: s.Add(time.Duration(p.DurationUS) * time.Microsecond)})
 	}
-	return append(ps, exec.Phase{Name: "collecting", Start: r.seen, End: end})
+	return append(ps, sched.Phase{Name: "collecting", Start: r.seen, End: end})
 }
 
-// finish turns the agent's result into an exec.Result, with the outputs
+// finish turns the agent's result into a sched.Result, with the outputs
 // and log downloaded into the local store: the scheduler records the result
 // locally (a runner-built stage is a local cache hit next time), uploads it
 // to the shared cache's ac/ space, and writes mc-out/ from the local store.
-func (e *Executor) finish(ctx context.Context, job *exec.Job, r *ResultSpec) (*exec.Result, error) {
-	res := &exec.Result{ExitCode: r.ExitCode, Outputs: r.Outputs, Log: r.Log, Duration: time.Duration(r.DurationMS) * time.Millisecond}
+func (e *Executor) finish(ctx context.Context, job *sched.Job, r *ResultSpec) (*sched.Result, error) {
+	res := &sched.Result{ExitCode: r.ExitCode, Outputs: r.Outputs, Log: r.Log, Duration: time.Duration(r.DurationMS) * time.Millisecond}
 	if r.Error != "" {
 		res.Err = errors.New(r.Error)
 	}

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/mc-build/mc/cas"
-	"github.com/mc-build/mc/exec"
 	"github.com/mc-build/mc/graph"
+	"github.com/mc-build/mc/sched"
 )
 
 // goProvider runs each "instance" as RunAgent in a goroutine of this test
@@ -132,11 +132,11 @@ func TestExecutorAgent(t *testing.T) {
 			}
 			secret := "sekrit-" + strings.ReplaceAll(tc.name, " ", "-")
 			var log lockedBuf
-			job := &exec.Job{
+			job := &sched.Job{
 				Label: graph.Label{Pkg: "p", Name: "s"}, Key: cas.FromBytes([]byte(tc.name)), Pkg: "p",
 				Cmds:    []string{"echo secret=$TOKEN", "tr a-z A-Z < in.txt > out.txt"},
 				Secrets: map[string]string{"TOKEN": secret},
-				Inputs:  []exec.Input{{Path: "p/in.txt", Digest: srcDigest, Size: 6, Source: src}},
+				Inputs:  []sched.Input{{Path: "p/in.txt", Digest: srcDigest, Size: 6, Source: src}},
 				Outs:    []string{"p/out.txt"}, Log: &log,
 			}
 			res, err := ex.Run(ctx, job)

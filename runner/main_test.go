@@ -4,12 +4,12 @@ import (
 	"os"
 	"testing"
 
-	"github.com/mc-build/mc/exec"
+	"github.com/mc-build/mc/sandbox"
 )
 
 func TestMain(m *testing.M) {
 	// The local executor (in the agent) runs this binary as its sandboxes' PID 1.
-	if exec.RunnerMain() {
+	if sandbox.RunnerMain() {
 		return
 	}
 	os.Exit(m.Run())

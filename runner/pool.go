@@ -62,7 +62,7 @@ func machineKey(hints map[string]string) string {
 	return strings.Join(keys, ",")
 }
 
-// Ahead implements exec.Lookahead: the scheduler's count of actions not
+// Ahead implements sched.Lookahead: the scheduler's count of actions not
 // finished yet, which bounds how many spares are worth launching.
 func (e *Executor) Ahead(remaining int) {
 	e.mu.Lock()

@@ -11,9 +11,9 @@ import (
 
 	"github.com/mc-build/mc/cas"
 	"github.com/mc-build/mc/cas/s3"
-	"github.com/mc-build/mc/exec"
 	"github.com/mc-build/mc/graph"
 	"github.com/mc-build/mc/internal/testminio"
+	"github.com/mc-build/mc/sched"
 )
 
 // poolEnv is MinIO plus the clients the executor and agents use.
@@ -94,10 +94,10 @@ func TestExecutorWarmPool(t *testing.T) {
 	}
 	for i := range stages {
 		var log lockedBuf
-		job := &exec.Job{
+		job := &sched.Job{
 			Label: graph.Label{Pkg: "p", Name: fmt.Sprintf("s%d", i)}, Key: cas.FromBytes([]byte{byte(i)}), Pkg: "p",
 			Cmds:   []string{fmt.Sprintf("tr a-z A-Z < in.txt > out.txt; echo %d >> out.txt", i)},
-			Inputs: []exec.Input{{Path: "p/in.txt", Digest: srcDigest, Size: 6, Source: src}},
+			Inputs: []sched.Input{{Path: "p/in.txt", Digest: srcDigest, Size: 6, Source: src}},
 			Outs:   []string{"p/out.txt"}, Log: &log,
 		}
 		res, err := ex.Run(ctx, job)
@@ -307,10 +307,10 @@ func TestExecutorWakeUps(t *testing.T) {
 				time.Sleep(20 * time.Millisecond)
 			}
 			var log lockedBuf
-			job := &exec.Job{
+			job := &sched.Job{
 				Label: graph.Label{Pkg: "p", Name: "s"}, Key: cas.FromBytes([]byte(tc.name)), Pkg: "p",
 				Cmds:   []string{"tr a-z A-Z < in.txt > out.txt"},
-				Inputs: []exec.Input{{Path: "p/in.txt", Digest: srcDigest, Size: 6, Source: src}},
+				Inputs: []sched.Input{{Path: "p/in.txt", Digest: srcDigest, Size: 6, Source: src}},
 				Outs:   []string{"p/out.txt"}, Log: &log,
 			}
 			rctx, cancel := context.WithTimeout(ctx, 15*time.Second)

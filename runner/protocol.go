@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/mc-build/mc/cas"
-	"github.com/mc-build/mc/exec"
 	"github.com/mc-build/mc/graph"
+	"github.com/mc-build/mc/sched"
 )
 
 // Object names of the protocol (see the package documentation).
@@ -37,7 +37,7 @@ func logKey(run, job string, seq int) string {
 // BlobKey is the object of a CAS blob, as cas/s3 lays them out.
 func BlobKey(d cas.Digest) string { return "cas/" + d.Hex() }
 
-// InputSpec is exec.Input without the host path.
+// InputSpec is sched.Input without the host path.
 type InputSpec struct {
 	Path   string     `json:"path"`
 	Digest cas.Digest `json:"digest"`
@@ -46,7 +46,7 @@ type InputSpec struct {
 	IsTree bool       `json:"is_tree,omitempty"`
 }
 
-// JobSpec is what the agent runs: an exec.Job minus its Log writer and
+// JobSpec is what the agent runs: a sched.Job minus its Log writer and
 // secret values (those travel in the one-time secrets object, sealed to the
 // agent's key).
 type JobSpec struct {
@@ -70,7 +70,7 @@ type JobSpec struct {
 }
 
 // specOf turns job into its spec.
-func specOf(job *exec.Job, heartbeat time.Duration, keep bool) *JobSpec {
+func specOf(job *sched.Job, heartbeat time.Duration, keep bool) *JobSpec {
 	s := &JobSpec{
 		Label: job.Label.String(), Key: job.Key, Pkg: job.Pkg, Cmds: job.Cmds, Env: job.Env,
 		Outs: job.Outs, TimeoutMS: job.Timeout.Milliseconds(), Network: job.Network,
@@ -86,20 +86,20 @@ func specOf(job *exec.Job, heartbeat time.Duration, keep bool) *JobSpec {
 	return s
 }
 
-// job turns the spec back into an exec.Job (without Log).
-func (s *JobSpec) job(secrets map[string]string) (*exec.Job, error) {
+// job turns the spec back into a sched.Job (without Log).
+func (s *JobSpec) job(secrets map[string]string) (*sched.Job, error) {
 	l, err := graph.ParseLabel(s.Label, "")
 	if err != nil {
 		return nil, fmt.Errorf("job label %q: %w", s.Label, err)
 	}
-	j := &exec.Job{
+	j := &sched.Job{
 		Label: l, Key: s.Key, Pkg: s.Pkg, Cmds: s.Cmds, Env: s.Env, Secrets: secrets,
 		Outs: s.Outs, Timeout: time.Duration(s.TimeoutMS) * time.Millisecond, Network: s.Network,
 		CacheMounts: s.CacheMounts, Image: s.Image, ImageLayout: s.ImageLayout,
 	}
 	for _, in := range s.Inputs {
 		if !path.IsAbs(in.Path) && in.Path != "" {
-			j.Inputs = append(j.Inputs, exec.Input{Path: in.Path, Digest: in.Digest, Size: in.Size, Exec: in.Exec, IsTree: in.IsTree})
+			j.Inputs = append(j.Inputs, sched.Input{Path: in.Path, Digest: in.Digest, Size: in.Size, Exec: in.Exec, IsTree: in.IsTree})
 			continue
 		}
 		return nil, fmt.Errorf("job input %q: not a workspace-relative path", in.Path)
@@ -107,7 +107,7 @@ func (s *JobSpec) job(secrets map[string]string) (*exec.Job, error) {
 	return j, nil
 }
 
-// ResultSpec is what the agent reports: exec.Result minus the log writer.
+// ResultSpec is what the agent reports: sched.Result minus the log writer.
 type ResultSpec struct {
 	ExitCode int          `json:"exit_code"`
 	Error    string       `json:"error,omitempty"` // the stage failed: why

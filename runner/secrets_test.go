@@ -12,9 +12,9 @@ import (
 
 	"github.com/mc-build/mc/cas"
 	"github.com/mc-build/mc/cas/s3"
-	"github.com/mc-build/mc/exec"
 	"github.com/mc-build/mc/graph"
 	"github.com/mc-build/mc/iampolicy"
+	"github.com/mc-build/mc/sched"
 )
 
 // putRecorder records every object written through it.
@@ -80,7 +80,7 @@ func TestSecretsSealedEndToEnd(t *testing.T) {
 	}
 	const secret = "sealed-secret-value-8086"
 	var log lockedBuf
-	job := &exec.Job{
+	job := &sched.Job{
 		Label: graph.Label{Pkg: "p", Name: "s"}, Key: cas.FromBytes([]byte("sealed e2e")), Pkg: "p",
 		Cmds: []string{
 			`printf %s "$TOKEN" > out.txt`,
@@ -200,17 +200,17 @@ func TestUntrustedRunnersOnMinIO(t *testing.T) {
 		t.Fatal(err)
 	}
 	var log lockedBuf
-	res, err := ex.Run(ctx, &exec.Job{
+	res, err := ex.Run(ctx, &sched.Job{
 		Label: graph.Label{Pkg: "p", Name: "s"}, Key: cas.FromBytes([]byte("untrusted e2e")), Pkg: "p",
 		Cmds:   []string{"tr a-z A-Z < in.txt > out.txt"},
-		Inputs: []exec.Input{{Path: "p/in.txt", Digest: srcDigest, Size: 6, Source: src}},
+		Inputs: []sched.Input{{Path: "p/in.txt", Digest: srcDigest, Size: 6, Source: src}},
 		Outs:   []string{"p/out.txt"}, Log: &log,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var slog lockedBuf
-	sres, serr := ex.Run(ctx, &exec.Job{
+	sres, serr := ex.Run(ctx, &sched.Job{
 		Label: graph.Label{Pkg: "p", Name: "deploy"}, Key: cas.FromBytes([]byte("untrusted secret")), Pkg: "p",
 		Cmds: []string{"true"}, Secrets: map[string]string{"TOKEN": "never-sent"}, Log: &slog,
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/mc-build/mc/cas"
+	"github.com/mc-build/mc/history"
 )
 
 // History keys. The run history (what `--explain` and `mc explain` compare
@@ -45,7 +46,7 @@ func (s *Session) SeedHistory(ctx context.Context) error {
 	if s.Trusted != nil {
 		from = s.Trusted
 	}
-	return s.DB.SeedHistory(ctx, s.Scope, from, s.HistoryBase)
+	return history.SeedHistory(ctx, s.DB, s.Scope, from, s.HistoryBase)
 }
 
 // HistoryParts reads key preimages from s's tier, then, for an untrusted
@@ -54,9 +55,9 @@ type HistoryParts struct{ S *Session }
 
 // KeyParts finds the stored key preimage of a history entry.
 func (h HistoryParts) KeyParts(ctx context.Context, key cas.Digest) ([]byte, error) {
-	b, err := h.S.DB.KeyParts(ctx, key)
+	b, err := history.KeyParts(ctx, h.S.DB, key)
 	if err != nil || b != nil || h.S.Trusted == nil {
 		return b, err
 	}
-	return h.S.Trusted.KeyParts(ctx, key)
+	return history.KeyParts(ctx, h.S.Trusted, key)
 }

@@ -250,9 +250,9 @@ func (s *Session) Changes(ctx context.Context, rev string) ([]graph.FileChange, 
 //
 // Trusted blobs reach the untrusted store as verified copies, never links
 // (cas.Store.ReadThrough); trusted action results are looked up after the
-// tier's own (exec.Options.Trusted); a cache mount starts as a copy of the
-// trusted one of the same name (exec.LocalOptions.SeedMountsDir). A stage
-// naming a secret fails (exec.Options.Untrusted), and no stage runs
+// tier's own (sched.Options.Trusted); a cache mount starts as a copy of the
+// trusted one of the same name (sandbox.LocalOptions.SeedMountsDir). A stage
+// naming a secret fails (sched.Options.Untrusted), and no stage runs
 // without a sandbox.
 
 // openTrusted makes store (the untrusted tier's) read through to the
@@ -287,7 +287,7 @@ func closeDB(db *cas.DB) {
 	}
 }
 
-// TrustedReader is s.Trusted as exec.Options.Trusted: nil (no interface
+// TrustedReader is s.Trusted as sched.Options.Trusted: nil (no interface
 // holding a nil pointer) when there is none.
 func (s *Session) TrustedReader() cas.ActionReader {
 	if s.Trusted == nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/mc-build/mc/cas"
 	"github.com/mc-build/mc/errkind"
 	"github.com/mc-build/mc/graph"
+	"github.com/mc-build/mc/history"
 	"github.com/mc-build/mc/session"
 )
 
@@ -27,7 +28,7 @@ func Show(ctx context.Context, s *session.Session, stdout, stderr io.Writer, arg
 		return errkind.Usagef("log: %s is a pattern: give one stage label", arg)
 	}
 	label := p.Label.String()
-	hist, err := s.DB.StageHistory(ctx, s.Scope, label, 1)
+	hist, err := history.StageHistory(ctx, s.DB, s.Scope, label, 1)
 	if err != nil {
 		return errkind.Infra(err)
 	}
@@ -38,7 +39,7 @@ func Show(ctx context.Context, s *session.Session, stdout, stderr io.Writer, arg
 	// The newest of the two: the history's entry (built, cached or failed
 	// with a known key) and the stored failure (also failures before the
 	// key was known, such as a missing input).
-	if f != nil && (len(hist) == 0 || !f.Time.Before(hist[0].Time) || hist[0].Status == cas.StageFailed) {
+	if f != nil && (len(hist) == 0 || !f.Time.Before(hist[0].Time) || hist[0].Status == history.StageFailed) {
 		fmt.Fprintf(e.stderr, "mc: %s failed at %s: %s\n", label, f.Time.Local().Format("2006-01-02 15:04:05"), f.Error)
 		return printBlob(e, s, f.Log, label)
 	}
@@ -54,7 +55,7 @@ func Show(ctx context.Context, s *session.Session, stdout, stderr io.Writer, arg
 		return errkind.Usagef("log: the result of %s's last run (%s) is no longer in the cache (mc cache gc or purge removed it)", label, h.Key.Short())
 	}
 	when := "built"
-	if h.Status == cas.StageCached {
+	if h.Status == history.StageCached {
 		when = "cached, built"
 	}
 	fmt.Fprintf(e.stderr, "mc: %s %s at %s (key %s)\n", label, when, h.Time.Local().Format("2006-01-02 15:04:05"), h.Key.Short())

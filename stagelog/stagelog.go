@@ -17,8 +17,8 @@ import (
 	"github.com/mc-build/mc/cas"
 	"github.com/mc-build/mc/errkind"
 	"github.com/mc-build/mc/event"
-	"github.com/mc-build/mc/exec"
 	"github.com/mc-build/mc/graph"
+	"github.com/mc-build/mc/sched"
 )
 
 // Failures you can read: the log of every stage that runs is kept while it
@@ -130,10 +130,10 @@ type FailedRun struct {
 }
 
 // failures lists the failed stages of rep in label order.
-func failures(ag *graph.ActionGraph, rep *exec.Report) []*graph.Action {
+func failures(ag *graph.ActionGraph, rep *sched.Report) []*graph.Action {
 	var out []*graph.Action
 	for _, a := range ag.Actions {
-		if o := rep.Outcomes[a]; o != nil && o.Status == exec.StatusFailed {
+		if o := rep.Outcomes[a]; o != nil && o.Status == sched.StatusFailed {
 			out = append(out, a)
 		}
 	}
@@ -152,7 +152,7 @@ func stageCmd(t *graph.Target) string {
 // and which they were (in db's kv table, under the workspace root), for
 // `mc log`. Every build replaces the list of the last build's failures, an
 // empty one included.
-func Store(ctx context.Context, store *cas.Store, db *cas.DB, root, command string, ag *graph.ActionGraph, rep *exec.Report, k *Keeper) error {
+func Store(ctx context.Context, store *cas.Store, db *cas.DB, root, command string, ag *graph.ActionGraph, rep *sched.Report, k *Keeper) error {
 	run := FailedRun{Command: command, Time: time.Now(), Stages: []FailedStage{}}
 	for _, a := range failures(ag, rep) {
 		label := a.Label().String()
@@ -197,7 +197,7 @@ func Store(ctx context.Context, store *cas.Store, db *cas.DB, root, command stri
 
 // Print is the end of a failed build's summary: each failed stage's
 // command and the last lines of its log, in one block.
-func Print(w io.Writer, getenv func(string) (string, bool), ag *graph.ActionGraph, rep *exec.Report, k *Keeper) {
+func Print(w io.Writer, getenv func(string) (string, bool), ag *graph.ActionGraph, rep *sched.Report, k *Keeper) {
 	for _, a := range failures(ag, rep) {
 		label := a.Label().String()
 		fmt.Fprintf(w, "\nFAILED %s: %v\n", label, rep.Outcomes[a].Err)

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/mc-build/mc/exec"
 	"github.com/mc-build/mc/runner"
+	"github.com/mc-build/mc/sandbox"
 )
 
 // runAgent is `mc agent`: the runner side of the remote protocol, started by
@@ -35,11 +35,11 @@ func runAgent(ctx context.Context, e *env, args []string) error {
 		return usagef("agent: --cache, --run and --job are required")
 	}
 	var err error
-	if o.PrivateNetwork, err = exec.ParseStageNetwork(stageNet); err != nil {
+	if o.PrivateNetwork, err = sandbox.ParseStageNetwork(stageNet); err != nil {
 		return usagef("agent: %v", err)
 	}
 	// A runner runs others' stages: never without the sandbox (exit 3).
-	if err := exec.CheckSandbox(ctx, o.PrivateNetwork); err != nil {
+	if err := sandbox.CheckSandbox(ctx, o.PrivateNetwork); err != nil {
 		return &infraError{fmt.Errorf("agent: %w", err)}
 	}
 	o.Getenv = func(k string) (string, bool) {

@@ -5,8 +5,8 @@ import (
 	"runtime"
 
 	"github.com/mc-build/mc/event"
-	"github.com/mc-build/mc/exec"
 	"github.com/mc-build/mc/pipeline"
+	"github.com/mc-build/mc/sandbox"
 	"github.com/mc-build/mc/ui"
 )
 
@@ -37,7 +37,7 @@ type buildFlags struct {
 	// for pull requests.
 	untrusted bool
 	sandbox   string // --sandbox: auto or required (sandbox.go)
-	// stageNetwork: host or private (exec.LocalOptions.PrivateNetwork).
+	// stageNetwork: host or private (sandbox.LocalOptions.PrivateNetwork).
 	stageNetwork string
 }
 
@@ -109,11 +109,11 @@ func build(ctx context.Context, e *env, args []string, test bool) error {
 		// Deploying and pushing write what trusted systems use.
 		return usagef("--untrusted builds deploy nothing and push no images: drop --deploy and --push")
 	}
-	sandboxMode, err := exec.ParseSandboxMode(bf.sandbox)
+	sandboxMode, err := sandbox.ParseSandboxMode(bf.sandbox)
 	if err != nil {
 		return usagef("%v", err)
 	}
-	privateNet, err := exec.ParseStageNetwork(bf.stageNetwork)
+	privateNet, err := sandbox.ParseStageNetwork(bf.stageNetwork)
 	if err != nil {
 		return usagef("%v", err)
 	}

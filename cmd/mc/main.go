@@ -8,12 +8,12 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 
-	"github.com/mc-build/mc/exec"
+	"github.com/mc-build/mc/sandbox"
 )
 
 func main() {
 	// The executor runs this same binary as the PID 1 of its sandboxes.
-	if exec.RunnerMain() {
+	if sandbox.RunnerMain() {
 		return
 	}
 	tuneGC()

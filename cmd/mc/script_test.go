@@ -15,14 +15,14 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
-	mcexec "github.com/mc-build/mc/exec"
+	"github.com/mc-build/mc/sandbox"
 )
 
 // TestMain lets the scripts run "mc" as a real subprocess of the test binary,
 // so exit codes, signals and stderr are exactly what a user sees.
 func TestMain(m *testing.M) {
 	// The executor runs this test binary as the PID 1 of its sandboxes.
-	if mcexec.RunnerMain() {
+	if sandbox.RunnerMain() {
 		return
 	}
 	testscript.Main(m, map[string]func(){

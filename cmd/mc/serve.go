@@ -11,8 +11,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/mc-build/mc/exec"
 	"github.com/mc-build/mc/ghapi"
+	"github.com/mc-build/mc/sandbox"
 	"github.com/mc-build/mc/server"
 )
 
@@ -98,12 +98,12 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if *private && *authToken == "" && oauth.ClientID == "" {
 		return usagef("serve: --private needs a way to sign in: MC_AUTH_TOKEN (--auth-token) or GitHub OAuth")
 	}
-	privateNet, err := exec.ParseStageNetwork(*stageNet)
+	privateNet, err := sandbox.ParseStageNetwork(*stageNet)
 	if err != nil {
 		return usagef("serve: %v", err)
 	}
 	// Pull requests are others' code: never without the sandbox (exit 3).
-	if err := exec.CheckSandbox(ctx, privateNet); err != nil {
+	if err := sandbox.CheckSandbox(ctx, privateNet); err != nil {
 		return &infraError{fmt.Errorf("serve: %w", err)}
 	}
 	buildArgs = append([]string{"--stage-network=" + *stageNet}, buildArgs...)

@@ -14,10 +14,11 @@ import (
 
 	"github.com/mc-build/mc/errkind"
 	"github.com/mc-build/mc/event"
-	"github.com/mc-build/mc/exec"
 	"github.com/mc-build/mc/graph"
 	"github.com/mc-build/mc/lang"
 	"github.com/mc-build/mc/pipeline"
+	"github.com/mc-build/mc/sandbox"
+	"github.com/mc-build/mc/sched"
 	"github.com/mc-build/mc/session"
 	"github.com/mc-build/mc/stagelog"
 	"github.com/mc-build/mc/ui"
@@ -64,11 +65,11 @@ func runWatch(ctx context.Context, e *env, args []string) error {
 	if bf.color != "auto" && bf.color != "always" && bf.color != "never" {
 		return usagef("--color must be auto, always or never, not %q", bf.color)
 	}
-	sandboxMode, err := exec.ParseSandboxMode(bf.sandbox)
+	sandboxMode, err := sandbox.ParseSandboxMode(bf.sandbox)
 	if err != nil {
 		return usagef("%v", err)
 	}
-	privateNet, err := exec.ParseStageNetwork(bf.stageNetwork)
+	privateNet, err := sandbox.ParseStageNetwork(bf.stageNetwork)
 	if err != nil {
 		return usagef("%v", err)
 	}
@@ -131,7 +132,7 @@ type watcher struct {
 	ag       *graph.ActionGraph
 	roots    []graph.Label
 	ix       *watch.Index
-	outcomes map[*graph.Action]*exec.Outcome
+	outcomes map[*graph.Action]*sched.Outcome
 	// stale are packages to evaluate again at the next change: their
 	// evaluation failed, so their old result must not be served.
 	stale map[string]bool
@@ -246,7 +247,7 @@ func (w *watcher) next(ctx context.Context) error {
 				continue
 			}
 			prior := w.outcomes
-			if err := w.build(ctx, watch.Subgraph(w.ag, affected), func(a *graph.Action) *exec.Outcome {
+			if err := w.build(ctx, watch.Subgraph(w.ag, affected), func(a *graph.Action) *sched.Outcome {
 				if affected[a] {
 					return nil
 				}
@@ -266,7 +267,7 @@ func (w *watcher) next(ctx context.Context) error {
 			// (Failed stages wait for a change of their own.)
 			continue
 		}
-		if err := w.build(ctx, w.ag, func(a *graph.Action) *exec.Outcome {
+		if err := w.build(ctx, w.ag, func(a *graph.Action) *sched.Outcome {
 			if o := un[a]; o != nil {
 				return prevOut[o]
 			}
@@ -416,7 +417,7 @@ func savedAt(root string, sources []string) time.Time {
 // first stage took to start after the save. A failing build is reported
 // and watching goes on; only infrastructure failures and Ctrl-C end mc
 // watch.
-func (w *watcher) build(ctx context.Context, ag *graph.ActionGraph, prior func(*graph.Action) *exec.Outcome, saved, seen time.Time, what string) error {
+func (w *watcher) build(ctx context.Context, ag *graph.ActionGraph, prior func(*graph.Action) *sched.Outcome, saved, seen time.Time, what string) error {
 	e := w.e
 	var sink event.Sink
 	if w.bf.output == "json" {
