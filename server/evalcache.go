@@ -23,7 +23,8 @@ import (
 // evalResult is what evaluating one structure gave.
 type evalResult struct {
 	key       string
-	query     []byte // mc query --output=json deps(//...); nil: not known
+	graph     *Graph // from mc query --output=json deps(//...); nil: not known
+	tests     bool   // the graph has a test stage
 	preflight bool   // mc build --deploy --check passed
 	nothing   bool   // ... and found nothing to deploy
 }

@@ -115,25 +115,22 @@ func (s *Server) build(ctx context.Context, r *Run) (status, reason string) {
 	}
 
 	// The graph to draw, before the build: every target of //... and its deps.
-	queryOK := ev.query != nil
-	qout := bytes.NewBuffer(ev.query)
-	if queryOK {
+	if ev.graph != nil {
 		say("graph: the same BUILD files and file list as the run before: not evaluated again")
 	} else {
+		var qout, qerr bytes.Buffer
 		q := mc("query", "--output=json", "deps(//...)")
-		q.Stdout = qout
-		var qerr bytes.Buffer
-		q.Stderr = &qerr
+		q.Stdout, q.Stderr = &qout, &qerr
 		if err := runGroup(ctx, q); err != nil {
 			say("mc query: " + strings.TrimSpace(qerr.String()) + " (" + err.Error() + "); the graph is drawn from the events")
+		} else if g, err := parseQueryGraph(qout.Bytes()); err != nil {
+			say(err.Error())
 		} else {
-			queryOK, ev.query = true, qout.Bytes()
+			ev.graph, ev.tests = g, bytes.Contains(qout.Bytes(), []byte(`"test":true`))
 		}
 	}
-	if queryOK {
-		if g, err := parseQueryGraph(qout.Bytes()); err != nil {
-			say(err.Error())
-		} else if err := s.st.setGraph(bg, r.ID, g); err != nil {
+	if ev.graph != nil {
+		if err := s.st.setGraph(bg, r.ID, ev.graph); err != nil {
 			s.logf("%v", err)
 		}
 	}
@@ -151,7 +148,7 @@ func (s *Server) build(ctx context.Context, r *Run) (status, reason string) {
 	// repository without tests is built with mc build (the graph says so,
 	// or the exit code, and then it is built after all).
 	cmd := "test"
-	if queryOK && !bytes.Contains(qout.Bytes(), []byte(`"test":true`)) {
+	if ev.graph != nil && !ev.tests {
 		cmd = "build"
 	}
 	for {

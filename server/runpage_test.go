@@ -73,7 +73,7 @@ func TestServeLogDownload(t *testing.T) {
 			t.Errorf("line %d: %q, want a timestamp and %q", i+1, lines[i], want)
 		}
 	}
-	if got := ts.get(fmt.Sprintf("/runs/%d/log", id)); !strings.Contains(got, "$ git init -q") {
+	if got := ts.get(fmt.Sprintf("/runs/%d/log", id)); !strings.Contains(got, "$ git fetch") {
 		t.Errorf("the run's own log: %q", got)
 	}
 }

@@ -265,9 +265,15 @@ stage(name = "ship", deps = [":b"], cmd = "echo shipping", deploy = True)
 	if got := append(r2.stages("built"), r2.stages("cached")...); !slices.Equal(got, []string{"//b:b", "//b:b_test", "//a:a"}) {
 		t.Errorf("PR run: built+cached %v, want only what the change affects", got)
 	}
+	// Statuses are posted after the run ends, in the background.
 	for _, sha := range []string{base, head} {
-		if got := rec.states(sha); !slices.Equal(got, []string{"pending", "pending", "success"}) {
-			t.Errorf("statuses of %s: %v", sha[:8], got)
+		deadline := time.Now().Add(20 * time.Second)
+		for got := rec.states(sha); !slices.Equal(got, []string{"pending", "pending", "success"}); got = rec.states(sha) {
+			if time.Now().After(deadline) {
+				t.Errorf("statuses of %s: %v", sha[:8], got)
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 	}
 
