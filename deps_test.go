@@ -39,8 +39,6 @@ var allowed = map[string][]string{
 	"graph":    {"cas"},
 	"lang":     {"graph", "cas", "stdlib"},
 	"builtins": {"lang", "graph", "cas", "oci"},
-	// What an edit affects (mc watch).
-	"watch": {"graph"},
 	// Run.
 	"sharedcache":  {"cas", "event"},
 	"sched":        {"event", "graph", "cas", "oci", "sharedcache"},
@@ -59,13 +57,15 @@ var allowed = map[string][]string{
 	"explain":    {"cas", "errkind", "graph", "history", "sched", "session"},
 	"report":     {"event"},
 	"pipeline":   {"cas", "cas/s3", "errkind", "event", "explain", "flock", "graph", "history", "oci", "outdir", "profile", "report", "runner", "sandbox", "sched", "session", "sharedcache", "stagelog", "ui"},
+	// mc watch: what an edit affects, and the rebuild loop over pipeline.
+	"watch": {"errkind", "event", "graph", "lang", "pipeline", "sched", "session", "stagelog", "ui"},
 	// Show and serve.
 	"ui":      {"event"},
 	"profile": {"event"},
 	"ghapi":   {},
 	"server":  {"event", "ghapi"},
 	// The command: flags and wiring over all of the above.
-	"cmd/mc": {"cachegc", "cas", "completion", "errkind", "event", "explain", "ghapi", "graph", "helptext", "lang", "pipeline", "queryout", "runner", "sandbox", "scaffold", "sched", "server", "session", "stagelog", "starfmt", "ui", "vcs", "watch"},
+	"cmd/mc": {"cachegc", "cas", "completion", "errkind", "event", "explain", "ghapi", "graph", "helptext", "lang", "pipeline", "queryout", "runner", "sandbox", "scaffold", "server", "session", "stagelog", "starfmt", "ui", "vcs", "watch"},
 	// Test components and benchmarks.
 	"internal/ec2double":    {},
 	"internal/githubdouble": {},
