@@ -16,7 +16,7 @@ func runWatch(ctx context.Context, e *env, args []string) error {
 	fs.BoolVar(&test, "test", false, "also run the test stages among the patterns, as mc test")
 	// mc build's flags that make no sense for rebuilds on this machine of
 	// what saves affect: not shown, and refused.
-	unsupported := []string{"affected-since", "report", "explain", "profile", "history", "runners", "keep-runner", "deploy", "push"}
+	unsupported := []string{"affected-since", "report", "explain", "profile", "history", "runners", "keep-runner", "deploy", "push", "check"}
 	for _, f := range unsupported {
 		_ = fs.MarkHidden(f)
 	}
