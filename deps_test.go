@@ -63,9 +63,9 @@ var allowed = map[string][]string{
 	"ui":      {"event"},
 	"profile": {"event"},
 	"ghapi":   {},
-	"server":  {"event", "ghapi"},
+	"server":  {"errkind", "event", "ghapi"},
 	// The command: flags and wiring over all of the above.
-	"cmd/mc": {"cachegc", "cas", "completion", "errkind", "event", "explain", "ghapi", "graph", "helptext", "lang", "pipeline", "queryout", "runner", "sandbox", "scaffold", "server", "session", "stagelog", "starfmt", "ui", "vcs", "watch"},
+	"cmd/mc": {"cachegc", "cas", "completion", "errkind", "event", "explain", "graph", "helptext", "lang", "pipeline", "queryout", "runner", "sandbox", "scaffold", "server", "session", "stagelog", "starfmt", "ui", "vcs", "watch"},
 	// Test components and benchmarks.
 	"internal/ec2double":    {},
 	"internal/githubdouble": {},

@@ -2,16 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto/rsa"
-	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
-	"path/filepath"
 	"time"
 
-	"github.com/mc-build/mc/ghapi"
 	"github.com/mc-build/mc/sandbox"
 	"github.com/mc-build/mc/server"
 )
@@ -53,15 +48,11 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	getenv := func(k string) string { v, _ := e.getenv(k); return v }
 	if *dataDir == "" {
-		base := getenv("XDG_DATA_HOME")
-		if base == "" {
-			home := getenv("HOME")
-			if home == "" {
-				return usagef("serve: no --data-dir and no $HOME")
-			}
-			base = filepath.Join(home, ".local", "share")
+		d, err := server.DefaultDataDir(getenv)
+		if err != nil {
+			return err
 		}
-		*dataDir = filepath.Join(base, "mc", "serve")
+		*dataDir = d
 	}
 	*dataDir = resolveDir(e.dir, *dataDir)
 	if *githubAPI == "" {
@@ -74,7 +65,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return usagef("serve: --parallel must be at least 1")
 	}
 	ghToken := getenv("MC_GITHUB_TOKEN")
-	appKey, err := githubApp(*appID, resolveDir(e.dir, *appKeyFile), *appKeyFile != "", ghToken != "")
+	appKey, err := server.GitHubAppKey(*appID, resolveDir(e.dir, *appKeyFile), *appKeyFile != "", ghToken != "")
 	if err != nil {
 		return err
 	}
@@ -86,17 +77,8 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	oauth := server.OAuthConfig{ClientID: *oauthID, ClientSecret: getenv("MC_GITHUB_OAUTH_CLIENT_SECRET"),
 		BaseURL: *githubURL, AllowedUsers: allowUsers, AllowedOrgs: allowOrgs}
-	if oauth.ClientID == "" && (len(allowUsers) > 0 || len(allowOrgs) > 0) {
-		return usagef("serve: --allow-user and --allow-org need GitHub sign-in (--github-oauth-client-id)")
-	}
-	if oauth.ClientID != "" && oauth.ClientSecret == "" {
-		return usagef("serve: --github-oauth-client-id needs MC_GITHUB_OAUTH_CLIENT_SECRET")
-	}
-	if oauth.ClientID != "" && len(allowUsers) == 0 && len(allowOrgs) == 0 {
-		return usagef("serve: GitHub sign-in needs --allow-user or --allow-org (otherwise any GitHub account could cancel and rerun)")
-	}
-	if *private && *authToken == "" && oauth.ClientID == "" {
-		return usagef("serve: --private needs a way to sign in: MC_AUTH_TOKEN (--auth-token) or GitHub OAuth")
+	if err := oauth.CheckSignIn(*private, *authToken != ""); err != nil {
+		return err
 	}
 	privateNet, err := sandbox.ParseStageNetwork(*stageNet)
 	if err != nil {
@@ -139,60 +121,18 @@ func runServe(ctx context.Context, e *env, args []string) error {
 			return usagef("serve: %v", err)
 		}
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- hs.Serve(ln) }()
-	runCtx, stopRun := context.WithCancel(ctx)
-	defer stopRun()
-	runDone := make(chan struct{})
-	go func() {
-		defer close(runDone)
-		_ = srv.Run(runCtx)
-	}()
-	if *addrFile != "" {
-		if err := os.WriteFile(resolveDir(e.dir, *addrFile), []byte(ln.Addr().String()+"\n"), 0o644); err != nil {
-			return &infraError{fmt.Errorf("serve: %w", err)}
+	err = server.Serve(ctx, srv, ln, func() error {
+		if *addrFile != "" {
+			if err := os.WriteFile(resolveDir(e.dir, *addrFile), []byte(ln.Addr().String()+"\n"), 0o644); err != nil {
+				return &infraError{fmt.Errorf("serve: %w", err)}
+			}
 		}
-	}
-	fmt.Fprintf(e.stderr, "mc serve: listening on %s (data in %s)\n", *publicURL, *dataDir)
-	select {
-	case err = <-serveErr:
-	case <-ctx.Done():
-	}
-	stopRun()
-	<-runDone // running builds are interrupted and recorded so
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	_ = hs.Shutdown(sctx)
-	if err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return &infraError{fmt.Errorf("serve: %w", err)}
+		fmt.Fprintf(e.stderr, "mc serve: listening on %s (data in %s)\n", *publicURL, *dataDir)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	fmt.Fprintln(e.stderr, "mc serve: stopped")
 	return nil
-}
-
-// githubApp reads the GitHub App's private key (--github-app-key) for App
-// id (--github-app-id). A key that is missing, unreadable or not an RSA
-// private key stops mc serve with the reason (exit 2): reporting to
-// GitHub never quietly degrades to nothing.
-func githubApp(id int64, keyFile string, haveKey, haveToken bool) (*rsa.PrivateKey, error) {
-	switch {
-	case id == 0 && !haveKey:
-		return nil, nil
-	case id <= 0:
-		return nil, usagef("serve: --github-app-key needs --github-app-id (the App's numeric id, on its settings page)")
-	case !haveKey:
-		return nil, usagef("serve: --github-app-id needs --github-app-key FILE (the App's private key, a .pem file)")
-	case haveToken:
-		return nil, usagef("serve: MC_GITHUB_TOKEN and --github-app-id both set: give one way to authenticate to GitHub")
-	}
-	b, err := os.ReadFile(keyFile)
-	if err != nil {
-		return nil, usagef("serve: --github-app-key: %v", err)
-	}
-	key, err := ghapi.ParsePrivateKey(b)
-	if err != nil {
-		return nil, usagef("serve: --github-app-key %s: %v", keyFile, err)
-	}
-	return key, nil
 }
