@@ -1,5 +1,6 @@
 // Package helptext holds the manual mc prints: each command's description
-// and examples, the help topics, and the exit statuses.
+// and examples, the help topics, the exit statuses, and the layout of a
+// command's flag table.
 package helptext
 
 import "sort"
