@@ -4,10 +4,14 @@ package completion
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"sort"
 	"strings"
 
 	"github.com/mc-build/mc/graph"
 	"github.com/mc-build/mc/session"
+	"github.com/spf13/pflag"
 )
 
 // Script is the completion script for shell (bash, zsh or fish).
@@ -132,4 +136,32 @@ func joinRel(dir, rel string) string {
 		return rel
 	}
 	return dir + "/" + rel
+}
+
+// Flags are the candidates for fs's flags: "--name" for a boolean,
+// "--name=" for a flag that takes a value; hidden ones are not offered.
+func Flags(fs *pflag.FlagSet) []string {
+	var cands []string
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Hidden {
+			return
+		}
+		if f.Value.Type() == "bool" {
+			cands = append(cands, "--"+f.Name)
+		} else {
+			cands = append(cands, "--"+f.Name+"=")
+		}
+	})
+	return cands
+}
+
+// Print writes the candidates that complete cur, sorted, one a line: what
+// `mc __complete` answers the shell.
+func Print(w io.Writer, cur string, cands []string) {
+	sort.Strings(cands)
+	for _, c := range cands {
+		if strings.HasPrefix(c, cur) {
+			fmt.Fprintln(w, c)
+		}
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -112,17 +111,7 @@ func runComplete(ctx context.Context, e *env, words []string) error {
 		if fs == nil {
 			return nil
 		}
-		fs.VisitAll(func(f *pflag.Flag) {
-			if f.Hidden {
-				return
-			}
-			if f.Value.Type() == "bool" {
-				cands = append(cands, "--"+f.Name)
-			} else {
-				cands = append(cands, "--"+f.Name+"=")
-			}
-		})
-		return printCands(e.stdout, cur, cands)
+		return printCands(e.stdout, cur, completion.Flags(fs))
 	}
 	if labelCommands[name] {
 		return printCands(e.stdout, cur, completeLabels(ctx, e, cur))
@@ -152,11 +141,6 @@ func completeLabels(ctx context.Context, e *env, cur string) []string {
 }
 
 func printCands(w io.Writer, cur string, cands []string) error {
-	sort.Strings(cands)
-	for _, c := range cands {
-		if strings.HasPrefix(c, cur) {
-			fmt.Fprintln(w, c)
-		}
-	}
+	completion.Print(w, cur, cands)
 	return nil
 }
