@@ -147,11 +147,12 @@ affected "$MID" >"$LOGS/affected-mid.txt"
 affected "$LEAF" >"$LOGS/affected-leaf.txt"
 
 edits=0
+RUN_ID=$(date +%s%N) # edits unique across runs: a reused cache (MC_CACHE_DIR) must not already hold their results
 # edit FILE DIR: a new package variable set by an init function, appended to FILE in DIR.
 edit() {
 	edits=$((edits + 1))
-	printf '\n// selfbench edit %d\nvar selfbenchEdit%d int\n\nfunc init() { selfbenchEdit%d = %d }\n' \
-		"$edits" "$edits" "$edits" "$edits" >>"$2/$1"
+	local v=selfbenchEdit${RUN_ID}x$edits
+	printf '\n// selfbench edit %d\nvar %s int\n\nfunc init() { %s = %d }\n' "$edits" "$v" "$v" "$edits" >>"$2/$1"
 }
 
 # go_reran LOG: the packages go test ran (not "(cached)"), sorted.
