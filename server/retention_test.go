@@ -27,7 +27,7 @@ func TestRetention(t *testing.T) {
 	clock := &testClock{}
 	// Runs of a previous server: 30 old ones (7.7 to 4.1 days old) and 10
 	// recent ones (minutes), each with a log line and a work directory (as
-	// --keep-workspaces leaves them).
+	// servers before incremental checkouts left them with --keep-workspaces).
 	st, err := openStore(filepath.Join(data, "server.db"))
 	if err != nil {
 		t.Fatal(err)

@@ -53,9 +53,6 @@ type Config struct {
 	// commit: deploys check the branch's head.
 	DeliveryRetention time.Duration
 	MaxDeliveries     int
-	// KeepWorkspaces is kept for compatibility: worktrees are always kept
-	// and reused (checkout.go).
-	KeepWorkspaces bool
 	// Exe is the mc binary the builds run (os.Executable() in mc serve);
 	// it is started with argv[0] "mc".
 	Exe string

@@ -27,7 +27,10 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	authToken := fs.String("auth-token", "", "token that starting and cancelling runs requires (also MC_AUTH_TOKEN); without one the API is read-only")
 	parallel := fs.Int("parallel", 1, "runs that build at the same time")
 	cancelOld := fs.Bool("cancel-superseded", true, "a newer commit of a branch or pull request cancels its older queued or running runs")
-	keep := fs.Bool("keep-workspaces", false, "keep each run's checkout under DATA-DIR/work")
+	// Worktrees are always kept and reused now (server/checkout.go): the
+	// old flag is accepted with a warning, so that scripts keep working.
+	fs.Bool("keep-workspaces", false, "")
+	_ = fs.MarkDeprecated("keep-workspaces", "worktrees are always kept and reused")
 	addrFile := fs.String("addr-file", "", "write the address listened on to this file once listening (with --listen HOST:0)")
 	stageNet := fs.String("stage-network", "private", "the builds' --stage-network: private (stages with network = True cannot reach this server, loopback or the metadata service) or host")
 	keepDays := fs.Int("keep-days", 0, "remove ended runs (their logs and work directories) older than N days, at start and hourly (0: keep)")
@@ -108,7 +111,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	srv, err := server.New(ctx, server.Config{
 		DataDir: *dataDir, PublicURL: *publicURL, WebhookSecret: secret, GitHubToken: ghToken,
 		GitHubAppID: *appID, GitHubAppKey: appKey, GitHubAPI: *githubAPI, AuthToken: *authToken, Parallel: *parallel, CancelSuperseded: *cancelOld,
-		KeepWorkspaces: *keep, Exe: exe, BuildArgs: buildArgs, PREnv: prEnv, Log: e.stderr,
+		Exe: exe, BuildArgs: buildArgs, PREnv: prEnv, Log: e.stderr,
 		OAuth: oauth, Private: *private, KeepAge: time.Duration(*keepDays) * 24 * time.Hour, KeepRuns: *keepRuns,
 	})
 	if err != nil {
