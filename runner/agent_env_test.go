@@ -45,7 +45,7 @@ func TestAgentCredentialsNotInStage(t *testing.T) {
 	}
 	prov := &goProvider{t: t, url: pe.url, ep: pe.srv.Endpoint, getenv: pe.getenv, live: map[string]context.CancelFunc{}}
 	ex, err := NewExecutor(ctx, Options{Provider: prov, Objects: pe.objs, Remote: pe.remote, Store: store,
-		Workspace: "w", CacheURL: pe.url, Binary: "/bin/true", Heartbeat: 200 * time.Millisecond, Poll: 50 * time.Millisecond})
+		Workspace: "w", CacheURL: pe.url, Binary: "/bin/true", Heartbeat: 200 * time.Millisecond, Lease: testLease, Poll: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -125,7 +125,7 @@ func TestExecutorAgent(t *testing.T) {
 			prov := &goProvider{t: t, url: url, ep: srv.Endpoint, getenv: getenv, live: map[string]context.CancelFunc{}, neverBoot: tc.neverBoot}
 			var notes lockedBuf
 			ex, err := NewExecutor(ctx, Options{Provider: prov, Objects: objs, Remote: remote, Store: store,
-				Workspace: "w", CacheURL: url, Binary: src, Heartbeat: 200 * time.Millisecond, Poll: 50 * time.Millisecond,
+				Workspace: "w", CacheURL: url, Binary: src, Heartbeat: 200 * time.Millisecond, Lease: testLease, Poll: 50 * time.Millisecond,
 				BootTimeout: time.Second, Notify: func(s string) { notes.Write([]byte(s + "\n")) }})
 			if err != nil {
 				t.Fatal(err)

@@ -17,6 +17,12 @@ import (
 )
 
 // poolEnv is MinIO plus the clients the executor and agents use.
+// testLease is how long a runner may be silent in the tests that are not
+// about lost runners: their 200 ms heartbeats would give 600 ms, which a
+// machine running the whole suite misses (a lost runner is retried, and the
+// count of runners or secrets objects is off).
+const testLease = 5 * time.Second
+
 type poolEnv struct {
 	srv    *testminio.Server
 	url    string

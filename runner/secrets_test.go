@@ -73,7 +73,7 @@ func TestSecretsSealedEndToEnd(t *testing.T) {
 	}
 	prov := &goProvider{t: t, url: pe.url, ep: pe.srv.Endpoint, getenv: pe.getenv, live: map[string]context.CancelFunc{}, objs: rec}
 	ex, err := NewExecutor(ctx, Options{Provider: prov, Objects: rec, Remote: pe.remote, Store: store,
-		Workspace: "w", CacheURL: pe.url, Binary: bin, Heartbeat: 200 * time.Millisecond, Poll: 50 * time.Millisecond,
+		Workspace: "w", CacheURL: pe.url, Binary: bin, Heartbeat: 200 * time.Millisecond, Lease: testLease, Poll: 50 * time.Millisecond,
 		BootTimeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -194,7 +194,7 @@ func TestUntrustedRunnersOnMinIO(t *testing.T) {
 	}
 	prov := &goProvider{t: t, url: url, ep: pol.srv.Endpoint, getenv: getenv, live: map[string]context.CancelFunc{}}
 	ex, err := NewExecutor(ctx, Options{Provider: prov, Objects: objs, Remote: cas.UntrustedRemote(own, trusted), Store: store,
-		Workspace: "w", CacheURL: url, Binary: src, Heartbeat: 200 * time.Millisecond, Poll: 50 * time.Millisecond,
+		Workspace: "w", CacheURL: url, Binary: src, Heartbeat: 200 * time.Millisecond, Lease: testLease, Poll: 50 * time.Millisecond,
 		BootTimeout: 10 * time.Second, Untrusted: true})
 	if err != nil {
 		t.Fatal(err)
