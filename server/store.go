@@ -469,20 +469,10 @@ type statusEvent struct {
 // starts finds of the builds its predecessor did not finish. Queued runs
 // stay queued (queuedRuns): their build has not started, so nothing is lost.
 func (st *store) interruptActive(ctx context.Context, t time.Time) ([]int64, error) {
-	rows, err := st.db.QueryContext(ctx, "SELECT id FROM runs WHERE status = 'running'")
+	ids, err := st.runIDs(ctx, "interrupted runs", "SELECT id FROM runs WHERE status = 'running'")
 	if err != nil {
-		return nil, fmt.Errorf("server: interrupted runs: %w", err)
+		return nil, err
 	}
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
 	for _, id := range ids {
 		if err := st.finishRun(ctx, id, StatusInterrupted, "the server stopped during the run", t); err != nil {
 			return nil, err
@@ -493,16 +483,21 @@ func (st *store) interruptActive(ctx context.Context, t time.Time) ([]int64, err
 
 // queuedRuns lists the runs still queued, oldest first.
 func (st *store) queuedRuns(ctx context.Context) ([]int64, error) {
-	rows, err := st.db.QueryContext(ctx, "SELECT id FROM runs WHERE status = 'queued' ORDER BY id")
+	return st.runIDs(ctx, "queued runs", "SELECT id FROM runs WHERE status = 'queued' ORDER BY id")
+}
+
+// runIDs runs a query selecting run ids; what names them in an error.
+func (st *store) runIDs(ctx context.Context, what, query string, args ...any) ([]int64, error) {
+	rows, err := st.db.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("server: queued runs: %w", err)
+		return nil, fmt.Errorf("server: %s: %w", what, err)
 	}
 	defer rows.Close()
 	var ids []int64
 	for rows.Next() {
 		var id int64
 		if err := rows.Scan(&id); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("server: %s: %w", what, err)
 		}
 		ids = append(ids, id)
 	}

@@ -146,21 +146,8 @@ func (st *store) prunableRuns(ctx context.Context, olderThan time.Time, keep int
 	if len(conds) == 0 {
 		return nil, nil
 	}
-	rows, err := st.db.QueryContext(ctx, "SELECT id FROM runs WHERE status NOT IN ('queued','running') AND ("+
+	return st.runIDs(ctx, "runs to prune", "SELECT id FROM runs WHERE status NOT IN ('queued','running') AND ("+
 		strings.Join(conds, " OR ")+") ORDER BY id", args...)
-	if err != nil {
-		return nil, fmt.Errorf("server: runs to prune: %w", err)
-	}
-	defer rows.Close()
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
 }
 
 // deleteRun removes an ended run with its stages, events and log lines.
