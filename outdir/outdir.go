@@ -5,9 +5,11 @@ package outdir
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -106,6 +108,10 @@ func (m *Materializer) place(out cas.Output) {
 		if m.treeHolds(t, dst) {
 			return
 		}
+		if err := m.makeDir(filepath.Dir(dst)); err != nil {
+			m.fail(fmt.Errorf("%s: %w", out.Path, err))
+			return
+		}
 		// Built aside and swapped in whole by the store.
 		if err := m.store.MaterializeTree(out.Digest, dst, true); err != nil {
 			m.fail(fmt.Errorf("%s: %w", out.Path, err))
@@ -123,22 +129,67 @@ func (m *Materializer) place(out cas.Output) {
 	if fi, err := m.stat.Digest(dst); err == nil && fi.Digest == out.Digest && fi.Exec == out.Exec {
 		return
 	}
-	dir := filepath.Dir(dst)
-	m.dirMu.Lock()
-	if !m.dirs[dir] {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			m.dirMu.Unlock()
-			m.fail(fmt.Errorf("%s: %w", out.Path, err))
-			return
-		}
-		m.dirs[dir] = true
+	if err := m.makeDir(filepath.Dir(dst)); err != nil {
+		m.fail(fmt.Errorf("%s: %w", out.Path, err))
+		return
 	}
-	m.dirMu.Unlock()
 	if err := m.store.Materialize(out.Digest, dst, out.Exec, true); err != nil {
 		m.fail(fmt.Errorf("%s: %w", out.Path, err))
 		return
 	}
 	m.placedNow(dst, out)
+}
+
+// makeDir makes dir (under mc-out/) once, refusing to go through a
+// symbolic link on the way: mc-out/ is filled as the user running mc (root
+// in CI), and a checkout can hold links there (a commit tracking
+// mc-out/x -> /etc), through which outputs would land anywhere.
+func (m *Materializer) makeDir(dir string) error {
+	m.dirMu.Lock()
+	defer m.dirMu.Unlock()
+	if m.dirs[dir] {
+		return nil
+	}
+	if err := NoSymlinks(m.outDir, dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	m.dirs[dir] = true
+	return nil
+}
+
+// NoSymlinks returns an error naming the first existing component of dir,
+// from root down (root included), that is a symbolic link. dir is root or
+// below it.
+func NoSymlinks(root, dir string) error {
+	rel, err := filepath.Rel(root, dir)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return fmt.Errorf("%s is not under %s", dir, root)
+	}
+	p := root
+	parts := []string{}
+	if rel != "." {
+		parts = strings.Split(rel, string(filepath.Separator))
+	}
+	for i := 0; ; i++ {
+		fi, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // what is missing is made as a directory
+		}
+		if err != nil {
+			return err
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			target, _ := os.Readlink(p)
+			return fmt.Errorf("%s is a symbolic link (to %s): mc writes outputs only into real directories under mc-out/; remove it", p, target)
+		}
+		if i == len(parts) {
+			return nil
+		}
+		p = filepath.Join(p, parts[i])
+	}
 }
 
 // placedNow remembers the file just placed at p, to be recorded in the stat

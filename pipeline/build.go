@@ -15,6 +15,7 @@ import (
 	"github.com/mc-build/mc/event"
 	"github.com/mc-build/mc/flock"
 	"github.com/mc-build/mc/graph"
+	"github.com/mc-build/mc/outdir"
 	"github.com/mc-build/mc/report"
 	"github.com/mc-build/mc/sched"
 	"github.com/mc-build/mc/session"
@@ -137,6 +138,11 @@ func anyTest(g *graph.Graph, roots []graph.Label) bool {
 
 func lockWorkspace(ctx context.Context, stderr io.Writer, root string) (func() error, error) {
 	dir := filepath.Join(root, "mc-out")
+	// A checkout may hold mc-out as a link to anywhere: never write
+	// through it (outdir.NoSymlinks says the same of what is below).
+	if err := outdir.NoSymlinks(dir, dir); err != nil {
+		return nil, errkind.Usagef("%v", err)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, errkind.Infra(err)
 	}
