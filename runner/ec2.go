@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -204,8 +205,13 @@ func (p *EC2) List(ctx context.Context, workspace string) ([]Instance, error) {
 	pg := ec2.NewDescribeInstancesPaginator(p.client, &ec2.DescribeInstancesInput{
 		Filters: []types.Filter{{Name: aws.String("tag:" + TagWorkspace), Values: []string{workspace}}},
 	})
+	// Unlike launches, a listing is safe to repeat: a connection reset on a
+	// kept-alive connection (seen from a loaded machine) is retried.
+	retries := func(o *ec2.Options) {
+		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) { so.MaxAttempts = 3 })
+	}
 	for pg.HasMorePages() {
-		page, err := pg.NextPage(ctx)
+		page, err := pg.NextPage(ctx, retries)
 		if err != nil {
 			return nil, fmt.Errorf("ec2 DescribeInstances: %w", err)
 		}
