@@ -345,24 +345,6 @@ func (st *store) getRun(ctx context.Context, id int64) (*Run, error) {
 	return r, nil
 }
 
-// listRuns returns the newest runs first.
-func (st *store) listRuns(ctx context.Context, limit int) ([]*Run, error) {
-	rows, err := st.db.QueryContext(ctx, "SELECT "+runColumns+" FROM runs ORDER BY id DESC LIMIT ?", limit)
-	if err != nil {
-		return nil, fmt.Errorf("server: list runs: %w", err)
-	}
-	defer rows.Close()
-	var out []*Run
-	for rows.Next() {
-		r, err := scanRun(rows)
-		if err != nil {
-			return nil, fmt.Errorf("server: list runs: %w", err)
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
-}
-
 // activeRunsLike returns the queued or running runs of the same branch (a
 // push) or pull request as r, other than r.
 func (st *store) activeRunsLike(ctx context.Context, r *Run) ([]*Run, error) {

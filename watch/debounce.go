@@ -47,15 +47,6 @@ type Batch struct {
 	Overflow bool
 }
 
-// Paths returns the changed paths.
-func (b Batch) Paths() []string {
-	out := make([]string, len(b.Changes))
-	for i, c := range b.Changes {
-		out[i] = c.Path
-	}
-	return out
-}
-
 // Debouncer groups events into batches: a batch is due once no event came
 // for Quiet, or Max after its first event however busy the files are.
 // Editors save in bursts (a temporary file written and renamed over the

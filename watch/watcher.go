@@ -59,9 +59,6 @@ func New(root string, opts Options) (*Watcher, error) {
 	return w, nil
 }
 
-// Batches delivers the debounced batches of changes.
-func (w *Watcher) Batches() <-chan Batch { return w.batches }
-
 // Errors delivers errors of the file system watch that end it.
 func (w *Watcher) Errors() <-chan error { return w.errs }
 
