@@ -303,3 +303,52 @@ func TestPutReplacesCorruptBlob(t *testing.T) {
 		})
 	}
 }
+
+// Another build linking a blob into its sandbox while this process hashes
+// it moves only the blob's ctime: the blob is good and stays. A write at
+// that moment (the control) is still caught and the blob removed. Before,
+// any moved ctime counted as a write, and concurrent builds removed good
+// blobs under each other (TestConcurrentGoroutinesAndProcesses, once).
+func TestRehashWhileLinked(t *testing.T) {
+	for _, write := range []bool{false, true} {
+		dir := filepath.Join(t.TempDir(), "store")
+		w, err := OpenStore(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := w.PutBytes([]byte("a blob another build links"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := OpenStore(dir) // another process: the blob is not known good here
+		if err != nil {
+			t.Fatal(err)
+		}
+		link := filepath.Join(t.TempDir(), "sandbox-input")
+		s.v.onRead = func(Digest) {
+			if write {
+				f, err := os.OpenFile(s.Path(d), os.O_WRONLY|os.O_APPEND, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.WriteString("!")
+				f.Close()
+				return
+			}
+			if err := os.Link(s.Path(d), link); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err = s.CheckUse(d)
+		switch {
+		case !write && err != nil:
+			t.Fatalf("blob linked elsewhere while hashed: %v; want it good", err)
+		case !write && !s.Has(d):
+			t.Fatal("blob linked elsewhere while hashed was removed")
+		case write && !errors.Is(err, ErrCorrupt):
+			t.Fatalf("control, blob written while hashed: %v; want ErrCorrupt", err)
+		case write && s.Has(d):
+			t.Fatal("control, blob written while hashed: still in the store")
+		}
+	}
+}
