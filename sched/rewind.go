@@ -150,7 +150,7 @@ func (s *scheduler) rewind(ctx context.Context, d *graph.Action, path string) er
 	label := d.Label().String()
 	s.opts.Sink.Event(event.Event{Type: event.Log, Time: time.Now(), Label: label,
 		Line: fmt.Sprintf("warning: output %s is gone or failed verification; running %s again", path, label)})
-	o := s.doAction(ctx, d, true)
+	o := s.doAction(ctx, d, true, new(bool))
 	if o.Status != StatusBuilt {
 		err := o.Err
 		if err == nil {

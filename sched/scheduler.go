@@ -155,7 +155,8 @@ func Run(ctx context.Context, ag *graph.ActionGraph, opts Options) (*Report, err
 		ag:       ag,
 		outcomes: make(map[*graph.Action]*Outcome, len(ag.Actions)),
 		waiting:  make(map[*graph.Action]int, len(ag.Actions)),
-		sem:      make(chan struct{}, opts.Jobs),
+		slots:    newSlots(opts.Jobs),
+		prio:     heights(ag),
 		inflight: map[cas.Digest]*flight{},
 	}
 	start := time.Now()
@@ -227,7 +228,9 @@ func Run(ctx context.Context, ag *graph.ActionGraph, opts Options) (*Report, err
 type scheduler struct {
 	opts Options
 	ag   *graph.ActionGraph
-	sem  chan struct{}
+	// slots are the -j job slots, given out by prio (slots.go).
+	slots *slots
+	prio  map[*graph.Action]int
 
 	mu       sync.Mutex
 	outcomes map[*graph.Action]*Outcome
@@ -292,26 +295,39 @@ func (s *scheduler) run(ctx context.Context) {
 		}
 	}
 	for _, a := range ready {
-		s.launch(ctx, a)
+		s.launch(ctx, a, false)
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
 }
 
-// launch starts a goroutine for a ready action. Called with s.mu held.
-func (s *scheduler) launch(ctx context.Context, a *graph.Action) {
+// launch starts a goroutine for a ready action; with slot, the action
+// holds a job slot already (passed on by the action that made it ready).
+// Called with s.mu held.
+//
+// An action keeps its slot until its dependents are launched: finish hands
+// it to the one with the longest chain after it, if no waiting action's is
+// longer. Released before, the slot went to whatever was waiting, ahead of
+// the next stage on the chain to the end of the build, which was still
+// computing its key.
+func (s *scheduler) launch(ctx context.Context, a *graph.Action, slot bool) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		o := s.do(ctx, a)
+		held := slot
+		o := s.doAction(ctx, a, false, &held)
 		o = s.afterImage(ctx, a, o) // pushed before any dependent starts
-		s.finish(ctx, a, o)
+		s.finish(ctx, a, o, &held)
+		if held {
+			s.slots.release()
+		}
 	}()
 }
 
 // finish records an outcome and releases dependents. A failed or skipped
-// dependency makes its dependents skipped without running them.
-func (s *scheduler) finish(ctx context.Context, a *graph.Action, o *Outcome) {
+// dependency makes its dependents skipped without running them. With *held,
+// a holds a job slot, which may go to a dependent (then *held is false).
+func (s *scheduler) finish(ctx context.Context, a *graph.Action, o *Outcome, held *bool) {
 	if s.opts.Done != nil {
 		s.opts.Done(a, o)
 	}
@@ -326,6 +342,7 @@ func (s *scheduler) finish(ctx context.Context, a *graph.Action, o *Outcome) {
 	if o.Status == StatusFailed && !s.opts.KeepGoing {
 		s.stopped = true
 	}
+	var next []*graph.Action
 	for _, r := range a.Rdeps {
 		if s.prior[r] {
 			continue // done before this Run
@@ -347,8 +364,25 @@ func (s *scheduler) finish(ctx context.Context, a *graph.Action, o *Outcome) {
 		case s.stopped || ctx.Err() != nil:
 			s.skip(ctx, r, errors.New("build stopped after a failure (use -k to keep going)"))
 		default:
-			s.launch(ctx, r)
+			next = append(next, r)
 		}
+	}
+	pass := -1 // the dependent given a's slot
+	if *held {
+		for i, r := range next {
+			if pass < 0 || s.prio[r] > s.prio[next[pass]] {
+				pass = i
+			}
+		}
+		if pass >= 0 && s.prio[next[pass]] < s.slots.first() {
+			pass = -1
+		}
+	}
+	for i, r := range next {
+		s.launch(ctx, r, i == pass)
+	}
+	if pass >= 0 {
+		*held = false
 	}
 }
 
@@ -359,7 +393,7 @@ func (s *scheduler) skip(ctx context.Context, r *graph.Action, why error) {
 	go func() {
 		defer s.wg.Done()
 		s.opts.Sink.Event(event.Event{Type: event.StageSkipped, Time: time.Now(), Label: r.Label().String(), Reason: why.Error()})
-		s.finish(ctx, r, &Outcome{Status: StatusSkipped, Err: why})
+		s.finish(ctx, r, &Outcome{Status: StatusSkipped, Err: why}, new(bool))
 	}()
 }
 
@@ -391,15 +425,12 @@ func (s *scheduler) isStopped() bool {
 	return s.stopped
 }
 
-// do computes the action's key, tries the cache, and runs it on a miss.
-func (s *scheduler) do(ctx context.Context, a *graph.Action) *Outcome {
-	return s.doAction(ctx, a, false)
-}
-
-// doAction is do; with rerun (a rewind, see rewind.go) the action runs
+// doAction computes the action's key, tries the cache, and runs it on a
+// miss, in a job slot: *held says whether it holds one (taken here when
+// not; see launch). With rerun (a rewind, see rewind.go) the action runs
 // whatever the cache holds, in the job slot of the dependent that needs it
 // and without sharing another action's execution.
-func (s *scheduler) doAction(ctx context.Context, a *graph.Action, rerun bool) *Outcome {
+func (s *scheduler) doAction(ctx context.Context, a *graph.Action, rerun bool, held *bool) *Outcome {
 	t := a.Target
 	label := t.Label.String()
 	ready := time.Now()
@@ -459,6 +490,11 @@ func (s *scheduler) doAction(ctx context.Context, a *graph.Action, rerun bool) *
 	s.mu.Lock()
 	if f, ok := s.inflight[key]; ok {
 		s.mu.Unlock()
+		if *held {
+			// Not kept while waiting: the execution waited for may need it.
+			s.slots.release()
+			*held = false
+		}
 		<-f.done
 		if f.err != nil || f.fail != nil {
 			if f.fail != nil {
@@ -474,13 +510,13 @@ func (s *scheduler) doAction(ctx context.Context, a *graph.Action, rerun bool) *
 	s.mu.Unlock()
 	defer close(f.done)
 
-	select {
-	case s.sem <- struct{}{}:
-	case <-ctx.Done():
-		f.err = ctx.Err()
-		return &Outcome{Status: StatusSkipped, Err: ctx.Err()}
+	if !*held {
+		if err := s.slots.acquire(ctx, s.prio[a]); err != nil {
+			f.err = err
+			return &Outcome{Status: StatusSkipped, Err: err}
+		}
+		*held = true
 	}
-	defer func() { <-s.sem }()
 	return s.execute(ctx, a, o, inputs, secrets, f, ready)
 }
 
