@@ -156,7 +156,6 @@ func Run(ctx context.Context, ag *graph.ActionGraph, opts Options) (*Report, err
 		outcomes: make(map[*graph.Action]*Outcome, len(ag.Actions)),
 		waiting:  make(map[*graph.Action]int, len(ag.Actions)),
 		slots:    newSlots(opts.Jobs),
-		prio:     heights(ag),
 		inflight: map[cas.Digest]*flight{},
 	}
 	start := time.Now()
@@ -228,9 +227,10 @@ func Run(ctx context.Context, ag *graph.ActionGraph, opts Options) (*Report, err
 type scheduler struct {
 	opts Options
 	ag   *graph.ActionGraph
-	// slots are the -j job slots, given out by prio (slots.go).
-	slots *slots
-	prio  map[*graph.Action]int
+	// slots are the -j job slots, given out by priority (slots.go).
+	slots    *slots
+	prioOnce sync.Once
+	prio     map[*graph.Action]time.Duration // see priority
 
 	mu       sync.Mutex
 	outcomes map[*graph.Action]*Outcome
@@ -370,11 +370,11 @@ func (s *scheduler) finish(ctx context.Context, a *graph.Action, o *Outcome, hel
 	pass := -1 // the dependent given a's slot
 	if *held {
 		for i, r := range next {
-			if pass < 0 || s.prio[r] > s.prio[next[pass]] {
+			if pass < 0 || s.priority(r) > s.priority(next[pass]) {
 				pass = i
 			}
 		}
-		if pass >= 0 && s.prio[next[pass]] < s.slots.first() {
+		if pass >= 0 && s.priority(next[pass]) < s.slots.first() {
 			pass = -1
 		}
 	}
@@ -511,7 +511,7 @@ func (s *scheduler) doAction(ctx context.Context, a *graph.Action, rerun bool, h
 	defer close(f.done)
 
 	if !*held {
-		if err := s.slots.acquire(ctx, s.prio[a]); err != nil {
+		if err := s.slots.acquire(ctx, s.priority(a)); err != nil {
 			f.err = err
 			return &Outcome{Status: StatusSkipped, Err: err}
 		}

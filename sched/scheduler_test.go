@@ -37,10 +37,14 @@ func (f *fakeExec) Run(ctx context.Context, job *Job) (*Result, error) {
 			break
 		}
 	}
+	start := time.Now()
 	f.mu.Lock()
 	f.ran = append(f.ran, job.Label.String())
 	f.mu.Unlock()
 	time.Sleep(f.delay)
+	if strings.HasPrefix(job.Cmds[0], "slow") {
+		time.Sleep(50 * time.Millisecond)
+	}
 	if job.Cmds[0] == "fail" {
 		return &Result{ExitCode: 1, Err: fmt.Errorf("exit status 1")}, nil
 	}
@@ -57,7 +61,7 @@ func (f *fakeExec) Run(ctx context.Context, job *Job) (*Result, error) {
 		}
 		outs = append(outs, cas.Output{Path: o, Digest: d, Size: int64(b.Len())})
 	}
-	return &Result{Outputs: outs}, nil
+	return &Result{Outputs: outs, Duration: time.Since(start)}, nil
 }
 
 func (f *fakeExec) ranLabels() []string {

@@ -3,6 +3,8 @@ package sched
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -17,7 +19,7 @@ func TestSlotsOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := make(chan string, 8)
-	wait := func(name string, prio int, ctx context.Context) {
+	wait := func(name string, prio time.Duration, ctx context.Context) {
 		go func() {
 			if err := s.acquire(ctx, prio); err != nil {
 				got <- name + " gave up"
@@ -63,7 +65,7 @@ func TestSlotsOrder(t *testing.T) {
 
 // queued reports whether a waiter of priority prio is in the queue (the
 // test's names are not kept; the count per priority is enough here).
-func (s *slots) queued(_ string, prio int) bool {
+func (s *slots) queued(_ string, prio time.Duration) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, w := range s.queue {
@@ -94,5 +96,27 @@ func TestSchedulerChainFirst(t *testing.T) {
 	}
 	if i1 > 1 {
 		t.Fatalf("ran %v: //p:c1 waited behind stages nothing depends on", ran)
+	}
+}
+
+// The chain first, by time: of three stages made ready together, the one
+// whose label took longest at its last run goes first (the slot its
+// dependency frees is handed to it); with counts alone the three tie and
+// the first declared would go.
+func TestSchedulerLongestFirst(t *testing.T) {
+	h := newSchedHarness(t)
+	h.add("gate", "echo", "g")
+	h.add("a", "echo", "a", "gate")
+	h.add("b", "slow", "b", "gate")
+	h.add("c", "echo", "c", "gate")
+	h.run(1, false) // records each label's time: b's is the longest
+	for _, n := range []string{"gate", "a", "b", "c"} {
+		if err := os.WriteFile(filepath.Join(h.root, "p", n+".txt"), []byte(n+" changed"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.run(1, false)
+	if ran := h.exec.ranLabels(); len(ran) != 4 || ran[1] != "//p:b" {
+		t.Fatalf("ran %v: want //p:b right after //p:gate (it took longest last time)", ran)
 	}
 }
