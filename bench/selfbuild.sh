@@ -8,22 +8,20 @@
 #   ROUNDS=5 bash bench/selfbuild.sh
 #   REMOTE=0 bash bench/selfbuild.sh      # part (a) only, no MinIO
 #
-# Like with like. In the self-build, `mc test //...` runs `go test -count=1
-# ./PKG` inside the sandbox for the packages whose tests need nothing but Go
-# (and git): the test stages of BUILD.mc, listed here by `mc query
-# 'tests(//...)'` (11 packages today: internal/{fdio,wire,syncbuf}, iampolicy,
-# vcs, cas, graph, lang, builtins, ui, profile). Every test of those packages
-# runs, nothing is skipped or selected with -run. The packages whose tests
-# start bubblewrap, runc, a registry, MinIO or Chromium (exec, oci, cas/s3,
-# runner, server, cmd/mc) have no test stage: scripts/test runs them with
-# `go test`. So the baseline is `go test` of exactly the packages the test
-# stages name, with the same parallelism (-p JOBS), on the same tree: the
-# same tests, each side with its own warm cache (Go's build and test cache in
-# a GOCACHE of its own; mc's local cache, whose go-build/go-mod cache mounts
-# the stages share). What mc does beyond that is its own cost, counted in its
-# time: `mc test //...` also builds every non-test stage under //..., i.e.
-# vets and compiles each affected package (one stage each) and links
-# //:mc.
+# Like with like, twice. (1) The issue's target: `go test -p JOBS PKGS` of
+# the packages the test stages of BUILD.mc name (`mc query 'tests(//...)'`,
+# 19 today), every test of each, nothing selected with -run or skipped. The
+# packages whose tests start bubblewrap, runc, a registry, MinIO or Chromium
+# (sandbox, oci, cas/s3, runner, server, cmd/mc) have no test stage:
+# scripts/test runs them with `go test`. Each side has its own warm cache
+# (Go's build and test cache in a GOCACHE of its own; mc's local cache, whose
+# go-build/go-mod cache mounts the stages share). What `mc test //...` does
+# beyond that is counted in its time: it builds every stage under //..., so
+# it also compiles each affected package (one stage each), vets the affected
+# packages that have no test stage (their vet stages) and links //:mc.
+# (2) The same work in Go: those vets, `go build ./cmd/mc` and `go test
+# -vet=all PKGS`, side by side, with the GOFLAGS of BUILD.mc's stages; what
+# mc adds to the work itself.
 #
 # The change: each round appends to one Go file a new package variable set by
 # an init function. It changes the package's code (its object file and every
@@ -143,6 +141,27 @@ test_pkgs() {
 		grep -A8 "name = \"${l#//:}\"" "$LOGS/tests.build" | sed -nE 's|^ *cmd = "go test [^"]* \./([^ "]+)",?$|github.com/mc-build/mc/\1|p' | head -1
 	done | sort
 }
+# The packages vetted by a vet stage of their own (the others by their test stage, go test -vet=all).
+"$MC" -C "$A" query --cache-dir "$TMP/cache-q" --output build "filter('\\.vet\$', //...)" >"$LOGS/vets.build"
+mapfile -t VETPKGS < <(sed -nE 's|^ *cmd = "go vet (\./[^ "]+)",?$|\1|p' "$LOGS/vets.build" | sort -u)
+((${#VETPKGS[@]} > 0)) || die "no vet stages found (mc query --output build): BUILD.mc's go_library changed?"
+# The same work in Go: what `mc test //...` does here, done by go commands run side by side with the flags of
+# BUILD.mc's Go stages: vet the packages with a vet stage, link the binary, test the packages with a test stage.
+# A Go cache of its own: Go's test cache would otherwise serve this side results of `go test` above (seen: after an
+# edit, the tests of six dependents "(cached)" here).
+SAME_FLAGS="-trimpath -mod=readonly -ldflags=-w"
+go_same() {
+	local rc=0 p1 p2
+	export GOCACHE=$GOCACHE.same
+	GOFLAGS=$SAME_FLAGS go vet "${VETPKGS[@]}" &
+	p1=$!
+	GOFLAGS=$SAME_FLAGS CGO_ENABLED=1 go build -o "$TMP/mc-same" ./cmd/mc &
+	p2=$!
+	GOFLAGS=$SAME_FLAGS go test -vet=all -p "$JOBS" "${PKGS[@]}" || rc=$?
+	wait "$p1" || rc=2
+	wait "$p2" || rc=2
+	return "$rc"
+}
 affected "$MID" >"$LOGS/affected-mid.txt"
 affected "$LEAF" >"$LOGS/affected-leaf.txt"
 
@@ -197,6 +216,7 @@ export GOCACHE=${GO_CACHE_DIR:-$TMP/gocache} # the baseline's own Go cache, warm
 
 note "warming the Go cache: go test ${PKGS[*]}"
 timed go-warm "$A" go test -p "$JOBS" "${PKGS[@]}"
+timed same-warm "$A" go_same
 if [[ $REMOTE != 1 ]]; then
 	note "warming mc's cache: mc test //..."
 	timed mc-warm "$A" mca
@@ -204,11 +224,13 @@ fi
 # One null run each, so that what the warm-up left to do is not measured.
 timed go-null "$A" go test -p "$JOBS" "${PKGS[@]}"
 GO_NULL=$ELAPSED
+timed same-null "$A" go_same
+SAME_NULL=$ELAPSED
 timed mc-null "$A" mca
 MC_NULL=$ELAPSED
 [[ -z $(mc_ran "$LOGS/mc-null.log") ]] || die "mc's null run ran tests: $(mc_ran "$LOGS/mc-null.log" | tr '\n' ' ')"
 
-declare -A GO_T MC_T
+declare -A GO_T MC_T SAME_T
 FAIL=0
 for r in $(seq "$ROUNDS"); do
 	for which in mid leaf; do
@@ -220,10 +242,15 @@ for r in $(seq "$ROUNDS"); do
 		timed "go-$which-$r" "$A" go test -p "$JOBS" "${PKGS[@]}"
 		GO_T[$which]+=" $ELAPSED"
 		go_s=$ELAPSED
-		if ! cmp -s <(go_reran "$LOGS/go-$which-$r.log") <(test_pkgs <"$want"); then
-			note "round $r, $f: go test reran $(go_reran "$LOGS/go-$which-$r.log" | tr '\n' ' '), want $(test_pkgs <"$want" | tr '\n' ' ')"
-			FAIL=1
-		fi
+		timed "same-$which-$r" "$A" go_same
+		SAME_T[$which]+=" $ELAPSED"
+		same_s=$ELAPSED
+		for side in go same; do
+			if ! cmp -s <(go_reran "$LOGS/$side-$which-$r.log") <(test_pkgs <"$want"); then
+				note "round $r, $f: $side reran $(go_reran "$LOGS/$side-$which-$r.log" | tr '\n' ' '), want $(test_pkgs <"$want" | tr '\n' ' ')"
+				FAIL=1
+			fi
+		done
 		prof=()
 		[[ $PROFILE == 1 ]] && prof=(--profile "$LOGS/mc-$which-$r.trace.json")
 		timed "mc-$which-$r" "$A" mca "${prof[@]}"
@@ -232,7 +259,7 @@ for r in $(seq "$ROUNDS"); do
 			note "round $r, $f: mc ran $(mc_ran "$LOGS/mc-$which-$r.log" | tr '\n' ' '), want $(tr '\n' ' ' <"$want")"
 			FAIL=1
 		fi
-		note "round $r, $f: go test $go_s s, mc test $ELAPSED s ($(load))"
+		note "round $r, $f: go test $go_s s, the same work in go $same_s s, mc test $ELAPSED s ($(load))"
 	done
 done
 LOADS+=("$(load)")
@@ -256,7 +283,18 @@ for which in mid leaf; do
 	row "$f ($(grep -c . "$LOGS/affected-$which.txt") test stages rerun)" "$g" "$m" "$(ratio "$g" "$m")" "$(verdict "$g" "$m")"
 done
 row "nothing (null run, once)" "$GO_NULL" "$MC_NULL" "$(ratio "$GO_NULL" "$MC_NULL")" ""
-echo "(rounds: go${GO_T[mid]} /${GO_T[leaf]} s; mc${MC_T[mid]} /${MC_T[leaf]} s; mid then leaf)"
+echo
+echo "the same work in Go (side by side: go vet of the ${#VETPKGS[@]} packages with a vet stage, go build ./cmd/mc,"
+echo "go test -vet=all of the $NTESTS; GOFLAGS=$SAME_FLAGS as BUILD.mc's stages):"
+row "after a change to" "go (s)" "mc (s)" "mc/go" ""
+for which in mid leaf; do
+	f=$MID
+	[[ $which == leaf ]] && f=$LEAF
+	g=$(median ${SAME_T[$which]}) m=$(median ${MC_T[$which]})
+	row "$f" "$g" "$m" "$(ratio "$g" "$m")" ""
+done
+row "nothing (null run, once)" "$SAME_NULL" "$MC_NULL" "$(ratio "$SAME_NULL" "$MC_NULL")" ""
+echo "(rounds: go test${GO_T[mid]} /${GO_T[leaf]} s; same work${SAME_T[mid]} /${SAME_T[leaf]} s; mc${MC_T[mid]} /${MC_T[leaf]} s; mid then leaf)"
 if [[ $REMOTE == 1 ]]; then
 	echo
 	echo "second machine (fresh clone, empty local cache, shared S3 cache only; $MID edited), one run:"

@@ -48,14 +48,14 @@ var exampleChecks = map[string]func(t *testing.T, dir string){
 		}
 		evs := runMC(t, dir, "test", "--output=json", "//...")
 		started := evs.labels("stage_started")
-		mayRun := []string{"//lib/pricing:pricing.compile", "//lib/pricing:test", "//services/orders:orders",
-			"//services/orders:test", "//services/orders:image", "//services/orders:integration"}
+		mayRun := []string{"//lib/pricing:pricing.compile", "//lib/pricing:pricing.vet", "//lib/pricing:test",
+			"//services/orders:orders", "//services/orders:test", "//services/orders:image", "//services/orders:integration"}
 		for _, l := range started {
 			if !slices.Contains(mayRun, l) {
 				t.Errorf("after a change to lib/pricing, %s ran; only pricing and its dependents may (%v)", l, mayRun)
 			}
 		}
-		for _, l := range mayRun[:4] {
+		for _, l := range mayRun[:5] {
 			if !slices.Contains(started, l) {
 				t.Errorf("after a change to lib/pricing, %s did not run (ran: %v)", l, started)
 			}
