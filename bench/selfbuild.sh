@@ -198,7 +198,7 @@ if [[ $REMOTE == 1 ]]; then
 	B_TIME=$ELAPSED
 	mc_ran "$LOGS/mc-b.log" >"$LOGS/b-ran.txt"
 	B_RAN=$(grep -c . "$LOGS/b-ran.txt" || true)
-	B_BUILT=$(grep -E '^Build:' "$LOGS/mc-b.log" | tail -1)
+	B_BUILT=$(grep -E '^(Build|Test):' "$LOGS/mc-b.log" | tail -1)
 	B_SHARED=$(grep -E '^Shared cache' "$LOGS/mc-b.log" | tail -1)
 	if cmp -s "$LOGS/b-ran.txt" "$LOGS/affected-mid.txt"; then
 		B_OK="= tests(rdeps(//..., //:$MID)): yes"
