@@ -128,16 +128,22 @@ func (s *scheduler) imageJob(a *graph.Action, parts *graph.KeyParts, job *Job) {
 	}
 }
 
+// pushes reports whether a is an image stage this build pushes.
+func (s *scheduler) pushes(a *graph.Action) bool {
+	t := a.Target
+	return s.opts.Images.Push != nil && t.Kind == graph.KindImage && t.ImageSpec != nil && t.ImageSpec.Repository != ""
+}
+
 // afterImage pushes image action a, when it has a repository and pushing
 // is on, once it has an outcome and before its dependents are released.
 // A failed push turns the outcome into a failure (its dependents, such as
 // a deploy stage, must not run) and stops the build as an infrastructure
 // failure.
 func (s *scheduler) afterImage(ctx context.Context, a *graph.Action, o *Outcome) *Outcome {
-	t := a.Target
-	if s.opts.Images.Push == nil || t.Kind != graph.KindImage || t.ImageSpec == nil || t.ImageSpec.Repository == "" {
+	if !s.pushes(a) {
 		return o
 	}
+	t := a.Target
 	if o.Status != StatusBuilt && o.Status != StatusCached || o.Result == nil {
 		return o
 	}

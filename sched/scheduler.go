@@ -316,6 +316,11 @@ func (s *scheduler) launch(ctx context.Context, a *graph.Action, slot bool) {
 		defer s.wg.Done()
 		held := slot
 		o := s.doAction(ctx, a, false, &held)
+		if held && s.pushes(a) {
+			// A push is network time, not a job: others run meanwhile.
+			s.slots.release()
+			held = false
+		}
 		o = s.afterImage(ctx, a, o) // pushed before any dependent starts
 		s.finish(ctx, a, o, &held)
 		if held {
