@@ -78,10 +78,30 @@ func (s *Server) pageRerun(w http.ResponseWriter, req *http.Request) {
 	if !ok {
 		return
 	}
-	if !orig.Done() || orig.Trigger == TriggerCLI || orig.CloneURL == "" {
+	if !rerunnable(orig) {
 		http.Error(w, "only a finished run of a push or pull request can be rerun", http.StatusConflict)
 		return
 	}
+	r := rerunOf(orig)
+	if err := s.enqueue(req.Context(), r); err != nil {
+		s.logf("%v", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	s.logf("run %d: a rerun of run %d by %s", r.ID, orig.ID, ss.User)
+	http.Redirect(w, req, fmt.Sprintf("/runs/%d", r.ID), http.StatusSeeOther)
+}
+
+// rerunnable reports whether orig can be run again: a finished run of a
+// push or a pull request.
+func rerunnable(orig *Run) bool {
+	return orig.Done() && orig.Trigger != TriggerCLI && orig.CloneURL != ""
+}
+
+// rerunOf is a new run of orig's commit, linked to it. It keeps orig's
+// trigger, so a pull request's rerun builds untrusted as the pull request
+// did, and a push's deploys only if its commit is still the branch's head.
+func rerunOf(orig *Run) *Run {
 	r := &Run{Trigger: orig.Trigger, Repo: orig.Repo, CloneURL: orig.CloneURL, BaseURL: orig.BaseURL,
 		Commit: orig.Commit, BaseSHA: orig.BaseSHA, Branch: orig.Branch, PR: orig.PR, Deploy: orig.Deploy,
 		Message: orig.Message, Author: orig.Author, PRTitle: orig.PRTitle, RerunOf: orig.ID}
@@ -90,11 +110,5 @@ func (s *Server) pageRerun(w http.ResponseWriter, req *http.Request) {
 		r.DeployState = DeployWaiting
 		r.DeployNote = "the deploy stages run after the build, if " + shortSHA(r.Commit) + " is still the head of " + r.Branch
 	}
-	if err := s.enqueue(req.Context(), r); err != nil {
-		s.logf("%v", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	s.logf("run %d: a rerun of run %d by %s", r.ID, orig.ID, ss.User)
-	http.Redirect(w, req, fmt.Sprintf("/runs/%d", r.ID), http.StatusSeeOther)
+	return r
 }

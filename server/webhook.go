@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -120,6 +122,8 @@ func (s *Server) handleGitHub(w http.ResponseWriter, req *http.Request) {
 		r, err = pushRun(body)
 	case "pull_request":
 		r, err = pullRequestRun(body)
+	case "check_run", "check_suite":
+		r, err = s.rerequestedRun(req.Context(), event, body)
 	default:
 		w.WriteHeader(http.StatusAccepted)
 		fmt.Fprintf(w, "event %q ignored\n", event)
@@ -241,4 +245,57 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v) // the client went away
+}
+
+// rerequestedRun is GitHub's Re-run button: a check_run rerequested (one
+// check run of ours; its external_id is the run's id) or a check_suite
+// rerequested (the newest run of the suite's commit in that repository).
+// The new run is rerunOf the original, as the run page's rerun: a pull
+// request's builds untrusted again. Nil when there is nothing to rerun (an
+// other action, a run still going, a run of another repository).
+func (s *Server) rerequestedRun(ctx context.Context, event string, body []byte) (*Run, error) {
+	var p struct {
+		Action   string `json:"action"`
+		CheckRun struct {
+			ExternalID string `json:"external_id"`
+		} `json:"check_run"`
+		CheckSuite struct {
+			HeadSHA string `json:"head_sha"`
+		} `json:"check_suite"`
+		Repository hookRepo `json:"repository"`
+	}
+	if err := json.Unmarshal(body, &p); err != nil {
+		return nil, fmt.Errorf("%s payload: %w", event, err)
+	}
+	if p.Action != "rerequested" {
+		return nil, nil
+	}
+	var id int64
+	if event == "check_run" {
+		n, err := strconv.ParseInt(p.CheckRun.ExternalID, 10, 64)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("check_run: external_id %q names no run", p.CheckRun.ExternalID)
+		}
+		id = n
+	} else {
+		if err := checkCommit(p.CheckSuite.HeadSHA); err != nil {
+			return nil, err
+		}
+		ids, err := s.st.runIDs(ctx, "runs of a commit",
+			`SELECT id FROM runs WHERE repo = ? AND commit_sha = ? AND trigger != ? ORDER BY id DESC LIMIT 1`,
+			p.Repository.FullName, p.CheckSuite.HeadSHA, TriggerCLI)
+		if err != nil || len(ids) == 0 {
+			return nil, err
+		}
+		id = ids[0]
+	}
+	orig, err := s.st.getRun(ctx, id)
+	if err != nil || orig == nil {
+		return nil, err
+	}
+	if orig.Repo != p.Repository.FullName || !rerunnable(orig) {
+		s.logf("%s rerequested: run %d is not a finished run of %s: nothing to rerun", event, id, p.Repository.FullName)
+		return nil, nil
+	}
+	return rerunOf(orig), nil
 }
