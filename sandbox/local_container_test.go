@@ -47,37 +47,50 @@ func requireRunc(t *testing.T) {
 // platform, and returns its OCI layout directory.
 func busyboxLayout(t *testing.T, platform string) string {
 	t.Helper()
-	dir := t.TempDir()
+	layout, err := makeBusyboxLayout(t.TempDir(), platform)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return layout
+}
+
+// busyboxApplets are the programs of the test image, links to busybox.
+var busyboxApplets = []string{"sh", "ls", "cat", "echo", "env", "sort", "sleep", "tail", "sed", "test", "touch", "nc", "printf", "readlink", "timeout"}
+
+// makeBusyboxLayout is busyboxLayout in dir, for callers without a
+// *testing.T (the re-run test binary of stage_net_test.go).
+func makeBusyboxLayout(dir, platform string) (string, error) {
 	bin := filepath.Join(dir, "bin")
 	if err := os.Mkdir(bin, 0o755); err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	src, err := os.Open(busyboxBin)
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	defer src.Close()
 	dst, err := os.OpenFile(filepath.Join(bin, "busybox"), os.O_CREATE|os.O_WRONLY, 0o755)
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	if _, err := io.Copy(dst, src); err != nil {
-		t.Fatal(err)
+		dst.Close()
+		return "", err
 	}
 	if err := dst.Close(); err != nil {
-		t.Fatal(err)
+		return "", err
 	}
-	for _, a := range []string{"sh", "ls", "cat", "echo", "env", "sort", "sleep", "tail", "sed", "test", "touch"} {
+	for _, a := range busyboxApplets {
 		if err := os.Symlink("busybox", filepath.Join(bin, a)); err != nil {
-			t.Fatal(err)
+			return "", err
 		}
 	}
 	layout := filepath.Join(dir, "layout")
 	cfg := oci.Config{Env: map[string]string{"PATH": "/bin", "IMAGE_VAR": "from-image"}, Platform: platform}
 	if _, err := oci.Build(context.Background(), "", []oci.File{{Dest: "/bin", Src: bin}}, cfg, layout); err != nil {
-		t.Fatal(err)
+		return "", err
 	}
-	return layout
+	return layout, nil
 }
 
 // containerHarness is a local executor able to run stages in images, and

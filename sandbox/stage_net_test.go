@@ -10,6 +10,7 @@ import (
 	osexec "os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mc-build/mc/cas"
+	"github.com/mc-build/mc/sched"
 )
 
 // The private stage network is tested as an attacker on a runner would
@@ -32,8 +34,10 @@ import (
 //
 // The executor runs in the instance namespace (stageNetChildMain), runs a
 // stage with network = True that tries each address, and reports which it
-// reached. With PrivateNetwork, only the internet; with the host's network
-// (the positive control), all of them.
+// reached: on a worker, in a bubblewrap sandbox of its own, and in an image
+// (runc, the busybox image of local_container_test.go, probing with
+// busybox's wget). With PrivateNetwork, only the internet; with the host's
+// network (the positive control), all of them.
 
 // stageNetChildEnv names the executor's network mode in the re-run test
 // binary: "private" or "host".
@@ -47,12 +51,30 @@ const stageNetProbe = `for t in imds=169.254.169.254/latest/meta-data/iam/securi
 done
 echo "netns $(readlink /proc/self/ns/net)"`
 
+// stageNetImageProbe is stageNetProbe in the busybox image, which has no
+// curl and whose wget crashes without glibc's files: HTTP by hand over nc,
+// bounded by timeout because busybox's nc never half-closes and, through
+// pasta, then waits for the server's close after the reply has come.
+const stageNetImageProbe = `for t in imds=169.254.169.254:80/latest/meta-data/iam/security-credentials/ ecs=169.254.170.2:80/v2/credentials loopback=127.0.0.1:8181/ hostaddr=192.0.2.1:8181/ internet=203.0.113.10:80/; do
+  name=${t%%=*}; hp=${t#*=}; host=${hp%%/*}; path=/${hp#*/}
+  resp=$(printf 'GET %s HTTP/1.0\r\n\r\n' "$path" | timeout 5 nc -w 3 "${host%:*}" "${host#*:}" 2>/dev/null)
+  case "$resp" in
+  "HTTP/1."?" 200 "*) echo "$name OK $(echo "$resp" | tail -n 1)" ;;
+  *) echo "$name FAIL" ;;
+  esac
+done
+echo "netns $(readlink /proc/self/ns/net)"`
+
+// stageNetModes are where the probe runs: isolatedModes, and "image".
+var stageNetModes = append(slices.Clone(isolatedModes), "image")
+
 func TestStageNetPrivate(t *testing.T) {
 	requireBwrap(t)
+	requireRunc(t)
 	if os.Geteuid() != 0 {
 		t.Fatal("the private stage network tests run as root (they build network namespaces); run them as root")
 	}
-	for _, tool := range []string{"ip", "pasta", "nft", "unshare", "curl"} {
+	for _, tool := range []string{"ip", "pasta", "nft", "unshare", "nsenter", "curl"} {
 		if _, err := osexec.LookPath(tool); err != nil {
 			t.Fatalf("%s is not installed; the private stage network tests need it (apt-get install iproute2 passt nftables util-linux curl)", tool)
 		}
@@ -71,14 +93,16 @@ func TestStageNetPrivate(t *testing.T) {
 	}
 	for _, netMode := range []string{"private", "host"} {
 		t.Run(netMode, func(t *testing.T) {
-			cmd := osexec.Command("ip", "netns", "exec", inst, os.Args[0], "-test.run=^$")
+			// nsenter, not ip netns exec: that one also remounts /sys,
+			// which leaves runc (the image mode) without the cgroup mounts.
+			cmd := osexec.Command("nsenter", "--net=/run/netns/"+inst, os.Args[0], "-test.run=^$")
 			cmd.Env = append(os.Environ(), stageNetChildEnv+"="+netMode)
 			outb, err := cmd.CombinedOutput()
 			if err != nil {
 				t.Fatalf("the executor in the instance namespace failed: %v\n%s", err, outb)
 			}
 			got := parseStageNetChild(t, string(outb))
-			for _, mode := range isolatedModes {
+			for _, mode := range stageNetModes {
 				for target, w := range want[netMode] {
 					if g := got[mode+" "+target]; g != w {
 						t.Errorf("%s, %s: stage got %q, want %q\n%s", mode, target, g, w, outb)
@@ -98,12 +122,16 @@ func TestStageNetPrivate(t *testing.T) {
 				}
 				// Not compared with the worker's: that namespace is gone by
 				// then, and the kernel reuses namespace inode numbers.
-				if own := got["bwrap netns1"]; own == "" || own == hostNS {
-					t.Errorf("a stage in a sandbox of its own ran in netns %q (host %q): want one of its own", own, hostNS)
+				for _, mode := range []string{"bwrap", "image"} {
+					if own := got[mode+" netns1"]; own == "" || own == hostNS {
+						t.Errorf("%s: a stage in a sandbox of its own ran in netns %q (host %q): want one of its own", mode, own, hostNS)
+					}
 				}
 			case "host":
-				if first != hostNS {
-					t.Errorf("on the host's network the stage ran in netns %q, want the host's %q", first, hostNS)
+				for _, mode := range stageNetModes {
+					if ns := got[mode+" netns1"]; ns != hostNS {
+						t.Errorf("%s: on the host's network the stage ran in netns %q, want the host's %q", mode, ns, hostNS)
+					}
 				}
 			}
 		})
@@ -232,7 +260,7 @@ func stageNetChild(private bool) error {
 		return err
 	}
 	fmt.Printf("RESULT worker hostns %s\n", hostNS)
-	for _, mode := range isolatedModes {
+	for _, mode := range stageNetModes {
 		if err := stageNetChildMode(mode, private); err != nil {
 			return fmt.Errorf("%s: %w", mode, err)
 		}
@@ -251,7 +279,7 @@ func stageNetChildMode(mode string, private bool) error {
 		return err
 	}
 	l, err := NewLocal(LocalOptions{Store: store, SandboxDir: filepath.Join(dir, "sandbox"),
-		MountsDir: filepath.Join(dir, "mounts"), PrivateNetwork: private,
+		MountsDir: filepath.Join(dir, "mounts"), RootfsDir: filepath.Join(dir, "rootfs"), PrivateNetwork: private,
 		Warn: func(msg string) { fmt.Println("warning:", msg) }})
 	if err != nil {
 		return err
@@ -266,12 +294,31 @@ func stageNetChildMode(mode string, private bool) error {
 		p.disabled = true
 		p.mu.Unlock()
 	}
-	for run := 1; run <= 2; run++ {
+	var image sched.Input
+	if mode == "image" {
+		layout, err := makeBusyboxLayout(dir, "")
+		if err != nil {
+			return err
+		}
+		d, _, err := store.PutTree(layout, false)
+		if err != nil {
+			return err
+		}
+		image = sched.Input{Path: "tools/bb.oci", Digest: d, IsTree: true}
+	}
+	runs := 2 // the second stage only tells its namespace (same worker or not)
+	if mode == "image" {
+		runs = 1
+	}
+	for run := 1; run <= runs; run++ {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		// The second stage only tells its namespace (same worker or not).
 		j := job("p", "probe", stageNetProbe)
 		if run == 2 {
 			j = job("p", "probe", `echo "netns $(readlink /proc/self/ns/net)"`)
+		}
+		if mode == "image" {
+			j = job("p", "probe", stageNetImageProbe)
+			j.Image, j.ImageLayout, j.Inputs = "//tools:bb", image.Path, []sched.Input{image}
 		}
 		j.Network = true
 		res, err := l.Run(ctx, j)
