@@ -2,8 +2,8 @@ package server
 
 import (
 	"bufio"
-	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -20,8 +20,12 @@ func (s *Server) authorized(w http.ResponseWriter, req *http.Request) bool {
 		http.Error(w, "this server is read-only: start it with --auth-token to allow starting and cancelling runs", http.StatusForbidden)
 		return false
 	}
-	tok, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
-	if !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.AuthToken)) != 1 {
+	tok, _ := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
+	switch err := s.checkToken(w, req, tok); {
+	case errors.Is(err, errGuessing):
+		http.Error(w, err.Error(), http.StatusTooManyRequests)
+		return false
+	case err != nil:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="mc"`)
 		http.Error(w, "a valid token is required (Authorization: Bearer TOKEN)", http.StatusUnauthorized)
 		return false

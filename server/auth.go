@@ -110,10 +110,13 @@ func (s *Server) signInToken(w http.ResponseWriter, req *http.Request) {
 	if ss == nil {
 		return
 	}
-	tok := req.PostFormValue("token")
-	if s.cfg.AuthToken == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.AuthToken)) != 1 {
-		s.logf("sign-in with a wrong token")
-		http.Redirect(w, req, "/signin?error=wrong+token&next="+url.QueryEscape(localPath(req.PostFormValue("next"))), http.StatusSeeOther)
+	next := url.QueryEscape(localPath(req.PostFormValue("next")))
+	switch err := s.checkToken(w, req, req.PostFormValue("token")); {
+	case errors.Is(err, errGuessing):
+		http.Error(w, err.Error(), http.StatusTooManyRequests)
+		return
+	case err != nil:
+		http.Redirect(w, req, "/signin?error=wrong+token&next="+next, http.StatusSeeOther)
 		return
 	}
 	s.signIn(w, req, ss, "token", "token")
@@ -272,9 +275,19 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		p := req.URL.Path
 		open := req.Method == http.MethodPost || p == "/signin" || strings.HasPrefix(p, "/signin/") ||
 			strings.HasPrefix(p, "/static/") || p == "/healthz"
-		if open || s.sessionOf(req).signedIn() || s.bearerOK(req) {
+		if open || s.sessionOf(req).signedIn() {
 			next.ServeHTTP(w, req)
 			return
+		}
+		if tok, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer "); ok {
+			switch err := s.checkToken(w, req, tok); {
+			case err == nil:
+				next.ServeHTTP(w, req)
+				return
+			case errors.Is(err, errGuessing):
+				http.Error(w, err.Error(), http.StatusTooManyRequests)
+				return
+			}
 		}
 		if strings.HasPrefix(p, "/api/") {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="mc"`)
@@ -287,10 +300,4 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		}
 		http.Redirect(w, req, "/signin?next="+url.QueryEscape(req.URL.RequestURI()), http.StatusSeeOther)
 	})
-}
-
-// bearerOK reports whether req carries the server's token.
-func (s *Server) bearerOK(req *http.Request) bool {
-	tok, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
-	return ok && s.cfg.AuthToken != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.AuthToken)) == 1
 }

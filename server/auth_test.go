@@ -217,7 +217,7 @@ func TestActionsNeedSignIn(t *testing.T) {
 	}
 
 	user := newWebClient(t, base)
-	if code, body := user.signInToken(base, "tok"); code != http.StatusOK || !strings.Contains(body, `signed in as <b id="user">token</b>`) {
+	if code, body := user.signInToken(base, testToken); code != http.StatusOK || !strings.Contains(body, `signed in as <b id="user">token</b>`) {
 		t.Fatalf("sign-in with the token: %d %.300s", code, body)
 	}
 	noOrigin := &webClient{t: t, c: user.c}

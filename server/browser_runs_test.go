@@ -230,7 +230,7 @@ func TestActionsBrowser(t *testing.T) {
 	// Sign in with the token.
 	navigate(t, ctx, ts.http.URL+"/")
 	follow(t, ctx, "#signin", `location.pathname === '/signin'`)
-	js[bool](t, ctx, `document.querySelector('#token-form input[name=token]').value = 'tok'; true`)
+	js[bool](t, ctx, `document.querySelector('#token-form input[name=token]').value = '`+testToken+`'; true`)
 	follow(t, ctx, `#token-form button`, `location.pathname === '/' && !!document.getElementById('user')`)
 	if u := js[string](t, ctx, `document.getElementById('user').textContent`); u != "token" {
 		t.Errorf("signed in as %q", u)
@@ -306,7 +306,7 @@ func TestCSRFBrowser(t *testing.T) {
 
 	signIn := func(base string) string {
 		navigate(t, ctx, base+"/signin", `!!document.querySelector('#token-form input[name=token]')`)
-		js[bool](t, ctx, `document.querySelector('#token-form input[name=token]').value = 'tok'; true`)
+		js[bool](t, ctx, `document.querySelector('#token-form input[name=token]').value = '`+testToken+`'; true`)
 		follow(t, ctx, `#token-form button`, `!!document.getElementById('user')`)
 		return js[string](t, ctx, `document.querySelector('#userbar input[name=csrf]').value`)
 	}
@@ -369,7 +369,7 @@ func TestPrivateBrowser(t *testing.T) {
 	// ts.waitRun needs the API: with the token.
 	waitFor(t, "the private run", func() bool {
 		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/api/runs/%d", ts.http.URL, id), nil)
-		req.Header.Set("Authorization", "Bearer tok")
+		req.Header.Set("Authorization", "Bearer "+testToken)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return false
@@ -420,7 +420,7 @@ func TestPrivateBrowser(t *testing.T) {
 	// Sign in: back to the run page asked for.
 	navigate(t, ctx, fmt.Sprintf("%s/runs/%d", ts.http.URL, id), `location.pathname === '/signin'`)
 	eventually(t, ctx, "sign-in page", `location.pathname === '/signin' && !!document.querySelector('#token-form')`)
-	js[bool](t, ctx, `document.querySelector('#token-form input[name=token]').value = 'tok'; true`)
+	js[bool](t, ctx, `document.querySelector('#token-form input[name=token]').value = '`+testToken+`'; true`)
 	follow(t, ctx, `#token-form button`, fmt.Sprintf(`location.pathname === '/runs/%d'`, id))
 	if text := js[string](t, ctx, `document.body.innerText`); !strings.Contains(text, "//b:b") {
 		t.Errorf("signed in, the run page shows %.200q", text)

@@ -146,7 +146,7 @@ func startServer(t *testing.T, dataDir string, gh *statusDouble, opts ...serverO
 		t.Fatal(err)
 	}
 	cfg := Config{DataDir: dataDir, WebhookSecret: testSecret, Parallel: 2, CancelSuperseded: true, Exe: exe,
-		Env: []string{"FAKE_MC_DIR=" + fakeDir}, AuthToken: "tok", Log: testLog{t}}
+		Env: []string{"FAKE_MC_DIR=" + fakeDir}, AuthToken: testToken, Log: testLog{t}}
 	if gh != nil {
 		cfg.GitHubToken = "gh-token"
 		cfg.GitHubAPI = gh.srv.URL + "/api/v3/"

@@ -2,6 +2,9 @@ package server
 
 const testSecret = "s3cret-webhook"
 
+// testToken is the test servers' MC_AUTH_TOKEN (at least MinTokenLen long).
+const testToken = "test-token-0123456789abcdef"
+
 // fakeMC is a stand-in for the mc binary: the server only runs it and
 // reads its JSON event stream, so these tests control the stream (and its
 // timing) exactly. The real binary is exercised by cmd/mc's serve tests.

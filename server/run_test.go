@@ -90,7 +90,7 @@ func TestServePushRun(t *testing.T) {
 	// environment.
 	dbFiles, _ := filepath.Glob(filepath.Join(ts.s.cfg.DataDir, "server.db*"))
 	env := ts.read("env-" + sha)
-	for _, secret := range []string{testSecret, "gh-token", "Bearer tok"} {
+	for _, secret := range []string{testSecret, "gh-token", "Bearer " + testToken} {
 		if strings.Contains(page, secret) || strings.Contains(list, secret) {
 			t.Errorf("a page shows the secret %q", secret)
 		}
@@ -270,9 +270,9 @@ func TestServeReportAPI(t *testing.T) {
 		want                   int
 	}{
 		{"no token configured", "", "x", http.StatusForbidden},
-		{"no token sent", "tok", "", http.StatusUnauthorized},
-		{"wrong token", "tok", "tok2", http.StatusUnauthorized},
-		{"right token", "tok", "tok", http.StatusCreated},
+		{"no token sent", testToken, "", http.StatusUnauthorized},
+		{"wrong token", testToken, testToken + "2", http.StatusUnauthorized},
+		{"right token", testToken, testToken, http.StatusCreated},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ts := startServer(t, filepath.Join(t.TempDir(), "data"), nil, func(c *Config) { c.AuthToken = tc.configured })
@@ -302,7 +302,7 @@ func TestServeReportAPI(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	if code := post("/api/runs", `{"command":"build //...","commit":"abc","branch":"dev"}`, "tok"); code != http.StatusCreated {
+	if code := post("/api/runs", `{"command":"build //...","commit":"abc","branch":"dev"}`, testToken); code != http.StatusCreated {
 		t.Fatalf("create: %d", code)
 	}
 	now := time.Now().UTC().Format(time.RFC3339Nano)
@@ -314,7 +314,7 @@ func TestServeReportAPI(t *testing.T) {
 	if code := post("/api/runs/1/events", events, "nope"); code != http.StatusUnauthorized {
 		t.Fatalf("events with a wrong token: %d", code)
 	}
-	if code := post("/api/runs/1/events", events, "tok"); code != http.StatusNoContent {
+	if code := post("/api/runs/1/events", events, testToken); code != http.StatusNoContent {
 		t.Fatalf("events: %d", code)
 	}
 	if r := ts.run(1); r.Status != StatusRunning || r.Trigger != TriggerCLI || r.Branch != "dev" {
@@ -322,22 +322,22 @@ func TestServeReportAPI(t *testing.T) {
 	}
 	fin := `{"type":"stage_finished","time":"` + now + `","label":"//x:y","key":"k1","duration_ms":5}` + "\n" +
 		`{"type":"build_finished","time":"` + now + `","summary":{"built":1,"cached":0,"failed":0,"skipped":0,"critical_path_ms":5}}`
-	if code := post("/api/runs/1/events", fin, "tok"); code != http.StatusNoContent {
+	if code := post("/api/runs/1/events", fin, testToken); code != http.StatusNoContent {
 		t.Fatalf("events: %d", code)
 	}
 	if r := ts.run(1); r.Status != StatusSuccess || r.Built != 1 {
 		t.Fatalf("CLI run after build_finished: %+v", r)
 	}
-	if code := post("/api/runs/1/events", events, "tok"); code != http.StatusConflict {
+	if code := post("/api/runs/1/events", events, testToken); code != http.StatusConflict {
 		t.Fatalf("events after the end: %d, want 409", code)
 	}
-	if code := post("/api/runs/1/events", "not json", "tok"); code != http.StatusConflict && code != http.StatusBadRequest {
+	if code := post("/api/runs/1/events", "not json", testToken); code != http.StatusConflict && code != http.StatusBadRequest {
 		t.Fatalf("bad events: %d", code)
 	}
 	if !strings.Contains(ts.get("/runs/1"), "hello from the CLI") {
 		t.Errorf("CLI log not on the run page")
 	}
-	if code := post("/api/runs/1/cancel", "", "tok"); code != http.StatusConflict {
+	if code := post("/api/runs/1/cancel", "", testToken); code != http.StatusConflict {
 		t.Errorf("cancelling a CLI run: %d, want 409", code)
 	}
 }
@@ -353,7 +353,7 @@ func TestServeCancelAPI(t *testing.T) {
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusForbidden && resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("cancel without a token: %v %v", resp.StatusCode, err)
 	}
-	req.Header.Set("Authorization", "Bearer tok")
+	req.Header.Set("Authorization", "Bearer "+testToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil || resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("cancel: %v %v", resp.StatusCode, err)

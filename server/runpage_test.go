@@ -87,7 +87,7 @@ func TestServeReportedRunGraph(t *testing.T) {
 	post := func(path, body string) []byte {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodPost, ts.http.URL+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer tok")
+		req.Header.Set("Authorization", "Bearer "+testToken)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

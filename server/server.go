@@ -39,6 +39,10 @@ type Config struct {
 	// AuthToken is required (Authorization: Bearer) by everything that
 	// starts or cancels a run; without one nothing can, except webhooks.
 	AuthToken string
+	// TokenGuesses is how many failed token checks one client address may
+	// make within ten minutes before it is refused (default 10; negative:
+	// no limit, which only tests' controls want; guesses.go).
+	TokenGuesses int
 	// Parallel is how many runs build at once (default 1).
 	Parallel int
 	// CancelSuperseded cancels the queued or running runs of a branch (or
@@ -96,13 +100,14 @@ type Config struct {
 
 // Server is a running mc serve.
 type Server struct {
-	cfg    Config
-	st     *store
-	gh     *statusClient
-	auth   *authState // sessions, sign-in (auth.go)
-	logMu  sync.Mutex
-	mux    *http.ServeMux
-	closed chan struct{}
+	cfg     Config
+	st      *store
+	gh      *statusClient
+	auth    *authState // sessions, sign-in (auth.go)
+	guesses *guesses   // failed token checks per client (guesses.go)
+	logMu   sync.Mutex
+	mux     *http.ServeMux
+	closed  chan struct{}
 
 	mu       sync.Mutex
 	pending  []int64                           // queued run ids, oldest first
@@ -160,6 +165,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Log = io.Discard
 	}
 	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
+	if err := CheckToken(cfg.AuthToken); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	auth, err := newAuthState(&cfg)
 	if err != nil {
 		return nil, err
@@ -174,7 +182,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg: cfg, st: st, gh: gh, auth: auth, closed: make(chan struct{}),
+		cfg: cfg, st: st, gh: gh, auth: auth, guesses: newGuesses(cfg.TokenGuesses, cfg.Now), closed: make(chan struct{}),
 		active: map[int64]context.CancelCauseFunc{}, notify: map[int64]chan struct{}{},
 		deploying: map[int64]bool{}, deployLock: map[string]chan struct{}{},
 		wake: make(chan struct{}, 1), statuses: make(chan *Run, 4096), statusDone: make(chan struct{}),

@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/mc-build/mc/errkind"
 	"github.com/mc-build/mc/sandbox"
 	"github.com/mc-build/mc/server"
 )
@@ -24,7 +25,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	githubAPI := fs.String("github-api", "", "GitHub API base URL (also MC_GITHUB_API; default https://api.github.com/, Enterprise: https://HOST/api/v3/)")
 	appID := fs.Int64("github-app-id", 0, "authenticate to GitHub as this GitHub App (with --github-app-key) instead of MC_GITHUB_TOKEN: check runs with annotations")
 	appKeyFile := fs.String("github-app-key", "", "the GitHub App's private key (the PEM file GitHub gives), with --github-app-id")
-	authToken := fs.String("auth-token", "", "token that starting and cancelling runs requires (also MC_AUTH_TOKEN); without one the API is read-only")
+	authToken := fs.String("auth-token", "", "token that starting and cancelling runs requires, 24 characters or more (also MC_AUTH_TOKEN); without one the API is read-only")
 	parallel := fs.Int("parallel", 1, "runs that build at the same time")
 	cancelOld := fs.Bool("cancel-superseded", true, "a newer commit of a branch or pull request cancels its older queued or running runs")
 	// Worktrees are always kept and reused now (server/checkout.go): the
@@ -82,6 +83,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		BaseURL: *githubURL, AllowedUsers: allowUsers, AllowedOrgs: allowOrgs}
 	if err := oauth.CheckSignIn(*private, *authToken != ""); err != nil {
 		return err
+	}
+	if err := server.CheckToken(*authToken); err != nil {
+		return errkind.Usagef("serve: %v", err)
 	}
 	privateNet, err := sandbox.ParseStageNetwork(*stageNet)
 	if err != nil {

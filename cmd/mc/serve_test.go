@@ -227,7 +227,7 @@ stage(name = "ship", deps = [":b"], cmd = "echo shipping", deploy = True)
 	repo := map[string]any{"full_name": "acme/mono", "clone_url": "file://" + bare, "default_branch": "main"}
 
 	env := []string{"MC_WEBHOOK_SECRET=" + serveSecret, "MC_GITHUB_TOKEN=gh-e2e", "MC_GITHUB_API=" + gh.URL,
-		"MC_AUTH_TOKEN=report-tok", "XDG_CACHE_HOME=" + filepath.Join(root, "cache"), "HOME=" + root}
+		"MC_AUTH_TOKEN=report-token-0123456789abcdef", "XDG_CACHE_HOME=" + filepath.Join(root, "cache"), "HOME=" + root}
 	data := filepath.Join(root, "data")
 	srv := startServe(t, data, env)
 
@@ -279,7 +279,7 @@ stage(name = "ship", deps = [":b"], cmd = "echo shipping", deploy = True)
 
 	// mc build --report: a local build appears in the same history.
 	gitIn(t, work, "checkout", "-q", "main")
-	build := mcCmd(t, work, []string{"XDG_CACHE_HOME=" + filepath.Join(root, "cache-cli"), "MC_REPORT_TOKEN=report-tok"},
+	build := mcCmd(t, work, []string{"XDG_CACHE_HOME=" + filepath.Join(root, "cache-cli"), "MC_REPORT_TOKEN=report-token-0123456789abcdef"},
 		"build", "--report="+srv.url, "//b:b")
 	if out, err := build.CombinedOutput(); err != nil || !strings.Contains(string(out), "mc: reporting to "+srv.url+"/runs/") {
 		t.Fatalf("mc build --report: %v\n%s", err, out)
@@ -387,4 +387,14 @@ func procsMatching(cmd string) []string {
 		}
 	}
 	return out
+}
+
+// A server token short enough to guess is a usage error (exit 2) before
+// anything starts.
+func TestServeShortToken(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := Main([]string{"serve", "--auth-token", "hunter2", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0"}, &stdout, &stderr)
+	if code != 2 || !strings.Contains(stderr.String(), "openssl rand -hex 32") {
+		t.Fatalf("mc serve with a 7-character token: exit %d, stderr %q; want 2 and how to make one", code, stderr.String())
+	}
 }

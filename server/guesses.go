@@ -1,0 +1,133 @@
+package server
+
+import (
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// MinTokenLen is the shortest server token (MC_AUTH_TOKEN) mc serve takes:
+// the token lets its holder start, cancel and rerun builds, and a short one
+// can be guessed over the network. 24 characters of `openssl rand -hex 32`
+// are 96 bits.
+const MinTokenLen = 24
+
+// CheckToken refuses a server token too short to resist guessing.
+func CheckToken(tok string) error {
+	if tok != "" && len(tok) < MinTokenLen {
+		return fmt.Errorf("the server token (MC_AUTH_TOKEN) has %d characters, fewer than %d: it could be guessed; make one with `openssl rand -hex 32`", len(tok), MinTokenLen)
+	}
+	return nil
+}
+
+// Failed token checks (the sign-in form, the API's and the pages' bearer
+// token) are counted per client address: after guessLimit of them within
+// guessWindow the address is answered 429 without its token being compared,
+// until its oldest failure in the window has aged out. A long token makes
+// guessing hopeless already; the limit is the second wall, and it keeps one
+// client's guessing out of everyone's logs.
+const (
+	defaultGuessLimit = 10
+	guessWindow       = 10 * time.Minute
+	// guessAddrs bounds the addresses remembered: beyond it the ones with
+	// no failure in the window are forgotten.
+	guessAddrs = 10_000
+)
+
+// errGuessing is a token check refused because its address failed too
+// often.
+var errGuessing = errors.New("too many wrong tokens from this address: try again later")
+
+// guesses is the per-address count of failed token checks.
+type guesses struct {
+	limit int // < 0: no limit
+	now   func() time.Time
+	mu    sync.Mutex
+	fails map[string][]time.Time // each address's failures in the window, oldest first
+}
+
+func newGuesses(limit int, now func() time.Time) *guesses {
+	if limit == 0 {
+		limit = defaultGuessLimit
+	}
+	return &guesses{limit: limit, now: now, fails: map[string][]time.Time{}}
+}
+
+// clientAddr is the address a request came from, an IPv6 one as its /64
+// (one host can have all of it). Behind a reverse proxy it is the proxy's:
+// its clients then share one count.
+func clientAddr(req *http.Request) string {
+	host, _, err := net.SplitHostPort(req.RemoteAddr)
+	if err != nil {
+		host = req.RemoteAddr
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+		return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
+	}
+	return host
+}
+
+// recent drops addr's failures older than the window and returns the rest.
+func (g *guesses) recent(addr string, now time.Time) []time.Time {
+	f := g.fails[addr]
+	i := 0
+	for i < len(f) && now.Sub(f[i]) >= guessWindow {
+		i++
+	}
+	f = f[i:]
+	if len(f) == 0 {
+		delete(g.fails, addr)
+	} else {
+		g.fails[addr] = f
+	}
+	return f
+}
+
+// check compares tok with want for the client at addr: nil when they are
+// equal, errGuessing when addr is over its limit (tok is then not
+// compared), otherwise an error, and the failure counts.
+func (g *guesses) check(addr, tok, want string) (retry time.Duration, err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.now()
+	f := g.recent(addr, now)
+	if g.limit > 0 && len(f) >= g.limit {
+		return guessWindow - now.Sub(f[0]), errGuessing
+	}
+	if want != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(want)) == 1 {
+		return 0, nil
+	}
+	if len(g.fails) >= guessAddrs {
+		for a := range g.fails {
+			g.recent(a, now)
+		}
+	}
+	if len(g.fails) < guessAddrs || g.fails[addr] != nil {
+		f = append(f, now)
+		if g.limit > 0 && len(f) > g.limit {
+			f = f[len(f)-g.limit:]
+		}
+		g.fails[addr] = f
+	}
+	return 0, errors.New("wrong token")
+}
+
+// checkToken is guesses.check of tok against the server's token for req's
+// client, logging refusals; on errGuessing it sets Retry-After on w.
+func (s *Server) checkToken(w http.ResponseWriter, req *http.Request, tok string) error {
+	addr := clientAddr(req)
+	retry, err := s.guesses.check(addr, tok, s.cfg.AuthToken)
+	switch {
+	case errors.Is(err, errGuessing):
+		w.Header().Set("Retry-After", strconv.Itoa(int(retry.Round(time.Second)/time.Second)+1))
+		s.logf("a token from %s refused unread: %d wrong ones within %s", addr, s.guesses.limit, guessWindow)
+	case err != nil:
+		s.logf("a wrong token from %s", addr)
+	}
+	return err
+}

@@ -1,0 +1,188 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeClock is a server's Now that the test moves.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// The attack: guessing the server token, through each door that takes it
+// (the API's bearer token, the sign-in form, a private server's pages),
+// from one address. After defaultGuessLimit wrong guesses even the right
+// token is refused (429, not compared, nothing done), until the window has
+// passed; another address is not affected. The control, the same guesses
+// with no limit (TokenGuesses < 0), ends with the right token accepted: the
+// probe would see a guess succeed.
+func TestTokenGuessing(t *testing.T) {
+	doors := []struct {
+		name string
+		// try sends tok through the door from ts's test client and reports
+		// whether it was let in, and the status.
+		try func(t *testing.T, ts *testServer, tok string) (in bool, code int)
+	}{
+		{"api", func(t *testing.T, ts *testServer, tok string) (bool, int) {
+			req, _ := http.NewRequest(http.MethodPost, ts.http.URL+"/api/runs", strings.NewReader(`{"command":"build //...","commit":"abc","branch":"dev"}`))
+			req.Header.Set("Authorization", "Bearer "+tok)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusCreated, resp.StatusCode
+		}},
+		{"sign-in form", func(t *testing.T, ts *testServer, tok string) (bool, int) {
+			w := newWebClient(t, ts.http.URL)
+			code, body := w.signInToken(ts.http.URL, tok)
+			return code == http.StatusOK && strings.Contains(body, `signed in as <b id="user">token</b>`), code
+		}},
+		{"private page", func(t *testing.T, ts *testServer, tok string) (bool, int) {
+			req, _ := http.NewRequest(http.MethodGet, ts.http.URL+"/api/runs", nil)
+			req.Header.Set("Authorization", "Bearer "+tok)
+			resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK, resp.StatusCode
+		}},
+	}
+	for _, door := range doors {
+		for _, limited := range []bool{true, false} {
+			name := door.name + "/limited"
+			if !limited {
+				name = door.name + "/control"
+			}
+			t.Run(name, func(t *testing.T) {
+				clock := &fakeClock{t: time.Now()}
+				ts := startServer(t, filepath.Join(t.TempDir(), "data"), nil, func(c *Config) {
+					c.Now = clock.now
+					c.Private = door.name == "private page"
+					if !limited {
+						c.TokenGuesses = -1
+					}
+				})
+				for i := range defaultGuessLimit {
+					if in, code := door.try(t, ts, fmt.Sprintf("guess-%d-%s", i, testToken)); in || code == http.StatusTooManyRequests {
+						t.Fatalf("wrong guess %d: let in %v, status %d", i+1, in, code)
+					}
+				}
+				in, code := door.try(t, ts, testToken)
+				if !limited {
+					if !in {
+						t.Fatalf("control: the right token after %d wrong ones was refused (%d): the probe cannot tell", defaultGuessLimit, code)
+					}
+					return
+				}
+				if in || code != http.StatusTooManyRequests {
+					t.Fatalf("the right token after %d wrong ones: let in %v, status %d; want refused with 429", defaultGuessLimit, in, code)
+				}
+				if door.name == "api" {
+					resp, err := http.Get(ts.http.URL + "/api/runs/1")
+					if err != nil {
+						t.Fatal(err)
+					}
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusNotFound {
+						t.Fatalf("GET /api/runs/1 after the refused request: %d, want 404 (no run started)", resp.StatusCode)
+					}
+				}
+				// Another address still gets in.
+				req := httptest.NewRequest(http.MethodPost, "/api/runs", strings.NewReader(`{"command":"build //..."}`))
+				req.RemoteAddr = "192.0.2.7:40000"
+				req.Header.Set("Authorization", "Bearer "+testToken)
+				rec := httptest.NewRecorder()
+				ts.s.Handler().ServeHTTP(rec, req)
+				if rec.Code != http.StatusCreated {
+					t.Errorf("another address with the right token: %d %s", rec.Code, rec.Body)
+				}
+				// Once the window has passed, the guesser's address may try again.
+				clock.add(guessWindow)
+				if in, code := door.try(t, ts, testToken); !in {
+					t.Errorf("the right token after the window: %d", code)
+				}
+			})
+		}
+	}
+}
+
+func TestGuessesWindow(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1_000_000, 0)}
+	g := newGuesses(3, clock.now)
+	try := func(addr, tok string) error {
+		_, err := g.check(addr, tok, "right-token")
+		return err
+	}
+	for i := range 3 {
+		if err := try("192.0.2.1", "wrong"); err == nil || errors.Is(err, errGuessing) {
+			t.Fatalf("wrong %d: %v", i, err)
+		}
+		clock.add(time.Minute)
+	}
+	if err := try("192.0.2.1", "right-token"); !errors.Is(err, errGuessing) {
+		t.Fatalf("after 3 wrong: %v, want refused", err)
+	}
+	// The window slides: the first failure ages out after guessWindow.
+	clock.add(guessWindow - 3*time.Minute)
+	if err := try("192.0.2.1", "right-token"); err != nil {
+		t.Fatalf("after the first failure aged out: %v", err)
+	}
+	if err := try("192.0.2.1", "wrong"); err == nil || errors.Is(err, errGuessing) {
+		t.Fatalf("one more wrong: %v", err)
+	}
+	if err := try("192.0.2.1", "right-token"); !errors.Is(err, errGuessing) {
+		t.Fatalf("3 wrong within the window again: %v, want refused", err)
+	}
+	// An IPv6 host counts as its /64.
+	for _, a := range []string{"[2001:db8::1]:1", "[2001:db8::2]:1", "[2001:db8::3]:1"} {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.RemoteAddr = a
+		if err := try(clientAddr(req), "wrong"); errors.Is(err, errGuessing) {
+			t.Fatalf("%s: refused early", a)
+		}
+	}
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	req.RemoteAddr = "[2001:db8::ffff]:1"
+	if err := try(clientAddr(req), "right-token"); !errors.Is(err, errGuessing) {
+		t.Fatalf("a fourth address of the same /64: %v, want refused", err)
+	}
+}
+
+// A token short enough to guess is refused when the server starts.
+func TestShortTokenRefused(t *testing.T) {
+	for _, tok := range []string{"tok", strings.Repeat("x", MinTokenLen-1)} {
+		_, err := New(context.Background(), Config{DataDir: t.TempDir(), AuthToken: tok})
+		if err == nil || !strings.Contains(err.Error(), "openssl rand") {
+			t.Errorf("token of %d characters: %v, want refused", len(tok), err)
+		}
+	}
+	s, err := New(context.Background(), Config{DataDir: t.TempDir(), AuthToken: testToken})
+	if err != nil {
+		t.Fatalf("a token of %d characters: %v", len(testToken), err)
+	}
+	s.Close()
+}
