@@ -13,6 +13,7 @@ import (
 	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
 
 	"github.com/mc-build/mc/flock"
+	"github.com/mc-build/mc/internal/sqlschema"
 )
 
 // busyTimeout is how long a statement waits for another process's write
@@ -131,7 +132,7 @@ func OpenDB(path string) (*DB, error) {
 		return nil, fmt.Errorf("cas: open db %s: %w", abs, err)
 	}
 	db := &DB{db: sdb}
-	if err := db.migrate(ctx); err != nil {
+	if err := sqlschema.Migrate(ctx, sdb, migrations()); err != nil {
 		sdb.Close()
 		return nil, fmt.Errorf("cas: open db %s: %w", abs, err)
 	}
@@ -140,37 +141,6 @@ func OpenDB(path string) (*DB, error) {
 		return nil, fmt.Errorf("cas: open db %s: %w", abs, err)
 	}
 	return db, nil
-}
-
-// migrate applies the migrations not yet applied, in one transaction, so
-// that concurrent openers neither race nor see half a schema.
-func (db *DB) migrate(ctx context.Context) error {
-	tx, err := db.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	steps := migrations()
-	var v int
-	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
-		return err
-	}
-	if v > len(steps) {
-		return fmt.Errorf("schema version %d is newer than this mc knows (%d)", v, len(steps))
-	}
-	if v == len(steps) {
-		return nil
-	}
-	for i := v; i < len(steps); i++ {
-		if _, err := tx.ExecContext(ctx, steps[i]); err != nil {
-			return fmt.Errorf("migration %d: %w", i+1, err)
-		}
-	}
-	// PRAGMA takes no bound parameters; the value is our own integer.
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(steps))); err != nil {
-		return err
-	}
-	return tx.Commit()
 }
 
 // Close closes the database.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/mc-build/mc/internal/sqlschema"
 	"golang.org/x/sys/unix"
 )
 
@@ -101,8 +102,8 @@ func OpenDBReadOnly(path string) (*DB, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), busyTimeout)
 	defer cancel()
-	var v int
-	if err := sdb.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+	v, err := sqlschema.Version(ctx, sdb)
+	if err != nil {
 		sdb.Close()
 		return nil, fmt.Errorf("cas: open db %s: %w", abs, err)
 	}

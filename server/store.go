@@ -14,6 +14,7 @@ import (
 	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
 
 	"github.com/mc-build/mc/event"
+	"github.com/mc-build/mc/internal/sqlschema"
 )
 
 // Run states. queued and running are the only ones that change again.
@@ -151,36 +152,11 @@ func openStore(path string) (*store, error) {
 		return nil, fmt.Errorf("server: open database %s: %w", path, err)
 	}
 	st := &store{db: db}
-	if err := st.migrate(context.Background()); err != nil {
+	if err := sqlschema.Migrate(context.Background(), db, storeMigrations()); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("server: open database %s: %w", path, err)
 	}
 	return st, nil
-}
-
-func (st *store) migrate(ctx context.Context) error {
-	tx, err := st.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	steps := storeMigrations()
-	var v int
-	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
-		return err
-	}
-	if v > len(steps) {
-		return fmt.Errorf("schema version %d is newer than this mc knows (%d)", v, len(steps))
-	}
-	for i := v; i < len(steps); i++ {
-		if _, err := tx.ExecContext(ctx, steps[i]); err != nil {
-			return fmt.Errorf("migration %d: %w", i+1, err)
-		}
-	}
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(steps))); err != nil {
-		return err
-	}
-	return tx.Commit()
 }
 
 func (st *store) close() error { return st.db.Close() }
