@@ -50,6 +50,7 @@ type slots struct {
 	mu    sync.Mutex
 	busy  map[string]bool
 	evals map[string]*evalResult
+	repos map[string]int // checkouts under way or in use, by repository hash (repo_prune.go)
 }
 
 // workspace is a run's checked out worktree.
@@ -107,7 +108,15 @@ func (s *Server) acquireSlot(r *Run) (dir string, release func()) {
 // repository's mirror and checks it out, clean, in a slot of r's tier.
 // say writes to the run's log.
 func (s *Server) checkout(ctx context.Context, r *Run, say func(string)) (*workspace, error) {
-	mirror := filepath.Join(s.cfg.DataDir, "git", urlHash(repoURL(r))+".git")
+	hash := urlHash(repoURL(r))
+	unuse := s.useRepo(hash)
+	ok := false
+	defer func() {
+		if !ok {
+			unuse()
+		}
+	}()
+	mirror := filepath.Join(s.cfg.DataDir, "git", hash+".git")
 	if err := s.fetchInto(ctx, r, mirror, r.CloneURL, r.Commit, say); err != nil {
 		return nil, err
 	}
@@ -117,8 +126,7 @@ func (s *Server) checkout(ctx context.Context, r *Run, say func(string)) (*works
 		}
 	}
 	dir, release := s.acquireSlot(r)
-	ws := &workspace{dir: dir, release: release}
-	ok := false
+	ws := &workspace{dir: dir, release: func() { release(); unuse() }}
 	defer func() {
 		if !ok {
 			release()

@@ -88,6 +88,11 @@ func (s *Server) prune(ctx context.Context) ([]int64, error) {
 	if len(removed) > 0 {
 		s.logf("retention: removed %d runs (%d to %d)", len(removed), removed[0], removed[len(removed)-1])
 	}
+	if ctx.Err() == nil {
+		if err := s.pruneRepos(ctx); err != nil {
+			return removed, err
+		}
+	}
 	return removed, ctx.Err()
 }
 

@@ -173,3 +173,22 @@ func (st *store) deleteRun(ctx context.Context, id int64) (bool, error) {
 	}
 	return true, tx.Commit()
 }
+
+// repoURLs is the repository of every run in the database (the fields
+// repoURL reads), each once.
+func (st *store) repoURLs(ctx context.Context) ([]*Run, error) {
+	rows, err := st.db.QueryContext(ctx, "SELECT DISTINCT trigger, clone_url, base_url FROM runs")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*Run
+	for rows.Next() {
+		r := &Run{}
+		if err := rows.Scan(&r.Trigger, &r.CloneURL, &r.BaseURL); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
