@@ -90,7 +90,8 @@ func (g *guesses) recent(addr string, now time.Time) []time.Time {
 
 // check compares tok with want for the client at addr: nil when they are
 // equal, errGuessing when addr is over its limit (tok is then not
-// compared), otherwise an error, and the failure counts.
+// compared), otherwise an error, and the failure counts unless tok was
+// empty (a client without a token is not guessing).
 func (g *guesses) check(addr, tok, want string) (retry time.Duration, err error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -101,6 +102,9 @@ func (g *guesses) check(addr, tok, want string) (retry time.Duration, err error)
 	}
 	if want != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(want)) == 1 {
 		return 0, nil
+	}
+	if tok == "" {
+		return 0, errors.New("no token") // not a guess: not counted
 	}
 	if len(g.fails) >= guessAddrs {
 		for a := range g.fails {
@@ -126,7 +130,7 @@ func (s *Server) checkToken(w http.ResponseWriter, req *http.Request, tok string
 	case errors.Is(err, errGuessing):
 		w.Header().Set("Retry-After", strconv.Itoa(int(retry.Round(time.Second)/time.Second)+1))
 		s.logf("a token from %s refused unread: %d wrong ones within %s", addr, s.guesses.limit, guessWindow)
-	case err != nil:
+	case err != nil && tok != "":
 		s.logf("a wrong token from %s", addr)
 	}
 	return err

@@ -157,6 +157,15 @@ func TestGuessesWindow(t *testing.T) {
 	if err := try("192.0.2.1", "right-token"); !errors.Is(err, errGuessing) {
 		t.Fatalf("3 wrong within the window again: %v, want refused", err)
 	}
+	// No token is no guess: a client without one does not lock itself out.
+	for range 10 {
+		if err := try("192.0.2.2", ""); err == nil || errors.Is(err, errGuessing) {
+			t.Fatalf("no token: %v", err)
+		}
+	}
+	if err := try("192.0.2.2", "right-token"); err != nil {
+		t.Fatalf("after requests without a token: %v", err)
+	}
 	// An IPv6 host counts as its /64.
 	for _, a := range []string{"[2001:db8::1]:1", "[2001:db8::2]:1", "[2001:db8::3]:1"} {
 		req := httptest.NewRequest(http.MethodGet, "/", nil)
