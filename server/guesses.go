@@ -4,11 +4,14 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/mc-build/mc/errkind"
 )
 
 // MinTokenLen is the shortest server token (MC_AUTH_TOKEN) mc serve takes:
@@ -59,17 +62,49 @@ func newGuesses(limit int, now func() time.Time) *guesses {
 }
 
 // clientAddr is the address a request came from, an IPv6 one as its /64
-// (one host can have all of it). Behind a reverse proxy it is the proxy's:
-// its clients then share one count.
-func clientAddr(req *http.Request) string {
-	host, _, err := net.SplitHostPort(req.RemoteAddr)
+// (one host can have all of it). A request from one of the trusted proxies
+// (Config.TrustedProxies) came from the address the proxies put last in
+// X-Forwarded-For that is not one of theirs: the header's earlier entries
+// are whatever the client sent, so a client cannot pick its address.
+// Without trusted proxies the header is ignored, and behind a proxy all
+// clients share the proxy's count.
+func clientAddr(req *http.Request, trusted []netip.Prefix) string {
+	ap, err := netip.ParseAddrPort(req.RemoteAddr)
 	if err != nil {
-		host = req.RemoteAddr
+		return req.RemoteAddr
 	}
-	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
-		return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
+	addr := ap.Addr().Unmap()
+	if isTrusted(addr, trusted) {
+		hops := req.Header.Values("X-Forwarded-For")
+		var all []string
+		for _, h := range hops {
+			all = append(all, strings.Split(h, ",")...)
+		}
+		for i := len(all) - 1; i >= 0; i-- {
+			a, err := netip.ParseAddr(strings.TrimSpace(all[i]))
+			if err != nil {
+				break // not an address: what is left of the header is not the proxies'
+			}
+			addr = a.Unmap()
+			if !isTrusted(addr, trusted) {
+				break
+			}
+		}
 	}
-	return host
+	if addr.Is6() {
+		p, _ := addr.Prefix(64)
+		return p.String()
+	}
+	return addr.String()
+}
+
+func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
+	for _, p := range trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // recent drops addr's failures older than the window and returns the rest.
@@ -124,7 +159,7 @@ func (g *guesses) check(addr, tok, want string) (retry time.Duration, err error)
 // checkToken is guesses.check of tok against the server's token for req's
 // client, logging refusals; on errGuessing it sets Retry-After on w.
 func (s *Server) checkToken(w http.ResponseWriter, req *http.Request, tok string) error {
-	addr := clientAddr(req)
+	addr := clientAddr(req, s.cfg.TrustedProxies)
 	retry, err := s.guesses.check(addr, tok, s.cfg.AuthToken)
 	switch {
 	case errors.Is(err, errGuessing):
@@ -134,4 +169,21 @@ func (s *Server) checkToken(w http.ResponseWriter, req *http.Request, tok string
 		s.logf("a wrong token from %s", addr)
 	}
 	return err
+}
+
+// ParseProxies reads --trusted-proxy values: addresses or CIDR prefixes.
+func ParseProxies(vals []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, v := range vals {
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			a, aerr := netip.ParseAddr(v)
+			if aerr != nil {
+				return nil, errkind.Usagef("serve: --trusted-proxy %q is neither an address nor a CIDR prefix", v)
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -170,13 +171,13 @@ func TestGuessesWindow(t *testing.T) {
 	for _, a := range []string{"[2001:db8::1]:1", "[2001:db8::2]:1", "[2001:db8::3]:1"} {
 		req := httptest.NewRequest(http.MethodGet, "/", nil)
 		req.RemoteAddr = a
-		if err := try(clientAddr(req), "wrong"); errors.Is(err, errGuessing) {
+		if err := try(clientAddr(req, nil), "wrong"); errors.Is(err, errGuessing) {
 			t.Fatalf("%s: refused early", a)
 		}
 	}
 	req := httptest.NewRequest(http.MethodGet, "/", nil)
 	req.RemoteAddr = "[2001:db8::ffff]:1"
-	if err := try(clientAddr(req), "right-token"); !errors.Is(err, errGuessing) {
+	if err := try(clientAddr(req, nil), "right-token"); !errors.Is(err, errGuessing) {
 		t.Fatalf("a fourth address of the same /64: %v, want refused", err)
 	}
 }
@@ -194,4 +195,77 @@ func TestShortTokenRefused(t *testing.T) {
 		t.Fatalf("a token of %d characters: %v", len(testToken), err)
 	}
 	s.Close()
+}
+
+// Behind a reverse proxy: with the proxy trusted (--trusted-proxy), wrong
+// tokens count against the client address it adds to X-Forwarded-For, so a
+// guesser behind it does not lock out the others; what a client writes in
+// X-Forwarded-For itself (directly, or through the proxy, which appends the
+// real address) does not choose its count. The control, the proxy not
+// trusted, locks everyone behind it out: the probe tells the difference.
+func TestTrustedProxyGuessing(t *testing.T) {
+	const proxy = "127.0.0.1:5000"
+	for _, trusted := range []bool{true, false} {
+		name := "trusted"
+		if !trusted {
+			name = "control"
+		}
+		t.Run(name, func(t *testing.T) {
+			ts := startServer(t, filepath.Join(t.TempDir(), "data"), nil, func(c *Config) {
+				if trusted {
+					c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+				}
+			})
+			post := func(remote, xff, tok string) int {
+				req := httptest.NewRequest(http.MethodPost, "/api/runs", strings.NewReader(`{"command":"build //..."}`))
+				req.RemoteAddr = remote
+				if xff != "" {
+					req.Header.Set("X-Forwarded-For", xff)
+				}
+				req.Header.Set("Authorization", "Bearer "+tok)
+				rec := httptest.NewRecorder()
+				ts.s.Handler().ServeHTTP(rec, req)
+				return rec.Code
+			}
+			// The guesser, through the proxy, claiming a new address each time.
+			for i := range defaultGuessLimit {
+				if code := post(proxy, fmt.Sprintf("198.51.100.%d, 203.0.113.9", i), fmt.Sprintf("guess-%d", i)); code != http.StatusUnauthorized {
+					t.Fatalf("guess %d: %d", i+1, code)
+				}
+			}
+			if code := post(proxy, "198.51.100.200, 203.0.113.9", testToken); code != http.StatusTooManyRequests {
+				t.Errorf("the guesser's right token: %d, want 429", code)
+			}
+			code := post(proxy, "192.0.2.44", testToken)
+			if trusted && code != http.StatusCreated {
+				t.Errorf("another client behind the trusted proxy: %d, want 201", code)
+			}
+			if !trusted && code != http.StatusTooManyRequests {
+				t.Errorf("control: another client behind the untrusted proxy: %d, want 429 (one count for the proxy)", code)
+			}
+			// Directly, a header of the client's own choosing counts for nothing.
+			for i := range defaultGuessLimit {
+				post("203.0.113.66:1", fmt.Sprintf("198.51.101.%d", i), fmt.Sprintf("guess-%d", i))
+			}
+			if code := post("203.0.113.66:1", "198.51.101.200", testToken); code != http.StatusTooManyRequests {
+				t.Errorf("a direct client naming itself another address: %d, want 429", code)
+			}
+		})
+	}
+}
+
+func TestParseProxies(t *testing.T) {
+	got, err := ParseProxies([]string{"10.0.0.1", "192.168.0.0/16", "::1", "10.1.2.3/8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"10.0.0.1/32", "192.168.0.0/16", "::1/128", "10.0.0.0/8"}
+	for i, p := range got {
+		if p.String() != want[i] {
+			t.Errorf("%d: %s, want %s", i, p, want[i])
+		}
+	}
+	if _, err := ParseProxies([]string{"proxy.example.com"}); err == nil {
+		t.Error("a host name was taken")
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -43,6 +44,10 @@ type Config struct {
 	// make within ten minutes before it is refused (default 10; negative:
 	// no limit, which only tests' controls want; guesses.go).
 	TokenGuesses int
+	// TrustedProxies are the reverse proxies in front of the server: a
+	// request from one of them is counted against the client address they
+	// add to X-Forwarded-For (guesses.go), not theirs.
+	TrustedProxies []netip.Prefix
 	// Parallel is how many runs build at once (default 1).
 	Parallel int
 	// CancelSuperseded cancels the queued or running runs of a branch (or

@@ -39,7 +39,8 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	private := fs.Bool("private", false, "reading pages, logs and the API needs sign-in (or the API token) too")
 	oauthID := fs.String("github-oauth-client-id", "", "sign in with GitHub: the OAuth app's client id (also MC_GITHUB_OAUTH_CLIENT_ID; its secret: MC_GITHUB_OAUTH_CLIENT_SECRET; callback URL: URL/signin/github/callback)")
 	githubURL := fs.String("github-url", "https://github.com", "GitHub's web address for OAuth sign-in (GitHub Enterprise: https://HOST)")
-	var buildArgs, prEnv, allowUsers, allowOrgs []string
+	var buildArgs, prEnv, allowUsers, allowOrgs, proxies []string
+	fs.StringArrayVar(&proxies, "trusted-proxy", nil, "a reverse proxy in front of the server (an address or CIDR, repeatable): wrong tokens are counted against the client address it adds to X-Forwarded-For, not its own")
 	fs.StringArrayVar(&allowUsers, "allow-user", nil, "a GitHub login that may sign in (repeatable)")
 	fs.StringArrayVar(&allowOrgs, "allow-org", nil, "a GitHub organization whose active members may sign in (repeatable)")
 	fs.StringArrayVar(&prEnv, "pr-env", nil, "a variable of the server's environment that pull-request builds may see, e.g. read-only AWS credentials (repeatable); they see only PATH, HOME, locale, cache locations and MC_CACHE/MC_S3_ENDPOINT/MC_REGISTRY otherwise")
@@ -87,6 +88,10 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err := server.CheckToken(*authToken); err != nil {
 		return errkind.Usagef("serve: %v", err)
 	}
+	trusted, err := server.ParseProxies(proxies)
+	if err != nil {
+		return err
+	}
 	privateNet, err := sandbox.ParseStageNetwork(*stageNet)
 	if err != nil {
 		return usagef("serve: %v", err)
@@ -114,7 +119,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	srv, err := server.New(ctx, server.Config{
 		DataDir: *dataDir, PublicURL: *publicURL, WebhookSecret: secret, GitHubToken: ghToken,
-		GitHubAppID: *appID, GitHubAppKey: appKey, GitHubAPI: *githubAPI, AuthToken: *authToken, Parallel: *parallel, CancelSuperseded: *cancelOld,
+		GitHubAppID: *appID, GitHubAppKey: appKey, GitHubAPI: *githubAPI, AuthToken: *authToken, TrustedProxies: trusted, Parallel: *parallel, CancelSuperseded: *cancelOld,
 		Exe: exe, BuildArgs: buildArgs, PREnv: prEnv, Log: e.stderr,
 		OAuth: oauth, Private: *private, KeepAge: time.Duration(*keepDays) * 24 * time.Hour, KeepRuns: *keepRuns,
 	})
