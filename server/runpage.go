@@ -64,6 +64,18 @@ type failedStage struct {
 	Total    int       // lines of its log
 }
 
+// TailID is the anchor of those lines in the full log: ANCHOR-LN-LM (a
+// range, marked by run.js), or the one line's.
+func (f failedStage) TailID() string {
+	switch len(f.Lines) {
+	case 0:
+		return f.Anchor
+	case 1:
+		return f.Lines[0].ID
+	}
+	return fmt.Sprintf("%s-L%d", f.Lines[0].ID, f.Lines[len(f.Lines)-1].N)
+}
+
 // evalError is an error in a BUILD file (mc's exit 2), found in the run's
 // own log.
 type evalError struct {

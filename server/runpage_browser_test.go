@@ -64,7 +64,7 @@ func TestServeRunPageFailureFirst(t *testing.T) {
 	p := run(t, ctx, "positions", chromedp.Evaluate[tops](sectionsTop))
 	checkFirst(t, p)
 	summary := run(t, ctx, "summary", chromedp.Evaluate[string](`document.getElementById('failure').innerText`))
-	for _, want := range []string{"1 failed stage", "//b:b", "exit 2", "exit status 2", "compiling <b> & more", "second line of b", "the full log from line 1"} {
+	for _, want := range []string{"1 failed stage", "//b:b", "exit 2", "exit status 2", "compiling <b> & more", "second line of b", "these lines in the full log"} {
 		if !strings.Contains(summary, want) {
 			t.Errorf("the failure summary lacks %q:\n%s", want, summary)
 		}
@@ -81,11 +81,16 @@ func TestServeRunPageFailureFirst(t *testing.T) {
 		t.Errorf("notes of //b:b_test: %q", got)
 	}
 
-	// The link into the full log: the log opens at the line, marked.
+	// The link into the full log: the log opens at the summary's lines,
+	// marked (a range, #ANCHOR-LN-LM).
+	tailN := run(t, ctx, "tail lines", chromedp.Evaluate[int](`document.querySelectorAll('#failure pre.tail a.tl').length`))
+	if tailN < 2 {
+		t.Fatalf("the summary shows %d lines of //b:b's log, want 2 or more", tailN)
+	}
 	run(t, ctx, "close the log", chromedp.Evaluate[bool](`document.querySelector('details.log pre[data-label="//b:b"]').closest('details').open = false`))
 	run(t, ctx, "follow the link", chromedp.Click(chromedp.CSS(`#failure a.full-log`)))
 	line := `document.getElementById('log-.2f.2fb.3ab-L1')`
-	run(t, ctx, "marked line", chromedp.Poll[bool](line+`.classList.contains('hl') && `+line+`.closest('details').open && location.hash === '#log-.2f.2fb.3ab-L1'`, chromedp.WithPollingTimeout(5*time.Second)))
+	run(t, ctx, "marked lines", chromedp.Poll[bool](fmt.Sprintf(`%s.classList.contains('hl') && %s.closest('details').open && location.hash === '#log-.2f.2fb.3ab-L1-L%d' && document.querySelectorAll('.line.hl').length === %d`, line, line, tailN, tailN), chromedp.WithPollingTimeout(5*time.Second)))
 	if in := run(t, ctx, "in view", chromedp.Evaluate[bool](`(r => r.top >= 0 && r.bottom <= innerHeight)(`+line+`.getBoundingClientRect())`)); !in {
 		t.Error("the linked line is not in view")
 	}
@@ -95,6 +100,9 @@ func TestServeRunPageFailureFirst(t *testing.T) {
 	// A link to line 2 loaded in a new page: marked too.
 	run(t, ctx, "line 2", chromedp.Navigate(fmt.Sprintf("%s/runs/%d#log-.2f.2fb.3ab-L2", ts.http.URL, id)))
 	run(t, ctx, "line 2 marked", chromedp.Poll[bool](`document.getElementById('log-.2f.2fb.3ab-L2').classList.contains('hl') && document.querySelectorAll('.line.hl').length === 1`, chromedp.WithPollingTimeout(5*time.Second)))
+	// Shift-click on line 1's number marks lines 1 to 2 and links to them.
+	run(t, ctx, "shift-click", chromedp.Evaluate[bool](`document.querySelector('#log-\\.2f\\.2fb\\.3ab-L1 a.ln').dispatchEvent(new MouseEvent('click', {bubbles: true, cancelable: true, shiftKey: true}))`))
+	run(t, ctx, "range marked", chromedp.Poll[bool](`location.hash === '#log-.2f.2fb.3ab-L1-L2' && [...document.querySelectorAll('.line.hl')].map(l => l.id).join(' ') === 'log-.2f.2fb.3ab-L1 log-.2f.2fb.3ab-L2'`, chromedp.WithPollingTimeout(5*time.Second)))
 
 	// Search: only lines with the text stay visible.
 	run(t, ctx, "search", chromedp.SendKeys(chromedp.CSS(`#log-search`), "SECOND"))
@@ -262,19 +270,27 @@ func TestServeRunPageLiveFailure(t *testing.T) {
 	}
 	run(t, ctx, "observer", chromedp.Evaluate[bool](`(() => {
   sessionStorage.removeItem('mcLive');
+  sessionStorage.removeItem('mcLiveHref');
   window.mcMarker = true;
   const box = document.getElementById('failure');
   new MutationObserver(() => {
-    if (window.mcMarker && !box.hidden && box.querySelector('.failed-stage')) sessionStorage.setItem('mcLive', box.innerText);
+    if (window.mcMarker && !box.hidden && box.querySelector('.failed-stage')) {
+      sessionStorage.setItem('mcLive', box.innerText);
+      const a = box.querySelector('a.full-log');
+      if (a) sessionStorage.setItem('mcLiveHref', a.getAttribute('href'));
+    }
   }).observe(box, {subtree: true, childList: true, attributes: true});
   return true;
 })()`))
 	ts.touch("gate-" + sha)
 	eventually(t, ctx, "reloaded", `!window.mcMarker && document.getElementById('run-status').textContent === 'failure'`)
 	live := run(t, ctx, "live summary", chromedp.Evaluate[string](`sessionStorage.getItem('mcLive') || ''`))
-	for _, want := range []string{"//b:b", "exit status 2", "second line of b", "the full log from line 1"} {
+	for _, want := range []string{"//b:b", "exit status 2", "second line of b", "these lines in the full log"} {
 		if !strings.Contains(live, want) {
 			t.Errorf("the live failure summary lacks %q:\n%s", want, live)
 		}
+	}
+	if href := run(t, ctx, "live link", chromedp.Evaluate[string](`sessionStorage.getItem('mcLiveHref') || ''`)); href != "#log-.2f.2fb.3ab-L1-L2" {
+		t.Errorf("the live summary links to %q, want the range of its lines #log-.2f.2fb.3ab-L1-L2", href)
 	}
 }

@@ -11,19 +11,45 @@
   function sel(attr, label) { return '[' + attr + '="' + CSS.escape(label) + '"]'; }
 
   // #ANCHOR-LN: open the log, mark the line, bring it into view.
+  // #ANCHOR-LN-LM marks lines N to M; shift-click on a line number after
+  // marking one in the same log makes such a link.
+  function lineRange(h) {
+    var m = /^(.*)-L(\d+)-L(\d+)$/.exec(h);
+    if (!m) return null;
+    var a = +m[2], b = +m[3];
+    if (a > b) { var t = a; a = b; b = t; }
+    var els = [];
+    for (var n = a; n <= b; n++) {
+      var el = document.getElementById(m[1] + '-L' + n);
+      if (el) els.push(el);
+    }
+    return els;
+  }
   function showHash() {
     var h = decodeURIComponent(location.hash.slice(1));
     document.querySelectorAll('.line.hl').forEach(function (l) { l.classList.remove('hl'); });
     if (!h) return;
-    var el = document.getElementById(h);
-    if (!el) return;
-    var d = el.closest('details');
+    // An element of that id first: a label may itself end in -LN.
+    var one = document.getElementById(h);
+    var els = one ? [one] : (lineRange(h) || []);
+    if (!els.length) return;
+    var d = els[0].closest('details');
     if (d) d.open = true;
-    if (el.classList.contains('line')) el.classList.add('hl');
-    el.scrollIntoView({ block: 'center' });
+    els.forEach(function (el) { if (el.classList.contains('line')) el.classList.add('hl'); });
+    els[0].scrollIntoView({ block: 'center' });
   }
   window.addEventListener('hashchange', showHash);
   showHash();
+  document.addEventListener('click', function (ev) {
+    var a = ev.target.closest && ev.target.closest('#logs a.ln');
+    if (!a || !ev.shiftKey) return;
+    var cur = decodeURIComponent(location.hash.slice(1)).match(/^(.*)-L(\d+)(?:-L\d+)?$/);
+    var to = a.getAttribute('href').slice(1).match(/^(.*)-L(\d+)$/);
+    if (!cur || !to || cur[1] !== to[1]) return;
+    ev.preventDefault();
+    var lo = Math.min(+cur[2], +to[2]), hi = Math.max(+cur[2], +to[2]);
+    location.hash = to[1] + '-L' + lo + '-L' + hi;
+  });
 
   // Search: only the lines containing the text (any case) stay visible.
   var search = document.getElementById('log-search');
@@ -204,8 +230,9 @@
       var p = document.createElement('p');
       p.className = 'note';
       p.innerHTML = '<a class="full-log"></a>';
-      p.firstChild.href = '#' + lines[0].id;
-      p.firstChild.textContent = 'the full log from line ' + lines[0].querySelector('.ln').textContent;
+      var last = lines[lines.length - 1];
+      p.firstChild.href = '#' + lines[0].id + (lines.length > 1 ? '-L' + last.querySelector('.ln').textContent : '');
+      p.firstChild.textContent = 'these lines in the full log';
       div.appendChild(p);
     }
     box.appendChild(div);
