@@ -12,6 +12,11 @@ import (
 	"github.com/mc-build/mc/event"
 )
 
+// bearer is the token of req's Authorization: Bearer header.
+func bearer(req *http.Request) (string, bool) {
+	return strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
+}
+
 // authorized checks Authorization: Bearer <AuthToken> in constant time.
 // Without a configured token nothing is authorized: the server is then
 // read-only (webhooks, which carry their own signature, still start runs).
@@ -20,7 +25,7 @@ func (s *Server) authorized(w http.ResponseWriter, req *http.Request) bool {
 		http.Error(w, "this server is read-only: start it with --auth-token to allow starting and cancelling runs", http.StatusForbidden)
 		return false
 	}
-	tok, _ := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
+	tok, _ := bearer(req)
 	switch err := s.checkToken(w, req, tok); {
 	case errors.Is(err, errGuessing):
 		http.Error(w, err.Error(), http.StatusTooManyRequests)

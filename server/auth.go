@@ -279,7 +279,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			next.ServeHTTP(w, req)
 			return
 		}
-		if tok, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer "); ok {
+		if tok, ok := bearer(req); ok {
 			switch err := s.checkToken(w, req, tok); {
 			case err == nil:
 				next.ServeHTTP(w, req)

@@ -9,28 +9,9 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
-
-// fakeClock is a server's Now that the test moves.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // The attack: guessing the server token, through each door that takes it
 // (the API's bearer token, the sign-in form, a private server's pages),
@@ -79,7 +60,7 @@ func TestTokenGuessing(t *testing.T) {
 				name = door.name + "/control"
 			}
 			t.Run(name, func(t *testing.T) {
-				clock := &fakeClock{t: time.Now()}
+				clock := &testClock{} // retention_test.go
 				ts := startServer(t, filepath.Join(t.TempDir(), "data"), nil, func(c *Config) {
 					c.Now = clock.now
 					c.Private = door.name == "private page"
@@ -122,7 +103,7 @@ func TestTokenGuessing(t *testing.T) {
 					t.Errorf("another address with the right token: %d %s", rec.Code, rec.Body)
 				}
 				// Once the window has passed, the guesser's address may try again.
-				clock.add(guessWindow)
+				clock.advance(guessWindow)
 				if in, code := door.try(t, ts, testToken); !in {
 					t.Errorf("the right token after the window: %d", code)
 				}
@@ -132,7 +113,7 @@ func TestTokenGuessing(t *testing.T) {
 }
 
 func TestGuessesWindow(t *testing.T) {
-	clock := &fakeClock{t: time.Unix(1_000_000, 0)}
+	clock := &testClock{}
 	g := newGuesses(3, clock.now)
 	try := func(addr, tok string) error {
 		_, err := g.check(addr, tok, "right-token")
@@ -142,13 +123,13 @@ func TestGuessesWindow(t *testing.T) {
 		if err := try("192.0.2.1", "wrong"); err == nil || errors.Is(err, errGuessing) {
 			t.Fatalf("wrong %d: %v", i, err)
 		}
-		clock.add(time.Minute)
+		clock.advance(time.Minute)
 	}
 	if err := try("192.0.2.1", "right-token"); !errors.Is(err, errGuessing) {
 		t.Fatalf("after 3 wrong: %v, want refused", err)
 	}
 	// The window slides: the first failure ages out after guessWindow.
-	clock.add(guessWindow - 3*time.Minute)
+	clock.advance(guessWindow - 3*time.Minute)
 	if err := try("192.0.2.1", "right-token"); err != nil {
 		t.Fatalf("after the first failure aged out: %v", err)
 	}

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"os"
@@ -81,7 +80,7 @@ func (s *Server) pruneRepos(ctx context.Context) error {
 			continue
 		}
 		for _, p := range []string{filepath.Join(gitDir, hash+".git"), filepath.Join(workDir, hash)} {
-			a := filepath.Join(filepath.Dir(p), pruneAside+hash+"-"+randHex())
+			a := filepath.Join(filepath.Dir(p), pruneAside+hash+"-"+randomToken())
 			if err := os.Rename(p, a); err == nil {
 				aside = append(aside, a)
 			} else if !errors.Is(err, os.ErrNotExist) {
@@ -114,10 +113,4 @@ func isURLHash(name string) bool {
 	}
 	_, err := hex.DecodeString(name)
 	return err == nil && strings.ToLower(name) == name
-}
-
-func randHex() string {
-	var b [6]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
