@@ -29,6 +29,7 @@ var allowed = map[string][]string{
 	"vcs":                {},
 	"iampolicy":          {},
 	"stdlib":             {},
+	"stdlib/gobuild":     {}, // a command built inside stages: the standard library only
 	"errkind":            {},
 	"internal/sqlschema": {},
 	"helptext":           {},

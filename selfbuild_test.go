@@ -12,9 +12,11 @@ import (
 )
 
 // notSelfBuilt are the packages the root BUILD.mc does not declare: test
-// components, benchmarks, and cmd/mc (its go_binary names its imports).
+// components, benchmarks, cmd/mc (its go_binary names its imports) and
+// stdlib/gobuild (the builder: //:go.builder compiles it from the source
+// embedded in stdlib, and scripts/test runs its tests).
 var notSelfBuilt = []string{"bench/gen", "bench/runners", "bench/s3get", "bench/servebench", "cmd/mc",
-	"internal/ec2double", "internal/oauthdouble", "internal/testminio", "internal/testregistry"}
+	"internal/ec2double", "internal/oauthdouble", "internal/testminio", "internal/testregistry", "stdlib/gobuild"}
 
 var mcPackageCall = regexp.MustCompile(`(?m)^mc_package\(`)
 var depsAttr = regexp.MustCompile(`(?s)\bdeps = \[(.*?)\]`)

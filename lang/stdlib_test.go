@@ -94,7 +94,7 @@ func TestLoaderStdlibErrors(t *testing.T) {
 		file, want string
 		bt         []graph.Pos
 	}{
-		{"missing/BUILD.mc", `missing/BUILD.mc:1:1: cannot load "@mc//nope.star": no such module in mc's standard library (it has deploy.star, go.star, image.star, label.star, node.star, python.star)`, nil},
+		{"missing/BUILD.mc", `missing/BUILD.mc:1:1: cannot load "@mc//nope.star": no such module in mc's standard library (it has deploy.star, go.star, gobuild.star, image.star, label.star, node.star, python.star)`, nil},
 		// An error inside a library macro points into the library, with the
 		// user's call site in the backtrace.
 		{"inside/BUILD.mc", "@mc//label.star:", []graph.Pos{{File: "inside/BUILD.mc", Line: 3, Col: 11}}},

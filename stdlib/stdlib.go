@@ -11,14 +11,27 @@ import (
 	"fmt"
 	"io/fs"
 	"slices"
+	"strconv"
 	"strings"
 )
 
 //go:embed *.star
 var files embed.FS
 
+// The source of gobuild, the Go builder of go.star's toolchains: one file
+// of Go that a stage compiles (stdlib/gobuild holds it and its tests).
+//
+//go:embed gobuild/main.go
+var gobuildGo string
+
+// gobuildModule is the module that hands gobuild's source to go.star.
+const gobuildModule = "gobuild.star"
+
 // Read returns the source of the module name ("go.star").
 func Read(name string) ([]byte, error) {
+	if name == gobuildModule {
+		return []byte(gobuildStar()), nil
+	}
 	b, err := fs.ReadFile(files, name)
 	if err != nil {
 		return nil, fmt.Errorf("no such module in mc's standard library (it has %s)", strings.Join(Names(), ", "))
@@ -26,12 +39,20 @@ func Read(name string) ([]byte, error) {
 	return b, nil
 }
 
+// gobuildStar is a Starlark module binding GOBUILD_GO to gobuild's source.
+// strconv.Quote's escapes (\n, \t, \", \\, \x, \u) are Starlark's too.
+func gobuildStar() string {
+	return "\"\"\"The source of gobuild, mc's Go builder (go_toolchain compiles it).\"\"\"\n\nGOBUILD_GO = " + strconv.Quote(gobuildGo) + "\n"
+}
+
 // Names lists the modules, sorted.
 func Names() []string {
 	entries, _ := fs.ReadDir(files, ".")
-	out := make([]string, 0, len(entries))
+	out := []string{gobuildModule}
 	for _, e := range entries {
-		out = append(out, e.Name())
+		if !e.IsDir() {
+			out = append(out, e.Name())
+		}
 	}
 	slices.Sort(out)
 	return out
@@ -42,7 +63,7 @@ func Names() []string {
 func Digest() string {
 	h := sha256.New()
 	for _, n := range Names() {
-		b, _ := fs.ReadFile(files, n)
+		b, _ := Read(n)
 		fmt.Fprintf(h, "%s\x00%d\x00", n, len(b))
 		h.Write(b)
 	}

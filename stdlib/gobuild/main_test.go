@@ -1,0 +1,620 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// The program under test and one shared ext output (std archives for the
+// sample modules), built once per test binary.
+var (
+	buildOnce sync.Once
+	gobuild   string
+	buildErr  error
+
+	extOnce sync.Once
+	extRoot string // workspace holding out/goext and out/ext.importcfg
+	extErr  error
+)
+
+func TestMain(m *testing.M) {
+	tmp, err := os.MkdirTemp("", "gobuild-test-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := func() int {
+		defer os.RemoveAll(tmp)
+		gobuild = filepath.Join(tmp, "gobuild")
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// binary builds the program like mc does: as a single file, no module.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		cmd := exec.Command("go", "build", "-o", gobuild, "main.go")
+		cmd.Env = append(os.Environ(), "GO111MODULE=off", "GOFLAGS=")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("building gobuild: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return gobuild
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// workspace is a temporary sandbox root holding a tiny module.
+type workspace struct {
+	t    *testing.T
+	root string
+	env  []string
+}
+
+func newWorkspace(t *testing.T) *workspace {
+	t.Helper()
+	root, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &workspace{t: t, root: root, env: []string{"CGO_ENABLED=0"}}
+	w.write("go.mod", "module example.com/m\n\ngo 1.22\n")
+	return w
+}
+
+func (w *workspace) write(rel, content string) {
+	w.t.Helper()
+	p := filepath.Join(w.root, filepath.FromSlash(rel))
+	if err := os.MkdirAll(filepath.Dir(p), 0o777); err != nil {
+		w.t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o666); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+func (w *workspace) read(rel string) string {
+	w.t.Helper()
+	b, err := os.ReadFile(filepath.Join(w.root, filepath.FromSlash(rel)))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return string(b)
+}
+
+// run runs gobuild in root/dir with MC_WORKSPACE set.
+func (w *workspace) run(dir string, args ...string) result {
+	w.t.Helper()
+	cmd := exec.Command(binary(w.t), args...)
+	cmd.Dir = filepath.Join(w.root, filepath.FromSlash(dir))
+	cmd.Env = append(os.Environ(), "MC_WORKSPACE="+w.root, "GOFLAGS=-trimpath")
+	cmd.Env = append(cmd.Env, w.env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	res := result{stdout: stdout.String(), stderr: stderr.String()}
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			w.t.Fatalf("running gobuild %v: %v", args, err)
+		}
+		res.code = ee.ExitCode()
+	}
+	return res
+}
+
+func (w *workspace) mustRun(dir string, args ...string) result {
+	w.t.Helper()
+	res := w.run(dir, args...)
+	if res.code != 0 {
+		w.t.Fatalf("gobuild %v: exit %d\nstdout:\n%s\nstderr:\n%s", args, res.code, res.stdout, res.stderr)
+	}
+	return res
+}
+
+func (w *workspace) mustFail(dir string, args ...string) result {
+	w.t.Helper()
+	res := w.run(dir, args...)
+	if res.code != 1 {
+		w.t.Fatalf("gobuild %v: exit %d, want 1\nstdout:\n%s\nstderr:\n%s", args, res.code, res.stdout, res.stderr)
+	}
+	return res
+}
+
+// withExt makes the shared std archives visible at out/goext and
+// out/ext.importcfg of this workspace (the config paths are root-relative).
+func (w *workspace) withExt() {
+	w.t.Helper()
+	extOnce.Do(func() {
+		// Under TestMain's temporary directory, so it is removed at exit.
+		extRoot = filepath.Join(filepath.Dir(gobuild), "extws")
+		sw := &workspace{t: w.t, root: extRoot, env: []string{"CGO_ENABLED=0"}}
+		if err := os.MkdirAll(extRoot, 0o777); err != nil {
+			extErr = err
+			return
+		}
+		sw.write("go.mod", "module example.com/m\n\ngo 1.22\n")
+		sw.write("imports.txt", "embed\nfmt\nio/fs\nruntime/debug\nstrings\n")
+		res := sw.run(".", "ext", "-imports", "imports.txt", "-o", "out/goext", "-cfg", "out/ext.importcfg")
+		if res.code != 0 {
+			extErr = fmt.Errorf("ext failed: %s", res.stderr)
+		}
+	})
+	if extErr != nil {
+		w.t.Fatal(extErr)
+	}
+	if err := os.MkdirAll(filepath.Join(w.root, "out"), 0o777); err != nil {
+		w.t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(extRoot, "out", "goext"), filepath.Join(w.root, "out", "goext")); err != nil {
+		w.t.Fatal(err)
+	}
+	cfg, err := os.ReadFile(filepath.Join(extRoot, "out", "ext.importcfg"))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.write("out/ext.importcfg", string(cfg))
+}
+
+func wantContains(t *testing.T, what, got string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(got, want) {
+			t.Errorf("%s does not contain %q:\n%s", what, want, got)
+		}
+	}
+}
+
+const libSrc = `package lib
+
+import "strings"
+
+// Up upper-cases s.
+func Up(s string) string { return strings.ToUpper(s) }
+`
+
+func TestImports(t *testing.T) {
+	t.Parallel()
+	w := newWorkspace(t)
+	w.write("a.go", `package m
+
+import (
+	"fmt"
+	"example.com/m/lib"
+	"example.com/mother/x"
+	"github.com/fake/dep"
+)
+
+var _, _, _ = fmt.Sprint, lib.Up, dep.X
+var _ = x.Y
+`)
+	w.write("ignored.go", "//go:build ignore\n\npackage m\n\nimport \"net/http\"\n")
+	w.write("tagged.go", "//go:build mytag\n\npackage m\n\nimport \"encoding/json\"\n")
+	w.write("win_windows.go", "package m\n\nimport \"syscall\"\n")
+	w.write("a_test.go", "package m\n\nimport \"testing\"\n")
+	w.write("lib/lib.go", "package lib\n\nimport \"example.com/m/lib/sub\"\n\nvar _ = sub.X\n")
+	w.write("testdata/x.go", "package x\n\nimport \"os/exec\"\n")
+	w.write(".hidden/y.go", "package y\n\nimport \"bufio\"\n")
+	w.write("_skip/z.go", "package z\n\nimport \"bufio\"\n")
+	w.write("vendor/v/v.go", "package v\n\nimport \"bufio\"\n")
+	w.env = append(w.env, "GOOS=linux")
+
+	w.mustRun(".", "imports", "-gomod", "go.mod", "-o", "out/imports.txt")
+	want := "example.com/mother/x\nfmt\ngithub.com/fake/dep\ntesting\n"
+	if got := w.read("out/imports.txt"); got != want {
+		t.Errorf("imports = %q, want %q", got, want)
+	}
+
+	// -tags selects the tagged file.
+	w.mustRun(".", "imports", "-gomod", "go.mod", "-o", "out/imports2.txt", "-tags", "mytag")
+	want = "encoding/json\nexample.com/mother/x\nfmt\ngithub.com/fake/dep\ntesting\n"
+	if got := w.read("out/imports2.txt"); got != want {
+		t.Errorf("imports with -tags = %q, want %q", got, want)
+	}
+}
+
+func TestExt(t *testing.T) {
+	t.Parallel()
+	w := newWorkspace(t)
+	w.withExt()
+	cfg := w.read("out/ext.importcfg")
+	wantContains(t, "ext config", cfg,
+		"# gobuild goversion go1.",
+		"packagefile fmt=out/goext/fmt.a\n",
+		"# gobuild pkg fmt imports=",
+		"packagefile testing/internal/testdeps=out/goext/testing/internal/testdeps.a\n",
+		"packagefile runtime=out/goext/runtime.a\n")
+	if !strings.Contains(cfg, "# gobuild pkg strings imports=") || !strings.Contains(cfg, " std=1\n") {
+		t.Errorf("ext config lacks std pkg lines:\n%s", cfg)
+	}
+	if fi, err := os.Stat(filepath.Join(w.root, "out/goext/fmt.a")); err != nil || fi.Size() == 0 {
+		t.Errorf("fmt.a missing or empty: %v", err)
+	}
+
+	// An empty imports list still yields the testmain's packages.
+	w.write("empty.txt", "")
+	w.mustRun(".", "ext", "-imports", "empty.txt", "-o", "out/goext2", "-cfg", "out/ext2.importcfg")
+	wantContains(t, "empty ext config", w.read("out/ext2.importcfg"),
+		"packagefile testing=out/goext2/testing.a\n", "packagefile os=out/goext2/os.a\n")
+
+	// A package go list cannot find fails with go list's message.
+	w.env = append(w.env, "GOPROXY=off")
+	w.write("bad.txt", "example.com/m/nonexistent\n")
+	res := w.mustFail(".", "ext", "-imports", "bad.txt", "-o", "out/goext3", "-cfg", "out/ext3.importcfg")
+	wantContains(t, "stderr", res.stderr, "example.com/m/nonexistent")
+}
+
+func TestCompileDependentFromConfigOnly(t *testing.T) {
+	t.Parallel()
+	w := newWorkspace(t)
+	w.withExt()
+	w.write("lib/lib.go", libSrc)
+	w.mustRun("lib", "compile", "-o", "out/lib.a", "-cfg", "out/lib.importcfg", "-dep", "../out/ext.importcfg")
+	cfg := w.read("lib/out/lib.importcfg")
+	if !strings.HasPrefix(cfg, "# gobuild goversion go1.") ||
+		!strings.Contains(cfg, "\npackagefile example.com/m/lib=lib/out/lib.a\n# gobuild pkg example.com/m/lib imports=strings std=0\n") {
+		t.Errorf("lib config:\n%s", cfg)
+	}
+	wantContains(t, "lib config", cfg, "packagefile strings=out/goext/strings.a\n")
+
+	// A second workspace with the dependency's outputs but not its sources.
+	w2 := newWorkspace(t)
+	w2.withExt()
+	w2.write("lib/out/lib.a", w.read("lib/out/lib.a"))
+	w2.write("lib/out/lib.importcfg", cfg)
+	w2.write("app/app.go", "package app\n\nimport (\n\t\"fmt\"\n\t\"example.com/m/lib\"\n)\n\nfunc Hello() string { return fmt.Sprint(lib.Up(\"hi\")) }\n")
+	w2.mustRun("app", "compile", "-o", "out/app.a", "-cfg", "out/app.importcfg", "-dep", "../lib/out/lib.importcfg")
+	appCfg := w2.read("app/out/app.importcfg")
+	wantContains(t, "app config", appCfg,
+		"packagefile example.com/m/app=app/out/app.a\n# gobuild pkg example.com/m/app imports=example.com/m/lib,fmt std=0\n",
+		"packagefile example.com/m/lib=lib/out/lib.a\n",
+		"packagefile fmt=out/goext/fmt.a\n")
+	if strings.Index(appCfg, "example.com/m/app=") > strings.Index(appCfg, "example.com/m/lib=") {
+		t.Errorf("own package is not first in config:\n%s", appCfg)
+	}
+}
+
+func TestCompileReproducible(t *testing.T) {
+	t.Parallel()
+	var archives, cfgs []string
+	for range 2 {
+		w := newWorkspace(t)
+		w.withExt()
+		w.write("lib/lib.go", libSrc+"\nfunc Where() string { _, f, _, _ := runtimeCaller(); return f }\n")
+		w.write("lib/caller.go", "package lib\n\nimport \"runtime\"\n\nvar runtimeCaller = func() (uintptr, string, int, bool) { return runtime.Caller(0) }\n")
+		w.mustRun("lib", "compile", "-o", "out/lib.a", "-cfg", "out/lib.importcfg", "-dep", "../out/ext.importcfg")
+		a := w.read("lib/out/lib.a")
+		if strings.Contains(a, w.root) {
+			t.Errorf("archive mentions the workspace root %s", w.root)
+		}
+		archives = append(archives, a)
+		cfgs = append(cfgs, w.read("lib/out/lib.importcfg"))
+	}
+	if archives[0] != archives[1] {
+		t.Error("archives differ between two workspace roots")
+	}
+	if cfgs[0] != cfgs[1] {
+		t.Errorf("configs differ:\n%s\n---\n%s", cfgs[0], cfgs[1])
+	}
+}
+
+func TestMissingDep(t *testing.T) {
+	t.Parallel()
+	w := newWorkspace(t)
+	w.withExt()
+	w.write("app/app.go", "package app\n\nimport \"example.com/m/lib\"\n\nvar X = lib.Up\n")
+	res := w.mustFail("app", "compile", "-o", "out/app.a", "-cfg", "out/app.importcfg", "-dep", "../out/ext.importcfg")
+	wantContains(t, "stderr", res.stderr,
+		"gobuild: .: package example.com/m/app imports example.com/m/lib, which no dep provides (add the go_library that builds example.com/m/lib to deps",
+		"main module")
+
+	w.write("ext/ext.go", "package ext\n\nimport \"github.com/fake/dep\"\n\nvar X = dep.X\n")
+	res = w.mustFail("ext", "compile", "-o", "out/ext.a", "-cfg", "out/ext.importcfg", "-dep", "../out/ext.importcfg")
+	wantContains(t, "stderr", res.stderr, "imports github.com/fake/dep, which no dep provides", "add this package's sources to go_toolchain's srcs")
+
+	// Usage errors exit 2.
+	if res := w.run("app", "compile", "-bogus"); res.code != 2 {
+		t.Errorf("bad flag: exit %d, want 2", res.code)
+	}
+	// Unsupported sources are refused clearly.
+	w.write("asm/a.go", "package asm\n\nfunc F()\n")
+	w.write("asm/a_amd64.s", "TEXT ·F(SB),0,$0\n\tRET\n")
+	w.env = append(w.env, "GOARCH=amd64")
+	res = w.mustFail("asm", "compile", "-o", "out/asm.a", "-cfg", "out/asm.importcfg", "-dep", "../out/ext.importcfg")
+	wantContains(t, "stderr", res.stderr, "a_amd64.s", `not supported by gobuild; use the go command (builder = "go")`)
+}
+
+func TestBuildTagsAndEmbed(t *testing.T) {
+	t.Parallel()
+	w := newWorkspace(t)
+	w.withExt()
+	w.env = append(w.env, "GOOS=linux")
+	w.write("res/res.go", `package res
+
+import (
+	"embed"
+	"io/fs"
+	"strings"
+)
+
+//go:embed hello.txt
+var Hello string
+
+//go:embed static
+var static embed.FS
+
+// Files lists the embedded static files.
+func Files() string {
+	var names []string
+	fs.WalkDir(static, ".", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			names = append(names, p)
+		}
+		return err
+	})
+	return strings.Join(names, ",")
+}
+`)
+	w.write("res/ignored.go", "//go:build ignore\n\npackage res\n\nthis is not Go\n")
+	w.write("res/os_linux.go", "package res\n\n// OS names the target.\nconst OS = \"linux\"\n")
+	w.write("res/os_windows.go", "package res\n\nconst OS = \"windows\"\n")
+	w.write("res/hello.txt", "hello embed")
+	w.write("res/static/a.txt", "a")
+	w.write("res/static/sub/b.txt", "b")
+	w.write("res/static/.hidden", "h")
+	w.write("res/static/_under.txt", "u")
+	w.mustRun("res", "compile", "-o", "out/res.a", "-cfg", "out/res.importcfg", "-dep", "../out/ext.importcfg")
+
+	w.write("cmd/show/main.go", "package main\n\nimport (\n\t\"fmt\"\n\t\"example.com/m/res\"\n)\n\nfunc main() { fmt.Println(res.OS, res.Hello, res.Files()) }\n")
+	w.mustRun("cmd/show", "link", "-o", "out/show", "-dep", "../../res/out/res.importcfg")
+	out, err := exec.Command(filepath.Join(w.root, "cmd/show/out/show")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("running show: %v\n%s", err, out)
+	}
+	if got, want := string(out), "linux hello embed static/a.txt,static/sub/b.txt\n"; got != want {
+		t.Errorf("show printed %q, want %q", got, want)
+	}
+
+	// A pattern matching nothing fails like the go command.
+	w.write("bad/bad.go", "package bad\n\nimport _ \"embed\"\n\n//go:embed missing.txt\nvar S string\n")
+	res := w.mustFail("bad", "compile", "-o", "out/bad.a", "-cfg", "out/bad.importcfg", "-dep", "../out/ext.importcfg")
+	wantContains(t, "stderr", res.stderr, "pattern missing.txt: no matching files found")
+}
+
+func TestLinkBuildInfo(t *testing.T) {
+	t.Parallel()
+	w := newWorkspace(t)
+	w.withExt()
+	w.write("lib/lib.go", libSrc)
+	w.mustRun("lib", "compile", "-o", "out/lib.a", "-cfg", "out/lib.importcfg", "-dep", "../out/ext.importcfg")
+	w.write("app/main.go", `package main
+
+import (
+	"fmt"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"example.com/m/lib"
+)
+
+func main() {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		fmt.Println("no build info")
+		return
+	}
+	settings := map[string]string{}
+	for _, s := range bi.Settings {
+		settings[s.Key] = s.Value
+	}
+	fmt.Println(lib.Up("hello"), bi.Main.Path, bi.Main.Version, bi.Path, settings["-trimpath"], settings["CGO_ENABLED"])
+	// go 1.22 in go.mod selects pre-1.23 asynchronous timer channels
+	// (GODEBUG asynctimerchan=1), which have capacity 1.
+	fmt.Println(cap(time.NewTimer(time.Hour).C), strings.Contains(settings["DefaultGODEBUG"], "asynctimerchan=1"))
+}
+`)
+	w.mustRun("app", "link", "-o", "out/app", "-dep", "../lib/out/lib.importcfg")
+	bin := filepath.Join(w.root, "app/out/app")
+	fi, err := os.Stat(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o755 {
+		t.Errorf("binary mode %v, want 0755", fi.Mode().Perm())
+	}
+	out, err := exec.Command(bin).CombinedOutput()
+	if err != nil {
+		t.Fatalf("running app: %v\n%s", err, out)
+	}
+	if got, want := string(out), "HELLO example.com/m (devel) example.com/m/app true 0\n1 true\n"; got != want {
+		t.Errorf("app printed %q, want %q", got, want)
+	}
+
+	// A //go:debug directive overrides the go.mod version's default.
+	w.write("app/debug.go", "//go:debug asynctimerchan=0\n\npackage main\n")
+	w.mustRun("app", "link", "-o", "out/app2", "-dep", "../lib/out/lib.importcfg")
+	out, err = exec.Command(filepath.Join(w.root, "app/out/app2")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("running app2: %v\n%s", err, out)
+	}
+	if got, want := string(out), "HELLO example.com/m (devel) example.com/m/app true 0\n0 false\n"; got != want {
+		t.Errorf("app2 printed %q, want %q", got, want)
+	}
+}
+
+func TestTest(t *testing.T) {
+	t.Parallel()
+	w := newWorkspace(t)
+	w.withExt()
+	w.write("lib/lib.go", libSrc)
+	w.write("lib/lib_test.go", `package lib
+
+import (
+	"fmt"
+	"os"
+	"testing"
+)
+
+func TestMain(m *testing.M) {
+	fmt.Println("TESTMAIN RAN")
+	os.Exit(m.Run())
+}
+
+func TestUp(t *testing.T) {
+	if Up("a") != "A" {
+		t.Fatal("Up broken")
+	}
+	if _, err := os.Stat("lib.go"); err != nil {
+		t.Fatalf("not run in the package directory: %v", err)
+	}
+}
+`)
+	w.write("lib/x_test.go", `package lib_test
+
+import (
+	"fmt"
+	"testing"
+
+	"example.com/m/lib"
+)
+
+func TestExternal(t *testing.T) {
+	if lib.Up("b") != "B" {
+		t.Fatal("external broken")
+	}
+}
+
+func ExampleUp() {
+	fmt.Println(lib.Up("x"))
+	// Output: X
+}
+`)
+	res := w.mustRun("lib", "test", "-dep", "../out/ext.importcfg", "--", "-test.v")
+	wantContains(t, "stdout", res.stdout, "TESTMAIN RAN", "--- PASS: TestUp", "--- PASS: TestExternal", "--- PASS: ExampleUp", "ok  \texample.com/m/lib\t")
+
+	// Control: a failing test.
+	w.write("bad/bad.go", "package bad\n")
+	w.write("bad/bad_test.go", "package bad\n\nimport \"testing\"\n\nfunc TestBad(t *testing.T) { t.Fatal(\"intended failure\") }\n")
+	res = w.mustFail("bad", "test", "-dep", "../out/ext.importcfg")
+	wantContains(t, "stdout", res.stdout, "intended failure", "FAIL\texample.com/m/bad\t")
+
+	// Control: an example whose output differs.
+	w.write("badex/ex_test.go", "package badex_test\n\nimport \"fmt\"\n\nfunc Example() {\n\tfmt.Println(\"actual\")\n\t// Output: expected\n}\n")
+	res = w.mustFail("badex", "test", "-dep", "../out/ext.importcfg")
+	wantContains(t, "stdout", res.stdout, "--- FAIL: Example", "got:\nactual", "want:\nexpected", "FAIL\texample.com/m/badex\t")
+
+	// An example without an output comment is compiled but not run.
+	w.write("noout/ex_test.go", "package noout_test\n\nfunc Example() {\n\tpanic(\"must not run\")\n}\n")
+	w.mustRun("noout", "test", "-dep", "../out/ext.importcfg")
+}
+
+func TestTestVet(t *testing.T) {
+	t.Parallel()
+	w := newWorkspace(t)
+	w.withExt()
+	w.write("v/v.go", "package v\n\nimport \"fmt\"\n\n// Show prints n.\nfunc Show(n string) { fmt.Printf(\"%d\\n\", n) }\n")
+	w.write("v/v_test.go", "package v\n\nimport \"testing\"\n\nfunc TestShow(t *testing.T) { Show(\"x\") }\n")
+	res := w.mustFail("v", "test", "-dep", "../out/ext.importcfg", "-vet", "default")
+	wantContains(t, "stderr", res.stderr, "v/v.go:6:", "fmt.Printf format %d has arg n of wrong type string")
+	wantContains(t, "stdout", res.stdout, "FAIL\texample.com/m/v [build failed]")
+	if strings.Contains(res.stdout, "PASS") {
+		t.Errorf("tests ran despite the vet finding:\n%s", res.stdout)
+	}
+	// Control: the same package passes with vet off.
+	res = w.mustRun("v", "test", "-dep", "../out/ext.importcfg", "-vet", "off")
+	wantContains(t, "stdout", res.stdout, "ok  \texample.com/m/v\t")
+
+	// The vet command on its own.
+	res = w.mustFail("v", "vet", "-dep", "../out/ext.importcfg")
+	wantContains(t, "stderr", res.stderr, "format %d has arg n of wrong type string")
+	w.write("ok/ok.go", "package ok\n\nimport \"fmt\"\n\n// Show prints n.\nfunc Show(n string) { fmt.Printf(\"%s\\n\", n) }\n")
+	w.mustRun("ok", "vet", "-dep", "../out/ext.importcfg", "-vet", "all")
+}
+
+func TestTestFailsClosedOnDependents(t *testing.T) {
+	t.Parallel()
+	w := newWorkspace(t)
+	w.withExt()
+	w.write("a/a.go", "package a\n\n// A is a value.\nconst A = 1\n")
+	w.write("a/a_test.go", "package a\n\nimport \"testing\"\n\nfunc TestA(t *testing.T) {}\n")
+	w.write("a/x_test.go", "package a_test\n\nimport (\n\t\"testing\"\n\t\"example.com/m/b\"\n)\n\nfunc TestB(t *testing.T) { _ = b.B }\n")
+	w.write("b/b.go", "package b\n\nimport \"example.com/m/a\"\n\n// B depends on a.\nconst B = a.A\n")
+	w.mustRun("a", "compile", "-o", "out/a.a", "-cfg", "out/a.importcfg", "-dep", "../out/ext.importcfg")
+	w.mustRun("b", "compile", "-o", "out/b.a", "-cfg", "out/b.importcfg", "-dep", "../a/out/a.importcfg")
+	res := w.mustFail("a", "test", "-dep", "../b/out/b.importcfg")
+	wantContains(t, "stderr", res.stderr,
+		`gobuild: test of example.com/m/a: package example.com/m/b imports example.com/m/a and would link against example.com/m/a without its test files; gobuild does not recompile dependents for tests (use builder = "go")`)
+
+	// Without internal test files the library archive is reused: fine.
+	if err := os.Remove(filepath.Join(w.root, "a/a_test.go")); err != nil {
+		t.Fatal(err)
+	}
+	res = w.mustRun("a", "test", "-dep", "../b/out/b.importcfg", "--", "-test.v")
+	wantContains(t, "stdout", res.stdout, "--- PASS: TestB", "ok  \texample.com/m/a\t")
+}
+
+func TestCgoStdlibLink(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("gcc"); err != nil {
+		t.Fatalf("gcc is required for the cgo test (CGO_ENABLED=1 links os/user with the C toolchain): %v", err)
+	}
+	w := newWorkspace(t)
+	w.env = []string{"CGO_ENABLED=1"}
+	w.write("imports.txt", "fmt\nos/user\n")
+	w.mustRun(".", "ext", "-imports", "imports.txt", "-o", "out/goext", "-cfg", "out/ext.importcfg")
+	cfg := w.read("out/ext.importcfg")
+	// The cgo variant of os/user imports runtime/cgo.
+	if !strings.Contains(cfg, "packagefile runtime/cgo=") || !regexp.MustCompile(`\n# gobuild pkg os/user imports=\S*runtime/cgo`).MatchString(cfg) {
+		t.Fatalf("ext config lacks the cgo os/user:\n%s", cfg)
+	}
+	w.write("who/main.go", `package main
+
+import (
+	"fmt"
+	"os/user"
+)
+
+func main() {
+	u, err := user.Current()
+	if err != nil {
+		fmt.Println("error:", err)
+		return
+	}
+	fmt.Println("uid", u.Uid != "")
+}
+`)
+	w.mustRun("who", "link", "-o", "out/who", "-dep", "../out/ext.importcfg")
+	out, err := exec.Command(filepath.Join(w.root, "who/out/who")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("running who: %v\n%s", err, out)
+	}
+	if got := string(out); got != "uid true\n" {
+		t.Errorf("who printed %q", got)
+	}
+
+	// Forced external linking goes through $CC.
+	w.mustRun("who", "link", "-o", "out/who-ext", "-dep", "../out/ext.importcfg", "-ldflags", "-linkmode=external")
+	out, err = exec.Command(filepath.Join(w.root, "who/out/who-ext")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("running who-ext: %v\n%s", err, out)
+	}
+	if got := string(out); got != "uid true\n" {
+		t.Errorf("who-ext printed %q", got)
+	}
+}
