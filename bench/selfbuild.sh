@@ -125,10 +125,10 @@ mkdir -p "$A"
 (cd "$A" && git init -q && git add -A && git -c user.name=bench -c user.email=bench@localhost commit -qm base)
 mca() { "$MC" test -j "$JOBS" --cache-dir "$MC_CACHE_DIR" "$@" //...; }
 
-# The test stages and the packages they test (their command is `go test -count=1 ./PKG`).
+# The test stages and the packages they test (their command is `gobuild test ... -dir ./PKG ...`).
 "$MC" -C "$A" query --cache-dir "$TMP/cache-q" 'tests(//...)' >"$LOGS/tests.txt"
 "$MC" -C "$A" query --cache-dir "$TMP/cache-q" --output build 'tests(//...)' >"$LOGS/tests.build"
-mapfile -t PKGS < <(sed -nE 's|^ *cmd = "go test [^"]* (\./[^ "]+)",?$|\1|p' "$LOGS/tests.build" | sort -u)
+mapfile -t PKGS < <(sed -nE 's|^ *cmd = "[^"]*gobuild test [^"]*-dir (\./[^ "]+)[ "].*$|\1|p' "$LOGS/tests.build" | sort -u)
 NTESTS=$(grep -c . "$LOGS/tests.txt")
 ((${#PKGS[@]} == NTESTS)) || die "found ${#PKGS[@]} packages in the $NTESTS test stages' commands (mc query --output build): BUILD.mc's go_test changed?"
 note "test stages: $NTESTS; go test ${PKGS[*]}"
@@ -138,12 +138,12 @@ affected() { "$MC" -C "$A" query --cache-dir "$TMP/cache-q" "tests(rdeps(//..., 
 test_pkgs() {
 	local l
 	while read -r l; do
-		grep -A8 "name = \"${l#//:}\"" "$LOGS/tests.build" | sed -nE 's|^ *cmd = "go test [^"]* \./([^ "]+)",?$|github.com/mc-build/mc/\1|p' | head -1
+		grep -A8 "name = \"${l#//:}\"" "$LOGS/tests.build" | sed -nE 's|^ *cmd = "[^"]*gobuild test [^"]*-dir \./([^ "]+)[ "].*$|github.com/mc-build/mc/\1|p' | head -1
 	done | sort
 }
-# The packages vetted by a vet stage of their own (the others by their test stage, go test -vet=all).
+# The packages vetted by a vet stage of their own (the others by their test stage, with every analyzer).
 "$MC" -C "$A" query --cache-dir "$TMP/cache-q" --output build "filter('\\.vet\$', //...)" >"$LOGS/vets.build"
-mapfile -t VETPKGS < <(sed -nE 's|^ *cmd = "go vet (\./[^ "]+)",?$|\1|p' "$LOGS/vets.build" | sort -u)
+mapfile -t VETPKGS < <(sed -nE 's|^ *cmd = "[^"]*gobuild vet [^"]*-dir (\./[^ "]+)[ "].*$|\1|p' "$LOGS/vets.build" | sort -u)
 ((${#VETPKGS[@]} > 0)) || die "no vet stages found (mc query --output build): BUILD.mc's go_library changed?"
 # The same work in Go: what `mc test //...` does here, done by go commands run side by side with the flags of
 # BUILD.mc's Go stages: vet the packages with a vet stage, link the binary, test the packages with a test stage.
@@ -245,12 +245,16 @@ for r in $(seq "$ROUNDS"); do
 		timed "same-$which-$r" "$A" go_same
 		SAME_T[$which]+=" $ELAPSED"
 		same_s=$ELAPSED
-		for side in go same; do
-			if ! cmp -s <(go_reran "$LOGS/$side-$which-$r.log") <(test_pkgs <"$want"); then
-				note "round $r, $f: $side reran $(go_reran "$LOGS/$side-$which-$r.log" | tr '\n' ' '), want $(test_pkgs <"$want" | tr '\n' ' ')"
-				FAIL=1
-			fi
-		done
+		if ! cmp -s <(go_reran "$LOGS/go-$which-$r.log") <(test_pkgs <"$want"); then
+			note "round $r, $f: go test reran $(go_reran "$LOGS/go-$which-$r.log" | tr '\n' ' '), want $(test_pkgs <"$want" | tr '\n' ' ')"
+			FAIL=1
+		fi
+		# Without DWARF (-ldflags=-w) a dependent's test binary can come out byte for byte the same after the
+		# edit (the new variable is never read, the linker drops it), and Go's test cache then skips its run:
+		# this side did less than mc, whose keys cover the archive. Said, not failed.
+		if ! cmp -s <(go_reran "$LOGS/same-$which-$r.log") <(test_pkgs <"$want"); then
+			note "round $r, $f: the same work in Go reran $(go_reran "$LOGS/same-$which-$r.log" | tr '\n' ' ') (identical test binaries are cached), mc reruns $(test_pkgs <"$want" | tr '\n' ' ')"
+		fi
 		prof=()
 		[[ $PROFILE == 1 ]] && prof=(--profile "$LOGS/mc-$which-$r.trace.json")
 		timed "mc-$which-$r" "$A" mca "${prof[@]}"

@@ -45,8 +45,8 @@ import (
 const usageText = `usage: gobuild <command> [flags]
 
 commands:
-  imports -gomod FILE -o OUT [-tags a,b]
-  ext     -imports FILE -o DIR -cfg OUT.importcfg
+  imports -gomod FILE -o OUT|- [-tags a,b]   (the packages outside the module that its Go files import)
+  ext     -o DIR -cfg OUT.importcfg [-imports FILE] [PATTERN...]   (PATTERN: a package or "std")
   compile -o OUT.a -cfg OUT.importcfg [-dep DEP.importcfg]... [-dir DIR] [-gomod go.mod] [-p IMPORTPATH] [-tags a,b]
   vet     [-dep DEP.importcfg]... [-dir DIR] [-gomod go.mod] [-p IMPORTPATH] [-tags a,b] [-vet default|all]
   test    [-dep DEP.importcfg]... [-dir DIR] [-gomod go.mod] [-p IMPORTPATH] [-tags a,b] [-vet default|all|off] [-timeout 10m] [-ldflags "..."] [-- testbinary flags...]
@@ -527,7 +527,9 @@ func (r *runner) loadDeps(files []string) (*pkgConfig, error) {
 			return nil, err
 		}
 		if c.goVersion != "" && c.goVersion != r.env.GOVERSION {
-			return nil, fmt.Errorf("dep config %s was made by %s, but the toolchain is %s", f, c.goVersion, r.env.GOVERSION)
+			// The Go version is in no key: after an upgrade, the cached
+			// toolchain stages still hold the old archives.
+			return nil, fmt.Errorf("dep config %s was made by %s, but the toolchain is %s: purge the go_toolchain's results (mc cache purge //PKG:NAME.builder //PKG:NAME.ext) and build again", f, c.goVersion, r.env.GOVERSION)
 		}
 		if err := all.merge(c); err != nil {
 			return nil, err
@@ -539,6 +541,11 @@ func (r *runner) loadDeps(files []string) (*pkgConfig, error) {
 // writeFileAtomic writes via a temporary file in the same directory and a
 // rename, so readers never see a partial file.
 func writeFileAtomic(file string, data []byte, perm os.FileMode) error {
+	// A rename replaces whatever is there: never a device, a symlink
+	// (/dev/stdout) or a directory.
+	if fi, err := os.Lstat(file); err == nil && !fi.Mode().IsRegular() {
+		return fmt.Errorf("writing %s: it exists and is not a regular file", file)
+	}
 	dir := filepath.Dir(file)
 	if err := os.MkdirAll(dir, 0o777); err != nil {
 		return fmt.Errorf("creating directory for %s: %w", file, err)
@@ -594,6 +601,10 @@ func (r *runner) cmdImports(args []string) error {
 	for _, p := range imports {
 		b.WriteString(p)
 		b.WriteByte('\n')
+	}
+	if *out == "-" {
+		_, err := r.stdout.Write(b.Bytes())
+		return err
 	}
 	return writeFileAtomic(*out, b.Bytes(), 0o666)
 }
@@ -663,6 +674,7 @@ type listPackage struct {
 	Standard   bool
 	Imports    []string
 	Deps       []string
+	GoFiles    []string
 	CgoFiles   []string
 	Incomplete bool
 	Error      *struct{ Err string }
@@ -675,11 +687,11 @@ func (r *runner) cmdExt(args []string) error {
 	importsFile := fs.String("imports", "", "file listing import paths, one a line")
 	outDir := fs.String("o", "", "output directory for archives")
 	cfgOut := fs.String("cfg", "", "output .importcfg")
-	if err := parseFlags(fs, args); err != nil {
-		return err
+	if err := fs.Parse(args); err != nil {
+		return usagef("%v", err)
 	}
-	if *importsFile == "" || *outDir == "" || *cfgOut == "" {
-		return usagef("-imports, -o and -cfg are required")
+	if *outDir == "" || *cfgOut == "" {
+		return usagef("-o and -cfg are required")
 	}
 	if err := r.setRoot(*root); err != nil {
 		return err
@@ -687,20 +699,24 @@ func (r *runner) cmdExt(args []string) error {
 	if err := r.loadGoEnv(); err != nil {
 		return err
 	}
-	data, err := os.ReadFile(*importsFile)
-	if err != nil {
-		return fmt.Errorf("reading imports list: %w", err)
-	}
-	pkgs := slices.Clone(testmainImports)
-	for _, line := range strings.Split(string(data), "\n") {
-		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
-			pkgs = append(pkgs, line)
+	// The packages: go list patterns ("std" for the whole standard
+	// library) from the command line and the -imports file.
+	pkgs := append(slices.Clone(testmainImports), fs.Args()...)
+	if *importsFile != "" {
+		data, err := os.ReadFile(*importsFile)
+		if err != nil {
+			return fmt.Errorf("reading imports list: %w", err)
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+				pkgs = append(pkgs, line)
+			}
 		}
 	}
 	slices.Sort(pkgs)
 	pkgs = slices.Compact(pkgs)
 
-	listArgs := append([]string{"list", "-e", "-deps", "-export", "-json=ImportPath,Export,Standard,Imports,Deps,CgoFiles,Incomplete,Error,DepsErrors", "--"}, pkgs...)
+	listArgs := append([]string{"list", "-e", "-deps", "-export", "-json=ImportPath,Export,Standard,Imports,Deps,GoFiles,CgoFiles,Incomplete,Error,DepsErrors", "--"}, pkgs...)
 	cmd := exec.CommandContext(r.ctx, "go", listArgs...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -739,6 +755,9 @@ func (r *runner) cmdExt(args []string) error {
 	for _, lp := range listed {
 		if lp.ImportPath == "unsafe" {
 			continue // no archive: the compiler knows unsafe itself
+		}
+		if lp.Export == "" && len(lp.GoFiles)+len(lp.CgoFiles) == 0 {
+			continue // only test files ("std" has such packages): nothing to import
 		}
 		if lp.Export == "" {
 			return fmt.Errorf("go list gave no export file for %s", lp.ImportPath)
@@ -908,9 +927,9 @@ func (pi *pkgInfo) missingDep(importer, imp string) error {
 	case pi.mod != nil && pi.mod.contains(imp):
 		hint = fmt.Sprintf("add the go_library that builds %s to deps; it is in the main module %s", imp, pi.mod.path)
 	default:
-		// The toolchain's ext stage compiles what the Go files it scans
-		// import; a package whose files it does not see imports nothing.
-		hint = fmt.Sprintf("%s is outside the main module: the toolchain compiles it only when some Go file it scans imports it; add this package's sources to go_toolchain's srcs (its NAME.srcs filegroup)", imp)
+		// The toolchain's ext stage compiles the standard library and
+		// the module packages it is told to, no more.
+		hint = fmt.Sprintf("%s is outside the main module and not among the packages the toolchain compiled: add it to go_toolchain's packages", imp)
 	}
 	return fmt.Errorf("%s: package %s imports %s, which no dep provides (%s)", pi.dirArg, importer, imp, hint)
 }

@@ -226,6 +226,20 @@ var _ = x.Y
 	if got := w.read("out/imports2.txt"); got != want {
 		t.Errorf("imports with -tags = %q, want %q", got, want)
 	}
+
+	// -o - prints the list; an output that is not a regular file (a
+	// symlink such as /dev/stdout) is refused, never renamed over.
+	if res := w.mustRun(".", "imports", "-gomod", "go.mod", "-o", "-", "-tags", "mytag"); res.stdout != want {
+		t.Errorf("imports -o - printed %q, want %q", res.stdout, want)
+	}
+	if err := os.Symlink("imports.txt", filepath.Join(w.root, "out", "link.txt")); err != nil {
+		t.Fatal(err)
+	}
+	res := w.mustFail(".", "imports", "-gomod", "go.mod", "-o", "out/link.txt")
+	wantContains(t, "stderr", res.stderr, "not a regular file")
+	if fi, err := os.Lstat(filepath.Join(w.root, "out", "link.txt")); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("out/link.txt is no longer the symlink: %v", err)
+	}
 }
 
 func TestExt(t *testing.T) {
@@ -246,11 +260,16 @@ func TestExt(t *testing.T) {
 		t.Errorf("fmt.a missing or empty: %v", err)
 	}
 
-	// An empty imports list still yields the testmain's packages.
-	w.write("empty.txt", "")
-	w.mustRun(".", "ext", "-imports", "empty.txt", "-o", "out/goext2", "-cfg", "out/ext2.importcfg")
-	wantContains(t, "empty ext config", w.read("out/ext2.importcfg"),
-		"packagefile testing=out/goext2/testing.a\n", "packagefile os=out/goext2/os.a\n")
+	// No list at all still yields the testmain's packages; packages given
+	// as arguments (how go_toolchain names them) are built with theirs.
+	w.mustRun(".", "ext", "-o", "out/goext2", "-cfg", "out/ext2.importcfg", "container/ring")
+	ext2 := w.read("out/ext2.importcfg")
+	wantContains(t, "ext config", ext2,
+		"packagefile testing=out/goext2/testing.a\n", "packagefile os=out/goext2/os.a\n",
+		"packagefile container/ring=out/goext2/container/ring.a\n")
+	if strings.Contains(cfg, "packagefile container/ring=") {
+		t.Errorf("the first ext config holds container/ring, which it was not asked for: the check above proves nothing")
+	}
 
 	// A package go list cannot find fails with go list's message.
 	w.env = append(w.env, "GOPROXY=off")
@@ -313,6 +332,25 @@ func TestCompileReproducible(t *testing.T) {
 	}
 }
 
+// TestOtherGoVersion: archives made by another Go version (a cached
+// toolchain stage after an upgrade) are refused with what to do, and the
+// same config with this version's line is accepted (the control).
+func TestOtherGoVersion(t *testing.T) {
+	t.Parallel()
+	w := newWorkspace(t)
+	w.withExt()
+	w.write("lib/lib.go", "package lib\n\nimport \"strings\"\n\nvar X = strings.ToUpper\n")
+	cfg := w.read("out/ext.importcfg")
+	first, _, _ := strings.Cut(cfg, "\n")
+	if !strings.HasPrefix(first, "# gobuild goversion go") {
+		t.Fatalf("ext config starts with %q, want its Go version", first)
+	}
+	w.write("out/old.importcfg", strings.Replace(cfg, first, "# gobuild goversion go1.1", 1))
+	res := w.mustFail("lib", "compile", "-o", "out/lib.a", "-cfg", "out/lib.importcfg", "-dep", "../out/old.importcfg")
+	wantContains(t, "stderr", res.stderr, "was made by go1.1, but the toolchain is go", "mc cache purge")
+	w.mustRun("lib", "compile", "-o", "out/lib.a", "-cfg", "out/lib.importcfg", "-dep", "../out/ext.importcfg")
+}
+
 func TestMissingDep(t *testing.T) {
 	t.Parallel()
 	w := newWorkspace(t)
@@ -325,7 +363,7 @@ func TestMissingDep(t *testing.T) {
 
 	w.write("ext/ext.go", "package ext\n\nimport \"github.com/fake/dep\"\n\nvar X = dep.X\n")
 	res = w.mustFail("ext", "compile", "-o", "out/ext.a", "-cfg", "out/ext.importcfg", "-dep", "../out/ext.importcfg")
-	wantContains(t, "stderr", res.stderr, "imports github.com/fake/dep, which no dep provides", "add this package's sources to go_toolchain's srcs")
+	wantContains(t, "stderr", res.stderr, "imports github.com/fake/dep, which no dep provides", "add it to go_toolchain's packages")
 
 	// Usage errors exit 2.
 	if res := w.run("app", "compile", "-bogus"); res.code != 2 {
