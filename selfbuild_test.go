@@ -70,6 +70,78 @@ func TestSelfBuildMatchesImports(t *testing.T) {
 	}
 }
 
+var toolchainCall = regexp.MustCompile(`(?m)^go_toolchain\(`)
+var packagesAttr = regexp.MustCompile(`(?s)\bpackages = \[(.*?)\]`)
+var testPackage = regexp.MustCompile(`(?s)^\s*"([^"]+)",.*\btest = True`)
+
+// TestSelfBuildToolchainPackages keeps go_toolchain's packages, what the
+// self-build compiles from outside the module, true to the code: exactly
+// the packages that mc's self-built packages and the tests it runs import
+// from outside the standard library. A missing one fails a compile in its
+// sandbox; an extra one is compiled for nothing.
+func TestSelfBuildToolchainPackages(t *testing.T) {
+	build, err := os.ReadFile("BUILD.mc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := toolchainCall.FindIndex(build)
+	if at == nil {
+		t.Fatal("BUILD.mc has no go_toolchain(...)")
+	}
+	attr := packagesAttr.FindSubmatch([]byte(balanced(string(build[at[1]:]))))
+	if attr == nil {
+		t.Fatal("BUILD.mc: go_toolchain(...) has no packages = [...]")
+	}
+	var declared []string
+	for _, q := range quoted.FindAllSubmatch(attr[1], -1) {
+		declared = append(declared, string(q[1]))
+	}
+	tested := map[string]bool{}
+	for _, at := range mcPackageCall.FindAllStringIndex(string(build), -1) {
+		if m := testPackage.FindStringSubmatch(balanced(string(build[at[1]:]))); m != nil {
+			tested[m[1]] = true
+		}
+	}
+	if len(tested) < 10 {
+		t.Fatalf("found %d mc_package calls with test = True, want the packages whose tests run here", len(tested))
+	}
+	want := map[string]bool{}
+	for _, pkg := range append(goPackages(t), "cmd/mc") {
+		if slices.Contains(notSelfBuilt, pkg) && pkg != "cmd/mc" {
+			continue
+		}
+		files, err := filepath.Glob(filepath.Join(filepath.FromSlash(pkg), "*.go"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			if strings.HasSuffix(f, "_test.go") && !tested[pkg] {
+				continue
+			}
+			af, err := parser.ParseFile(token.NewFileSet(), f, nil, parser.ImportsOnly)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, imp := range af.Imports {
+				p := strings.Trim(imp.Path.Value, `"`)
+				first, _, _ := strings.Cut(p, "/")
+				if strings.Contains(first, ".") && !strings.HasPrefix(p, module) {
+					want[p] = true
+				}
+			}
+		}
+	}
+	var need []string
+	for p := range want {
+		need = append(need, p)
+	}
+	slices.Sort(need)
+	slices.Sort(declared)
+	if !slices.Equal(declared, need) {
+		t.Errorf("BUILD.mc: go_toolchain packages are\n\t%s\nthe self-built code imports\n\t%s", strings.Join(declared, "\n\t"), strings.Join(need, "\n\t"))
+	}
+}
+
 // balanced returns s up to the parenthesis closing the one just before it.
 func balanced(s string) string {
 	depth := 1
