@@ -9,6 +9,7 @@
 package testminio
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -165,6 +166,9 @@ func (s *Server) waitReady(exited <-chan struct{}) error {
 		}
 		err := s.probe(hc)
 		if err == nil {
+			err = s.regionEnforced()
+		}
+		if err == nil {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -191,6 +195,31 @@ func (s *Server) probe(hc *http.Client) error {
 		if resp.StatusCode == http.StatusServiceUnavailable {
 			return fmt.Errorf("%s: %s", path, resp.Status)
 		}
+	}
+	return nil
+}
+
+// regionEnforced reports whether the server already refuses a request
+// signed for another region. Under load a new server answers S3 requests
+// before it applies MINIO_SITE_REGION, and for that moment accepts any
+// region (seen: cas/s3's TestEnvConfig, whose wrong-region write passed).
+func (s *Server) regionEnforced() error {
+	c := s3.New(s3.Options{
+		Region:       "eu-west-1",
+		Credentials:  credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, ""),
+		BaseEndpoint: aws.String(s.Endpoint),
+		UsePathStyle: true,
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	// A bucket request (MinIO checks no region on ListBuckets) to a bucket
+	// that does not exist: "no such bucket" means the region was accepted.
+	_, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("mc-region-probe"), Key: aws.String("x")})
+	switch {
+	case err == nil || strings.Contains(err.Error(), "NoSuchBucket"):
+		return fmt.Errorf("a request signed for eu-west-1 was accepted: the site region is not applied yet")
+	case !strings.Contains(err.Error(), "region"):
+		return fmt.Errorf("probing the site region: %w", err)
 	}
 	return nil
 }
