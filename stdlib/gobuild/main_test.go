@@ -656,3 +656,17 @@ func main() {
 		t.Errorf("who-ext printed %q", got)
 	}
 }
+
+// TestSourceFitsOneArgument: go_toolchain's NAME.builder stage writes this
+// source with a here-document inside its command, which reaches the
+// sandbox's shell as one argument of sh -c, and Linux refuses a single
+// argument over 128 KiB (MAX_ARG_STRLEN) with E2BIG.
+func TestSourceFitsOneArgument(t *testing.T) {
+	fi, err := os.Stat("main.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if limit := int64(120 << 10); fi.Size() > limit {
+		t.Fatalf("main.go is %d bytes; the builder stage's command must stay under 128 KiB (keep it under %d, or pass the source another way)", fi.Size(), limit)
+	}
+}
