@@ -110,24 +110,10 @@ func TestSelfBuildToolchainPackages(t *testing.T) {
 		if slices.Contains(notSelfBuilt, pkg) && pkg != "cmd/mc" {
 			continue
 		}
-		files, err := filepath.Glob(filepath.Join(filepath.FromSlash(pkg), "*.go"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range files {
-			if strings.HasSuffix(f, "_test.go") && !tested[pkg] {
-				continue
-			}
-			af, err := parser.ParseFile(token.NewFileSet(), f, nil, parser.ImportsOnly)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, imp := range af.Imports {
-				p := strings.Trim(imp.Path.Value, `"`)
-				first, _, _ := strings.Cut(p, "/")
-				if strings.Contains(first, ".") && !strings.HasPrefix(p, module) {
-					want[p] = true
-				}
+		for _, p := range imports(t, pkg, tested[pkg]) {
+			first, _, _ := strings.Cut(p, "/")
+			if strings.Contains(first, ".") && !strings.HasPrefix(p, module) {
+				want[p] = true
 			}
 		}
 	}
@@ -187,13 +173,27 @@ func goPackages(t *testing.T) []string {
 // mcImports returns the mc packages pkg's non-test files import, sorted.
 func mcImports(t *testing.T, pkg string) []string {
 	t.Helper()
+	var out []string
+	for _, p := range imports(t, pkg, false) {
+		if dep, ok := strings.CutPrefix(p, module); ok && !slices.Contains(out, dep) {
+			out = append(out, dep)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// imports returns every import path of pkg's Go files (with tests: its
+// _test.go files too), repeats included.
+func imports(t *testing.T, pkg string, tests bool) []string {
+	t.Helper()
 	files, err := filepath.Glob(filepath.Join(filepath.FromSlash(pkg), "*.go"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []string
 	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
+		if strings.HasSuffix(f, "_test.go") && !tests {
 			continue
 		}
 		af, err := parser.ParseFile(token.NewFileSet(), f, nil, parser.ImportsOnly)
@@ -201,11 +201,8 @@ func mcImports(t *testing.T, pkg string) []string {
 			t.Fatal(err)
 		}
 		for _, imp := range af.Imports {
-			if dep, ok := strings.CutPrefix(strings.Trim(imp.Path.Value, `"`), module); ok && !slices.Contains(out, dep) {
-				out = append(out, dep)
-			}
+			out = append(out, strings.Trim(imp.Path.Value, `"`))
 		}
 	}
-	slices.Sort(out)
 	return out
 }

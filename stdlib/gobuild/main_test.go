@@ -171,6 +171,12 @@ func (w *workspace) withExt() {
 	w.write("out/ext.importcfg", string(cfg))
 }
 
+// compileLib compiles the package in lib/ against the ext config.
+func (w *workspace) compileLib() result {
+	w.t.Helper()
+	return w.mustRun("lib", "compile", "-o", "out/lib.a", "-cfg", "out/lib.importcfg", "-dep", "../out/ext.importcfg")
+}
+
 func wantContains(t *testing.T, what, got string, wants ...string) {
 	t.Helper()
 	for _, want := range wants {
@@ -283,7 +289,7 @@ func TestCompileDependentFromConfigOnly(t *testing.T) {
 	w := newWorkspace(t)
 	w.withExt()
 	w.write("lib/lib.go", libSrc)
-	w.mustRun("lib", "compile", "-o", "out/lib.a", "-cfg", "out/lib.importcfg", "-dep", "../out/ext.importcfg")
+	w.compileLib()
 	cfg := w.read("lib/out/lib.importcfg")
 	if !strings.HasPrefix(cfg, "# gobuild goversion go1.") ||
 		!strings.Contains(cfg, "\npackagefile example.com/m/lib=lib/out/lib.a\n# gobuild pkg example.com/m/lib imports=strings std=0\n") {
@@ -316,7 +322,7 @@ func TestCompileReproducible(t *testing.T) {
 		w.withExt()
 		w.write("lib/lib.go", libSrc+"\nfunc Where() string { _, f, _, _ := runtimeCaller(); return f }\n")
 		w.write("lib/caller.go", "package lib\n\nimport \"runtime\"\n\nvar runtimeCaller = func() (uintptr, string, int, bool) { return runtime.Caller(0) }\n")
-		w.mustRun("lib", "compile", "-o", "out/lib.a", "-cfg", "out/lib.importcfg", "-dep", "../out/ext.importcfg")
+		w.compileLib()
 		a := w.read("lib/out/lib.a")
 		if strings.Contains(a, w.root) {
 			t.Errorf("archive mentions the workspace root %s", w.root)
@@ -348,7 +354,7 @@ func TestOtherGoVersion(t *testing.T) {
 	w.write("out/old.importcfg", strings.Replace(cfg, first, "# gobuild goversion go1.1", 1))
 	res := w.mustFail("lib", "compile", "-o", "out/lib.a", "-cfg", "out/lib.importcfg", "-dep", "../out/old.importcfg")
 	wantContains(t, "stderr", res.stderr, "was made by go1.1, but the toolchain is go", "mc cache purge")
-	w.mustRun("lib", "compile", "-o", "out/lib.a", "-cfg", "out/lib.importcfg", "-dep", "../out/ext.importcfg")
+	w.compileLib()
 }
 
 func TestMissingDep(t *testing.T) {
@@ -439,7 +445,7 @@ func TestLinkBuildInfo(t *testing.T) {
 	w := newWorkspace(t)
 	w.withExt()
 	w.write("lib/lib.go", libSrc)
-	w.mustRun("lib", "compile", "-o", "out/lib.a", "-cfg", "out/lib.importcfg", "-dep", "../out/ext.importcfg")
+	w.compileLib()
 	w.write("app/main.go", `package main
 
 import (
