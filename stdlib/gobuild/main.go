@@ -47,12 +47,14 @@ const usageText = `usage: gobuild <command> [flags]
 commands:
   imports -gomod FILE -o OUT|- [-tags a,b]   (the packages outside the module that its Go files import)
   ext     -o DIR -cfg OUT.importcfg [-imports FILE] [PATTERN...]   (PATTERN: a package or "std")
-  compile -o OUT.a -cfg OUT.importcfg [-dep DEP.importcfg]... [-dir DIR] [-gomod go.mod] [-p IMPORTPATH] [-tags a,b]
+  compile -o OUT.a [-x OUT.x] -cfg OUT.importcfg [-dep DEP.importcfg]... [-dir DIR] [-gomod go.mod] [-p IMPORTPATH] [-tags a,b]
   vet     [-dep DEP.importcfg]... [-dir DIR] [-gomod go.mod] [-p IMPORTPATH] [-tags a,b] [-vet default|all]
   test    [-dep DEP.importcfg]... [-dir DIR] [-gomod go.mod] [-p IMPORTPATH] [-tags a,b] [-vet default|all|off] [-timeout 10m] [-ldflags "..."] [-- testbinary flags...]
   link    -o OUT [-dep DEP.importcfg]... [-dir DIR] [-gomod go.mod] [-tags a,b] [-ldflags "..."]
 
 Every command also accepts -root DIR (default: $MC_WORKSPACE, else the current directory).
+compile -x writes the export data apart: OUT.a then holds only the object code the linker reads, and the
+compiles and vets of dependents read OUT.x alone.
 `
 
 // defaultVetFlags mirrors go test's defaultVetFlags
@@ -398,8 +400,13 @@ func langVersion(v string) string {
 // .importcfg files
 
 type cfgPkg struct {
-	Path    string
-	File    string // relative to the workspace root, slash-separated
+	Path string
+	File string // relative to the workspace root, slash-separated
+	// Export is the package's export data alone (compile -o beside
+	// -linkobj), what compiles and vet read; empty when File holds both.
+	// Dependents' compiles key on it only, so a change that leaves it
+	// as it was (a function body that is not inlined) stops there.
+	Export  string
 	Imports []string
 	Std     bool
 	origin  string // config file it came from, for error messages
@@ -436,10 +443,17 @@ func readConfig(file string) (*pkgConfig, error) {
 			c.goVersion = strings.TrimSpace(strings.TrimPrefix(line, "# gobuild goversion "))
 		case strings.HasPrefix(line, "# gobuild pkg "):
 			f := strings.Fields(strings.TrimPrefix(line, "# gobuild pkg "))
-			if len(f) != 3 || !strings.HasPrefix(f[1], "imports=") || !strings.HasPrefix(f[2], "std=") {
+			if len(f) < 3 || len(f) > 4 || !strings.HasPrefix(f[1], "imports=") || !strings.HasPrefix(f[2], "std=") {
 				return nil, bad()
 			}
 			p := get(f[0])
+			if len(f) == 4 {
+				x, ok := strings.CutPrefix(f[3], "export=")
+				if !ok || x == "" {
+					return nil, bad()
+				}
+				p.Export = x
+			}
 			if imps := strings.TrimPrefix(f[1], "imports="); imps != "" {
 				p.Imports = strings.Split(imps, ",")
 			}
@@ -474,7 +488,7 @@ func readConfig(file string) (*pkgConfig, error) {
 func (c *pkgConfig) merge(other *pkgConfig) error {
 	for p, e := range other.pkgs {
 		if old, ok := c.pkgs[p]; ok {
-			if old.File != e.File {
+			if old.File != e.File || old.Export != e.Export {
 				return fmt.Errorf("conflicting archives for package %s: %s (from %s) and %s (from %s)", p, old.File, old.origin, e.File, e.origin)
 			}
 			continue
@@ -495,7 +509,11 @@ func (c *pkgConfig) encode(first string) []byte {
 			std = 1
 		}
 		fmt.Fprintf(&b, "packagefile %s=%s\n", e.Path, e.File)
-		fmt.Fprintf(&b, "# gobuild pkg %s imports=%s std=%d\n", e.Path, strings.Join(e.Imports, ","), std)
+		export := ""
+		if e.Export != "" {
+			export = " export=" + e.Export
+		}
+		fmt.Fprintf(&b, "# gobuild pkg %s imports=%s std=%d%s\n", e.Path, strings.Join(e.Imports, ","), std, export)
 	}
 	if e, ok := c.pkgs[first]; ok {
 		write(e)
@@ -506,6 +524,14 @@ func (c *pkgConfig) encode(first string) []byte {
 		}
 	}
 	return b.Bytes()
+}
+
+// exportFile is the file a compile or vet reads for the package's types.
+func (e *cfgPkg) exportFile() string {
+	if e.Export != "" {
+		return e.Export
+	}
+	return e.File
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -1112,7 +1138,10 @@ type compileUnit struct {
 	embed      []string          // //go:embed patterns
 	lang       []string          // -lang flag, if any
 	out        string            // archive to write
-	tmp        string            // scratch directory
+	// linkObj, when set, receives the object code and out only the
+	// export data (compile -linkobj).
+	linkObj string
+	tmp     string // scratch directory
 }
 
 func (r *runner) compile(u *compileUnit) error {
@@ -1130,6 +1159,9 @@ func (r *runner) compile(u *compileUnit) error {
 		trim += "=>" + u.trimTo
 	}
 	args := []string{"-o", u.out, "-p", u.importPath, "-pack", "-importcfg", cfgFile}
+	if u.linkObj != "" {
+		args = append(args, "-linkobj", u.linkObj)
+	}
 	args = append(args, u.lang...)
 	args = append(args, "-complete", "-trimpath", trim, "-nolocalimports")
 	if runtime.NumCPU() > 1 {
@@ -1172,7 +1204,7 @@ func (r *runner) directImports(pi *pkgInfo, importer string, imports []string, d
 		if !ok {
 			return nil, pi.missingDep(importer, imp)
 		}
-		m[imp] = r.fromRoot(e.File)
+		m[imp] = r.fromRoot(e.exportFile())
 	}
 	return m, nil
 }
@@ -1185,6 +1217,7 @@ func (r *runner) cmdCompile(args []string) error {
 	var pf pkgFlags
 	pf.register(fs, true)
 	out := fs.String("o", "", "output archive")
+	exportOut := fs.String("x", "", "output export data; -o then holds only the object code the linker reads")
 	cfgOut := fs.String("cfg", "", "output .importcfg")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -1211,6 +1244,18 @@ func (r *runner) cmdCompile(args []string) error {
 	if err != nil {
 		return fmt.Errorf("-o: %w", err)
 	}
+	var absX, relX string
+	if *exportOut != "" {
+		if absX, err = absPath(*exportOut); err != nil {
+			return err
+		}
+		if relX, err = r.rootRel(absX); err != nil {
+			return fmt.Errorf("-x: %w", err)
+		}
+		if absX == absOut {
+			return usagef("-x and -o name the same file")
+		}
+	}
 	importcfg, err := r.directImports(pi, pi.importPath, pi.bp.Imports, deps, nil)
 	if err != nil {
 		return err
@@ -1228,6 +1273,16 @@ func (r *runner) cmdCompile(args []string) error {
 	}
 	tmpOut := absOut + ".tmp"
 	defer os.Remove(tmpOut)
+	// With -x, the compiler's -o is the export data and -linkobj the
+	// object code: dependents' compiles read (and key on) the first only.
+	compileOut, linkObj := tmpOut, ""
+	if absX != "" {
+		if err := os.MkdirAll(filepath.Dir(absX), 0o777); err != nil {
+			return fmt.Errorf("creating output directory: %w", err)
+		}
+		compileOut, linkObj = absX+".tmp", tmpOut
+		defer os.Remove(compileOut)
+	}
 	err = r.compile(&compileUnit{
 		importPath: pi.importPath,
 		srcDir:     pi.dir,
@@ -1236,7 +1291,8 @@ func (r *runner) cmdCompile(args []string) error {
 		importcfg:  importcfg,
 		embed:      pi.bp.EmbedPatterns,
 		lang:       pi.langFlag(),
-		out:        tmpOut,
+		out:        compileOut,
+		linkObj:    linkObj,
 		tmp:        tmp,
 	})
 	if err != nil {
@@ -1245,7 +1301,12 @@ func (r *runner) cmdCompile(args []string) error {
 	if err := os.Rename(tmpOut, absOut); err != nil {
 		return fmt.Errorf("writing %s: %w", *out, err)
 	}
-	deps.pkgs[pi.importPath] = &cfgPkg{Path: pi.importPath, File: relOut, Imports: cleanImports(pi.bp.Imports)}
+	if absX != "" {
+		if err := os.Rename(compileOut, absX); err != nil {
+			return fmt.Errorf("writing %s: %w", *exportOut, err)
+		}
+	}
+	deps.pkgs[pi.importPath] = &cfgPkg{Path: pi.importPath, File: relOut, Export: relX, Imports: cleanImports(pi.bp.Imports)}
 	return writeFileAtomic(*cfgOut, deps.encode(pi.importPath), 0o666)
 }
 
@@ -1341,12 +1402,16 @@ func checkVetMode(mode string, allowOff bool) error {
 	return usagef("invalid -vet=%s", mode)
 }
 
-// archivesOf lists every package of a config as absolute archives.
-func (r *runner) archivesOf(deps *pkgConfig) (map[string]string, map[string]bool) {
+// archivesOf lists every package of a config as absolute archives: the
+// export data vet reads (export) or the object code the linker reads.
+func (r *runner) archivesOf(deps *pkgConfig, export bool) (map[string]string, map[string]bool) {
 	files := map[string]string{}
 	std := map[string]bool{}
 	for p, e := range deps.pkgs {
 		files[p] = r.fromRoot(e.File)
+		if export {
+			files[p] = r.fromRoot(e.exportFile())
+		}
 		if e.Std {
 			std[p] = true
 		}
@@ -1397,7 +1462,7 @@ func (r *runner) cmdVet(args []string) error {
 		return fmt.Errorf("creating temp dir: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	archives, std := r.archivesOf(deps)
+	archives, std := r.archivesOf(deps, true)
 	delete(archives, pi.importPath) // vet type-checks the package from source
 	out, err := r.vet(pi, &vetUnit{
 		id: pi.importPath, importPath: pi.importPath, files: pi.abs(pi.bp.GoFiles),
@@ -1475,6 +1540,11 @@ func (r *runner) link(s *linkSpec) error {
 	args := []string{"-o", s.out, "-importcfg", cfgFile, "-buildmode=exe"}
 	if s.omitDebug {
 		args = append(args, "-s", "-w")
+	}
+	if s.omitDebug || slices.Contains(s.ldflags, "-w") {
+		// No DWARF to compress, but an external link would still run the
+		// C compiler once more to probe the flag (0.1-0.2 s).
+		args = append(args, "-compressdwarf=false")
 	}
 	if cc := strings.Fields(r.env.CC); len(cc) > 0 {
 		args = append(args, "-extld="+cc[0])
@@ -1702,7 +1772,7 @@ func (r *runner) cmdLink(args []string) error {
 	if err != nil {
 		return err
 	}
-	archives, _ := r.archivesOf(deps)
+	archives, _ := r.archivesOf(deps, false)
 	archives["main"] = mainArch
 	if err := os.MkdirAll(filepath.Dir(absOut), 0o777); err != nil {
 		return fmt.Errorf("creating output directory: %w", err)
@@ -2013,8 +2083,9 @@ func (r *runner) cmdTest(args []string) error {
 	}
 
 	if hasP {
-		if e, ok := deps.pkgs[P]; ok && len(bp.TestGoFiles) == 0 {
-			override[P] = r.fromRoot(e.File) // reuse the library archive
+		if _, ok := deps.pkgs[P]; ok && len(bp.TestGoFiles) == 0 {
+			// Reuse the library's archive: the deps' config already
+			// names its export data (for compiles) and object (for the link).
 		} else {
 			importcfg, err := r.directImports(pi, P, ptestImports, deps, nil)
 			if err != nil {
@@ -2037,7 +2108,7 @@ func (r *runner) cmdTest(args []string) error {
 	// its verdict is awaited before any test runs.
 	vetCtx, cancelVet := context.WithCancel(r.ctx)
 	vr := &runner{ctx: vetCtx, stdout: r.stdout, stderr: r.stderr, root: r.root, env: r.env}
-	archives, std := r.archivesOf(deps)
+	archives, std := r.archivesOf(deps, true)
 	type vetResult struct {
 		id  string
 		out []byte
@@ -2128,7 +2199,8 @@ func (r *runner) cmdTest(args []string) error {
 		return buildFailed(err)
 	}
 
-	linkArchives := withOverride(archives, "")
+	linkObjs, _ := r.archivesOf(deps, false)
+	linkArchives := withOverride(linkObjs, "")
 	if xtestArch != "" {
 		linkArchives[P+"_test"] = xtestArch
 	}

@@ -314,6 +314,77 @@ func TestCompileDependentFromConfigOnly(t *testing.T) {
 	}
 }
 
+// TestExportDataSplit: with -x, a compile writes its export data apart
+// from the object code, and a dependent needs (and keys on) the export
+// data only. A change to a function body that is not inlined leaves the
+// export data byte for byte the same, so dependents need not compile
+// again, and the link of the new object with the dependents compiled
+// before is consistent. Controls: the object code did change, and a change
+// to an inlinable body changes the export data.
+func TestExportDataSplit(t *testing.T) {
+	t.Parallel()
+	w := newWorkspace(t)
+	w.withExt()
+	greet := func(word string) string {
+		return libSrc + "\n// Greet is not inlined: its body is not part of the export data.\n//\n//go:noinline\nfunc Greet() string { return \"" + word + "\" }\n"
+	}
+	compile := func() (x, obj string) {
+		w.mustRun("lib", "compile", "-o", "out/lib.a", "-x", "out/lib.x", "-cfg", "out/lib.importcfg", "-dep", "../out/ext.importcfg")
+		return w.read("lib/out/lib.x"), w.read("lib/out/lib.a")
+	}
+	w.write("lib/lib.go", greet("hello"))
+	x1, obj1 := compile()
+	wantContains(t, "lib config", w.read("lib/out/lib.importcfg"),
+		"packagefile example.com/m/lib=lib/out/lib.a\n# gobuild pkg example.com/m/lib imports=strings std=0 export=lib/out/lib.x\n")
+
+	// The dependent compiles from the export data alone: the object code
+	// is not there.
+	w2 := newWorkspace(t)
+	w2.withExt()
+	w2.write("lib/out/lib.x", x1)
+	w2.write("lib/out/lib.importcfg", w.read("lib/out/lib.importcfg"))
+	app := "package main\n\nimport (\n\t\"fmt\"\n\t\"example.com/m/lib\"\n)\n\nfunc main() { fmt.Println(lib.Up(\"hi\"), lib.Greet()) }\n"
+	w2.write("app/app.go", app)
+	w2.mustRun("app", "compile", "-o", "out/app.a", "-x", "out/app.x", "-cfg", "out/app.importcfg", "-dep", "../lib/out/lib.importcfg")
+
+	w.write("lib/lib.go", greet("HELLO"))
+	x2, obj2 := compile()
+	if x2 != x1 {
+		t.Error("export data changed with the body of a function that is not inlined")
+	}
+	if obj2 == obj1 {
+		t.Error("control: the object code did not change with the function's body")
+	}
+
+	// The main package compiled against the first export data links with
+	// the new object code and runs it.
+	w.write("app/app.go", app)
+	w.mustRun("app", "link", "-o", "out/app", "-dep", "../lib/out/lib.importcfg")
+	out, err := exec.Command(filepath.Join(w.root, "app/out/app")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("running app: %v\n%s", err, out)
+	}
+	if got, want := string(out), "HI HELLO\n"; got != want {
+		t.Errorf("app printed %q, want %q", got, want)
+	}
+
+	// A test of a package whose dependency was split: compiles read the
+	// export data, the link the object code.
+	w.write("app/app_test.go", "package main\n\nimport (\n\t\"testing\"\n\t\"example.com/m/lib\"\n)\n\nfunc TestGreet(t *testing.T) {\n\tif lib.Greet() != \"HELLO\" {\n\t\tt.Fatal(lib.Greet())\n\t}\n}\n")
+	res := w.mustRun("app", "test", "-dep", "../lib/out/lib.importcfg", "--", "-test.v")
+	wantContains(t, "test stdout", res.stdout, "--- PASS: TestGreet")
+	// An external test reuses the library's own split archive.
+	w.write("lib/x_test.go", "package lib_test\n\nimport (\n\t\"testing\"\n\t\"example.com/m/lib\"\n)\n\nfunc TestUp(t *testing.T) {\n\tif lib.Up(\"a\") != \"A\" {\n\t\tt.Fatal(lib.Up(\"a\"))\n\t}\n}\n")
+	res = w.mustRun("lib", "test", "-dep", "out/lib.importcfg", "--", "-test.v")
+	wantContains(t, "xtest stdout", res.stdout, "--- PASS: TestUp")
+
+	// Control: Up is inlined into its callers, so its body is export data.
+	w.write("lib/lib.go", strings.Replace(greet("HELLO"), "strings.ToUpper(s)", "strings.ToUpper(s + \"!\")", 1))
+	if x3, _ := compile(); x3 == x2 {
+		t.Error("control: export data did not change with the body of an inlined function")
+	}
+}
+
 func TestCompileReproducible(t *testing.T) {
 	t.Parallel()
 	var archives, cfgs []string
