@@ -23,14 +23,25 @@
 # -vet=all PKGS`, side by side, with the GOFLAGS of BUILD.mc's stages; what
 # mc adds to the work itself.
 #
-# The change: each round appends to one Go file a new package variable set by
-# an init function. It changes the package's code (its object file and every
-# test binary that links it) but not its API, so Go recompiles the package,
-# relinks and reruns the tests of it and its dependents, and must not report
-# them "(cached)"; a comment or an unused function would leave the linked
-# test binaries identical and Go would rerun nothing. The script checks, on
-# both sides, that the tests rerun are exactly those of `mc query
+# The change (EDIT): it changes the package's code (its object file and
+# every test binary that links it) but not its API, so Go recompiles the
+# package, relinks and reruns the tests of it and its dependents, and must
+# not report them "(cached)"; a comment or an unused function would leave
+# the linked test binaries identical and Go would rerun nothing. The script
+# checks, on both sides, that the tests rerun are exactly those of `mc query
 # 'tests(rdeps(//..., //:FILE))'`.
+#   EDIT=body (default): the body of a function changes. Before the
+#     warm-ups the copy gets, in each edited file, a function that is not
+#     inlined (as most functions of a real package are too big to be; a
+#     //go:noinline stands for that here) called by an init function; each
+#     round changes the number it returns. The package's export data stays
+#     the same, so mc recompiles the edited package alone before the tests
+#     and links (its dependents' compiles key on export data); Go compiles
+#     the dependents again.
+#   EDIT=decl: a new declaration: each round appends a package variable set
+#     by a new init function. A new function shifts the indices of the
+#     package's symbols, which its export data records, so mc's dependents'
+#     compiles run too.
 #
 # Part (b): MinIO on 127.0.0.1 (bench/minio.sh). Machine A (the copy above,
 # before any edit) runs `mc test //...` with MC_CACHE=s3://bench/self and
@@ -40,7 +51,7 @@
 # its `mc test //...` must run only the tests of the edited package and its
 # dependents, and take every other result from the bucket.
 #
-# Settings: ROUNDS=3 JOBS=2 MID=graph/key.go LEAF=ui/ui.go REMOTE=1 KEEP=0
+# Settings: ROUNDS=3 JOBS=2 MID=graph/key.go LEAF=ui/ui.go EDIT=body REMOTE=1 KEEP=0
 # MC=PATH (prebuilt mc) BENCH_TMP=DIR PROFILE=1 (keep a --profile trace of
 # each measured mc run in the logs; implies KEEP=1). On a loaded machine the
 # cold warm-ups take most of the time (sqlite's C, the AWS SDK): MC_CACHE_DIR
@@ -53,6 +64,7 @@ ROUNDS=${ROUNDS:-3}
 JOBS=${JOBS:-2}
 MID=${MID:-graph/key.go}
 LEAF=${LEAF:-ui/ui.go}
+EDIT=${EDIT:-body}
 REMOTE=${REMOTE:-1}
 KEEP=${KEEP:-0}
 PROFILE=${PROFILE:-0}
@@ -63,6 +75,8 @@ note() { printf 'bench: %s\n' "$*" >&2; }
 die() { printf 'bench: FAIL: %s\n' "$*" >&2; exit 1; }
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer, got '$ROUNDS'"
 [[ $JOBS =~ ^[1-9][0-9]*$ ]] || die "JOBS must be a positive integer, got '$JOBS'"
+[[ $EDIT == body || $EDIT == decl ]] || die "EDIT must be body or decl, got '$EDIT'"
+[[ $EDIT == decl || $(dirname "$MID") != $(dirname "$LEAF") ]] || die "EDIT=body needs MID and LEAF in different packages"
 command -v go >/dev/null || die "go not found"
 command -v git >/dev/null || die "git not found"
 for f in "$MID" "$LEAF"; do [[ -f $ROOT/$f && $f == *.go && $f != *_test.go ]] || die "$f is not a non-test Go file of the repository"; done
@@ -122,6 +136,12 @@ mkdir -p "$A"
 # The working tree as it is (tracked and untracked files, not ignored ones), committed in a repository of its own
 # so that machine B can clone it.
 (cd "$ROOT" && git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf -) | tar -xf - -C "$A"
+if [[ $EDIT == body ]]; then
+	# The function each round edits (see EDIT above), part of the base that machine B clones too.
+	for f in "$MID" "$LEAF"; do
+		printf '\n// selfbenchValue: bench/selfbuild.sh changes the number it returns.\n//\n//go:noinline\nfunc selfbenchValue() int { return 0 }\n\nfunc init() {\n\tif selfbenchValue() < 0 {\n\t\tpanic("selfbench")\n\t}\n}\n' >>"$A/$f"
+	done
+fi
 (cd "$A" && git init -q && git add -A && git -c user.name=bench -c user.email=bench@localhost commit -qm base)
 mca() { "$MC" test -j "$JOBS" --cache-dir "$MC_CACHE_DIR" "$@" //...; }
 
@@ -167,9 +187,16 @@ affected "$LEAF" >"$LOGS/affected-leaf.txt"
 
 edits=0
 RUN_ID=$(date +%s%N) # edits unique across runs: a reused cache (MC_CACHE_DIR) must not already hold their results
-# edit FILE DIR: a new package variable set by an init function, appended to FILE in DIR.
+# edit FILE DIR: EDIT=body: a new number returned by FILE's selfbenchValue in DIR; EDIT=decl: a new package variable
+# set by an init function, appended to FILE in DIR.
 edit() {
 	edits=$((edits + 1))
+	if [[ $EDIT == body ]]; then
+		local n=$((RUN_ID % 1000000000 * 1000 + edits))
+		sed -i -E "s/^(func selfbenchValue\(\) int \{ return )[0-9]+ \}\$/\1$n }/" "$2/$1"
+		grep -q "return $n }" "$2/$1" || die "edit of $1 in $2 did not apply"
+		return
+	fi
 	local v=selfbenchEdit${RUN_ID}x$edits
 	printf '\n// selfbench edit %d\nvar %s int\n\nfunc init() { %s = %d }\n' "$edits" "$v" "$v" "$edits" >>"$2/$1"
 }
@@ -275,7 +302,7 @@ verdict() { awk -v g="$1" -v m="$2" 'BEGIN { print (m <= 1.5 * g) ? "PASS" : "MI
 row() { printf '%-38s %10s %10s %8s  %s\n' "$@"; }
 cpu=$(sed -nE 's/^model name\s*: //p' /proc/cpuinfo | head -1)
 echo
-echo "mc self-build: mc test //... vs go test of the same $NTESTS packages, -j$JOBS / -p$JOBS, median of $ROUNDS rounds"
+echo "mc self-build: mc test //... vs go test of the same $NTESTS packages, -j$JOBS / -p$JOBS, median of $ROUNDS rounds, EDIT=$EDIT"
 echo "machine: $(hostname), $(nproc) cores ($cpu), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr), $(go version | cut -d' ' -f3), tree on $(stat -f -c %T "$TMP")"
 echo "load average (1/5/15 min) at each measured run: $(printf '[%s] ' "${LOADS[@]}")"
 echo
