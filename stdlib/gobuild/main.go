@@ -410,11 +410,20 @@ type cfgPkg struct {
 	Imports []string
 	Std     bool
 	origin  string // config file it came from, for error messages
+	inBase  bool   // it came from a base config, which configs include by reference
 }
 
+// A pkgConfig is an .importcfg of gobuild's: packagefile lines, each with
+// a "# gobuild pkg" line of its imports. The toolchain's config (ext's, of
+// the standard library and the modules: hundreds of packages) is a base
+// config ("# gobuild base"): the configs made from it name it in one
+// "# gobuild include FILE" line instead of copying it, so each compile
+// reads it once and writes a config of its workspace closure only.
 type pkgConfig struct {
 	goVersion string
 	pkgs      map[string]*cfgPkg
+	base      bool     // "# gobuild base"
+	includes  []string // root-relative base configs it includes, sorted
 }
 
 func newPkgConfig(goVersion string) *pkgConfig {
@@ -441,6 +450,14 @@ func readConfig(file string) (*pkgConfig, error) {
 		case line == "":
 		case strings.HasPrefix(line, "# gobuild goversion "):
 			c.goVersion = strings.TrimSpace(strings.TrimPrefix(line, "# gobuild goversion "))
+		case line == "# gobuild base":
+			c.base = true
+		case strings.HasPrefix(line, "# gobuild include "):
+			inc := strings.TrimSpace(strings.TrimPrefix(line, "# gobuild include "))
+			if inc == "" || path.IsAbs(inc) || strings.Contains(inc, "..") {
+				return nil, bad()
+			}
+			c.includes = append(c.includes, inc)
 		case strings.HasPrefix(line, "# gobuild pkg "):
 			f := strings.Fields(strings.TrimPrefix(line, "# gobuild pkg "))
 			if len(f) < 3 || len(f) > 4 || !strings.HasPrefix(f[1], "imports=") || !strings.HasPrefix(f[2], "std=") {
@@ -498,11 +515,18 @@ func (c *pkgConfig) merge(other *pkgConfig) error {
 	return nil
 }
 
-// encode writes the config: first's lines first (if any), then the rest
-// sorted by import path, so equal inputs give equal bytes.
+// encode writes the config: its base configs by reference, first's lines
+// (if any), then the rest sorted by import path, so equal inputs give
+// equal bytes. Packages of base configs are not copied.
 func (c *pkgConfig) encode(first string) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# gobuild goversion %s\n", c.goVersion)
+	if c.base {
+		b.WriteString("# gobuild base\n")
+	}
+	for _, inc := range c.includes {
+		fmt.Fprintf(&b, "# gobuild include %s\n", inc)
+	}
 	write := func(e *cfgPkg) {
 		std := 0
 		if e.Std {
@@ -519,8 +543,8 @@ func (c *pkgConfig) encode(first string) []byte {
 		write(e)
 	}
 	for _, p := range sortedKeys(c.pkgs) {
-		if p != first {
-			write(c.pkgs[p])
+		if e := c.pkgs[p]; p != first && !e.inBase {
+			write(e)
 		}
 	}
 	return b.Bytes()
@@ -543,24 +567,64 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// loadDeps reads and merges the -dep configs, checking they were built by
-// this toolchain (archives from another version cannot be imported).
+// loadDeps reads and merges the -dep configs and the base configs they
+// include (each once), checking they were built by this toolchain
+// (archives from another version cannot be imported).
 func (r *runner) loadDeps(files []string) (*pkgConfig, error) {
 	all := newPkgConfig(r.env.GOVERSION)
-	for _, f := range files {
+	bases := map[string]bool{} // root-relative
+	var load func(f, includedBy string) error
+	load = func(f, includedBy string) error {
 		c, err := readConfig(f)
 		if err != nil {
-			return nil, err
+			if includedBy != "" {
+				return fmt.Errorf("%s includes it: %w", includedBy, err)
+			}
+			return err
 		}
 		if c.goVersion != "" && c.goVersion != r.env.GOVERSION {
 			// The Go version is in no key: after an upgrade, the cached
 			// toolchain stages still hold the old archives.
-			return nil, fmt.Errorf("dep config %s was made by %s, but the toolchain is %s: purge the go_toolchain's results (mc cache purge //PKG:NAME.builder //PKG:NAME.ext) and build again", f, c.goVersion, r.env.GOVERSION)
+			return fmt.Errorf("dep config %s was made by %s, but the toolchain is %s: purge the go_toolchain's results (mc cache purge //PKG:NAME.builder //PKG:NAME.ext) and build again", f, c.goVersion, r.env.GOVERSION)
+		}
+		if includedBy != "" && !c.base {
+			return fmt.Errorf("%s includes %s, which is not a base config", includedBy, f)
+		}
+		if c.base {
+			abs, err := absPath(f)
+			if err != nil {
+				return err
+			}
+			rel, err := r.rootRel(abs)
+			if err != nil {
+				return fmt.Errorf("base config %s: %w", f, err)
+			}
+			if bases[rel] {
+				return nil
+			}
+			bases[rel] = true
+			for _, e := range c.pkgs {
+				e.inBase = true
+			}
 		}
 		if err := all.merge(c); err != nil {
+			return err
+		}
+		for _, inc := range c.includes {
+			if !bases[inc] {
+				if err := load(r.fromRoot(inc), f); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	for _, f := range files {
+		if err := load(f, ""); err != nil {
 			return nil, err
 		}
 	}
+	all.includes = sortedKeys(bases)
 	return all, nil
 }
 
@@ -778,6 +842,7 @@ func (r *runner) cmdExt(args []string) error {
 		return err
 	}
 	cfg := newPkgConfig(r.env.GOVERSION)
+	cfg.base = true
 	for _, lp := range listed {
 		if lp.ImportPath == "unsafe" {
 			continue // no archive: the compiler knows unsafe itself

@@ -291,11 +291,11 @@ func TestCompileDependentFromConfigOnly(t *testing.T) {
 	w.write("lib/lib.go", libSrc)
 	w.compileLib()
 	cfg := w.read("lib/out/lib.importcfg")
-	if !strings.HasPrefix(cfg, "# gobuild goversion go1.") ||
-		!strings.Contains(cfg, "\npackagefile example.com/m/lib=lib/out/lib.a\n# gobuild pkg example.com/m/lib imports=strings std=0\n") {
-		t.Errorf("lib config:\n%s", cfg)
+	// The toolchain's base config is named, not copied.
+	if want := "# gobuild goversion " + goVersion(t) + "\n# gobuild include out/ext.importcfg\n" +
+		"packagefile example.com/m/lib=lib/out/lib.a\n# gobuild pkg example.com/m/lib imports=strings std=0\n"; cfg != want {
+		t.Errorf("lib config:\n%s\nwant:\n%s", cfg, want)
 	}
-	wantContains(t, "lib config", cfg, "packagefile strings=out/goext/strings.a\n")
 
 	// A second workspace with the dependency's outputs but not its sources.
 	w2 := newWorkspace(t)
@@ -306,12 +306,37 @@ func TestCompileDependentFromConfigOnly(t *testing.T) {
 	w2.mustRun("app", "compile", "-o", "out/app.a", "-cfg", "out/app.importcfg", "-dep", "../lib/out/lib.importcfg")
 	appCfg := w2.read("app/out/app.importcfg")
 	wantContains(t, "app config", appCfg,
+		"# gobuild include out/ext.importcfg\n",
 		"packagefile example.com/m/app=app/out/app.a\n# gobuild pkg example.com/m/app imports=example.com/m/lib,fmt std=0\n",
-		"packagefile example.com/m/lib=lib/out/lib.a\n",
-		"packagefile fmt=out/goext/fmt.a\n")
+		"packagefile example.com/m/lib=lib/out/lib.a\n")
+	if strings.Contains(appCfg, "packagefile fmt=") {
+		t.Errorf("app config copies the base config's packages:\n%s", appCfg)
+	}
 	if strings.Index(appCfg, "example.com/m/app=") > strings.Index(appCfg, "example.com/m/lib=") {
 		t.Errorf("own package is not first in config:\n%s", appCfg)
 	}
+
+	// The included base config is read: without it, fmt is nowhere, and
+	// the error says which config included the missing file.
+	if err := os.Remove(filepath.Join(w2.root, "out/ext.importcfg")); err != nil {
+		t.Fatal(err)
+	}
+	res := w2.mustFail("app", "compile", "-o", "out/app.a", "-cfg", "out/app.importcfg", "-dep", "../lib/out/lib.importcfg")
+	wantContains(t, "stderr", res.stderr, "../lib/out/lib.importcfg includes it: reading dep config")
+	// Only a base config can be included (a package config is copied).
+	w2.write("out/ext.importcfg", cfg)
+	res = w2.mustFail("app", "compile", "-o", "out/app.a", "-cfg", "out/app.importcfg", "-dep", "../lib/out/lib.importcfg")
+	wantContains(t, "stderr", res.stderr, "which is not a base config")
+}
+
+// goVersion is the Go version the configs record (go env GOVERSION).
+func goVersion(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOVERSION").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Fields(string(out))[0]
 }
 
 // TestExportDataSplit: with -x, a compile writes its export data apart
