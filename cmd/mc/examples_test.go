@@ -61,6 +61,36 @@ var exampleChecks = map[string]func(t *testing.T, dir string){
 			}
 		}
 
+		// The README's quick start: a function body of lib/money changes
+		// (not inlined), so money's export data is the same and pricing's
+		// compile and vet stay cached while the tests and links run.
+		money := filepath.Join(dir, "lib", "money", "money.go")
+		src, err = os.ReadFile(money)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const from, to = "cannot add %s to %s", "cannot add %s to an amount in %s" // the README's sed
+		if !bytes.Contains(src, []byte(from)) {
+			t.Fatalf("lib/money/money.go no longer holds %q, which the README's quick start edits", from)
+		}
+		if err := os.WriteFile(money, bytes.Replace(src, []byte(from), []byte(to), 1), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		started = runMC(t, dir, "test", "--output=json", "//...").labels("stage_started")
+		mayRun = []string{"//lib/money:money.compile", "//lib/money:money.vet", "//lib/money:test", "//lib/pricing:test",
+			"//services/orders:test", "//services/ledger:test", "//services/orders:orders", "//services/ledger:ledger",
+			"//services/orders:image", "//services/ledger:image", "//services/orders:integration"}
+		for _, l := range started {
+			if !slices.Contains(mayRun, l) {
+				t.Errorf("after a body change in lib/money, %s ran; only money's stages and its dependents' tests and links may (%v)", l, mayRun)
+			}
+		}
+		for _, l := range mayRun[:8] {
+			if !slices.Contains(started, l) {
+				t.Errorf("after a body change in lib/money, %s did not run (ran: %v)", l, started)
+			}
+		}
+
 		checkMonorepoDeploy(t, dir)
 	},
 }
