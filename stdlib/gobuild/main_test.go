@@ -177,6 +177,18 @@ func (w *workspace) compileLib() result {
 	return w.mustRun("lib", "compile", "-o", "out/lib.a", "-cfg", "out/lib.importcfg", "-dep", "../out/ext.importcfg")
 }
 
+// wantOutput runs the program at root/rel and checks what it prints.
+func (w *workspace) wantOutput(rel, want string) {
+	w.t.Helper()
+	out, err := exec.Command(filepath.Join(w.root, filepath.FromSlash(rel))).CombinedOutput()
+	if err != nil {
+		w.t.Fatalf("running %s: %v\n%s", rel, err, out)
+	}
+	if got := string(out); got != want {
+		w.t.Errorf("%s printed %q, want %q", rel, got, want)
+	}
+}
+
 func wantContains(t *testing.T, what, got string, wants ...string) {
 	t.Helper()
 	for _, want := range wants {
@@ -385,13 +397,7 @@ func TestExportDataSplit(t *testing.T) {
 	// the new object code and runs it.
 	w.write("app/app.go", app)
 	w.mustRun("app", "link", "-o", "out/app", "-dep", "../lib/out/lib.importcfg")
-	out, err := exec.Command(filepath.Join(w.root, "app/out/app")).CombinedOutput()
-	if err != nil {
-		t.Fatalf("running app: %v\n%s", err, out)
-	}
-	if got, want := string(out), "HI HELLO\n"; got != want {
-		t.Errorf("app printed %q, want %q", got, want)
-	}
+	w.wantOutput("app/out/app", "HI HELLO\n")
 
 	// A test of a package whose dependency was split: compiles read the
 	// export data, the link the object code.
@@ -522,13 +528,7 @@ func Files() string {
 
 	w.write("cmd/show/main.go", "package main\n\nimport (\n\t\"fmt\"\n\t\"example.com/m/res\"\n)\n\nfunc main() { fmt.Println(res.OS, res.Hello, res.Files()) }\n")
 	w.mustRun("cmd/show", "link", "-o", "out/show", "-dep", "../../res/out/res.importcfg")
-	out, err := exec.Command(filepath.Join(w.root, "cmd/show/out/show")).CombinedOutput()
-	if err != nil {
-		t.Fatalf("running show: %v\n%s", err, out)
-	}
-	if got, want := string(out), "linux hello embed static/a.txt,static/sub/b.txt\n"; got != want {
-		t.Errorf("show printed %q, want %q", got, want)
-	}
+	w.wantOutput("cmd/show/out/show", "linux hello embed static/a.txt,static/sub/b.txt\n")
 
 	// A pattern matching nothing fails like the go command.
 	w.write("bad/bad.go", "package bad\n\nimport _ \"embed\"\n\n//go:embed missing.txt\nvar S string\n")
@@ -578,24 +578,12 @@ func main() {
 	if fi.Mode().Perm() != 0o755 {
 		t.Errorf("binary mode %v, want 0755", fi.Mode().Perm())
 	}
-	out, err := exec.Command(bin).CombinedOutput()
-	if err != nil {
-		t.Fatalf("running app: %v\n%s", err, out)
-	}
-	if got, want := string(out), "HELLO example.com/m (devel) example.com/m/app true 0\n1 true\n"; got != want {
-		t.Errorf("app printed %q, want %q", got, want)
-	}
+	w.wantOutput("app/out/app", "HELLO example.com/m (devel) example.com/m/app true 0\n1 true\n")
 
 	// A //go:debug directive overrides the go.mod version's default.
 	w.write("app/debug.go", "//go:debug asynctimerchan=0\n\npackage main\n")
 	w.mustRun("app", "link", "-o", "out/app2", "-dep", "../lib/out/lib.importcfg")
-	out, err = exec.Command(filepath.Join(w.root, "app/out/app2")).CombinedOutput()
-	if err != nil {
-		t.Fatalf("running app2: %v\n%s", err, out)
-	}
-	if got, want := string(out), "HELLO example.com/m (devel) example.com/m/app true 0\n0 false\n"; got != want {
-		t.Errorf("app2 printed %q, want %q", got, want)
-	}
+	w.wantOutput("app/out/app2", "HELLO example.com/m (devel) example.com/m/app true 0\n0 false\n")
 }
 
 func TestTest(t *testing.T) {
@@ -740,23 +728,11 @@ func main() {
 }
 `)
 	w.mustRun("who", "link", "-o", "out/who", "-dep", "../out/ext.importcfg")
-	out, err := exec.Command(filepath.Join(w.root, "who/out/who")).CombinedOutput()
-	if err != nil {
-		t.Fatalf("running who: %v\n%s", err, out)
-	}
-	if got := string(out); got != "uid true\n" {
-		t.Errorf("who printed %q", got)
-	}
+	w.wantOutput("who/out/who", "uid true\n")
 
 	// Forced external linking goes through $CC.
 	w.mustRun("who", "link", "-o", "out/who-ext", "-dep", "../out/ext.importcfg", "-ldflags", "-linkmode=external")
-	out, err = exec.Command(filepath.Join(w.root, "who/out/who-ext")).CombinedOutput()
-	if err != nil {
-		t.Fatalf("running who-ext: %v\n%s", err, out)
-	}
-	if got := string(out); got != "uid true\n" {
-		t.Errorf("who-ext printed %q", got)
-	}
+	w.wantOutput("who/out/who-ext", "uid true\n")
 }
 
 // TestSourceFitsOneArgument: go_toolchain's NAME.builder stage writes this
