@@ -11,6 +11,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -78,6 +79,10 @@ var defaultVetFlags = []string{
 var testmainImports = []string{"os", "reflect", "testing", "testing/internal/testdeps"}
 
 func main() {
+	if cc := os.Getenv(extldEnv); cc != "" {
+		// Started by the Go linker as its C compiler (see link).
+		os.Exit(extld(cc, os.Args[1:], os.Stdout, os.Stderr))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
@@ -1180,8 +1185,16 @@ func (r *runner) runTool(dir, tool string, args ...string) error {
 }
 
 func (r *runner) runToolOutput(dir, tool string, args ...string) ([]byte, error) {
+	return r.runToolEnv(dir, nil, tool, args...)
+}
+
+// runToolEnv is runToolOutput with env added to gobuild's environment.
+func (r *runner) runToolEnv(dir string, env []string, tool string, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(r.ctx, tool, args...)
 	cmd.Dir = dir
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &out
@@ -1611,8 +1624,14 @@ func (r *runner) link(s *linkSpec) error {
 		// C compiler once more to probe the flag (0.1-0.2 s).
 		args = append(args, "-compressdwarf=false")
 	}
+	var env []string
 	if cc := strings.Fields(r.env.CC); len(cc) > 0 {
-		args = append(args, "-extld="+cc[0])
+		extldArg, extldEnv, err := probeMemo(cc[0], s.tmp)
+		if err != nil {
+			return err
+		}
+		args = append(args, extldArg...)
+		env = extldEnv
 		if len(cc) > 1 && !slices.ContainsFunc(s.ldflags, func(f string) bool { return strings.HasPrefix(strings.TrimLeft(f, "-"), "extldflags") }) {
 			args = append(args, "-extldflags="+strings.Join(cc[1:], " "))
 		}
@@ -1622,10 +1641,204 @@ func (r *runner) link(s *linkSpec) error {
 	}
 	args = append(args, s.ldflags...)
 	args = append(args, s.mainArch)
-	if err := r.runTool(s.workingDir, r.env.tool("link"), args...); err != nil {
+	out, err := r.runToolEnv(s.workingDir, env, r.env.tool("link"), args...)
+	if len(out) > 0 {
+		r.stderr.Write(out)
+	}
+	if err != nil {
 		return fmt.Errorf("linking %s: %w", filepath.Base(s.out), err)
 	}
 	return nil
+}
+
+// ---------------------------------------------------------------------------
+// The external linker's probes
+
+// An external link (cgo) makes the Go linker run the C compiler four or five
+// times before the link itself, each time compiling and linking an empty
+// program to learn whether a flag is supported (-no-pie, --build-id,
+// --export-dynamic-symbol, response files): 0.3-0.5 s per link that go
+// build pays too. The answers depend on nothing but the C toolchain, so
+// gobuild keeps them in a cache mount, like ccache keeps objects: the
+// linker is given gobuild itself as its C compiler (extld); a probe is
+// answered from the memo, anything else runs the real compiler.
+
+// probesEnv names the cache mount's directory (go.star's link and test
+// stages); without it the linker runs the C compiler itself.
+const probesEnv = "GOBUILD_PROBES"
+
+// extldEnv, extldTmpEnv and extldMemoEnv are how link tells the extld it
+// starts which compiler to run, where the linker's probes are made and where
+// their answers are kept.
+const (
+	extldEnv     = "GOBUILD_EXTLD"
+	extldTmpEnv  = "GOBUILD_EXTLD_TMP"
+	extldMemoEnv = "GOBUILD_EXTLD_MEMO"
+)
+
+// probeMemo returns the linker flags and environment that route the C
+// compiler cc through gobuild's probe memo, or just -extld=cc when there is
+// no memo directory. tmp is the link's scratch directory.
+func probeMemo(cc, tmp string) (args, env []string, err error) {
+	memo := os.Getenv(probesEnv)
+	self, selfErr := os.Executable()
+	if memo == "" || selfErr != nil {
+		return []string{"-extld=" + cc}, nil, nil
+	}
+	real, err := exec.LookPath(cc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("the C compiler %q: %w", cc, err)
+	}
+	if real, err = filepath.Abs(real); err != nil {
+		return nil, nil, err
+	}
+	if err := os.MkdirAll(memo, 0o777); err != nil {
+		return nil, nil, fmt.Errorf("the linker probes' memo (%s): %w", probesEnv, err)
+	}
+	// The linker's own scratch directory, named so that extld can tell its
+	// probes (TMP/trivial.c) from the link.
+	ltmp := filepath.Join(tmp, "link")
+	if err := os.Mkdir(ltmp, 0o777); err != nil {
+		return nil, nil, err
+	}
+	return []string{"-extld=" + self, "-tmpdir=" + ltmp},
+		[]string{extldEnv + "=" + real, extldTmpEnv + "=" + ltmp, extldMemoEnv + "=" + memo}, nil
+}
+
+// extld is gobuild run by the Go linker as its C compiler cc: it answers a
+// probe from the memo (or asks cc and remembers a definite answer) and runs
+// cc for anything else.
+func extld(cc string, args []string, stdout, stderr io.Writer) int {
+	tmp, memo := os.Getenv(extldTmpEnv), os.Getenv(extldMemoEnv)
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		k, _, _ := strings.Cut(kv, "=")
+		return k == extldEnv || k == extldTmpEnv || k == extldMemoEnv
+	})
+	if tmp == "" || memo == "" || !isProbe(args, tmp) {
+		err := syscall.Exec(cc, append([]string{cc}, args...), env)
+		fmt.Fprintf(stderr, "gobuild: running the C compiler %s: %v\n", cc, err)
+		return 1
+	}
+	key, err := probeKey(cc, args, tmp, env)
+	if err != nil {
+		fmt.Fprintf(stderr, "gobuild: %v\n", err)
+		return 1
+	}
+	file := filepath.Join(memo, key+".probe")
+	if code, out, ok := readProbe(file); ok {
+		stdout.Write(out)
+		return code
+	}
+	cmd := exec.Command(cc, args...)
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			fmt.Fprintf(stderr, "gobuild: running the C compiler %s: %v\n", cc, err)
+			return 1
+		}
+		code = ee.ExitCode()
+	}
+	// Only a definite answer is kept: supported, or refused with the words
+	// the linker looks for. A crash, a signal or a full disk is asked again
+	// next time, never remembered as "unsupported".
+	if code == 0 || code == 1 && (bytes.Contains(out, []byte("unrecognized")) || bytes.Contains(out, []byte("unknown"))) {
+		writeProbe(file, code, out)
+	}
+	stdout.Write(out)
+	return code
+}
+
+// isProbe reports whether args are the linker's probe of a flag: "... -o
+// TMP/a.out FLAG TMP/trivial.c" (cmd/link's linkerFlagSupported).
+func isProbe(args []string, tmp string) bool {
+	n := len(args)
+	return n >= 4 && args[n-1] == filepath.Join(tmp, "trivial.c") &&
+		args[n-4] == "-o" && args[n-3] == filepath.Join(tmp, "a.out")
+}
+
+// probeKey names a probe's answer: the probe's arguments and program, the
+// environment the C compiler reads, and the identity (path, size, mtime,
+// inode) of the compiler and of each linker it may run, so that installing,
+// upgrading or removing one asks again.
+func probeKey(cc string, args []string, tmp string, env []string) (string, error) {
+	src, err := os.ReadFile(filepath.Join(tmp, "trivial.c"))
+	if err != nil {
+		return "", fmt.Errorf("reading the linker's probe: %w", err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "gobuild extld probe 1\nsrc %q\n", src)
+	for _, a := range args {
+		fmt.Fprintf(&b, "arg %q\n", strings.ReplaceAll(a, tmp, "$TMP"))
+	}
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		switch k {
+		case "PATH", "GCC_EXEC_PREFIX", "COMPILER_PATH", "LIBRARY_PATH", "LD_LIBRARY_PATH", "LD_RUN_PATH", "CPATH", "C_INCLUDE_PATH", "SOURCE_DATE_EPOCH", "TMPDIR":
+			fmt.Fprintf(&b, "env %q\n", kv)
+		}
+	}
+	fmt.Fprintf(&b, "cc %s\n", fileIdentity(cc))
+	for _, ld := range []string{"ld", "ld.bfd", "ld.gold", "ld.mold", "ld.lld", "mold", "lld"} {
+		p, err := exec.LookPath(ld)
+		if err != nil {
+			fmt.Fprintf(&b, "%s absent\n", ld)
+			continue
+		}
+		fmt.Fprintf(&b, "%s %s\n", ld, fileIdentity(p))
+	}
+	return fmt.Sprintf("%x", sha256.Sum256([]byte(b.String()))), nil
+}
+
+// fileIdentity is what says a program changed: its resolved path, size,
+// modification time and inode.
+func fileIdentity(p string) string {
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return fmt.Sprintf("%q unreadable", p)
+	}
+	fi, err := os.Stat(real)
+	if err != nil {
+		return fmt.Sprintf("%q unreadable", real)
+	}
+	ino := uint64(0)
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		ino = st.Ino
+	}
+	return fmt.Sprintf("%q size=%d mtime=%d ino=%d", real, fi.Size(), fi.ModTime().UnixNano(), ino)
+}
+
+// readProbe reads a remembered answer: "exit N\n" and the output. Anything
+// else (a torn or foreign file) is no answer.
+func readProbe(file string) (code int, out []byte, ok bool) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return 0, nil, false
+	}
+	line, rest, found := bytes.Cut(b, []byte("\n"))
+	if !found {
+		return 0, nil, false
+	}
+	n, err := strconv.Atoi(strings.TrimPrefix(string(line), "exit "))
+	if err != nil || !bytes.HasPrefix(line, []byte("exit ")) || (n != 0 && n != 1) {
+		return 0, nil, false
+	}
+	return n, rest, true
+}
+
+// writeProbe remembers an answer, atomically (a concurrent link reads the
+// whole answer or none); a failure only means asking again next time.
+func writeProbe(file string, code int, out []byte) {
+	f, err := os.CreateTemp(filepath.Dir(file), ".probe-")
+	if err != nil {
+		return
+	}
+	_, werr := fmt.Fprintf(f, "exit %d\n%s", code, out)
+	if cerr := f.Close(); werr != nil || cerr != nil || os.Rename(f.Name(), file) != nil {
+		os.Remove(f.Name())
+	}
 }
 
 // buildInfo is what go build -trimpath stamps (no VCS, no dep modules;

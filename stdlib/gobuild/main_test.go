@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // The program under test and one shared ext output (std archives for the
@@ -697,8 +698,10 @@ func TestTestFailsClosedOnDependents(t *testing.T) {
 	wantContains(t, "stdout", res.stdout, "--- PASS: TestB", "ok  \texample.com/m/a\t")
 }
 
-func TestCgoStdlibLink(t *testing.T) {
-	t.Parallel()
+// cgoWorkspace is a workspace with the cgo variant of the standard library
+// (os/user) and a program, who/, that uses it.
+func cgoWorkspace(t *testing.T) *workspace {
+	t.Helper()
 	if _, err := exec.LookPath("gcc"); err != nil {
 		t.Fatalf("gcc is required for the cgo test (CGO_ENABLED=1 links os/user with the C toolchain): %v", err)
 	}
@@ -706,11 +709,6 @@ func TestCgoStdlibLink(t *testing.T) {
 	w.env = []string{"CGO_ENABLED=1"}
 	w.write("imports.txt", "fmt\nos/user\n")
 	w.mustRun(".", "ext", "-imports", "imports.txt", "-o", "out/goext", "-cfg", "out/ext.importcfg")
-	cfg := w.read("out/ext.importcfg")
-	// The cgo variant of os/user imports runtime/cgo.
-	if !strings.Contains(cfg, "packagefile runtime/cgo=") || !regexp.MustCompile(`\n# gobuild pkg os/user imports=\S*runtime/cgo`).MatchString(cfg) {
-		t.Fatalf("ext config lacks the cgo os/user:\n%s", cfg)
-	}
 	w.write("who/main.go", `package main
 
 import (
@@ -727,12 +725,150 @@ func main() {
 	fmt.Println("uid", u.Uid != "")
 }
 `)
+	return w
+}
+
+func TestCgoStdlibLink(t *testing.T) {
+	t.Parallel()
+	w := cgoWorkspace(t)
+	cfg := w.read("out/ext.importcfg")
+	// The cgo variant of os/user imports runtime/cgo.
+	if !strings.Contains(cfg, "packagefile runtime/cgo=") || !regexp.MustCompile(`\n# gobuild pkg os/user imports=\S*runtime/cgo`).MatchString(cfg) {
+		t.Fatalf("ext config lacks the cgo os/user:\n%s", cfg)
+	}
 	w.mustRun("who", "link", "-o", "out/who", "-dep", "../out/ext.importcfg")
 	w.wantOutput("who/out/who", "uid true\n")
 
 	// Forced external linking goes through $CC.
 	w.mustRun("who", "link", "-o", "out/who-ext", "-dep", "../out/ext.importcfg", "-ldflags", "-linkmode=external")
 	w.wantOutput("who/out/who-ext", "uid true\n")
+}
+
+// TestLinkProbeMemo: with GOBUILD_PROBES, an external link asks the C
+// compiler about its flags once; later links get the same answers from the
+// memo, and the C compiler links with exactly the flags it would have had.
+func TestLinkProbeMemo(t *testing.T) {
+	t.Parallel()
+	w := cgoWorkspace(t)
+	dir := t.TempDir()
+	logFile := filepath.Join(dir, "cc.log")
+	cc := filepath.Join(dir, "cc")
+	// The C compiler, logging each call: a probe's arguments, or the link's
+	// (from its response file). CRASH=1 makes every probe die.
+	if err := os.WriteFile(cc, []byte(`#!/bin/sh
+for a; do last=$a; done
+case "$last" in
+*/trivial.c)
+	echo "probe $*" >>`+logFile+`
+	if [ "$CRASH" = 1 ]; then kill -SEGV $$; fi ;;
+*)
+	printf link >>`+logFile+`
+	for a; do case "$a" in @*) tr '\n' ' ' <"${a#@}" >>`+logFile+` ;; *) printf ' %s' "$a" >>`+logFile+` ;; esac; done
+	echo >>`+logFile+` ;;
+esac
+exec gcc "$@"
+`), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	read := func(p string) string {
+		t.Helper()
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	tmpPaths := regexp.MustCompile(`\S*/(go-link-\d+|gobuild-link-\d+/link)/`)
+	// link links who/ and returns how many probes reached the C compiler
+	// and the link's arguments, scratch paths made alike.
+	link := func(memo string, extraEnv ...string) (probes int, args string) {
+		t.Helper()
+		if err := os.WriteFile(logFile, nil, 0o666); err != nil {
+			t.Fatal(err)
+		}
+		w.env = append([]string{"CGO_ENABLED=1", "CC=" + cc, "GOBUILD_PROBES=" + memo}, extraEnv...)
+		w.mustRun("who", "link", "-o", "out/who", "-dep", "../out/ext.importcfg", "-ldflags", "-linkmode=external")
+		w.wantOutput("who/out/who", "uid true\n")
+		for _, line := range strings.Split(strings.TrimSpace(read(logFile)), "\n") {
+			switch {
+			case strings.HasPrefix(line, "probe "):
+				probes++
+			case strings.HasPrefix(line, "link"):
+				args = tmpPaths.ReplaceAllString(line, "TMP/")
+			}
+		}
+		if args == "" {
+			t.Fatalf("the C compiler never linked:\n%s", read(logFile))
+		}
+		return probes, args
+	}
+	entries := func(memo string) []string {
+		t.Helper()
+		names, err := filepath.Glob(filepath.Join(memo, "*.probe"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return names
+	}
+
+	// The control: no memo, the linker probes (and again next time).
+	probes, want := link("")
+	if probes < 3 {
+		t.Fatalf("without a memo the linker probed %d times, want 3 or more (the probes this memo is for)", probes)
+	}
+	for _, flag := range []string{"-no-pie", "--export-dynamic-symbol="} {
+		if !strings.Contains(want, flag) {
+			t.Errorf("the link lacks %s, which the probes find supported: %s", flag, want)
+		}
+	}
+	if p, _ := link(""); p != probes {
+		t.Errorf("without a memo the second link probed %d times, want %d", p, probes)
+	}
+
+	memo := filepath.Join(dir, "memo")
+	if p, got := link(memo); p != probes || got != want {
+		t.Errorf("first link with an empty memo: %d probes (want %d), link arguments\n%s\nwant\n%s", p, probes, got, want)
+	}
+	answers := entries(memo)
+	refused := 0
+	for _, f := range answers {
+		if strings.HasPrefix(read(f), "exit 1\n") {
+			refused++
+		}
+	}
+	if len(answers) != probes || refused == 0 {
+		t.Errorf("the memo holds %d answers (%d refusals), want %d, gcc refusing -Qunused-arguments", len(answers), refused, probes)
+	}
+	if p, got := link(memo); p != 0 || got != want {
+		t.Errorf("second link: %d probes reached the C compiler (want 0), link arguments\n%s\nwant\n%s", p, got, want)
+	}
+
+	// A changed compiler (its mtime here) is asked again.
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(cc, later, later); err != nil {
+		t.Fatal(err)
+	}
+	if p, got := link(memo); p != probes || got != want {
+		t.Errorf("after the compiler changed: %d probes (want %d), link arguments\n%s\nwant\n%s", p, probes, got, want)
+	}
+
+	// A torn or foreign answer is no answer.
+	for _, f := range entries(memo) {
+		if err := os.WriteFile(f, []byte("exit 0"), 0o666); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p, got := link(memo); p != probes || got != want {
+		t.Errorf("with torn answers: %d probes (want %d), link arguments\n%s\nwant\n%s", p, probes, got, want)
+	}
+
+	// A probe that crashes is not remembered as a refusal.
+	crashMemo := filepath.Join(dir, "crash")
+	w.env = []string{"CGO_ENABLED=1", "CC=" + cc, "GOBUILD_PROBES=" + crashMemo, "CRASH=1"}
+	w.run("who", "link", "-o", "out/who-crash", "-dep", "../out/ext.importcfg", "-ldflags", "-linkmode=external")
+	if got := entries(crashMemo); len(got) != 0 {
+		t.Errorf("crashed probes were remembered: %v", got)
+	}
 }
 
 // TestSourceFitsOneArgument: go_toolchain's NAME.builder stage writes this
