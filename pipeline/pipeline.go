@@ -365,9 +365,10 @@ func (p *Pipeline) startLocal() error {
 		// Untrusted code never runs unsandboxed (SPEC §4a).
 		sandboxMode = sandbox.SandboxRequired
 	}
-	sandboxMode, sandboxed := sandboxState(s.Cache, sandboxMode)
+	sandboxMode, probed, sandboxed := sandboxState(s.Cache, sandboxMode)
 	lo := sandbox.LocalOptions{
 		Sandbox:     sandboxMode,
+		Probed:      probed,
 		Store:       s.Store,
 		SandboxDir:  filepath.Join(s.Tier, "sandbox"),
 		MountsDir:   filepath.Join(s.Tier, "mounts"),

@@ -27,19 +27,20 @@ const unisolatedPlatform = "+unisolated"
 // rather than run unsandboxed should the sandbox fail after all. So a
 // result keyed as sandboxed was always built in the sandbox.
 //
-// It returns the mode the executor is to be made with, and a function
+// It returns the mode the executor is to be made with, whether the probe
+// is recorded (the executor then skips its trial sandbox), and a function
 // telling, once it is made, whether stages are isolated: false only in
 // auto mode, after saying so; an error wrapping sandbox.ErrNoSandbox in
 // required mode.
-func sandboxState(cache string, mode sandbox.SandboxMode) (sandbox.SandboxMode, func(*sandbox.Local) (bool, error)) {
+func sandboxState(cache string, mode sandbox.SandboxMode) (sandbox.SandboxMode, bool, func(*sandbox.Local) (bool, error)) {
 	rec := filepath.Join(cache, "sandbox-probe")
 	key := sandboxProbeKey()
 	if key != nil {
 		if b, err := os.ReadFile(rec); err == nil && bytes.Equal(b, key) {
-			return sandbox.SandboxRequired, func(*sandbox.Local) (bool, error) { return true, nil }
+			return sandbox.SandboxRequired, true, func(*sandbox.Local) (bool, error) { return true, nil }
 		}
 	}
-	return mode, func(l *sandbox.Local) (bool, error) {
+	return mode, false, func(l *sandbox.Local) (bool, error) {
 		ok, why := l.Sandboxed()
 		if ok {
 			if key != nil {

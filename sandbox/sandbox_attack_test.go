@@ -528,3 +528,86 @@ func TestSandboxOutputsDisowned(t *testing.T) {
 		})
 	}
 }
+
+// TestProbedFailsClosed: with a recorded probe (Probed) the executor skips
+// its trial sandbox, so the first stage's bubblewrap start is the test; a
+// bubblewrap that fails after all then fails the stage, which never runs
+// on the host. The controls: without Probed the trial does run (one more
+// bubblewrap start), and the same broken bubblewrap in auto mode lets the
+// stage run on the host, where it leaves its mark.
+func TestProbedFailsClosed(t *testing.T) {
+	requireBwrap(t)
+	realBwrap, err := osexec.LookPath("bwrap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	starts := filepath.Join(dir, "starts")
+	marker := filepath.Join(dir, "ran-on-host")
+	script := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("#!/bin/sh\necho >>"+starts+"\n"+body+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	counting := script("bwrap", `exec `+realBwrap+` "$@"`)
+	broken := script("bwrap-broken", "echo 'bwrap: broken after the probe' >&2; exit 1")
+	// run runs one stage that tries to leave a mark on the host, and
+	// returns its outcome and how many times bubblewrap started.
+	run := func(bwrap string, mode SandboxMode, probed bool) (h *harness, res *sched.Result, runErr error, n int) {
+		t.Helper()
+		os.Remove(marker)
+		if err := os.WriteFile(starts, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		h = &harness{t: t, dir: t.TempDir()}
+		if h.store, err = cas.OpenStore(filepath.Join(h.dir, "cas")); err != nil {
+			t.Fatal(err)
+		}
+		l, err := NewLocal(LocalOptions{Store: h.store, SandboxDir: filepath.Join(h.dir, "sb"), MountsDir: filepath.Join(h.dir, "m"),
+			Sandbox: mode, Probed: probed, Warn: func(string) {}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.bwrap = bwrap
+		h.l = l
+		res, runErr = l.Run(context.Background(), job("p", "x", "touch "+marker+" 2>/dev/null; echo ran"))
+		if err := l.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		b, err := os.ReadFile(starts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h, res, runErr, strings.Count(string(b), "\n")
+	}
+	onHost := func() bool { _, err := os.Stat(marker); return err == nil }
+
+	h, res, err, n := run(counting, SandboxRequired, true)
+	if err != nil || res.Err != nil || h.log(res) != "ran\n" {
+		t.Fatalf("Probed, working bubblewrap: %+v, %v", res, err)
+	}
+	if n != 1 || onHost() {
+		t.Errorf("Probed: bubblewrap started %d times (want 1: the worker, no trial), on the host: %v", n, onHost())
+	}
+	if _, res, err, n = run(counting, SandboxRequired, false); err != nil || res.Err != nil || n != 2 {
+		t.Errorf("not Probed: %+v, %v, bubblewrap started %d times, want 2 (the trial and the worker)", res, err, n)
+	}
+
+	_, res, err, _ = run(broken, SandboxRequired, true)
+	if err == nil && res.Err == nil {
+		t.Errorf("Probed, broken bubblewrap: the stage succeeded (%+v)", res)
+	}
+	if onHost() {
+		t.Error("Probed, broken bubblewrap: the stage ran on the host")
+	}
+	if _, err := NewLocal(LocalOptions{Store: h.store, SandboxDir: dir, MountsDir: dir, Probed: true}); err == nil {
+		t.Error("NewLocal accepted Probed in auto mode")
+	}
+
+	// The control: the broken bubblewrap, probed, in auto mode.
+	if _, res, err, _ = run(broken, SandboxAuto, false); err != nil || res.Err != nil || !onHost() {
+		t.Errorf("control (auto mode, not Probed): %+v, %v, on the host: %v; want the stage run on the host", res, err, onHost())
+	}
+}
