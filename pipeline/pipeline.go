@@ -369,6 +369,7 @@ func (p *Pipeline) startLocal() error {
 	lo := sandbox.LocalOptions{
 		Sandbox:     sandboxMode,
 		Probed:      probed,
+		Jobs:        o.Jobs,
 		Store:       s.Store,
 		SandboxDir:  filepath.Join(s.Tier, "sandbox"),
 		MountsDir:   filepath.Join(s.Tier, "mounts"),

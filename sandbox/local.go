@@ -60,6 +60,11 @@ type LocalOptions struct {
 	// Sandbox says whether stages may run without a sandbox where none
 	// works here (SandboxAuto, the zero value) or must not (SandboxRequired).
 	Sandbox SandboxMode
+	// Jobs is how many stages may run at once (the scheduler's -j): a
+	// stage that starts a sandbox worker while fewer than Jobs of its kind
+	// exist has one more started beside it (workerPool.spareLocked). 0 or
+	// 1: workers start only when a stage needs one.
+	Jobs int
 	// Probed says that a probe of this same bubblewrap, kernel, user and
 	// mc succeeded before (the pipeline records it): the probe then sets
 	// up the confinement without starting its trial sandbox, 70-100 ms

@@ -132,6 +132,8 @@ func (h *harness) run(ctx context.Context, job *sched.Job) *sched.Result {
 // directories of its workspace.
 func (h *harness) checkNoSandbox() {
 	h.t.Helper()
+	// A spare worker still starting (Jobs > 1) is an idle one once started.
+	h.l.workers().spareWG.Wait()
 	ents, err := os.ReadDir(h.l.opts.SandboxDir)
 	if err != nil {
 		h.t.Fatal(err)

@@ -68,7 +68,8 @@ const workerStartTimeout = 30 * time.Second
 var errWorkerLost = errors.New("the sandbox worker died")
 
 // startWorker starts a worker for jobs of key, hiding covers as well.
-func (l *Local) startWorker(key poolKey, covers []string) (w *worker, err error) {
+// Cancelling ctx abandons a start still waiting for the worker's hello.
+func (l *Local) startWorker(ctx context.Context, key poolKey, covers []string) (w *worker, err error) {
 	if l.runner == "" {
 		return nil, errors.New("cannot find mc's own executable to run in the sandbox")
 	}
@@ -192,6 +193,8 @@ func (l *Local) startWorker(key poolKey, covers []string) (w *worker, err error)
 	case err = <-hello:
 	case <-t.C:
 		err = errors.New("no answer")
+	case <-ctx.Done():
+		err = ctx.Err()
 	}
 	if err == nil {
 		w.tmpKeep, err = dirsIn(sb.tmp)

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"context"
 	"errors"
 	"sort"
 	"strings"
@@ -46,8 +47,9 @@ func (k poolKey) mountNames() []string {
 var errNoWorkers = errors.New("no sandbox workers")
 
 // workerPool holds the idle workers of an executor. Workers are started on
-// demand; at most as many idle ones per key are kept as stages have run
-// at once (the scheduler's -j), the least recently used going first.
+// demand, with one spare beside each start while fewer than Jobs exist; at
+// most as many idle ones per key are kept as stages have run at once or
+// Jobs allows, the least recently used going first.
 type workerPool struct {
 	l *Local
 
@@ -59,10 +61,18 @@ type workerPool struct {
 	started   bool // a worker has started once: they work here
 	disabled  bool // they do not
 	closed    bool
+
+	// Spare workers being started (spare): how many per key, their
+	// goroutines, and the cancellation that close uses to abandon them.
+	spares      map[poolKey]int
+	spareWG     sync.WaitGroup
+	spareCtx    context.Context
+	spareCancel context.CancelFunc
 }
 
 func newWorkerPool(l *Local) *workerPool {
-	return &workerPool{l: l, all: map[*worker]bool{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &workerPool{l: l, all: map[*worker]bool{}, spares: map[poolKey]int{}, spareCtx: ctx, spareCancel: cancel}
 }
 
 // begin and end bracket a stage run on the pool, to size it.
@@ -115,7 +125,7 @@ func (p *workerPool) acquire(job *sched.Job, covers []string) (*worker, error) {
 
 	// A new worker hides every workspace seen so far, so that it can serve
 	// any stage of key.
-	w, err := p.l.startWorker(key, p.l.knownCovers(covers))
+	w, err := p.l.startWorker(context.Background(), key, p.l.knownCovers(covers))
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err != nil {
@@ -130,7 +140,45 @@ func (p *workerPool) acquire(job *sched.Job, covers []string) (*worker, error) {
 	}
 	p.started = true
 	p.all[w] = true
+	p.spareLocked(key, covers)
 	return w, nil
+}
+
+// spareLocked starts, in the background, one more worker of key when
+// fewer than the executor's Jobs exist or are starting: a stage that had
+// to start its worker is likely followed by others of its kind, which
+// then find one idle instead of waiting 60-100 ms for bubblewrap and the
+// runner (the second stage of a build, and every stage once more run at
+// once). A spare that fails to start is dropped: the next stage starts
+// its own and reports why. close abandons one still starting.
+func (p *workerPool) spareLocked(key poolKey, covers []string) {
+	n := p.spares[key]
+	for w := range p.all {
+		if w.key == key {
+			n++
+		}
+	}
+	if p.closed || n >= p.l.opts.Jobs {
+		return
+	}
+	p.spares[key]++
+	covers = p.l.knownCovers(covers)
+	p.spareWG.Add(1)
+	go func() {
+		defer p.spareWG.Done()
+		w, err := p.l.startWorker(p.spareCtx, key, covers)
+		p.mu.Lock()
+		p.spares[key]--
+		if err == nil && !p.closed {
+			p.all[w] = true
+			p.idle = append(p.idle, w)
+			w = nil
+		}
+		p.mu.Unlock()
+		if err == nil && w != nil {
+			w.discard()
+		}
+	}()
 }
 
 // release gives w back after a stage; a worker that is not reusable (or
@@ -147,7 +195,7 @@ func (p *workerPool) release(w *worker, reusable bool) {
 			if p.idle[i].key != w.key {
 				continue
 			}
-			if same++; same > max(p.maxActive, 1) {
+			if same++; same > max(p.maxActive, p.l.opts.Jobs, 1) {
 				drop = append(drop, p.idle[i])
 				p.idle = append(p.idle[:i], p.idle[i+1:]...)
 			}
@@ -166,6 +214,10 @@ func (p *workerPool) release(w *worker, reusable bool) {
 func (p *workerPool) close() error {
 	p.mu.Lock()
 	p.closed = true
+	p.mu.Unlock()
+	p.spareCancel()
+	p.spareWG.Wait()
+	p.mu.Lock()
 	ws := make([]*worker, 0, len(p.all))
 	for w := range p.all {
 		ws = append(ws, w)

@@ -394,6 +394,93 @@ func TestWorkerPoolSize(t *testing.T) {
 	}
 }
 
+// TestWorkerSpare: with Jobs = 2, the stage that starts the first worker
+// of a key has a second one started beside it, so that two stages of that
+// key at once start none; the control, Jobs = 1, starts the second on
+// demand. Close abandons a spare still starting and leaves nothing behind.
+func TestWorkerSpare(t *testing.T) {
+	stage := func(name, cmd string) *sched.Job {
+		j := job("p", name, cmd)
+		j.CacheMounts = map[string]string{"S": "sync"}
+		j.Timeout = 20 * time.Second
+		return j
+	}
+	for _, jobs := range []int{2, 1} {
+		t.Run(fmt.Sprint("jobs=", jobs), func(t *testing.T) {
+			h := newHarness(t, "worker", func(o *LocalOptions) { o.Jobs = jobs })
+			mustSucceed(t, h, h.run(context.Background(), stage("first", "true")))
+			deadline := time.Now().Add(10 * time.Second)
+			for len(h.idleWorkers()) < jobs && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			before := map[*worker]bool{}
+			for _, w := range h.idleWorkers() {
+				before[w] = true
+			}
+			if len(before) != jobs {
+				t.Fatalf("%d idle workers after one stage, want %d", len(before), jobs)
+			}
+			// Two stages at once, each waiting for the other to start.
+			var wg sync.WaitGroup
+			for i := 0; i < 2; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					res, err := h.l.Run(context.Background(), stage("c", fmt.Sprintf("touch $S/%d; while [ $(ls $S | wc -l) -lt 2 ]; do sleep 0.01; done", i)))
+					if err != nil || res.Err != nil {
+						t.Errorf("stage %d: %v, %+v", i, err, res)
+					}
+				}()
+			}
+			wg.Wait()
+			started := 0
+			for _, w := range h.idleWorkers() {
+				if !before[w] {
+					started++
+				}
+			}
+			if want := 2 - jobs; started != want {
+				t.Errorf("two stages at once started %d workers, want %d", started, want)
+			}
+		})
+	}
+	t.Run("close", func(t *testing.T) {
+		// Until Close meets a spare still starting (it takes 60-100 ms, the
+		// stage a few), at most five times.
+		for attempt := 0; ; attempt++ {
+			h := newHarness(t, "worker", func(o *LocalOptions) { o.Jobs = 2 })
+			key := keyOf(stage("first", "true"))
+			res, err := h.l.Run(context.Background(), stage("first", "true"))
+			if err != nil || res.Err != nil {
+				t.Fatalf("Run: %v, %+v", err, res)
+			}
+			p := h.l.workers()
+			p.mu.Lock()
+			starting := p.spares[key]
+			p.mu.Unlock()
+			if err := h.l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			p.mu.Lock()
+			n, spares := len(p.all), p.spares[key]
+			p.mu.Unlock()
+			if n != 0 || spares != 0 {
+				t.Errorf("after Close: %d workers, %d spares starting", n, spares)
+			}
+			ents, err := os.ReadDir(h.l.opts.SandboxDir)
+			if err != nil || len(ents) != 0 {
+				t.Errorf("sandbox directory after Close: %d entries, %v", len(ents), err)
+			}
+			if starting == 1 {
+				break
+			}
+			if attempt == 4 {
+				t.Fatal("Close never met a spare still starting")
+			}
+		}
+	})
+}
+
 // TestWorkerStartFails: when workers cannot start, stages run each in a
 // bubblewrap sandbox of their own, with one warning.
 func TestWorkerStartFails(t *testing.T) {
