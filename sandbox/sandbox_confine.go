@@ -204,9 +204,16 @@ func newStageUserNS(runner string) (ns *stageUserNS, err error) {
 		return nil, wrap(err)
 	}
 	defer outR.Close()
+	// The stage namespace's holder only waits for its stdin to close: cat
+	// does, in a millisecond where mc's own start takes 30-50 ms before
+	// the first stage of a build; mc (hold2) where there is no cat.
+	args := []string{runner}
+	if cat, err := osexec.LookPath("cat"); err == nil && filepath.IsAbs(cat) {
+		args = append(args, cat)
+	}
 	var errs strings.Builder
 	cmd := &osexec.Cmd{
-		Path: runner, Args: []string{runner}, Env: []string{runnerEnv + "=" + runnerHold},
+		Path: runner, Args: args, Env: []string{runnerEnv + "=" + runnerHold},
 		Stdin: in, Stdout: outW, Stderr: &errs,
 		SysProcAttr: &syscall.SysProcAttr{
 			Cloneflags: syscall.CLONE_NEWUSER, UidMappings: ids, GidMappings: ids,
@@ -248,13 +255,18 @@ func newStageUserNS(runner string) (ns *stageUserNS, err error) {
 	return &stageUserNS{setup: setup, stage: stage}, nil
 }
 
-// holdSetupNS runs in the setup namespace: it starts holdUserNS in the
-// stage namespace, says its PID and waits for mc to have both open
+// holdSetupNS runs in the setup namespace: it starts holder (args[0], cat:
+// it holds the namespace until its stdin is closed), else holdUserNS, in
+// the stage namespace, says its PID and waits for mc to have both open
 // (stdin closed).
-func holdSetupNS(in io.Reader, out, errw io.Writer) int {
+func holdSetupNS(args []string, in io.Reader, out, errw io.Writer) int {
 	ids := []syscall.SysProcIDMap{{ContainerID: 0, HostID: 1, Size: confine.IDCount}}
 	cmd := osexec.Command("/proc/self/exe")
 	cmd.Env = []string{runnerEnv + "=" + runnerHold2}
+	if len(args) > 0 {
+		cmd = osexec.Command(args[0])
+		cmd.Env = []string{}
+	}
 	cmd.Stderr = errw
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: syscall.CLONE_NEWUSER, UidMappings: ids, GidMappings: ids,

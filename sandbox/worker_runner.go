@@ -40,7 +40,7 @@ func RunnerMain() (ran bool) {
 	case runnerExec:
 		os.Exit(execAsRoot(os.Args[1:], os.Stderr))
 	case runnerHold:
-		os.Exit(holdSetupNS(os.Stdin, os.Stdout, os.Stderr))
+		os.Exit(holdSetupNS(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 	case runnerHold2:
 		os.Exit(holdUserNS(os.Stdin))
 	default:
