@@ -1626,12 +1626,12 @@ func (r *runner) link(s *linkSpec) error {
 	}
 	var env []string
 	if cc := strings.Fields(r.env.CC); len(cc) > 0 {
-		extldArg, extldEnv, err := probeMemo(cc[0], s.tmp)
+		ccArgs, ccEnv, err := probeMemo(cc[0], s.tmp)
 		if err != nil {
 			return err
 		}
-		args = append(args, extldArg...)
-		env = extldEnv
+		args = append(args, ccArgs...)
+		env = ccEnv
 		if len(cc) > 1 && !slices.ContainsFunc(s.ldflags, func(f string) bool { return strings.HasPrefix(strings.TrimLeft(f, "-"), "extldflags") }) {
 			args = append(args, "-extldflags="+strings.Join(cc[1:], " "))
 		}
@@ -1678,19 +1678,17 @@ const (
 
 // probeMemo returns the linker flags and environment that route the C
 // compiler cc through gobuild's probe memo, or just -extld=cc when there is
-// no memo directory. tmp is the link's scratch directory.
+// no memo directory or no such compiler (a link that needs none, without
+// cgo, then works as before). tmp is the link's scratch directory.
 func probeMemo(cc, tmp string) (args, env []string, err error) {
 	memo := os.Getenv(probesEnv)
 	self, selfErr := os.Executable()
-	if memo == "" || selfErr != nil {
+	real, lookErr := exec.LookPath(cc)
+	if lookErr == nil {
+		real, lookErr = filepath.Abs(real)
+	}
+	if memo == "" || selfErr != nil || lookErr != nil {
 		return []string{"-extld=" + cc}, nil, nil
-	}
-	real, err := exec.LookPath(cc)
-	if err != nil {
-		return nil, nil, fmt.Errorf("the C compiler %q: %w", cc, err)
-	}
-	if real, err = filepath.Abs(real); err != nil {
-		return nil, nil, err
 	}
 	if err := os.MkdirAll(memo, 0o777); err != nil {
 		return nil, nil, fmt.Errorf("the linker probes' memo (%s): %w", probesEnv, err)

@@ -871,6 +871,20 @@ exec gcc "$@"
 	}
 }
 
+// TestLinkProbeMemoNoCompiler: a link that needs no C compiler (no cgo)
+// works with the memo on a machine without one, as it does without.
+func TestLinkProbeMemoNoCompiler(t *testing.T) {
+	t.Parallel()
+	w := newWorkspace(t)
+	w.withExt()
+	w.write("lib/lib.go", libSrc)
+	w.compileLib()
+	w.write("app/main.go", "package main\n\nimport (\n\t\"fmt\"\n\n\t\"example.com/m/lib\"\n)\n\nfunc main() { fmt.Println(lib.Up(\"ok\")) }\n")
+	w.env = append(w.env, "CC=/nonexistent/cc", "GOBUILD_PROBES="+t.TempDir())
+	w.mustRun("app", "link", "-o", "out/app", "-dep", "../lib/out/lib.importcfg")
+	w.wantOutput("app/out/app", "OK\n")
+}
+
 // TestSourceFitsOneArgument: go_toolchain's NAME.builder stage writes this
 // source with a here-document inside its command, which reaches the
 // sandbox's shell as one argument of sh -c, and Linux refuses a single
