@@ -38,10 +38,13 @@
 #     the same, so mc recompiles the edited package alone before the tests
 #     and links (its dependents' compiles key on export data); Go compiles
 #     the dependents again.
-#   EDIT=decl: a new declaration: each round appends a package variable set
-#     by a new init function. A new function shifts the indices of the
-#     package's symbols, which its export data records, so mc's dependents'
-#     compiles run too.
+#   EDIT=decl: a new declaration: each round appends an exported package
+#     variable, named after the run and the round, set by a new init
+#     function. The package's export data changes (the new name, and the
+#     indices of its symbols), so mc's dependents' compiles run too. (An
+#     unexported one would change the export data by its count of symbols
+#     only: a run reusing MC_CACHE_DIR would find the dependents' compiles
+#     of an earlier run's same round cached.)
 #
 # Part (b): MinIO on 127.0.0.1 (bench/minio.sh). Machine A (the copy above,
 # before any edit) runs `mc test //...` with MC_CACHE=s3://bench/self and
@@ -197,7 +200,7 @@ edit() {
 		grep -q "return $n }" "$2/$1" || die "edit of $1 in $2 did not apply"
 		return
 	fi
-	local v=selfbenchEdit${RUN_ID}x$edits
+	local v=SelfbenchEdit${RUN_ID}x$edits
 	printf '\n// selfbench edit %d\nvar %s int\n\nfunc init() { %s = %d }\n' "$edits" "$v" "$v" "$edits" >>"$2/$1"
 }
 
