@@ -178,6 +178,16 @@ func (w *workspace) compileLib() result {
 	return w.mustRun("lib", "compile", "-o", "out/lib.a", "-cfg", "out/lib.importcfg", "-dep", "../out/ext.importcfg")
 }
 
+// newLibWorkspace is a workspace with the ext config and lib/ compiled.
+func newLibWorkspace(t *testing.T) *workspace {
+	t.Helper()
+	w := newWorkspace(t)
+	w.withExt()
+	w.write("lib/lib.go", libSrc)
+	w.compileLib()
+	return w
+}
+
 // wantOutput runs the program at root/rel and checks what it prints.
 func (w *workspace) wantOutput(rel, want string) {
 	w.t.Helper()
@@ -299,10 +309,7 @@ func TestExt(t *testing.T) {
 
 func TestCompileDependentFromConfigOnly(t *testing.T) {
 	t.Parallel()
-	w := newWorkspace(t)
-	w.withExt()
-	w.write("lib/lib.go", libSrc)
-	w.compileLib()
+	w := newLibWorkspace(t)
 	cfg := w.read("lib/out/lib.importcfg")
 	// The toolchain's base config is named, not copied.
 	if want := "# gobuild goversion " + goVersion(t) + "\n# gobuild include out/ext.importcfg\n" +
@@ -539,10 +546,7 @@ func Files() string {
 
 func TestLinkBuildInfo(t *testing.T) {
 	t.Parallel()
-	w := newWorkspace(t)
-	w.withExt()
-	w.write("lib/lib.go", libSrc)
-	w.compileLib()
+	w := newLibWorkspace(t)
 	w.write("app/main.go", `package main
 
 import (
@@ -875,10 +879,7 @@ exec gcc "$@"
 // works with the memo on a machine without one, as it does without.
 func TestLinkProbeMemoNoCompiler(t *testing.T) {
 	t.Parallel()
-	w := newWorkspace(t)
-	w.withExt()
-	w.write("lib/lib.go", libSrc)
-	w.compileLib()
+	w := newLibWorkspace(t)
 	w.write("app/main.go", "package main\n\nimport (\n\t\"fmt\"\n\n\t\"example.com/m/lib\"\n)\n\nfunc main() { fmt.Println(lib.Up(\"ok\")) }\n")
 	w.env = append(w.env, "CC=/nonexistent/cc", "GOBUILD_PROBES="+t.TempDir())
 	w.mustRun("app", "link", "-o", "out/app", "-dep", "../lib/out/lib.importcfg")
