@@ -1663,8 +1663,8 @@ func (r *runner) link(s *linkSpec) error {
 // linker is given gobuild itself as its C compiler (extld); a probe is
 // answered from the memo, anything else runs the real compiler.
 
-// probesEnv names the cache mount's directory (go.star's link and test
-// stages); without it the linker runs the C compiler itself.
+// probesEnv names the memo's directory (the cache mount of go.star's
+// gobuild stages); without it the linker runs the C compiler itself.
 const probesEnv = "GOBUILD_PROBES"
 
 // extldEnv, extldTmpEnv and extldMemoEnv are how link tells the extld it
@@ -1678,8 +1678,9 @@ const (
 
 // probeMemo returns the linker flags and environment that route the C
 // compiler cc through gobuild's probe memo, or just -extld=cc when there is
-// no memo directory or no such compiler (a link that needs none, without
-// cgo, then works as before). tmp is the link's scratch directory.
+// no usable memo directory or no such compiler (a link that needs none,
+// without cgo, then works as before): the memo only saves time. tmp is the
+// link's scratch directory.
 func probeMemo(cc, tmp string) (args, env []string, err error) {
 	memo := os.Getenv(probesEnv)
 	self, selfErr := os.Executable()
@@ -1687,11 +1688,8 @@ func probeMemo(cc, tmp string) (args, env []string, err error) {
 	if lookErr == nil {
 		real, lookErr = filepath.Abs(real)
 	}
-	if memo == "" || selfErr != nil || lookErr != nil {
+	if memo == "" || selfErr != nil || lookErr != nil || os.MkdirAll(memo, 0o777) != nil {
 		return []string{"-extld=" + cc}, nil, nil
-	}
-	if err := os.MkdirAll(memo, 0o777); err != nil {
-		return nil, nil, fmt.Errorf("the linker probes' memo (%s): %w", probesEnv, err)
 	}
 	// The linker's own scratch directory, named so that extld can tell its
 	// probes (TMP/trivial.c) from the link.

@@ -876,14 +876,19 @@ exec gcc "$@"
 }
 
 // TestLinkProbeMemoNoCompiler: a link that needs no C compiler (no cgo)
-// works with the memo on a machine without one, as it does without.
+// works with the memo on a machine without one, as it does without; and
+// with a memo directory that cannot be made.
 func TestLinkProbeMemoNoCompiler(t *testing.T) {
 	t.Parallel()
 	w := newLibWorkspace(t)
 	w.write("app/main.go", "package main\n\nimport (\n\t\"fmt\"\n\n\t\"example.com/m/lib\"\n)\n\nfunc main() { fmt.Println(lib.Up(\"ok\")) }\n")
-	w.env = append(w.env, "CC=/nonexistent/cc", "GOBUILD_PROBES="+t.TempDir())
+	env := w.env
+	w.env = append(env, "CC=/nonexistent/cc", "GOBUILD_PROBES="+t.TempDir())
 	w.mustRun("app", "link", "-o", "out/app", "-dep", "../lib/out/lib.importcfg")
 	w.wantOutput("app/out/app", "OK\n")
+	w.env = append(env, "GOBUILD_PROBES=/dev/null/memo")
+	w.mustRun("app", "link", "-o", "out/app2", "-dep", "../lib/out/lib.importcfg")
+	w.wantOutput("app/out/app2", "OK\n")
 }
 
 // TestSourceFitsOneArgument: go_toolchain's NAME.builder stage writes this
