@@ -1174,22 +1174,19 @@ func isBadEmbedName(name string) bool {
 // ---------------------------------------------------------------------------
 // Running tools
 
-// runTool runs a Go tool in dir, copying its output to stderr with absolute
-// workspace paths shortened to root-relative ones (stable across sandboxes).
-func (r *runner) runTool(dir, tool string, args ...string) error {
-	out, err := r.runToolOutput(dir, tool, args...)
+// runTool runs a Go tool in dir, with env added to gobuild's environment,
+// copying its output to stderr with absolute workspace paths shortened to
+// root-relative ones (stable across sandboxes).
+func (r *runner) runTool(dir string, env []string, tool string, args ...string) error {
+	out, err := r.runToolOutput(dir, env, tool, args...)
 	if len(out) > 0 {
 		r.stderr.Write(out)
 	}
 	return err
 }
 
-func (r *runner) runToolOutput(dir, tool string, args ...string) ([]byte, error) {
-	return r.runToolEnv(dir, nil, tool, args...)
-}
-
-// runToolEnv is runToolOutput with env added to gobuild's environment.
-func (r *runner) runToolEnv(dir string, env []string, tool string, args ...string) ([]byte, error) {
+// runToolOutput is runTool returning the output instead.
+func (r *runner) runToolOutput(dir string, env []string, tool string, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(r.ctx, tool, args...)
 	cmd.Dir = dir
 	if len(env) > 0 {
@@ -1264,7 +1261,7 @@ func (r *runner) compile(u *compileUnit) error {
 		args = append(args, "-embedcfg", embedFile)
 	}
 	args = append(args, u.files...)
-	if err := r.runTool(u.srcDir, r.env.tool("compile"), args...); err != nil {
+	if err := r.runTool(u.srcDir, nil, r.env.tool("compile"), args...); err != nil {
 		return fmt.Errorf("compiling %s: %w", u.importPath, err)
 	}
 	return nil
@@ -1465,7 +1462,7 @@ func (r *runner) vet(pi *pkgInfo, u *vetUnit, mode, tmp string) ([]byte, error) 
 	if mode == "default" {
 		flags = slices.Clone(defaultVetFlags)
 	}
-	return r.runToolOutput(pi.dir, r.env.tool("vet"), append(flags, cfgFile)...)
+	return r.runToolOutput(pi.dir, nil, r.env.tool("vet"), append(flags, cfgFile)...)
 }
 
 func checkVetMode(mode string, allowOff bool) error {
@@ -1641,11 +1638,7 @@ func (r *runner) link(s *linkSpec) error {
 	}
 	args = append(args, s.ldflags...)
 	args = append(args, s.mainArch)
-	out, err := r.runToolEnv(s.workingDir, env, r.env.tool("link"), args...)
-	if len(out) > 0 {
-		r.stderr.Write(out)
-	}
-	if err != nil {
+	if err := r.runTool(s.workingDir, env, r.env.tool("link"), args...); err != nil {
 		return fmt.Errorf("linking %s: %w", filepath.Base(s.out), err)
 	}
 	return nil
